@@ -1,0 +1,461 @@
+/*
+ * db/db.c: the database: validates input, serialises writers against
+ * readers, and ties the record store to the chosen index (see vecvault.h).
+ *
+ * Locking: one reader-writer lock. Searches, gets and has take it shared;
+ * add and delete take it exclusively. A batch add takes it exclusively one
+ * group at a time and links each group with several threads (the graph's own
+ * striped locks make that safe), so searches get in between groups and
+ * always see whole items.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/parallel.h"
+#include "../common/util.h"
+#include "../distance/distance.h"
+#include "../flat/flat.h"
+#include "../hnsw/hnsw.h"
+#include "../store/store.h"
+#include "../vecvault.h"
+
+struct vv_db {
+  vv_config cfg;
+  pthread_rwlock_t lock;
+  vv_store store;
+  vv_hnsw *hnsw;     /* NULL for the flat index */
+  vv_dist_fn kern;
+  float sign;
+};
+
+/* ---- validation --------------------------------------------------------- */
+
+static int check_vector(const vv_db *db, const float *v) {
+  uint32_t n = db->cfg.dimension;
+  double norm2 = 0.0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (!isfinite(v[i])) return VV_E_BAD_VECTOR;
+    norm2 += (double)v[i] * v[i];
+  }
+  if (db->cfg.metric == VV_METRIC_COSINE && !(norm2 > 0.0)) return VV_E_BAD_VECTOR;
+  return VV_OK;
+}
+
+static int check_item(const vv_db *db, const vv_item *it) {
+  if (!it->id || it->id_len == 0 || it->id_len > VV_MAX_ID_BYTES) return VV_E_BAD_ID;
+  if (it->meta_len > VV_MAX_METADATA_BYTES || (it->meta_len && !it->meta)) return VV_E_BAD_METADATA;
+  if (!it->vector) return VV_E_INVALID;
+  return check_vector(db, it->vector);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int vv_db_create(const vv_config *cfg, vv_db **out) {
+  *out = NULL;
+  if (!cfg || cfg->dimension < 1 || cfg->dimension > VV_MAX_DIMENSION) return VV_E_INVALID;
+  if (cfg->metric > VV_METRIC_DOT || cfg->index > VV_INDEX_FLAT) return VV_E_INVALID;
+  vv_config c = *cfg;
+  if (!c.hnsw_m) c.hnsw_m = 16;
+  if (!c.ef_construction) c.ef_construction = 200;
+  if (!c.ef_search) c.ef_search = 64;
+  if (!c.threads) c.threads = 1;
+  if (c.hnsw_m < 2 || c.hnsw_m > VV_HNSW_MAX_M || c.ef_construction > VV_HNSW_MAX_EF ||
+      c.ef_search > VV_HNSW_MAX_EF)
+    return VV_E_INVALID;
+
+  vv_db *db = (vv_db *)calloc(1, sizeof *db);
+  if (!db) return VV_E_NOMEM;
+  db->cfg = c;
+  const vv_kernels *k = vv_kernels_best();
+  db->kern = c.metric == VV_METRIC_L2 ? k->l2sq : k->dot;
+  db->sign = c.metric == VV_METRIC_L2 ? 1.0f : -1.0f;
+  vv_store_init(&db->store, c.dimension);
+  db->store.defer_reuse = c.index == VV_INDEX_HNSW;
+  if (c.index == VV_INDEX_HNSW) {
+    vv_hnsw_params hp = {c.hnsw_m, c.ef_construction, c.seed, c.metric};
+    int rc = vv_hnsw_create(&hp, &db->store, &db->hnsw);
+    if (rc) {
+      vv_store_destroy(&db->store);
+      free(db);
+      return rc;
+    }
+  }
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+#if defined(__GLIBC__)
+  /* Readers are many and continuous under load; without this a writer
+   * could wait for ever behind overlapping searches. */
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+  pthread_rwlock_init(&db->lock, &attr);
+  pthread_rwlockattr_destroy(&attr);
+  *out = db;
+  return VV_OK;
+}
+
+void vv_db_free(vv_db *db) {
+  if (!db) return;
+  vv_hnsw_free(db->hnsw);
+  vv_store_destroy(&db->store);
+  pthread_rwlock_destroy(&db->lock);
+  free(db);
+}
+
+uint32_t vv_db_dimension(const vv_db *db) { return db->cfg.dimension; }
+vv_metric vv_db_metric(const vv_db *db) { return db->cfg.metric; }
+
+uint64_t vv_db_size(vv_db *db) {
+  pthread_rwlock_rdlock(&db->lock);
+  uint64_t n = db->store.nlive;
+  pthread_rwlock_unlock(&db->lock);
+  return n;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+/* Copies the vector into its slot, normalised under cosine. */
+static void write_vector(vv_db *db, uint32_t slot, const float *v) {
+  float *dst = vv_store_vec(&db->store, slot);
+  memcpy(dst, v, (size_t)db->cfg.dimension * sizeof(float));
+  if (db->cfg.metric == VV_METRIC_COSINE) vv_normalize_f32(dst, db->cfg.dimension);
+}
+
+/* Once deleted slots are a noticeable share (1 in 20), route the graph
+ * around them and hand their slots back: the pass costs O(slots), so this
+ * keeps it amortised against the deletes that made it necessary. */
+static int maybe_consolidate(vv_db *db, uint32_t threads) {
+  vv_store *s = &db->store;
+  if (!db->hnsw || s->ndead == 0 || s->ndead * 20 < s->nslots) return VV_OK;
+  int rc = vv_hnsw_consolidate(db->hnsw, threads ? threads : db->cfg.threads);
+  if (!rc) vv_store_recycle(s);
+  return rc;
+}
+
+/* Room for `n` more items in the store and the graph. Exclusive lock held. */
+static int reserve(vv_db *db, size_t n, uint32_t threads) {
+  int rc = maybe_consolidate(db, threads);
+  if (!rc) rc = vv_store_reserve(&db->store, n);
+  if (!rc && db->hnsw) rc = vv_hnsw_reserve(db->hnsw, vv_arena_capacity(&db->store.vecs));
+  return rc;
+}
+
+/* Binds the item to a slot and writes its vector. Under HNSW an upsert
+ * moves the id to a fresh slot and retires the old one like a delete, so
+ * graph edges never point at a vector that changed under them. */
+static int place(vv_db *db, const vv_item *it, uint32_t *slot) {
+  if (db->hnsw) {
+    uint32_t old = vv_store_lookup(&db->store, it->id, it->id_len);
+    if (old != VV_NO_SLOT) vv_store_remove(&db->store, old);
+  }
+  int was_live;
+  int rc = vv_store_place(&db->store, it->id, it->id_len, it->meta, it->meta_len, slot, &was_live);
+  if (!rc) write_vector(db, *slot, it->vector);
+  return rc;
+}
+
+int vv_db_add(vv_db *db, const vv_item *it) {
+  int rc = check_item(db, it);
+  if (rc) return rc;
+  pthread_rwlock_wrlock(&db->lock);
+  rc = reserve(db, 1, 0);
+  uint32_t slot;
+  if (!rc) rc = place(db, it, &slot);
+  if (!rc && db->hnsw) {
+    rc = vv_hnsw_insert(db->hnsw, slot);
+    if (rc) vv_store_remove(&db->store, slot); /* the graph could not take it */
+  }
+  pthread_rwlock_unlock(&db->lock);
+  return rc;
+}
+
+typedef struct batch_ctx {
+  vv_db *db;
+  const uint32_t *slots;
+  vv_progress_fn progress;
+  void *progress_ctx;
+  int abort_requested;
+} batch_ctx;
+
+static int link_one(void *ctx, size_t i, unsigned worker) {
+  (void)worker;
+  batch_ctx *b = (batch_ctx *)ctx;
+  return vv_hnsw_insert(b->db->hnsw, b->slots[i]);
+}
+
+/* Progress inside a group: pass it on, but only note a cancel request so the
+ * group finishes whole; the batch stops at the next group boundary. */
+static int group_progress(void *ctx, uint64_t done, uint64_t total) {
+  batch_ctx *b = (batch_ctx *)ctx;
+  if (b->progress && !b->abort_requested && b->progress(b->progress_ctx, done, total)) b->abort_requested = 1;
+  return 0;
+}
+
+/* Places one group under the exclusive lock and links it in parallel. */
+static int add_group(vv_db *db, const vv_item *items, size_t n, uint32_t threads, uint32_t *slots,
+                     batch_ctx *bc, uint64_t done_before, uint64_t total) {
+  int rc = reserve(db, n, threads);
+  if (rc) return rc;
+  size_t placed = 0;
+  for (; placed < n && !rc; placed++) rc = place(db, &items[placed], &slots[placed]);
+  if (rc) placed--;
+  if (!db->hnsw || placed == 0) return rc;
+  /* An id repeated within the group retired its earlier slots: link only
+   * the slots still live. */
+  size_t uniq = 0;
+  for (size_t i = 0; i < placed; i++)
+    if (vv_store_is_live(&db->store, slots[i])) slots[uniq++] = slots[i];
+  bc->slots = slots;
+  int lrc = vv_parallel_for(uniq, threads, link_one, bc, group_progress, bc, done_before, total);
+  return rc ? rc : lrc;
+}
+
+int vv_db_add_batch(vv_db *db, const vv_item *items, size_t n, uint32_t threads, vv_progress_fn progress,
+                    void *progress_ctx, size_t *done) {
+  *done = 0;
+  for (size_t i = 0; i < n; i++) {
+    int rc = check_item(db, &items[i]);
+    if (rc) {
+      *done = i;
+      return rc;
+    }
+  }
+  if (!threads) threads = db->cfg.threads;
+  /* Groups are small enough that a waiting search is delayed by tens of
+   * milliseconds, large enough to keep every thread busy. */
+  size_t group = (size_t)128 * threads;
+  uint32_t *slots = (uint32_t *)malloc(VV_MIN(group, n ? n : 1) * sizeof *slots);
+  if (!slots) return VV_E_NOMEM;
+  batch_ctx bc = {db, NULL, progress, progress_ctx, 0};
+  int rc = VV_OK;
+  size_t at = 0;
+  while (at < n) {
+    size_t g = VV_MIN(group, n - at);
+    pthread_rwlock_wrlock(&db->lock);
+    rc = add_group(db, items + at, g, threads, slots, &bc, at, n);
+    pthread_rwlock_unlock(&db->lock);
+    if (rc) break;
+    at += g;
+    *done = at;
+    if (!bc.abort_requested && progress && progress(progress_ctx, at, n)) bc.abort_requested = 1;
+    if (bc.abort_requested && at < n) {
+      rc = VV_E_ABORTED;
+      break;
+    }
+  }
+  free(slots);
+  return rc;
+}
+
+int vv_db_delete(vv_db *db, const char *id, size_t id_len, int *removed) {
+  *removed = 0;
+  if (!id || id_len == 0 || id_len > VV_MAX_ID_BYTES) return VV_E_BAD_ID;
+  pthread_rwlock_wrlock(&db->lock);
+  uint32_t slot = vv_store_lookup(&db->store, id, id_len);
+  if (slot != VV_NO_SLOT) {
+    vv_store_remove(&db->store, slot);
+    *removed = 1;
+  }
+  pthread_rwlock_unlock(&db->lock);
+  return VV_OK;
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+int vv_db_has(vv_db *db, const char *id, size_t id_len, int *found) {
+  *found = 0;
+  if (!id || id_len == 0 || id_len > VV_MAX_ID_BYTES) return VV_E_BAD_ID;
+  pthread_rwlock_rdlock(&db->lock);
+  *found = vv_store_lookup(&db->store, id, id_len) != VV_NO_SLOT;
+  pthread_rwlock_unlock(&db->lock);
+  return VV_OK;
+}
+
+void vv_record_free(vv_record *rec) {
+  if (!rec) return;
+  free(rec->vector);
+  free(rec->meta);
+  free(rec);
+}
+
+int vv_db_get(vv_db *db, const char *id, size_t id_len, vv_record **out) {
+  *out = NULL;
+  if (!id || id_len == 0 || id_len > VV_MAX_ID_BYTES) return VV_E_BAD_ID;
+  int rc = VV_OK;
+  pthread_rwlock_rdlock(&db->lock);
+  uint32_t slot = vv_store_lookup(&db->store, id, id_len);
+  if (slot != VV_NO_SLOT) {
+    size_t vbytes = (size_t)db->cfg.dimension * sizeof(float);
+    const vv_slotrec *r = vv_store_rec(&db->store, slot);
+    vv_record *rec = (vv_record *)calloc(1, sizeof *rec);
+    if (rec) rec->vector = (float *)malloc(vbytes);
+    if (rec && r->meta_len) rec->meta = (char *)malloc(r->meta_len);
+    if (!rec || !rec->vector || (r->meta_len && !rec->meta)) {
+      vv_record_free(rec);
+      rc = VV_E_NOMEM;
+    } else {
+      memcpy(rec->vector, vv_store_vec(&db->store, slot), vbytes);
+      if (r->meta_len) memcpy(rec->meta, r->meta, r->meta_len);
+      rec->meta_len = r->meta_len;
+      *out = rec;
+    }
+  }
+  pthread_rwlock_unlock(&db->lock);
+  return rc;
+}
+
+void vv_results_free(vv_results *res) { free(res); }
+
+static void to_public(vv_metric m, float internal, float *distance, float *score) {
+  switch (m) {
+    case VV_METRIC_COSINE:
+      *distance = 1.0f + internal;
+      *score = -internal;
+      break;
+    case VV_METRIC_DOT:
+      *distance = internal;
+      *score = -internal;
+      break;
+    default:
+      *distance = sqrtf(internal > 0.0f ? internal : 0.0f);
+      *score = -*distance;
+      break;
+  }
+}
+
+/* Copies hits into one allocation: header, hits, vectors, then strings.
+ * Runs under the read lock so ids and metadata cannot change meanwhile. */
+static int build_results(vv_db *db, const vv_cand *c, uint32_t n, int include_vector, vv_results **out) {
+  size_t vbytes = include_vector ? (size_t)db->cfg.dimension * sizeof(float) : 0;
+  size_t strings = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const vv_slotrec *r = vv_store_rec(&db->store, c[i].slot);
+    strings += r->id_len + r->meta_len;
+  }
+  size_t head = sizeof(vv_results) + (size_t)n * sizeof(vv_hit);
+  head = (head + 15) & ~(size_t)15;
+  unsigned char *mem = (unsigned char *)malloc(head + (size_t)n * vbytes + strings);
+  if (!mem) return VV_E_NOMEM;
+  vv_results *res = (vv_results *)mem;
+  res->count = n;
+  res->hits = (vv_hit *)(mem + sizeof(vv_results));
+  float *vecs = (float *)(mem + head);
+  char *str = (char *)(mem + head + (size_t)n * vbytes);
+  for (uint32_t i = 0; i < n; i++) {
+    const vv_slotrec *r = vv_store_rec(&db->store, c[i].slot);
+    vv_hit *h = &res->hits[i];
+    to_public(db->cfg.metric, c[i].dist, &h->distance, &h->score);
+    memcpy(str, r->id, r->id_len);
+    h->id = str;
+    h->id_len = r->id_len;
+    str += r->id_len;
+    h->meta = NULL;
+    h->meta_len = r->meta_len;
+    if (r->meta_len) {
+      memcpy(str, r->meta, r->meta_len);
+      h->meta = str;
+      str += r->meta_len;
+    }
+    h->vector = NULL;
+    if (include_vector) {
+      float *v = vecs + (size_t)i * db->cfg.dimension;
+      memcpy(v, vv_store_vec(&db->store, c[i].slot), vbytes);
+      h->vector = v;
+    }
+  }
+  *out = res;
+  return VV_OK;
+}
+
+/* One query under an already-held read lock. `qbuf` has room for a
+ * normalised copy of the query. */
+static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k, const vv_search_opts *o,
+                         vv_cand *cands, vv_results **out) {
+  int rc = check_vector(db, query);
+  if (rc) return rc;
+  const float *q = query;
+  if (db->cfg.metric == VV_METRIC_COSINE) {
+    memcpy(qbuf, query, (size_t)db->cfg.dimension * sizeof(float));
+    vv_normalize_f32(qbuf, db->cfg.dimension);
+    q = qbuf;
+  }
+  uint64_t live = db->store.nlive;
+  uint32_t want = (uint64_t)k < live ? k : (uint32_t)live;
+  uint32_t n = 0;
+  if (want && db->hnsw) {
+    uint32_t ef = o && o->ef_search ? o->ef_search : db->cfg.ef_search;
+    rc = vv_hnsw_search(db->hnsw, q, want, ef, cands, &n);
+  }
+  /* The exact scan answers for the flat index, and for the rare graph walk
+   * that found fewer live vectors than exist (heavy deletes). */
+  if (!rc && n < want) rc = vv_flat_search(&db->store, db->kern, db->sign, q, want, cands, &n);
+  if (rc) return rc;
+  return build_results(db, cands, n, o && o->include_vector, out);
+}
+
+static int alloc_query_scratch(const vv_db *db, uint32_t k, float **qbuf, vv_cand **cands) {
+  *qbuf = (float *)malloc((size_t)db->cfg.dimension * sizeof(float));
+  *cands = (vv_cand *)malloc(((size_t)k + 1) * sizeof(vv_cand));
+  if (*qbuf && *cands) return VV_OK;
+  free(*qbuf);
+  free(*cands);
+  return VV_E_NOMEM;
+}
+
+int vv_db_search(vv_db *db, const float *query, uint32_t k, const vv_search_opts *opts, vv_results **out) {
+  *out = NULL;
+  if (!query || k == 0) return VV_E_INVALID;
+  float *qbuf;
+  vv_cand *cands;
+  int rc = alloc_query_scratch(db, k, &qbuf, &cands);
+  if (rc) return rc;
+  pthread_rwlock_rdlock(&db->lock);
+  rc = search_locked(db, query, qbuf, k, opts, cands, out);
+  pthread_rwlock_unlock(&db->lock);
+  free(qbuf);
+  free(cands);
+  return rc;
+}
+
+typedef struct sbatch_ctx {
+  vv_db *db;
+  const float *queries;
+  uint32_t k;
+  const vv_search_opts *opts;
+  vv_results **out;
+} sbatch_ctx;
+
+static int search_one(void *ctx, size_t i, unsigned worker) {
+  (void)worker;
+  sbatch_ctx *s = (sbatch_ctx *)ctx;
+  float *qbuf;
+  vv_cand *cands;
+  int rc = alloc_query_scratch(s->db, s->k, &qbuf, &cands);
+  if (rc) return rc;
+  rc = search_locked(s->db, s->queries + i * s->db->cfg.dimension, qbuf, s->k, s->opts, cands, &s->out[i]);
+  free(qbuf);
+  free(cands);
+  return rc;
+}
+
+int vv_db_search_batch(vv_db *db, const float *queries, size_t nq, uint32_t k, const vv_search_opts *opts,
+                       vv_results **out) {
+  if (!out) return VV_E_INVALID;
+  for (size_t i = 0; i < nq; i++) out[i] = NULL;
+  if ((!queries && nq) || k == 0) return VV_E_INVALID;
+  uint32_t threads = opts && opts->threads ? opts->threads : db->cfg.threads;
+  sbatch_ctx s = {db, queries, k, opts, out};
+  pthread_rwlock_rdlock(&db->lock);
+  int rc = vv_parallel_for(nq, threads, search_one, &s, NULL, NULL, 0, nq);
+  pthread_rwlock_unlock(&db->lock);
+  if (rc) {
+    for (size_t i = 0; i < nq; i++) {
+      vv_results_free(out[i]);
+      out[i] = NULL;
+    }
+  }
+  return rc;
+}
+
+const char *vv_simd_name(void) { return vv_isa_name(vv_kernels_best()->isa); }

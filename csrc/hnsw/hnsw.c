@@ -1,0 +1,601 @@
+/*
+ * hnsw/hnsw.c: HNSW graph construction and search (see hnsw.h).
+ *
+ * Layout: level-0 links of every slot sit in one arena record
+ *   uint32 hdr = count | (level + 1) << 16, then 2*m slot numbers;
+ * upper levels of a node live in one malloc'd block of level * (1 + m)
+ * uint32 (count, then m links, per level), found through a per-slot pointer.
+ * hdr == 0 means the slot has never been linked.
+ */
+#include "hnsw.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/parallel.h"
+#include "../common/util.h"
+#include "../distance/distance.h"
+
+#define LOCK_STRIPES 4096u
+#define MAX_LEVEL 16
+#define COUNT_MASK 0xffffu
+#define NO_NODE UINT32_MAX
+
+/* Per-search working memory, pooled so searches do not allocate. */
+typedef struct scratch {
+  uint16_t *tags;      /* visited marks, one per slot; reset by bumping `cur` */
+  size_t tag_cap;
+  uint16_t cur;
+  vv_cand *cand;       /* min-heap of frontier nodes */
+  size_t cand_cap;
+  vv_cand *top;        /* max-heap of the best `ef` found */
+  size_t top_cap;
+  vv_cand *work;       /* selection and re-linking buffers */
+  size_t work_cap;
+  vv_cand *picked;
+  uint32_t *nbuf;      /* copy of a link list read under its lock */
+  struct scratch *next;
+} scratch;
+
+struct vv_hnsw {
+  const vv_store *store;
+  uint32_t dim, m, m0, efc;
+  float sign;          /* internal distance = sign * kern(a, b) */
+  vv_dist_fn kern;
+  double level_mult;
+  uint64_t seed;
+  atomic_uint_fast64_t level_counter;
+  vv_arena l0;         /* uint32[1 + m0] per slot */
+  vv_arena upper;      /* uint32_t * per slot */
+  uint64_t cap;
+  pthread_mutex_t global; /* guards ep and max_level during inserts */
+  uint32_t ep;
+  int max_level;
+  pthread_mutex_t pool_mu;
+  scratch *pool;
+  pthread_mutex_t locks[LOCK_STRIPES];
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static inline float dist_q(const vv_hnsw *h, const float *q, uint32_t s) {
+  return h->sign * h->kern(q, vv_store_vec(h->store, s), h->dim);
+}
+
+static inline uint32_t *links_at(const vv_hnsw *h, uint32_t slot, int level) {
+  if (level == 0) return (uint32_t *)vv_arena_at(&h->l0, slot);
+  uint32_t *up = *(uint32_t **)vv_arena_at(&h->upper, slot);
+  return up + (size_t)(level - 1) * (1 + h->m);
+}
+
+static inline int node_level(const vv_hnsw *h, uint32_t slot) {
+  uint32_t hdr = *(const uint32_t *)vv_arena_at(&h->l0, slot);
+  return (int)(hdr >> 16) - 1;
+}
+
+static inline pthread_mutex_t *lock_of(vv_hnsw *h, uint32_t slot) {
+  return &h->locks[slot & (LOCK_STRIPES - 1)];
+}
+
+static int grow_cands(vv_cand **buf, size_t *cap, size_t need) {
+  if (need <= *cap) return VV_OK;
+  size_t c = *cap ? *cap : 64;
+  while (c < need) c *= 2;
+  vv_cand *p = (vv_cand *)realloc(*buf, c * sizeof *p);
+  if (!p) return VV_E_NOMEM;
+  *buf = p;
+  *cap = c;
+  return VV_OK;
+}
+
+/* ---- scratch pool ----------------------------------------------------- */
+
+static void scratch_free(scratch *s) {
+  if (!s) return;
+  free(s->tags);
+  free(s->cand);
+  free(s->top);
+  free(s->work);
+  free(s->picked);
+  free(s->nbuf);
+  free(s);
+}
+
+static int scratch_get(vv_hnsw *h, scratch **out) {
+  pthread_mutex_lock(&h->pool_mu);
+  scratch *s = h->pool;
+  if (s) h->pool = s->next;
+  pthread_mutex_unlock(&h->pool_mu);
+  if (!s) {
+    s = (scratch *)calloc(1, sizeof *s);
+    if (!s) return VV_E_NOMEM;
+    s->nbuf = (uint32_t *)malloc((h->m0 + 1) * sizeof(uint32_t));
+    s->picked = (vv_cand *)malloc((h->m0 + 1) * sizeof(vv_cand));
+    if (!s->nbuf || !s->picked) {
+      scratch_free(s);
+      return VV_E_NOMEM;
+    }
+  }
+  if (s->tag_cap < h->cap) {
+    uint16_t *t = (uint16_t *)calloc(h->cap, sizeof *t);
+    if (!t) {
+      scratch_free(s);
+      return VV_E_NOMEM;
+    }
+    free(s->tags);
+    s->tags = t;
+    s->tag_cap = h->cap;
+    s->cur = 0;
+  }
+  *out = s;
+  return VV_OK;
+}
+
+static void scratch_put(vv_hnsw *h, scratch *s) {
+  pthread_mutex_lock(&h->pool_mu);
+  s->next = h->pool;
+  h->pool = s;
+  pthread_mutex_unlock(&h->pool_mu);
+}
+
+static inline void next_tag(scratch *s) {
+  if (++s->cur == 0) {
+    memset(s->tags, 0, s->tag_cap * sizeof *s->tags);
+    s->cur = 1;
+  }
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+int vv_hnsw_create(const vv_hnsw_params *p, const vv_store *store, vv_hnsw **out) {
+  *out = NULL;
+  if (p->m < 2 || p->m > VV_HNSW_MAX_M || p->ef_construction < 1) return VV_E_INVALID;
+  vv_hnsw *h = (vv_hnsw *)calloc(1, sizeof *h);
+  if (!h) return VV_E_NOMEM;
+  const vv_kernels *k = vv_kernels_best();
+  h->store = store;
+  h->dim = store->dim;
+  h->m = p->m;
+  h->m0 = 2 * p->m;
+  h->efc = p->ef_construction;
+  h->kern = p->metric == VV_METRIC_L2 ? k->l2sq : k->dot;
+  h->sign = p->metric == VV_METRIC_L2 ? 1.0f : -1.0f;
+  h->level_mult = 1.0 / log((double)p->m);
+  h->seed = p->seed ? p->seed : 0x5eed5eedull;
+  atomic_init(&h->level_counter, 0);
+  vv_arena_init(&h->l0, (1 + (size_t)h->m0) * sizeof(uint32_t), 1u << 20);
+  vv_arena_init(&h->upper, sizeof(uint32_t *), 256u << 10);
+  h->ep = NO_NODE;
+  h->max_level = -1;
+  pthread_mutex_init(&h->global, NULL);
+  pthread_mutex_init(&h->pool_mu, NULL);
+  for (unsigned i = 0; i < LOCK_STRIPES; i++) pthread_mutex_init(&h->locks[i], NULL);
+  *out = h;
+  return VV_OK;
+}
+
+void vv_hnsw_free(vv_hnsw *h) {
+  if (!h) return;
+  for (uint64_t i = 0; i < h->cap; i++) free(*(uint32_t **)vv_arena_at(&h->upper, i));
+  vv_arena_destroy(&h->l0);
+  vv_arena_destroy(&h->upper);
+  while (h->pool) {
+    scratch *s = h->pool;
+    h->pool = s->next;
+    scratch_free(s);
+  }
+  pthread_mutex_destroy(&h->global);
+  pthread_mutex_destroy(&h->pool_mu);
+  for (unsigned i = 0; i < LOCK_STRIPES; i++) pthread_mutex_destroy(&h->locks[i]);
+  free(h);
+}
+
+int vv_hnsw_reserve(vv_hnsw *h, uint64_t nslots) {
+  int rc = vv_arena_reserve(&h->l0, nslots);
+  if (!rc) rc = vv_arena_reserve(&h->upper, nslots);
+  if (rc) return rc;
+  uint64_t c0 = vv_arena_capacity(&h->l0), c1 = vv_arena_capacity(&h->upper);
+  h->cap = c0 < c1 ? c0 : c1;
+  return VV_OK;
+}
+
+/* ---- search ----------------------------------------------------------- */
+
+/* Reads a link list into the scratch buffer; under the node's lock when
+ * inserts may be running. Returns the count. */
+static inline uint32_t read_links(vv_hnsw *h, scratch *sc, uint32_t slot, int level, int locked,
+                                  const uint32_t **links) {
+  uint32_t *p = links_at(h, slot, level);
+  if (!locked) {
+    *links = p + 1;
+    return p[0] & COUNT_MASK;
+  }
+  pthread_mutex_lock(lock_of(h, slot));
+  uint32_t n = p[0] & COUNT_MASK;
+  memcpy(sc->nbuf, p + 1, n * sizeof(uint32_t));
+  pthread_mutex_unlock(lock_of(h, slot));
+  *links = sc->nbuf;
+  return n;
+}
+
+/* Greedy descent from `cur` through levels top..stop+1 (beam width 1). */
+static vv_cand greedy(vv_hnsw *h, scratch *sc, const float *q, vv_cand cur, int top, int stop, int locked) {
+  for (int lc = top; lc > stop; lc--) {
+    int changed = 1;
+    while (changed) {
+      changed = 0;
+      const uint32_t *links;
+      uint32_t n = read_links(h, sc, cur.slot, lc, locked, &links);
+      for (uint32_t j = 0; j < n; j++) {
+        float d = dist_q(h, q, links[j]);
+        if (d < cur.dist) {
+          cur.dist = d;
+          cur.slot = links[j];
+          changed = 1;
+        }
+      }
+    }
+  }
+  return cur;
+}
+
+/* Beam search on one level. Leaves the best `ef` eligible nodes in sc->top
+ * (a max-heap of *ntop entries). Ineligible nodes (dead when filter_live,
+ * or `exclude`) are walked through but never kept. */
+static int search_layer(vv_hnsw *h, scratch *sc, const float *q, vv_cand entry, uint32_t ef, int level,
+                        int locked, int filter_live, uint32_t exclude, size_t *ntop_out) {
+  const vv_store *st = h->store;
+  int rc = grow_cands(&sc->top, &sc->top_cap, (size_t)ef + 1);
+  if (!rc) rc = grow_cands(&sc->cand, &sc->cand_cap, 256);
+  if (rc) return rc;
+  next_tag(sc);
+  uint16_t *tags = sc->tags;
+  uint16_t tag = sc->cur;
+  size_t ncand = 0, ntop = 0;
+  float bound = INFINITY;
+  tags[entry.slot] = tag;
+  if (entry.slot != exclude && (!filter_live || vv_store_is_live(st, entry.slot))) {
+    vv_heap_push_max(sc->top, &ntop, entry);
+    bound = entry.dist;
+  }
+  vv_heap_push_min(sc->cand, &ncand, entry);
+  while (ncand) {
+    vv_cand c = vv_heap_pop_min(sc->cand, &ncand);
+    if (c.dist > bound && ntop >= ef) break;
+    const uint32_t *links;
+    uint32_t n = read_links(h, sc, c.slot, level, locked, &links);
+    if (n) {
+      VV_PREFETCH(&tags[links[0]]);
+      VV_PREFETCH(vv_store_vec(st, links[0]));
+    }
+    for (uint32_t j = 0; j < n; j++) {
+      uint32_t nb = links[j];
+      if (j + 1 < n) {
+        VV_PREFETCH(&tags[links[j + 1]]);
+        VV_PREFETCH(vv_store_vec(st, links[j + 1]));
+      }
+      if (tags[nb] == tag) continue;
+      tags[nb] = tag;
+      float d = dist_q(h, q, nb);
+      if (ntop < ef || d < bound) {
+        if (ncand + 1 > sc->cand_cap && grow_cands(&sc->cand, &sc->cand_cap, ncand + 1)) return VV_E_NOMEM;
+        vv_heap_push_min(sc->cand, &ncand, (vv_cand){d, nb});
+        if (nb != exclude && (!filter_live || vv_store_is_live(st, nb))) {
+          vv_heap_push_max(sc->top, &ntop, (vv_cand){d, nb});
+          if (ntop > ef) vv_heap_pop_max(sc->top, &ntop);
+          bound = sc->top[0].dist;
+        }
+      }
+    }
+  }
+  *ntop_out = ntop;
+  return VV_OK;
+}
+
+int vv_hnsw_search(vv_hnsw *h, const float *q, uint32_t k, uint32_t ef, vv_cand *out, uint32_t *nout) {
+  *nout = 0;
+  if (h->ep == NO_NODE || k == 0) return VV_OK;
+  scratch *sc;
+  int rc = scratch_get(h, &sc);
+  if (rc) return rc;
+  if (ef < k) ef = k;
+  vv_cand cur = {dist_q(h, q, h->ep), h->ep};
+  cur = greedy(h, sc, q, cur, h->max_level, 0, 0);
+  size_t ntop = 0;
+  rc = search_layer(h, sc, q, cur, ef, 0, 0, 1, NO_NODE, &ntop);
+  if (!rc) {
+    rc = grow_cands(&sc->work, &sc->work_cap, ntop);
+    if (!rc) {
+      vv_heap_drain_sorted(sc->top, ntop, sc->work);
+      uint32_t n = ntop < k ? (uint32_t)ntop : k;
+      memcpy(out, sc->work, n * sizeof *out);
+      *nout = n;
+    }
+  }
+  scratch_put(h, sc);
+  return rc;
+}
+
+float vv_hnsw_distance(const vv_hnsw *h, const float *q, uint32_t slot) { return dist_q(h, q, slot); }
+
+/* ---- construction ----------------------------------------------------- */
+
+/* Malkov's heuristic: walk candidates nearest first and keep one only if it
+ * is nearer to the base than to every node already kept, which spreads
+ * links across directions instead of clustering them. `c` is sorted. */
+static uint32_t select_neighbors(const vv_hnsw *h, const vv_cand *c, size_t n, uint32_t max, vv_cand *picked) {
+  uint32_t np = 0;
+  for (size_t i = 0; i < n && np < max; i++) {
+    const float *cv = vv_store_vec(h->store, c[i].slot);
+    int keep = 1;
+    for (uint32_t r = 0; r < np; r++) {
+      if (dist_q(h, cv, picked[r].slot) < c[i].dist) {
+        keep = 0;
+        break;
+      }
+    }
+    if (keep) picked[np++] = c[i];
+  }
+  return np;
+}
+
+static int cmp_cand(const void *a, const void *b) {
+  float x = ((const vv_cand *)a)->dist, y = ((const vv_cand *)b)->dist;
+  return (x > y) - (x < y);
+}
+
+/* Adds a back-link nb -> s at `level`, pruning nb's list if it is full. */
+static int link_back(vv_hnsw *h, scratch *sc, uint32_t nb, uint32_t s, int level) {
+  uint32_t max = level == 0 ? h->m0 : h->m;
+  pthread_mutex_lock(lock_of(h, nb));
+  uint32_t *p = links_at(h, nb, level);
+  uint32_t cnt = p[0] & COUNT_MASK;
+  for (uint32_t j = 0; j < cnt; j++) {
+    if (p[1 + j] == s) {
+      pthread_mutex_unlock(lock_of(h, nb));
+      return VV_OK;
+    }
+  }
+  if (cnt < max) {
+    p[1 + cnt] = s;
+    p[0] = (p[0] & ~COUNT_MASK) | (cnt + 1);
+    pthread_mutex_unlock(lock_of(h, nb));
+    return VV_OK;
+  }
+  if (grow_cands(&sc->work, &sc->work_cap, (size_t)cnt + 1)) {
+    pthread_mutex_unlock(lock_of(h, nb));
+    return VV_E_NOMEM;
+  }
+  const float *bv = vv_store_vec(h->store, nb);
+  for (uint32_t j = 0; j < cnt; j++) sc->work[j] = (vv_cand){dist_q(h, bv, p[1 + j]), p[1 + j]};
+  sc->work[cnt] = (vv_cand){dist_q(h, bv, s), s};
+  qsort(sc->work, (size_t)cnt + 1, sizeof(vv_cand), cmp_cand);
+  uint32_t np = select_neighbors(h, sc->work, (size_t)cnt + 1, max, sc->picked);
+  for (uint32_t j = 0; j < np; j++) p[1 + j] = sc->picked[j].slot;
+  p[0] = (p[0] & ~COUNT_MASK) | np;
+  pthread_mutex_unlock(lock_of(h, nb));
+  return VV_OK;
+}
+
+static int random_level(vv_hnsw *h) {
+  uint64_t st = h->seed + atomic_fetch_add(&h->level_counter, 1) * 0x9e3779b97f4a7c15ull;
+  double u = vv_unit_double(vv_splitmix64(&st));
+  int lvl = (int)(-log(u) * h->level_mult);
+  return lvl < MAX_LEVEL ? lvl : MAX_LEVEL;
+}
+
+/* Gives a never-linked slot its level and (empty) link storage. */
+static int prepare_node(vv_hnsw *h, uint32_t s, int *level) {
+  uint32_t *p = links_at(h, s, 0);
+  pthread_mutex_lock(lock_of(h, s));
+  int linked = p[0] != 0;
+  pthread_mutex_unlock(lock_of(h, s));
+  if (linked) return VV_E_INTERNAL;
+  int lvl = random_level(h);
+  uint32_t *up = NULL;
+  if (lvl > 0) {
+    up = (uint32_t *)calloc((size_t)lvl * (1 + h->m), sizeof(uint32_t));
+    if (!up) return VV_E_NOMEM;
+  }
+  pthread_mutex_lock(lock_of(h, s));
+  *(uint32_t **)vv_arena_at(&h->upper, s) = up;
+  p[0] = (uint32_t)(lvl + 1) << 16;
+  pthread_mutex_unlock(lock_of(h, s));
+  *level = lvl;
+  return VV_OK;
+}
+
+int vv_hnsw_insert(vv_hnsw *h, uint32_t s) {
+  if (s >= h->cap) return VV_E_INTERNAL;
+  int level;
+  int rc = prepare_node(h, s, &level);
+  if (rc) return rc;
+  const float *q = vv_store_vec(h->store, s);
+
+  pthread_mutex_lock(&h->global);
+  uint32_t ep = h->ep;
+  int max_level = h->max_level;
+  if (ep == NO_NODE) {
+    h->ep = s;
+    h->max_level = level;
+    pthread_mutex_unlock(&h->global);
+    return VV_OK;
+  }
+  /* A node that raises the top level keeps the global lock until it is the
+   * new entry point, so no other insert starts from a half-built top. */
+  int raises = level > max_level;
+  if (!raises) pthread_mutex_unlock(&h->global);
+
+  scratch *sc;
+  rc = scratch_get(h, &sc);
+  if (rc) goto done;
+  vv_cand cur = {dist_q(h, q, ep), ep};
+  cur = greedy(h, sc, q, cur, max_level, level, 1);
+  for (int lc = VV_MIN(level, max_level); lc >= 0 && !rc; lc--) {
+    size_t ntop = 0;
+    rc = search_layer(h, sc, q, cur, h->efc, lc, 1, 0, s, &ntop);
+    if (!rc) rc = grow_cands(&sc->work, &sc->work_cap, ntop);
+    if (rc) break;
+    if (!ntop) continue;
+    vv_heap_drain_sorted(sc->top, ntop, sc->work);
+    cur = sc->work[0];
+    uint32_t np = select_neighbors(h, sc->work, ntop, h->m, sc->picked);
+    uint32_t picked[VV_HNSW_MAX_M * 2];
+    for (uint32_t j = 0; j < np; j++) picked[j] = sc->picked[j].slot;
+
+    pthread_mutex_lock(lock_of(h, s));
+    uint32_t *p = links_at(h, s, lc);
+    memcpy(p + 1, picked, np * sizeof(uint32_t));
+    p[0] = (p[0] & ~COUNT_MASK) | np;
+    pthread_mutex_unlock(lock_of(h, s));
+
+    for (uint32_t j = 0; j < np && !rc; j++) rc = link_back(h, sc, picked[j], s, lc);
+    if (rc) break;
+  }
+  scratch_put(h, sc);
+done:
+  if (raises) {
+    if (!rc) {
+      h->ep = s;
+      h->max_level = level;
+    }
+    pthread_mutex_unlock(&h->global);
+  }
+  return rc;
+}
+
+/* ---- consolidation ---------------------------------------------------- */
+
+typedef struct consolidate_ctx {
+  vv_hnsw *h;
+} consolidate_ctx;
+
+static inline int is_dead_node(const vv_hnsw *h, uint32_t slot) {
+  return !vv_store_is_live(h->store, slot) && *(const uint32_t *)vv_arena_at(&h->l0, slot) != 0;
+}
+
+static void set_links(vv_hnsw *h, uint32_t n, int level, const vv_cand *picked, uint32_t np) {
+  pthread_mutex_lock(lock_of(h, n));
+  uint32_t *p = links_at(h, n, level);
+  for (uint32_t j = 0; j < np; j++) p[1 + j] = picked[j].slot;
+  p[0] = (p[0] & ~COUNT_MASK) | np;
+  pthread_mutex_unlock(lock_of(h, n));
+}
+
+static int relink_by_search(vv_hnsw *h, scratch *sc, uint32_t n, int level, uint32_t max) {
+  const float *bv = vv_store_vec(h->store, n);
+  size_t ntop = 0;
+  int rc = search_layer(h, sc, bv, (vv_cand){0.0f, n}, h->efc, level, 1, 1, n, &ntop);
+  if (!rc) rc = grow_cands(&sc->work, &sc->work_cap, ntop);
+  if (rc || !ntop) return rc;
+  vv_heap_drain_sorted(sc->top, ntop, sc->work);
+  uint32_t np = select_neighbors(h, sc->work, ntop, max, sc->picked);
+  set_links(h, n, level, sc->picked, np);
+  return VV_OK;
+}
+
+/* Replaces a live node's links to dead nodes by the best of its live links
+ * and the dead nodes' live links (one hop), re-picked by the heuristic. Only
+ * this node's lists are written; dead nodes' lists are only read. */
+static int mend_node(void *ctx, size_t i, unsigned worker) {
+  (void)worker;
+  vv_hnsw *h = ((consolidate_ctx *)ctx)->h;
+  uint32_t n = (uint32_t)i;
+  if (!vv_store_is_live(h->store, n)) return VV_OK;
+  int top = node_level(h, n);
+  if (top < 0) return VV_OK;
+  scratch *sc = NULL;
+  int rc = VV_OK;
+  for (int lc = 0; lc <= top && !rc; lc++) {
+    uint32_t *p = links_at(h, n, lc);
+    uint32_t cnt = p[0] & COUNT_MASK;
+    int any_dead = 0;
+    for (uint32_t j = 0; j < cnt && !any_dead; j++) any_dead = is_dead_node(h, p[1 + j]);
+    if (!any_dead) continue;
+    if (!sc && (rc = scratch_get(h, &sc)) != VV_OK) return rc;
+    uint32_t max = lc == 0 ? h->m0 : h->m;
+    size_t room = (size_t)cnt * (1 + max);
+    if ((rc = grow_cands(&sc->work, &sc->work_cap, room)) != VV_OK) break;
+    next_tag(sc);
+    sc->tags[n] = sc->cur;
+    const float *bv = vv_store_vec(h->store, n);
+    size_t nc = 0;
+    for (uint32_t j = 0; j < cnt; j++) {
+      uint32_t c = p[1 + j];
+      if (!is_dead_node(h, c)) {
+        if (sc->tags[c] != sc->cur) {
+          sc->tags[c] = sc->cur;
+          sc->work[nc++] = (vv_cand){dist_q(h, bv, c), c};
+        }
+        continue;
+      }
+      const uint32_t *dl = links_at(h, c, lc);
+      uint32_t dc = dl[0] & COUNT_MASK;
+      for (uint32_t x = 0; x < dc; x++) {
+        uint32_t c2 = dl[1 + x];
+        if (sc->tags[c2] == sc->cur || !vv_store_is_live(h->store, c2)) continue;
+        sc->tags[c2] = sc->cur;
+        sc->work[nc++] = (vv_cand){dist_q(h, bv, c2), c2};
+      }
+    }
+    qsort(sc->work, nc, sizeof(vv_cand), cmp_cand);
+    uint32_t np = select_neighbors(h, sc->work, nc, max, sc->picked);
+    set_links(h, n, lc, sc->picked, np);
+    /* When most of the neighbourhood died the one-hop candidates are too
+     * few; search the level from the node itself for a full list. */
+    if (np < max / 2) rc = relink_by_search(h, sc, n, lc, max);
+  }
+  if (sc) scratch_put(h, sc);
+  return rc;
+}
+
+int vv_hnsw_consolidate(vv_hnsw *h, unsigned threads) {
+  uint64_t n = h->store->nslots;
+  consolidate_ctx ctx = {h};
+  int rc = vv_parallel_for((size_t)n, threads, mend_node, &ctx, NULL, NULL, 0, n);
+  if (rc) return rc;
+  /* No live node points at a dead one any more: unlink the dead so their
+   * slots can be reused as fresh nodes, and find a live entry point. */
+  uint32_t best = NO_NODE;
+  int best_level = -1;
+  for (uint64_t i = 0; i < n; i++) {
+    uint32_t s = (uint32_t)i;
+    if (is_dead_node(h, s)) {
+      uint32_t **up = (uint32_t **)vv_arena_at(&h->upper, s);
+      free(*up);
+      *up = NULL;
+      memset(links_at(h, s, 0), 0, h->l0.rec_size);
+    } else if (vv_store_is_live(h->store, s) && node_level(h, s) > best_level) {
+      best_level = node_level(h, s);
+      best = s;
+    }
+  }
+  if (h->ep == NO_NODE || !vv_store_is_live(h->store, h->ep) || node_level(h, h->ep) < 0) {
+    h->ep = best;
+    h->max_level = best_level;
+  }
+  return VV_OK;
+}
+
+/* ---- diagnostics ------------------------------------------------------ */
+
+int vv_hnsw_level(const vv_hnsw *h, uint32_t slot) {
+  if (slot >= h->cap) return -1;
+  return node_level(h, slot);
+}
+
+uint32_t vv_hnsw_links(const vv_hnsw *h, uint32_t slot, int level, const uint32_t **links) {
+  *links = NULL;
+  if (slot >= h->cap || level < 0 || level > node_level(h, slot)) return 0;
+  uint32_t *p = links_at(h, slot, level);
+  *links = p + 1;
+  return p[0] & COUNT_MASK;
+}
+
+uint32_t vv_hnsw_entry(const vv_hnsw *h, int *max_level) {
+  *max_level = h->max_level;
+  return h->ep;
+}

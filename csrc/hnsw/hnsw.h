@@ -1,0 +1,64 @@
+/*
+ * hnsw/hnsw.h: a Hierarchical Navigable Small World graph over the slots of
+ * a vv_store (Malkov & Yashunin, 2016).
+ *
+ * The graph owns only links and levels; vectors and liveness are read from
+ * the store. Deleted slots stay in the graph as waypoints (never returned)
+ * until vv_hnsw_consolidate re-links their neighbours around them and
+ * unlinks them; only then may the store hand their slots out again, so a
+ * reused slot never inherits edges meant for its old vector.
+ *
+ * Concurrency: any number of vv_hnsw_insert calls may run at once (per-node
+ * striped locks plus one lock for the entry point), and any number of
+ * vv_hnsw_search calls may run at once, but the two must not overlap:
+ * the database holds its lock exclusively around inserts. vv_hnsw_reserve
+ * needs exclusive access.
+ */
+#ifndef VV_HNSW_H
+#define VV_HNSW_H
+
+#include <stdint.h>
+
+#include "../common/heap.h"
+#include "../store/store.h"
+#include "../vecvault.h"
+
+typedef struct vv_hnsw vv_hnsw;
+
+typedef struct vv_hnsw_params {
+  uint32_t m;               /* links per node on upper levels; 2*m on level 0 */
+  uint32_t ef_construction;
+  uint64_t seed;
+  vv_metric metric;         /* cosine expects unit vectors in the store */
+} vv_hnsw_params;
+
+/* Candidates carry the internal distance: l2 -> squared L2; cosine and
+ * dot -> -dot (cosine vectors are unit length). Smaller is nearer. */
+
+VV_NODISCARD int vv_hnsw_create(const vv_hnsw_params *p, const vv_store *store, vv_hnsw **out);
+void vv_hnsw_free(vv_hnsw *h);
+
+/* Make node storage for slots [0, nslots) exist. Exclusive access. */
+VV_NODISCARD int vv_hnsw_reserve(vv_hnsw *h, uint64_t nslots);
+
+/* Link `slot` (whose vector is already in the store) into the graph. The
+ * slot must not be linked already (VV_E_INTERNAL). */
+VV_NODISCARD int vv_hnsw_insert(vv_hnsw *h, uint32_t slot);
+
+/* Up to `k` nearest live slots, nearest first, using a beam of max(ef, k). */
+VV_NODISCARD int vv_hnsw_search(vv_hnsw *h, const float *query, uint32_t k, uint32_t ef, vv_cand *out,
+                                uint32_t *nout);
+
+/* Route every live node around the dead ones, then unlink the dead and
+ * pick a live entry point. Exclusive access; uses up to `threads` threads. */
+VV_NODISCARD int vv_hnsw_consolidate(vv_hnsw *h, unsigned threads);
+
+/* Internal distance between a query and a stored slot, as the graph sees it. */
+float vv_hnsw_distance(const vv_hnsw *h, const float *query, uint32_t slot);
+
+/* Diagnostics for tests: level of a slot (-1 if not linked), links at a level. */
+int vv_hnsw_level(const vv_hnsw *h, uint32_t slot);
+uint32_t vv_hnsw_links(const vv_hnsw *h, uint32_t slot, int level, const uint32_t **links);
+uint32_t vv_hnsw_entry(const vv_hnsw *h, int *max_level);
+
+#endif
