@@ -319,7 +319,7 @@ static void to_public(vv_metric m, float internal, float *distance, float *score
       break;
     default:
       *distance = sqrtf(internal > 0.0f ? internal : 0.0f);
-      *score = -*distance;
+      *score = 0.0f - *distance; /* +0 rather than -0 for an exact match */
       break;
   }
 }
@@ -371,7 +371,7 @@ static int build_results(vv_db *db, const vv_cand *c, uint32_t n, int include_ve
 /* One query under an already-held read lock. `qbuf` has room for a
  * normalised copy of the query. */
 static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k, const vv_search_opts *o,
-                         vv_cand *cands, vv_results **out) {
+                         vv_results **out) {
   int rc = check_vector(db, query);
   if (rc) return rc;
   const float *q = query;
@@ -382,6 +382,8 @@ static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k,
   }
   uint64_t live = db->store.nlive;
   uint32_t want = (uint64_t)k < live ? k : (uint32_t)live;
+  vv_cand *cands = (vv_cand *)malloc(((size_t)want + 1) * sizeof *cands);
+  if (!cands) return VV_E_NOMEM;
   uint32_t n = 0;
   if (want && db->hnsw) {
     uint32_t ef = o && o->ef_search ? o->ef_search : db->cfg.ef_search;
@@ -390,31 +392,20 @@ static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k,
   /* The exact scan answers for the flat index, and for the rare graph walk
    * that found fewer live vectors than exist (heavy deletes). */
   if (!rc && n < want) rc = vv_flat_search(&db->store, db->kern, db->sign, q, want, cands, &n);
-  if (rc) return rc;
-  return build_results(db, cands, n, o && o->include_vector, out);
-}
-
-static int alloc_query_scratch(const vv_db *db, uint32_t k, float **qbuf, vv_cand **cands) {
-  *qbuf = (float *)malloc((size_t)db->cfg.dimension * sizeof(float));
-  *cands = (vv_cand *)malloc(((size_t)k + 1) * sizeof(vv_cand));
-  if (*qbuf && *cands) return VV_OK;
-  free(*qbuf);
-  free(*cands);
-  return VV_E_NOMEM;
+  if (!rc) rc = build_results(db, cands, n, o && o->include_vector, out);
+  free(cands);
+  return rc;
 }
 
 int vv_db_search(vv_db *db, const float *query, uint32_t k, const vv_search_opts *opts, vv_results **out) {
   *out = NULL;
   if (!query || k == 0) return VV_E_INVALID;
-  float *qbuf;
-  vv_cand *cands;
-  int rc = alloc_query_scratch(db, k, &qbuf, &cands);
-  if (rc) return rc;
+  float *qbuf = (float *)malloc((size_t)db->cfg.dimension * sizeof(float));
+  if (!qbuf) return VV_E_NOMEM;
   pthread_rwlock_rdlock(&db->lock);
-  rc = search_locked(db, query, qbuf, k, opts, cands, out);
+  int rc = search_locked(db, query, qbuf, k, opts, out);
   pthread_rwlock_unlock(&db->lock);
   free(qbuf);
-  free(cands);
   return rc;
 }
 
@@ -429,13 +420,10 @@ typedef struct sbatch_ctx {
 static int search_one(void *ctx, size_t i, unsigned worker) {
   (void)worker;
   sbatch_ctx *s = (sbatch_ctx *)ctx;
-  float *qbuf;
-  vv_cand *cands;
-  int rc = alloc_query_scratch(s->db, s->k, &qbuf, &cands);
-  if (rc) return rc;
-  rc = search_locked(s->db, s->queries + i * s->db->cfg.dimension, qbuf, s->k, s->opts, cands, &s->out[i]);
+  float *qbuf = (float *)malloc((size_t)s->db->cfg.dimension * sizeof(float));
+  if (!qbuf) return VV_E_NOMEM;
+  int rc = search_locked(s->db, s->queries + i * s->db->cfg.dimension, qbuf, s->k, s->opts, &s->out[i]);
   free(qbuf);
-  free(cands);
   return rc;
 }
 

@@ -1,0 +1,39 @@
+'use strict';
+// The one error class vecvault throws and rejects with. `code` is stable
+// and documented in the README; messages may improve over time.
+
+/** Every code vecvault can report. */
+const ERROR_CODES = Object.freeze([
+  'ERR_INVALID_ARGUMENT',
+  'ERR_DIMENSION_MISMATCH',
+  'ERR_INVALID_VECTOR',
+  'ERR_INVALID_ID',
+  'ERR_INVALID_METADATA',
+  'ERR_CLOSED',
+  'ERR_ABORTED',
+  'ERR_NO_MEMORY',
+  'ERR_CAPACITY',
+  'ERR_INTERNAL',
+]);
+
+class VecvaultError extends Error {
+  /**
+   * @param {string} message
+   * @param {string} code one of ERROR_CODES
+   * @param {{ cause?: unknown }} [options]
+   */
+  constructor(message, code, options) {
+    super(message, options);
+    // AbortError by name, as fetch() and timers/promises do, so generic
+    // abort handling (err.name === 'AbortError') works too.
+    this.name = code === 'ERR_ABORTED' ? 'AbortError' : 'VecvaultError';
+    this.code = code;
+  }
+}
+
+function abortError(signal) {
+  const reason = signal && signal.reason;
+  return new VecvaultError('The operation was aborted', 'ERR_ABORTED', reason !== undefined ? { cause: reason } : undefined);
+}
+
+module.exports = { VecvaultError, ERROR_CODES, abortError };

@@ -1,0 +1,143 @@
+'use strict';
+// Validation of every public option, with exact messages, before anything
+// reaches C. Throws VecvaultError with code ERR_INVALID_ARGUMENT.
+const os = require('os');
+const { VecvaultError } = require('./errors');
+
+const METRICS = { cosine: 0, l2: 1, dot: 2 };
+const INDEXES = { hnsw: 0, flat: 1 };
+const LIMITS = Object.freeze({
+  maxDimension: 65536,
+  maxIdBytes: 4096,
+  maxMetadataBytes: 16 * 1024 * 1024,
+  maxM: 128,
+  maxEf: 65536,
+  maxThreads: 256,
+  maxChunkSize: 10_000_000,
+});
+
+function invalid(message) {
+  return new VecvaultError(message, 'ERR_INVALID_ARGUMENT');
+}
+
+function isPlainObject(v) {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function checkKeys(obj, allowed, what) {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) throw invalid(`${what}: unknown option "${key}" (allowed: ${allowed.join(', ')})`);
+  }
+}
+
+function intIn(value, name, min, max) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function describe(v) {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (v === null || typeof v !== 'object') return String(v);
+  return Array.isArray(v) ? 'an array' : 'an object';
+}
+
+function defaultThreads() {
+  const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(n || 1, LIMITS.maxThreads));
+}
+
+const DB_KEYS = ['dimension', 'metric', 'index', 'hnsw', 'chunkSize', 'cacheSizeMb', 'encryptAtRest', 'key', 'passphrase', 'threads'];
+const HNSW_KEYS = ['m', 'efConstruction', 'efSearch'];
+
+/** Normalises `new VectorDB(options)`; every field present in the result. */
+function parseDbOptions(options) {
+  if (!isPlainObject(options)) throw invalid(`VectorDB options must be an object, got ${describe(options)}`);
+  checkKeys(options, DB_KEYS, 'VectorDB');
+  if (options.dimension === undefined) throw invalid('VectorDB: "dimension" is required');
+  const dimension = intIn(options.dimension, 'dimension', 1, LIMITS.maxDimension);
+
+  const metric = options.metric === undefined ? 'cosine' : options.metric;
+  if (!Object.hasOwn(METRICS, metric)) throw invalid(`metric must be 'cosine', 'l2' or 'dot', got ${describe(metric)}`);
+
+  const index = options.index === undefined ? 'hnsw' : options.index;
+  if (index === 'ivf') throw invalid("index 'ivf' is not available yet; use 'hnsw' or 'flat'");
+  if (!Object.hasOwn(INDEXES, index)) throw invalid(`index must be 'hnsw' or 'flat', got ${describe(index)}`);
+
+  const h = options.hnsw === undefined ? {} : options.hnsw;
+  if (!isPlainObject(h)) throw invalid(`hnsw must be an object, got ${describe(h)}`);
+  checkKeys(h, HNSW_KEYS, 'hnsw');
+  const hnsw = {
+    m: h.m === undefined ? 16 : intIn(h.m, 'hnsw.m', 2, LIMITS.maxM),
+    efConstruction: h.efConstruction === undefined ? 200 : intIn(h.efConstruction, 'hnsw.efConstruction', 1, LIMITS.maxEf),
+    efSearch: h.efSearch === undefined ? 64 : intIn(h.efSearch, 'hnsw.efSearch', 1, LIMITS.maxEf),
+  };
+
+  const chunkSize = options.chunkSize === undefined ? 10000 : intIn(options.chunkSize, 'chunkSize', 1, LIMITS.maxChunkSize);
+  let cacheSizeMb = 150;
+  if (options.cacheSizeMb !== undefined) {
+    cacheSizeMb = options.cacheSizeMb;
+    if (typeof cacheSizeMb !== 'number' || !Number.isFinite(cacheSizeMb) || cacheSizeMb <= 0) {
+      throw invalid(`cacheSizeMb must be a positive number, got ${describe(cacheSizeMb)}`);
+    }
+  }
+  const encryptAtRest = options.encryptAtRest === undefined ? true : options.encryptAtRest;
+  if (typeof encryptAtRest !== 'boolean') throw invalid(`encryptAtRest must be a boolean, got ${describe(encryptAtRest)}`);
+
+  let key = null;
+  if (options.key !== undefined) {
+    if (!(options.key instanceof Uint8Array) || options.key.length !== 32) {
+      throw invalid('key must be a Uint8Array (or Buffer) of exactly 32 bytes; strings are not accepted because they cannot be wiped');
+    }
+    key = options.key;
+  }
+  let passphrase = null;
+  if (options.passphrase !== undefined) {
+    const p = options.passphrase;
+    if (!(p instanceof Uint8Array || typeof p === 'string') || p.length === 0) {
+      throw invalid('passphrase must be a non-empty string or Uint8Array');
+    }
+    passphrase = p;
+  }
+  if (key && passphrase) throw invalid('pass either key or passphrase, not both');
+
+  const threads = options.threads === undefined ? defaultThreads() : intIn(options.threads, 'threads', 1, LIMITS.maxThreads);
+  return { dimension, metric, index, hnsw, chunkSize, cacheSizeMb, encryptAtRest, key, passphrase, threads };
+}
+
+const SEARCH_KEYS = ['efSearch', 'includeVector'];
+
+function parseSearchOptions(opts) {
+  if (opts === undefined) return { efSearch: 0, includeVector: 0 };
+  if (!isPlainObject(opts)) throw invalid(`search options must be an object, got ${describe(opts)}`);
+  checkKeys(opts, SEARCH_KEYS, 'search');
+  const efSearch = opts.efSearch === undefined ? 0 : intIn(opts.efSearch, 'efSearch', 1, LIMITS.maxEf);
+  if (opts.includeVector !== undefined && typeof opts.includeVector !== 'boolean') {
+    throw invalid(`includeVector must be a boolean, got ${describe(opts.includeVector)}`);
+  }
+  return { efSearch, includeVector: opts.includeVector ? 1 : 0 };
+}
+
+function parseK(k) {
+  if (typeof k !== 'number' || !Number.isInteger(k) || k < 1) throw invalid(`k must be a positive integer, got ${describe(k)}`);
+  // The engine counts results in 32 bits; asking for more is asking for all.
+  return Math.min(k, 0x7fffffff);
+}
+
+const ASYNC_KEYS = ['onProgress', 'signal'];
+
+function parseAsyncOptions(opts) {
+  if (opts === undefined) return { onProgress: null, signal: null };
+  if (!isPlainObject(opts)) throw invalid(`options must be an object, got ${describe(opts)}`);
+  checkKeys(opts, ASYNC_KEYS, 'options');
+  const { onProgress, signal } = opts;
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('onProgress must be a function');
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
+  return { onProgress: onProgress || null, signal: signal || null };
+}
+
+module.exports = { METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseK, invalid, describe };

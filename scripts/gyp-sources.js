@@ -1,0 +1,16 @@
+// Lists the C sources for binding.gyp: every csrc/**/*.c, so a new engine
+// module needs no build edit. Paths are relative to the package root.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+
+const root = path.join(__dirname, '..');
+const out = [];
+(function walk(dir) {
+  for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
+    const rel = dir + '/' + e.name;
+    if (e.isDirectory()) walk(rel);
+    else if (e.name.endsWith('.c')) out.push(rel);
+  }
+})('csrc');
+process.stdout.write(out.sort().join('\n') + '\n');
