@@ -19,9 +19,17 @@ function closedError() {
   return new VecvaultError('the database is closed', 'ERR_CLOSED');
 }
 
+const isWellFormed =
+  typeof String.prototype.isWellFormed === 'function'
+    ? (s) => s.isWellFormed()
+    : (s) => !/\p{Surrogate}/u.test(s);
+
 function checkId(id, where) {
   if (typeof id !== 'string') throw new VecvaultError(`${where}id must be a string, got ${describe(id)}`, 'ERR_INVALID_ID');
   if (id.length === 0) throw new VecvaultError(`${where}id must not be empty`, 'ERR_INVALID_ID');
+  // Ids are stored as UTF-8: a lone surrogate would silently become U+FFFD
+  // and two different ids could collide, so they are refused instead.
+  if (!isWellFormed(id)) throw new VecvaultError(`${where}id contains a lone UTF-16 surrogate`, 'ERR_INVALID_ID');
   // A UTF-16 unit is at most 3 UTF-8 bytes: only long ids need measuring.
   if (id.length * 3 > LIMITS.maxIdBytes && Buffer.byteLength(id, 'utf8') > LIMITS.maxIdBytes) {
     throw new VecvaultError(`${where}id is longer than ${LIMITS.maxIdBytes} UTF-8 bytes`, 'ERR_INVALID_ID');
