@@ -1,0 +1,286 @@
+/*
+ * index.d.ts: the public TypeScript API of vecvault (hand-written).
+ *
+ * Owns: the types of everything `require('vecvault')` and
+ * `import ... from 'vecvault'` export. The runtime lives in lib/ (CommonJS
+ * lib/index.js, ESM lib/index.mjs); both export the same classes.
+ */
+
+/**
+ * How distance is measured. Results are always sorted by ascending
+ * `distance`; `score` is the matching similarity (larger is nearer).
+ *
+ * - `'cosine'`: `distance = 1 - cos(a, b)`, `score = cos(a, b)`. Vectors are
+ *   normalised to unit length on insert, so a zero vector is rejected.
+ * - `'l2'`: `distance` is the Euclidean distance (square root of the sum of
+ *   squares, not squared), `score = -distance`.
+ * - `'dot'`: `distance = -dot(a, b)`, `score = dot(a, b)`.
+ */
+export type Metric = 'cosine' | 'l2' | 'dot';
+
+/**
+ * The index structure.
+ *
+ * - `'hnsw'`: approximate nearest neighbours on a graph (the default).
+ * - `'flat'`: exact search by scanning every vector.
+ *
+ * (`'ivf'` is planned and currently rejected with `ERR_INVALID_ARGUMENT`.)
+ */
+export type IndexKind = 'hnsw' | 'flat';
+
+/** A vector: `dimension` finite numbers. Input is always copied. */
+export type VectorLike = Float32Array | readonly number[];
+
+/**
+ * Many queries at once: an array of vectors, or one `Float32Array` holding
+ * `n * dimension` floats back to back.
+ */
+export type QueriesLike = readonly VectorLike[] | Float32Array;
+
+/**
+ * Anything `JSON.stringify` accepts. Metadata is stored as JSON and every
+ * read returns a freshly parsed copy, so values come back as JSON would
+ * give them (a `Date` becomes an ISO string, `undefined` properties vanish).
+ */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** HNSW graph parameters. All are integers. */
+export interface HnswOptions {
+  /** Links per node, 2..128. Larger: better recall, more memory. Default 16. */
+  m?: number;
+  /** Candidate list size while building, at least 1. Default 200. */
+  efConstruction?: number;
+  /** Default candidate list size while searching, at least 1. Default 64. */
+  efSearch?: number;
+}
+
+/** Options for `new VectorDB(options)`. Unknown keys are rejected. */
+export interface VectorDBOptions {
+  /** Length of every vector: an integer in 1..65536. Required. */
+  dimension: number;
+  /** Distance measure. Default `'cosine'`. */
+  metric?: Metric;
+  /** Index structure. Default `'hnsw'`. */
+  index?: IndexKind;
+  /** HNSW parameters; see {@link HnswOptions}. */
+  hnsw?: HnswOptions;
+  /** Vectors per storage chunk, a positive integer. Default 10000. (Used by sessions; reserved.) */
+  chunkSize?: number;
+  /** Upper bound of the chunk cache in MiB, a positive number. Default 150. (Reserved.) */
+  cacheSizeMb?: number;
+  /** Encrypt chunks at rest. Default `true`. (Reserved.) */
+  encryptAtRest?: boolean;
+  /** Raw 32-byte encryption key. (Reserved.) */
+  key?: Uint8Array;
+  /** Passphrase to derive the key from. (Reserved.) */
+  passphrase?: Uint8Array | string;
+  /** Worker threads for batch work, a positive integer. Default: all cores. */
+  threads?: number;
+}
+
+/** One item to insert. */
+export interface Item<M = unknown> {
+  /** Non-empty string of at most 4096 UTF-8 bytes. An existing id is replaced (upsert). */
+  id: string;
+  /** `dimension` finite numbers; not all zero under `'cosine'`. */
+  vector: VectorLike;
+  /** JSON-serialisable value, at most 16 MiB as JSON. Missing or `undefined` is stored as `null`. */
+  metadata?: M;
+}
+
+/** A stored item, as `get()` returns it. */
+export interface StoredItem<M = unknown> {
+  id: string;
+  /** A copy of the stored vector (unit length under `'cosine'`). */
+  vector: Float32Array;
+  /** A fresh parse of the stored JSON; `null` if none was given. */
+  metadata: M | null;
+}
+
+/** Options for `search`, `searchAsync`, `searchBatch` and `searchBatchAsync`. */
+export interface SearchOptions {
+  /** HNSW candidate list size for this search (an integer, at least 1); overrides `hnsw.efSearch`. */
+  efSearch?: number;
+  /** Include each hit's stored vector as `vector`. Default `false`. */
+  includeVector?: boolean;
+}
+
+/** {@link SearchOptions} that ask for vectors. */
+export interface SearchOptionsWithVector extends SearchOptions {
+  includeVector: true;
+}
+
+/** One search hit. */
+export interface SearchResult<M = unknown> {
+  id: string;
+  /** Smaller is nearer; see {@link Metric}. */
+  distance: number;
+  /** Larger is nearer; see {@link Metric}. */
+  score: number;
+  /** A fresh parse of the stored JSON; `null` if none was given. */
+  metadata: M | null;
+  /** The stored vector, only when `includeVector: true` was asked for. */
+  vector?: Float32Array;
+}
+
+/** A hit from a search made with `includeVector: true`. */
+export interface SearchResultWithVector<M = unknown> extends SearchResult<M> {
+  vector: Float32Array;
+}
+
+/**
+ * The part of an `AbortSignal` vecvault uses. Pass `controller.signal` from
+ * an `AbortController`.
+ */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** Options for `addBatchAsync`. */
+export interface AddBatchAsyncOptions {
+  /**
+   * Called on the JS thread as the batch proceeds. `done` never decreases;
+   * on success the last call has `done === total` (`total` is the number of
+   * items). If it throws, the promise rejects (with that error, or one
+   * wrapping it).
+   */
+  onProgress?(done: number, total: number): void;
+  /**
+   * Aborts the insert. The promise then rejects with a `VecvaultError`
+   * whose `name` is `'AbortError'` and `code` is `'ERR_ABORTED'`; items
+   * inserted before the abort stay.
+   */
+  signal?: AbortSignalLike;
+}
+
+/** The stable `code` of every {@link VecvaultError}. */
+export type ErrorCode =
+  /** Wrong type, unknown option key, value out of range, bad k, bad items or options. */
+  | 'ERR_INVALID_ARGUMENT'
+  /** A vector or query whose length is not the database's dimension. */
+  | 'ERR_DIMENSION_MISMATCH'
+  /** A NaN or infinite component, a non-numeric entry, or a zero vector under cosine. */
+  | 'ERR_INVALID_VECTOR'
+  /** An id that is not a string, is empty, or is longer than 4096 UTF-8 bytes. */
+  | 'ERR_INVALID_ID'
+  /** Metadata that is not JSON-serialisable or is longer than 16 MiB as JSON. */
+  | 'ERR_INVALID_METADATA'
+  /** The database was closed. */
+  | 'ERR_CLOSED'
+  /** The operation was aborted through its `signal` (`name` is `'AbortError'`). */
+  | 'ERR_ABORTED'
+  /** Memory could not be allocated. */
+  | 'ERR_NO_MEMORY'
+  /** The database cannot hold more vectors. */
+  | 'ERR_CAPACITY'
+  /** A broken internal invariant: a bug in vecvault. */
+  | 'ERR_INTERNAL';
+
+/**
+ * Every error vecvault throws or rejects with. Branch on `code`, which is
+ * stable, rather than on `message`, which is not.
+ *
+ * @example
+ * try { db.add(id, v); } catch (e) {
+ *   if (e instanceof VecvaultError && e.code === 'ERR_DIMENSION_MISMATCH') { ... }
+ * }
+ */
+export declare class VecvaultError extends Error {
+  /** Made by vecvault itself; exported for `instanceof` checks. */
+  constructor(message: string, code: ErrorCode, options?: { cause?: unknown });
+  /** The stable error code. */
+  readonly code: ErrorCode;
+  /** `'AbortError'` for `ERR_ABORTED`. */
+  name: string;
+}
+
+/**
+ * An in-memory vector database backed by the native engine.
+ *
+ * Sync methods throw a {@link VecvaultError}; async methods return a promise
+ * that rejects with one and never throw synchronously. After `close()` every
+ * method fails with `ERR_CLOSED`. A database that becomes garbage without
+ * `close()` still frees its native memory.
+ *
+ * @typeParam M - the metadata type you store (it comes back through JSON).
+ *
+ * @example
+ * const db = new VectorDB<{ title: string }>({ dimension: 384, metric: 'cosine' });
+ * db.add('doc-1', embedding, { title: 'Hello' });
+ * const hits = db.search(query, 10);
+ * db.close();
+ */
+export declare class VectorDB<M = unknown> {
+  /** @throws {VecvaultError} `ERR_INVALID_ARGUMENT` for a bad or unknown option. */
+  constructor(options: VectorDBOptions);
+
+  /** Number of live (not deleted) vectors. */
+  readonly size: number;
+  /** The vector length given at construction. */
+  readonly dimension: number;
+  /** The distance measure in use. */
+  readonly metric: Metric;
+  /** The index structure in use. */
+  readonly index: IndexKind;
+  /** `true` once `close()` has been called. */
+  readonly closed: boolean;
+
+  /**
+   * Insert a vector, or replace the vector and metadata of an existing id.
+   * @throws {VecvaultError} `ERR_INVALID_ID`, `ERR_DIMENSION_MISMATCH`,
+   *   `ERR_INVALID_VECTOR`, `ERR_INVALID_METADATA`, `ERR_INVALID_ARGUMENT`, `ERR_CLOSED`.
+   */
+  add(id: string, vector: VectorLike, metadata?: M): void;
+
+  /** Insert or replace many items, using the worker threads; a later duplicate id in the batch wins. */
+  addBatch(items: readonly Item<M>[]): void;
+
+  /**
+   * `addBatch` off the JS thread, with progress and cancellation.
+   * Rejects (never throws) with the same codes as `addBatch`, or `ERR_ABORTED`.
+   */
+  addBatchAsync(items: readonly Item<M>[], options?: AddBatchAsyncOptions): Promise<void>;
+
+  /** The stored item, or `null` if the id is absent. */
+  get(id: string): StoredItem<M> | null;
+
+  /** Whether the id is present. */
+  has(id: string): boolean;
+
+  /** Remove an id; `false` if it was absent. */
+  delete(id: string): boolean;
+
+  /**
+   * The `k` nearest live vectors (fewer only if the database holds fewer),
+   * sorted by ascending distance.
+   * @param k - a positive integer.
+   */
+  search(query: VectorLike, k: number, options: SearchOptionsWithVector): SearchResultWithVector<M>[];
+  search(query: VectorLike, k: number, options?: SearchOptions): SearchResult<M>[];
+
+  /** `search` off the JS thread. */
+  searchAsync(query: VectorLike, k: number, options: SearchOptionsWithVector): Promise<SearchResultWithVector<M>[]>;
+  searchAsync(query: VectorLike, k: number, options?: SearchOptions): Promise<SearchResult<M>[]>;
+
+  /** One `search` per query, in parallel on the worker threads; results in query order. */
+  searchBatch(queries: QueriesLike, k: number, options: SearchOptionsWithVector): SearchResultWithVector<M>[][];
+  searchBatch(queries: QueriesLike, k: number, options?: SearchOptions): SearchResult<M>[][];
+
+  /** `searchBatch` off the JS thread. */
+  searchBatchAsync(queries: QueriesLike, k: number, options: SearchOptionsWithVector): Promise<SearchResultWithVector<M>[][]>;
+  searchBatchAsync(queries: QueriesLike, k: number, options?: SearchOptions): Promise<SearchResult<M>[][]>;
+
+  /**
+   * Free the native memory. Work already in flight still settles; later
+   * calls fail with `ERR_CLOSED`. Calling it again does nothing.
+   */
+  close(): void;
+}
+
+/** Every {@link ErrorCode}, in a fixed order. */
+export declare const ERROR_CODES: readonly ErrorCode[];
+
+/** The SIMD kernels the engine picked for this CPU at load time, e.g. `'avx2'`, `'neon'` or `'scalar'`. */
+export declare const simd: string;

@@ -1,0 +1,179 @@
+/*
+ * test/types/usage.ts: exercises the whole public API under `strict`, as a
+ * CommonJS TypeScript user would write it. Type-checked only (noEmit); the
+ * `@ts-expect-error` lines prove that misuse is rejected.
+ */
+import { ERROR_CODES, VectorDB, VecvaultError, simd } from 'vecvault';
+import type {
+  AddBatchAsyncOptions,
+  ErrorCode,
+  HnswOptions,
+  IndexKind,
+  Item,
+  JsonValue,
+  Metric,
+  SearchOptions,
+  SearchResult,
+  SearchResultWithVector,
+  StoredItem,
+  VectorDBOptions,
+} from 'vecvault';
+
+interface Doc {
+  title: string;
+  tags: string[];
+}
+
+const metric: Metric = 'cosine';
+const index: IndexKind = 'hnsw';
+const hnsw: HnswOptions = { m: 16, efConstruction: 200, efSearch: 64 };
+const options: VectorDBOptions = {
+  dimension: 4,
+  metric,
+  index,
+  hnsw,
+  chunkSize: 10000,
+  cacheSizeMb: 150,
+  encryptAtRest: true,
+  key: new Uint8Array(32),
+  threads: 2,
+};
+
+const db = new VectorDB<Doc>(options);
+const loose = new VectorDB({ dimension: 4, passphrase: 'secret' });
+const json = new VectorDB<JsonValue>({ dimension: 4, metric: 'dot', index: 'flat' });
+
+db.add('a', new Float32Array([1, 2, 3, 4]), { title: 'A', tags: [] });
+db.add('b', [1, 0, 0, 0]);
+loose.add('c', [1, 2, 3, 4], new Date());
+json.add('d', [1, 2, 3, 4], { nested: [1, 'two', null, true] });
+
+const items: Item<Doc>[] = [
+  { id: 'x', vector: [0, 1, 0, 0], metadata: { title: 'X', tags: ['t'] } },
+  { id: 'y', vector: new Float32Array(4).fill(1) },
+];
+db.addBatch(items);
+
+const rec: StoredItem<Doc> | null = db.get('a');
+if (rec) {
+  const v: Float32Array = rec.vector;
+  const title: string | undefined = rec.metadata?.title;
+  void v;
+  void title;
+}
+const present: boolean = db.has('a');
+const removed: boolean = db.delete('b');
+void present;
+void removed;
+
+const searchOpts: SearchOptions = { efSearch: 128 };
+const hits: SearchResult<Doc>[] = db.search([1, 2, 3, 4], 10, searchOpts);
+for (const hit of hits) {
+  const d: number = hit.distance;
+  const s: number = hit.score;
+  const maybe: Float32Array | undefined = hit.vector;
+  void d;
+  void s;
+  void maybe;
+}
+const withVectors: SearchResultWithVector<Doc>[] = db.search([1, 2, 3, 4], 3, { includeVector: true });
+const first: Float32Array | undefined = withVectors[0]?.vector;
+void first;
+
+const lists: SearchResult<Doc>[][] = db.searchBatch([[1, 2, 3, 4], new Float32Array(4).fill(2)], 5);
+const flatLists = db.searchBatch(new Float32Array(8).fill(1), 5, { includeVector: true });
+const fv: Float32Array = flatLists[0][0].vector;
+void lists;
+void fv;
+
+const size: number = db.size;
+const dim: number = db.dimension;
+const m: Metric = db.metric;
+const closed: boolean = db.closed;
+const kind: IndexKind = db.index;
+const codes: readonly ErrorCode[] = ERROR_CODES;
+const isa: string = simd;
+void kind;
+void codes;
+void isa;
+void size;
+void dim;
+void m;
+void closed;
+
+async function asyncUse(): Promise<void> {
+  const controller = new AbortController();
+  const opts: AddBatchAsyncOptions = {
+    signal: controller.signal,
+    onProgress(done: number, total: number) {
+      if (done === total) controller.abort();
+    },
+  };
+  try {
+    await db.addBatchAsync(items, opts);
+  } catch (e) {
+    if (e instanceof VecvaultError) {
+      const code: ErrorCode = e.code;
+      if (code === 'ERR_ABORTED' && e.name === 'AbortError') return;
+    }
+    throw e;
+  }
+  await db.addBatchAsync(items);
+  const r: SearchResult<Doc>[] = await db.searchAsync([1, 2, 3, 4], 5);
+  const rv: SearchResultWithVector<Doc>[] = await db.searchAsync([1, 2, 3, 4], 5, { includeVector: true, efSearch: 32 });
+  const rb: SearchResult<Doc>[][] = await db.searchBatchAsync([[1, 2, 3, 4]], 5);
+  const rbv: SearchResultWithVector<Doc>[][] = await db.searchBatchAsync(new Float32Array(4).fill(1), 5, { includeVector: true });
+  void r;
+  void rv;
+  void rb;
+  void rbv;
+}
+void asyncUse();
+
+function handle(e: unknown): string {
+  if (e instanceof VecvaultError) {
+    switch (e.code) {
+      case 'ERR_INVALID_ARGUMENT':
+      case 'ERR_DIMENSION_MISMATCH':
+      case 'ERR_INVALID_VECTOR':
+      case 'ERR_INVALID_ID':
+      case 'ERR_INVALID_METADATA':
+      case 'ERR_CLOSED':
+      case 'ERR_ABORTED':
+      case 'ERR_NO_MEMORY':
+      case 'ERR_CAPACITY':
+      case 'ERR_INTERNAL':
+        return e.code;
+    }
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+void handle;
+
+db.close();
+loose.close();
+json.close();
+
+/* misuse the declarations must reject */
+// @ts-expect-error dimension is required
+void new VectorDB({});
+// @ts-expect-error unknown metric
+void new VectorDB({ dimension: 4, metric: 'euclidean' });
+// @ts-expect-error 'ivf' is not available yet
+void new VectorDB({ dimension: 4, index: 'ivf' });
+// @ts-expect-error unknown option key
+void new VectorDB({ dimension: 4, foo: 1 });
+// @ts-expect-error id must be a string
+db.add(1, [1, 2, 3, 4]);
+// @ts-expect-error metadata must match Doc
+db.add('z', [1, 2, 3, 4], { title: 5 });
+// @ts-expect-error vector must be numbers
+db.add('z', ['1', '2', '3', '4']);
+// @ts-expect-error size is read-only
+db.size = 3;
+// @ts-expect-error vector is optional without includeVector: true
+const noVector: Float32Array = db.search([1, 2, 3, 4], 1)[0].vector;
+void noVector;
+// @ts-expect-error not an ErrorCode
+const badCode: ErrorCode = 'ERR_NOPE';
+void badCode;
