@@ -42,7 +42,19 @@ enum {
   VV_E_BAD_METADATA = -6, /* ERR_INVALID_METADATA */
   VV_E_ABORTED = -7,      /* ERR_ABORTED: a progress callback asked to stop */
   VV_E_FULL = -8,         /* ERR_CAPACITY: more slots than the engine addresses */
-  VV_E_INTERNAL = -9      /* ERR_INTERNAL: a broken invariant; a bug */
+  VV_E_INTERNAL = -9,     /* ERR_INTERNAL: a broken invariant; a bug */
+  VV_E_CORRUPT = -10,     /* ERR_CORRUPT: malformed bytes (decoders); sessions map it to a specific code */
+  VV_E_KEY_REQUIRED = -11,     /* ERR_KEY_REQUIRED */
+  VV_E_WRONG_KEY = -12,        /* ERR_WRONG_KEY */
+  VV_E_MANIFEST_CORRUPT = -13, /* ERR_MANIFEST_CORRUPT */
+  VV_E_MANIFEST_AUTH = -14,    /* ERR_MANIFEST_AUTH */
+  VV_E_CHUNK_MISSING = -15,    /* ERR_CHUNK_MISSING */
+  VV_E_CHUNK_CORRUPT = -16,    /* ERR_CHUNK_CORRUPT */
+  VV_E_UNSUPPORTED_VERSION = -17, /* ERR_UNSUPPORTED_VERSION */
+  VV_E_LOCKED = -18,           /* ERR_LOCKED */
+  VV_E_IO = -19,               /* ERR_IO */
+  VV_E_NOSPC = -20,            /* ERR_NOSPC */
+  VV_E_NOT_FOUND = -21         /* ERR_NOT_FOUND: no session at that path */
 };
 
 /* Limits enforced by the engine (the JS layer checks them first, with nicer messages). */
@@ -52,6 +64,11 @@ enum {
 #define VV_MAX_SLOTS 0x7fffffffu
 #define VV_HNSW_MAX_M 128u
 #define VV_HNSW_MAX_EF 65536u
+
+/* Detail for a failed session call: which object, what check. */
+typedef struct vv_error {
+  char message[320];
+} vv_error;
 
 /* Human-readable message for a status. Never NULL. */
 const char *vv_strerror(int status);
@@ -70,6 +87,7 @@ typedef struct vv_config {
   uint32_t ef_search;       /* 0 = default 64 */
   uint32_t threads;         /* workers for batch calls; 0 = 1 */
   uint64_t seed;            /* level generator seed; 0 = fixed default */
+  uint32_t chunk_size;      /* vectors per session chunk; 0 = default 10000 */
 } vv_config;
 
 /* Called from the thread that started the work, never concurrently.
@@ -82,6 +100,8 @@ VV_NODISCARD int vv_db_create(const vv_config *cfg, vv_db **out);
 void vv_db_free(vv_db *db); /* NULL is a no-op */
 
 uint32_t vv_db_dimension(const vv_db *db);
+/* The effective configuration (defaults filled in), and whether saves encrypt. */
+void vv_db_config(const vv_db *db, vv_config *out, int *encrypted);
 vv_metric vv_db_metric(const vv_db *db);
 uint64_t vv_db_size(vv_db *db);     /* live vectors */
 
@@ -156,6 +176,62 @@ VV_NODISCARD int vv_db_search(vv_db *db, const float *query, uint32_t k, const v
  * On failure every out[i] is NULL. */
 VV_NODISCARD int vv_db_search_batch(vv_db *db, const float *queries, size_t nq, uint32_t k,
                                     const vv_search_opts *opts, vv_results **out);
+
+/* ---- sessions: chunked, encrypted, crash-safe snapshots on disk ---------
+ * Layout and guarantees: docs/FORMAT.md. */
+
+struct vv_io; /* session/io.h: file operations, replaceable for fault injection */
+
+/* Encryption for future saves. With encrypt != 0 exactly one of `key`
+ * (32 bytes) or `pass` must be given, or saves fail with VV_E_KEY_REQUIRED.
+ * Secrets are copied into guarded memory and wiped by vv_db_free. */
+VV_NODISCARD int vv_db_set_secret(vv_db *db, int encrypt, const unsigned char *key, const char *pass,
+                                  size_t pass_len);
+
+enum { VV_PHASE_INSERT = 0, VV_PHASE_CHUNKS = 1, VV_PHASE_INDEX = 2, VV_PHASE_COMMIT = 3, VV_PHASE_MANIFEST = 4 };
+/* Session progress: `done` of `total` objects, the current phase, and the
+ * bytes written or read so far. Non-zero return aborts (VV_E_ABORTED). */
+typedef int (*vv_session_progress_fn)(void *ctx, uint64_t done, uint64_t total, int phase, uint64_t bytes);
+
+typedef struct vv_save_stats {
+  uint64_t generation;
+  uint64_t chunks_written, chunks_reused;
+  uint64_t index_written;   /* index segments written */
+  uint64_t bytes_written;   /* object and manifest bytes */
+  int full;                 /* 1 if everything was rewritten */
+} vv_save_stats;
+
+/* Saves the database into `dir` (created if missing) as a new generation.
+ * Searches keep running meanwhile; writers wait. Incremental when `dir`
+ * still holds the generation this database last saved or loaded there.
+ * On any failure the previous generation is left intact. */
+VV_NODISCARD int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_progress_fn progress,
+                            void *ctx, vv_save_stats *stats, vv_error *err);
+
+typedef struct vv_load_opts {
+  const unsigned char *key; /* 32 bytes, or NULL */
+  const char *pass;         /* or a passphrase, or NULL */
+  size_t pass_len;
+  uint32_t threads;         /* 0 = 1 */
+  const struct vv_io *io;   /* NULL = POSIX */
+} vv_load_opts;
+
+typedef struct vv_load_stats {
+  uint64_t generation;
+  uint64_t total_vectors;
+  uint64_t chunk_count, chunks_loaded;
+  uint64_t bytes_read;
+} vv_load_stats;
+
+/* Opens the session in `dir` and loads it completely into a new database
+ * (secrets are kept so later saves stay encrypted the same way). */
+VV_NODISCARD int vv_db_load(const char *dir, const vv_load_opts *opts, vv_session_progress_fn progress, void *ctx,
+                            vv_db **out, vv_load_stats *stats, vv_error *err);
+
+/* The manifest body (JSON, checksum verified, no key needed) as a malloc'd
+ * NUL-terminated string. */
+VV_NODISCARD int vv_session_inspect(const char *dir, const struct vv_io *io, char **body, size_t *len,
+                                    vv_error *err);
 
 /* Which SIMD kernels this process uses ("avx2", "neon" or "scalar"). */
 const char *vv_simd_name(void);

@@ -14,6 +14,17 @@ const ERROR_CODES = Object.freeze([
   'ERR_NO_MEMORY',
   'ERR_CAPACITY',
   'ERR_INTERNAL',
+  'ERR_KEY_REQUIRED',
+  'ERR_WRONG_KEY',
+  'ERR_MANIFEST_CORRUPT',
+  'ERR_MANIFEST_AUTH',
+  'ERR_CHUNK_MISSING',
+  'ERR_CHUNK_CORRUPT',
+  'ERR_UNSUPPORTED_VERSION',
+  'ERR_LOCKED',
+  'ERR_IO',
+  'ERR_NOSPC',
+  'ERR_NOT_FOUND',
 ]);
 
 class VecvaultError extends Error {

@@ -140,4 +140,46 @@ function parseAsyncOptions(opts) {
   return { onProgress: onProgress || null, signal: signal || null };
 }
 
-module.exports = { METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseK, invalid, describe };
+const LOAD_KEYS = ['key', 'passphrase', 'cacheSizeMb', 'lazy', 'onProgress', 'signal', 'threads'];
+
+function parseLoadOptions(opts) {
+  if (opts === undefined) opts = {};
+  if (!isPlainObject(opts)) throw invalid(`load options must be an object, got ${describe(opts)}`);
+  checkKeys(opts, LOAD_KEYS, 'VectorDB.load');
+  const { onProgress, signal } = parseAsyncOptions({
+    ...(opts.onProgress !== undefined && { onProgress: opts.onProgress }),
+    ...(opts.signal !== undefined && { signal: opts.signal }),
+  });
+  let key = null;
+  if (opts.key !== undefined) {
+    if (!(opts.key instanceof Uint8Array) || opts.key.length !== 32) {
+      throw invalid('key must be a Uint8Array (or Buffer) of exactly 32 bytes');
+    }
+    key = opts.key;
+  }
+  let passphrase = null;
+  if (opts.passphrase !== undefined) {
+    const p = opts.passphrase;
+    if (!(p instanceof Uint8Array || typeof p === 'string') || p.length === 0) {
+      throw invalid('passphrase must be a non-empty string or Uint8Array');
+    }
+    passphrase = p;
+  }
+  if (key && passphrase) throw invalid('pass either key or passphrase, not both');
+  let cacheSizeMb = 150;
+  if (opts.cacheSizeMb !== undefined) {
+    cacheSizeMb = opts.cacheSizeMb;
+    if (typeof cacheSizeMb !== 'number' || !Number.isFinite(cacheSizeMb) || cacheSizeMb <= 0) {
+      throw invalid(`cacheSizeMb must be a positive number, got ${describe(cacheSizeMb)}`);
+    }
+  }
+  if (opts.lazy !== undefined && typeof opts.lazy !== 'boolean') throw invalid(`lazy must be a boolean, got ${describe(opts.lazy)}`);
+  if (opts.lazy === true) {
+    throw invalid('lazy loading with a bounded chunk cache is not available in this version; pass lazy: false (or omit it) to load everything');
+  }
+  const threads = opts.threads === undefined ? defaultThreads() : intIn(opts.threads, 'threads', 1, LIMITS.maxThreads);
+  return { key, passphrase, cacheSizeMb, lazy: false, onProgress, signal, threads };
+}
+
+module.exports = {
+  parseLoadOptions, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseK, invalid, describe };

@@ -11,9 +11,15 @@ const {
   parseSearchOptions,
   parseAsyncOptions,
   parseK,
+  parseLoadOptions,
   invalid,
   describe,
 } = require('./options');
+
+function checkDir(dir) {
+  if (typeof dir !== 'string' || dir.length === 0) throw invalid(`dir must be a non-empty string path, got ${describe(dir)}`);
+  if (dir.includes('\0')) throw invalid('dir must not contain NUL characters');
+}
 
 function closedError() {
   return new VecvaultError('the database is closed', 'ERR_CLOSED');
@@ -92,15 +98,89 @@ function toResults(raw) {
   return out;
 }
 
+// Lets VectorDB.load hand a loaded engine to the constructor; not exported.
+const ADOPT = Symbol('vecvault.adopt');
+const PHASES = ['insert', 'chunks', 'index', 'commit', 'manifest'];
+
+/** Passes a key or passphrase to the engine, wiping our temporary copy. */
+function applySecret(nativeDb, encrypt, key, passphrase) {
+  const pass = typeof passphrase === 'string' ? Buffer.from(passphrase, 'utf8') : passphrase;
+  try {
+    nativeDb.setSecret(encrypt ? 1 : 0, key, pass);
+  } finally {
+    if (typeof passphrase === 'string') pass.fill(0);
+  }
+}
+
+/**
+ * Runs a native job with progress and abort wiring shared by every long
+ * operation: `start(report, abortFlag)` must return the job's promise.
+ * Reported values are made monotonic, the last call is (total, total), a
+ * throwing callback rejects with its error, and an abort rejects with
+ * AbortError.
+ */
+async function runJob(start, onProgress, signal, withInfo) {
+  if (signal && signal.aborted) throw abortError(signal);
+  const abortFlag = new Int32Array(new ArrayBuffer(4));
+  let userError = null;
+  let last = -1;
+  let lastTotal = 0;
+  let lastInfo;
+  const report = (done, total, phase, bytes) => {
+    lastTotal = total;
+    if (userError !== null || done <= last) return; // late, coalesced or repeated ticks
+    last = done;
+    try {
+      if (withInfo) {
+        lastInfo = { phase: PHASES[phase] || 'unknown', bytes };
+        onProgress(done, total, lastInfo);
+      } else {
+        onProgress(done, total);
+      }
+    } catch (err) {
+      userError = err;
+      Atomics.store(abortFlag, 0, 1);
+    }
+  };
+  const onAbort = () => Atomics.store(abortFlag, 0, 1);
+  if (signal) signal.addEventListener('abort', onAbort, { once: true });
+  let result;
+  try {
+    result = await start(onProgress ? report : null, abortFlag);
+  } catch (err) {
+    if (userError !== null) throw userError;
+    if (err && err.code === 'ERR_ABORTED') throw abortError(signal);
+    throw err;
+  } finally {
+    if (signal) signal.removeEventListener('abort', onAbort);
+  }
+  if (userError !== null) throw userError;
+  return {
+    result,
+    finish(total) {
+      const t = total === undefined ? lastTotal : total;
+      if (onProgress && last < t) report(t, t, PHASES.indexOf(lastInfo ? lastInfo.phase : 'commit'), lastInfo ? lastInfo.bytes : 0);
+      if (userError !== null) throw userError;
+    },
+  };
+}
+
 class VectorDB {
   #native;
   #options;
   #closed = false;
+  /** Set by VectorDB.load: how the session was opened. */
+  loadStats = null;
 
   /**
    * @param {object} options see index.d.ts (VectorDBOptions)
    */
-  constructor(options) {
+  constructor(options, adopted) {
+    if (options === ADOPT) {
+      this.#native = adopted.native;
+      this.#options = adopted.options;
+      return;
+    }
     const o = parseDbOptions(options);
     this.#options = o;
     this.#native = new native.NativeDB(
@@ -110,8 +190,10 @@ class VectorDB {
       o.hnsw.m,
       o.hnsw.efConstruction,
       o.hnsw.efSearch,
-      o.threads
+      o.threads,
+      o.chunkSize
     );
+    applySecret(this.#native, o.encryptAtRest, o.key, o.passphrase);
   }
 
   get dimension() {
@@ -176,34 +258,106 @@ class VectorDB {
     const { onProgress, signal } = parseAsyncOptions(options);
     if (signal && signal.aborted) throw abortError(signal);
     const p = this.#pack(items);
-    // The engine polls this flag between groups of inserts.
-    const abortFlag = new Int32Array(new ArrayBuffer(4));
-    let userError = null;
-    let last = -1;
-    const report = (done, total) => {
-      if (userError !== null || done <= last) return; // late, coalesced or repeated ticks
-      last = done;
-      try {
-        onProgress(done, total);
-      } catch (err) {
-        userError = err;
-        Atomics.store(abortFlag, 0, 1);
-      }
-    };
-    const onAbort = () => Atomics.store(abortFlag, 0, 1);
-    if (signal) signal.addEventListener('abort', onAbort, { once: true });
+    const job = await runJob(
+      (report, abortFlag) => native.addBatchAsync(p.ids, p.vectors, p.metas, this.#options.threads, report, abortFlag),
+      onProgress,
+      signal,
+      false
+    );
+    job.finish(p.n);
+  }
+
+  /**
+   * Saves the database as a chunked session in `dir` (see docs/FORMAT.md).
+   * @returns {Promise<{generation, chunksWritten, chunksReused, indexSegmentsWritten, bytesWritten, full, timeMs}>}
+   */
+  async save(dir, options) {
+    const native = this.#open();
+    checkDir(dir);
+    const { onProgress, signal } = parseAsyncOptions(options);
+    const t0 = performance.now();
+    const job = await runJob((report, abortFlag) => native.saveAsync(dir, report, abortFlag), onProgress, signal, true);
+    job.finish();
+    return { ...job.result, timeMs: performance.now() - t0 };
+  }
+
+  /**
+   * Opens a saved session. See index.d.ts (LoadOptions).
+   * @returns {Promise<VectorDB>}
+   */
+  static async load(dir, options) {
+    checkDir(dir);
+    const o = parseLoadOptions(options);
+    const t0 = performance.now();
+    const pass = typeof o.passphrase === 'string' ? Buffer.from(o.passphrase, 'utf8') : o.passphrase;
+    let job;
     try {
-      await native.addBatchAsync(p.ids, p.vectors, p.metas, this.#options.threads, onProgress ? report : null, abortFlag);
-    } catch (err) {
-      if (userError !== null) throw userError;
-      if (err && err.code === 'ERR_ABORTED') throw abortError(signal);
-      throw err;
+      job = await runJob(
+        (report, abortFlag) => native.loadAsync(dir, o.key, pass, o.threads, report, abortFlag),
+        o.onProgress,
+        o.signal,
+        true
+      );
     } finally {
-      if (signal) signal.removeEventListener('abort', onAbort);
+      if (typeof o.passphrase === 'string') pass.fill(0);
     }
-    if (userError !== null) throw userError;
-    if (onProgress && last < p.n) report(p.n, p.n);
-    if (userError !== null) throw userError;
+    job.finish();
+    const [engine, stats] = job.result;
+    const nativeDb = new native.NativeDB(engine);
+    const [dimension, metric, index, m, efConstruction, efSearch, chunkSize, encrypted] = nativeDb.config();
+    const db = new VectorDB(ADOPT, {
+      native: nativeDb,
+      options: {
+        dimension,
+        metric: Object.keys(METRICS)[metric],
+        index: Object.keys(INDEXES)[index],
+        hnsw: { m, efConstruction, efSearch },
+        chunkSize,
+        cacheSizeMb: o.cacheSizeMb,
+        encryptAtRest: encrypted === 1,
+        threads: o.threads,
+      },
+    });
+    db.loadStats = {
+      totalVectors: stats.totalVectors,
+      chunkCount: stats.chunkCount,
+      chunksLoaded: stats.chunksLoaded,
+      cacheSizeMb: o.cacheSizeMb,
+      lazy: false,
+      generation: stats.generation,
+      bytesRead: stats.bytesRead,
+      loadTimeMs: performance.now() - t0,
+    };
+    return db;
+  }
+
+  /**
+   * Reads a session's manifest (checksum verified; no key needed, and
+   * therefore not authenticated: load() authenticates).
+   */
+  static async inspect(dir) {
+    checkDir(dir);
+    const m = JSON.parse(await native.inspectAsync(dir));
+    const objects = [...m.chunks, ...m.index.base, ...m.index.deltas];
+    return {
+      format: m.format,
+      version: m.version,
+      sessionId: m.sessionId,
+      generation: m.generation,
+      parent: m.parent,
+      createdAt: m.createdAt,
+      dimension: m.dimension,
+      metric: m.metric,
+      index: m.indexKind,
+      hnsw: m.hnsw,
+      chunkSize: m.chunkSize,
+      totalVectors: m.totalVectors,
+      chunkCount: m.chunks.length,
+      indexSegmentCount: m.index.base.length + m.index.deltas.length,
+      bytes: objects.reduce((sum, o) => sum + o.bytes, 0),
+      encrypted: m.encryption !== null,
+      kdf: m.encryption ? m.encryption.kdf : null,
+    };
   }
 
   get(id) {

@@ -20,6 +20,18 @@ static const status_entry kStatus[] = {
   {VV_E_ABORTED, "ERR_ABORTED", "the operation was aborted"},
   {VV_E_FULL, "ERR_CAPACITY", "the database cannot hold more vectors"},
   {VV_E_INTERNAL, "ERR_INTERNAL", "internal error (a bug in vecvault)"},
+  {VV_E_CORRUPT, "ERR_CORRUPT", "malformed data"},
+  {VV_E_KEY_REQUIRED, "ERR_KEY_REQUIRED", "an encryption key or passphrase is required"},
+  {VV_E_WRONG_KEY, "ERR_WRONG_KEY", "the key or passphrase does not open this session"},
+  {VV_E_MANIFEST_CORRUPT, "ERR_MANIFEST_CORRUPT", "the session manifest is damaged or malformed"},
+  {VV_E_MANIFEST_AUTH, "ERR_MANIFEST_AUTH", "the session manifest failed authentication (tampered, or another key)"},
+  {VV_E_CHUNK_MISSING, "ERR_CHUNK_MISSING", "a session object is missing"},
+  {VV_E_CHUNK_CORRUPT, "ERR_CHUNK_CORRUPT", "a session object is damaged or does not belong here"},
+  {VV_E_UNSUPPORTED_VERSION, "ERR_UNSUPPORTED_VERSION", "the session format version is not supported"},
+  {VV_E_LOCKED, "ERR_LOCKED", "another writer holds the session lock"},
+  {VV_E_IO, "ERR_IO", "input/output error"},
+  {VV_E_NOSPC, "ERR_NOSPC", "no space left on the device"},
+  {VV_E_NOT_FOUND, "ERR_NOT_FOUND", "no session found at that path"},
 };
 
 static const status_entry *find(int status) {

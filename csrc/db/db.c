@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db_internal.h"
+#include "../crypto/secret.h"
 #include "../common/parallel.h"
 #include "../common/util.h"
 #include "../distance/distance.h"
@@ -21,14 +23,6 @@
 #include "../store/store.h"
 #include "../vecvault.h"
 
-struct vv_db {
-  vv_config cfg;
-  pthread_rwlock_t lock;
-  vv_store store;
-  vv_hnsw *hnsw;     /* NULL for the flat index */
-  vv_dist_fn kern;
-  float sign;
-};
 
 /* ---- validation --------------------------------------------------------- */
 
@@ -61,6 +55,7 @@ int vv_db_create(const vv_config *cfg, vv_db **out) {
   if (!c.ef_construction) c.ef_construction = 200;
   if (!c.ef_search) c.ef_search = 64;
   if (!c.threads) c.threads = 1;
+  if (!c.chunk_size) c.chunk_size = 10000;
   if (c.hnsw_m < 2 || c.hnsw_m > VV_HNSW_MAX_M || c.ef_construction > VV_HNSW_MAX_EF ||
       c.ef_search > VV_HNSW_MAX_EF)
     return VV_E_INVALID;
@@ -90,6 +85,7 @@ int vv_db_create(const vv_config *cfg, vv_db **out) {
   pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 #endif
   pthread_rwlock_init(&db->lock, &attr);
+  pthread_mutex_init(&db->save_mu, NULL);
   pthread_rwlockattr_destroy(&attr);
   *out = db;
   return VV_OK;
@@ -97,13 +93,23 @@ int vv_db_create(const vv_config *cfg, vv_db **out) {
 
 void vv_db_free(vv_db *db) {
   if (!db) return;
+  vv_keyring_free(db->secrets.kr);
+  vv_secret_free(db->secrets.pass);
+  free(db->session.dir);
+  vv_manifest_free(&db->session.m);
   vv_hnsw_free(db->hnsw);
   vv_store_destroy(&db->store);
   pthread_rwlock_destroy(&db->lock);
+  pthread_mutex_destroy(&db->save_mu);
   free(db);
 }
 
 uint32_t vv_db_dimension(const vv_db *db) { return db->cfg.dimension; }
+
+void vv_db_config(const vv_db *db, vv_config *out, int *encrypted) {
+  *out = db->cfg;
+  *encrypted = db->secrets.encrypt;
+}
 vv_metric vv_db_metric(const vv_db *db) { return db->cfg.metric; }
 
 uint64_t vv_db_size(vv_db *db) {

@@ -359,6 +359,7 @@ static int link_back(vv_hnsw *h, scratch *sc, uint32_t nb, uint32_t s, int level
       return VV_OK;
     }
   }
+  vv_store_mark(h->store, nb, VV_SLOT_REC_DIRTY);
   if (cnt < max) {
     p[1 + cnt] = s;
     p[0] = (p[0] & ~COUNT_MASK) | (cnt + 1);
@@ -404,6 +405,7 @@ static int prepare_node(vv_hnsw *h, uint32_t s, int *level) {
   *(uint32_t **)vv_arena_at(&h->upper, s) = up;
   p[0] = (uint32_t)(lvl + 1) << 16;
   pthread_mutex_unlock(lock_of(h, s));
+  vv_store_mark(h->store, s, VV_SLOT_REC_DIRTY);
   *level = lvl;
   return VV_OK;
 }
@@ -478,6 +480,7 @@ static inline int is_dead_node(const vv_hnsw *h, uint32_t slot) {
 }
 
 static void set_links(vv_hnsw *h, uint32_t n, int level, const vv_cand *picked, uint32_t np) {
+  vv_store_mark(h->store, n, VV_SLOT_REC_DIRTY);
   pthread_mutex_lock(lock_of(h, n));
   uint32_t *p = links_at(h, n, level);
   for (uint32_t j = 0; j < np; j++) p[1 + j] = picked[j].slot;
@@ -568,6 +571,7 @@ int vv_hnsw_consolidate(vv_hnsw *h, unsigned threads) {
       free(*up);
       *up = NULL;
       memset(links_at(h, s, 0), 0, h->l0.rec_size);
+      vv_store_mark(h->store, s, VV_SLOT_REC_DIRTY);
     } else if (vv_store_is_live(h->store, s) && node_level(h, s) > best_level) {
       best_level = node_level(h, s);
       best = s;
@@ -598,4 +602,44 @@ uint32_t vv_hnsw_links(const vv_hnsw *h, uint32_t slot, int level, const uint32_
 uint32_t vv_hnsw_entry(const vv_hnsw *h, int *max_level) {
   *max_level = h->max_level;
   return h->ep;
+}
+
+/* ---- import (loading a saved graph) ----------------------------------- */
+
+int vv_hnsw_set_node(vv_hnsw *h, uint32_t slot, uint32_t nlevels, const uint32_t *const *links,
+                     const uint32_t *counts) {
+  if (slot >= h->cap || nlevels > MAX_LEVEL + 1) return VV_E_CORRUPT;
+  for (uint32_t l = 0; l < nlevels; l++)
+    if (counts[l] > (l == 0 ? h->m0 : h->m)) return VV_E_CORRUPT;
+  uint32_t *up = NULL;
+  if (nlevels > 1) {
+    up = (uint32_t *)calloc((size_t)(nlevels - 1) * (1 + h->m), sizeof(uint32_t));
+    if (!up) return VV_E_NOMEM;
+  }
+  uint32_t **slot_up = (uint32_t **)vv_arena_at(&h->upper, slot);
+  free(*slot_up);
+  *slot_up = up;
+  uint32_t *p0 = links_at(h, slot, 0);
+  memset(p0, 0, h->l0.rec_size);
+  if (nlevels == 0) return VV_OK;
+  p0[0] = (nlevels << 16) | counts[0];
+  memcpy(p0 + 1, links[0], counts[0] * sizeof(uint32_t));
+  for (uint32_t l = 1; l < nlevels; l++) {
+    uint32_t *p = links_at(h, slot, (int)l);
+    p[0] = counts[l];
+    memcpy(p + 1, links[l], counts[l] * sizeof(uint32_t));
+  }
+  return VV_OK;
+}
+
+int vv_hnsw_set_entry(vv_hnsw *h, uint32_t entry, int max_level) {
+  if (entry == NO_NODE && max_level == -1) {
+    h->ep = NO_NODE;
+    h->max_level = -1;
+    return VV_OK;
+  }
+  if (entry >= h->cap || node_level(h, entry) != max_level) return VV_E_CORRUPT;
+  h->ep = entry;
+  h->max_level = max_level;
+  return VV_OK;
 }

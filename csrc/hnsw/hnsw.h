@@ -61,4 +61,12 @@ int vv_hnsw_level(const vv_hnsw *h, uint32_t slot);
 uint32_t vv_hnsw_links(const vv_hnsw *h, uint32_t slot, int level, const uint32_t **links);
 uint32_t vv_hnsw_entry(const vv_hnsw *h, int *max_level);
 
+/* Loading: replace a slot's node with the given levels and links (nlevels
+ * 0 unlinks it). Counts over the level's capacity are VV_E_CORRUPT; link
+ * targets are checked by the caller. Exclusive access. */
+VV_NODISCARD int vv_hnsw_set_node(vv_hnsw *h, uint32_t slot, uint32_t nlevels, const uint32_t *const *links,
+                                  const uint32_t *counts);
+/* Loading: the entry point (UINT32_MAX with -1 for an empty graph). */
+VV_NODISCARD int vv_hnsw_set_entry(vv_hnsw *h, uint32_t entry, int max_level);
+
 #endif

@@ -5,6 +5,7 @@
 
 #include "../vecvault.h"
 #include "napi_util.h"
+#include "session.h"
 
 napi_value vvn_define_vectordb(napi_env env);
 
@@ -42,6 +43,10 @@ static napi_value init(napi_env env, napi_value exports) {
   VVN_CALL(env, napi_set_named_property(env, exports, "NativeDB", cls));
   VVN_CALL(env, napi_set_named_property(env, exports, "setErrorClass", fn));
   VVN_CALL(env, napi_set_named_property(env, exports, "simd", simd));
+  VVN_CALL(env, napi_create_function(env, "loadAsync", NAPI_AUTO_LENGTH, vvn_load_async, NULL, &fn));
+  VVN_CALL(env, napi_set_named_property(env, exports, "loadAsync", fn));
+  VVN_CALL(env, napi_create_function(env, "inspectAsync", NAPI_AUTO_LENGTH, vvn_inspect_async, NULL, &fn));
+  VVN_CALL(env, napi_set_named_property(env, exports, "inspectAsync", fn));
   return exports;
 }
 

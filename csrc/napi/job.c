@@ -15,6 +15,8 @@
 typedef struct vvn_progress {
   _Atomic uint64_t done;
   _Atomic uint64_t total;
+  _Atomic int phase;
+  _Atomic uint64_t bytes;
   atomic_int queued;
   uint64_t last_ns; /* worker thread only */
 } vvn_progress;
@@ -40,7 +42,7 @@ vvn_job *vvn_job_new(napi_env env, napi_value self, vvn_dbh *owner, const vvn_jo
   j->ops = ops;
   j->owner = owner;
   j->payload = payload;
-  if (napi_create_reference(env, self, 1, &j->self_ref) != napi_ok) {
+  if (self && napi_create_reference(env, self, 1, &j->self_ref) != napi_ok) {
     vvn_job_discard(env, j);
     vvn_throw(env, "ERR_INTERNAL", "could not reference the database");
     return NULL;
@@ -87,11 +89,13 @@ static void progress_call_js(napi_env env, napi_value fn, void *context, void *d
   /* env is NULL while the environment is being torn down: nothing to call. */
   if (!env || !fn) return;
   atomic_store(&p->queued, 0);
-  napi_value args[2], undef, ret;
+  napi_value args[4], undef, ret;
   napi_create_double(env, (double)atomic_load(&p->done), &args[0]);
   napi_create_double(env, (double)atomic_load(&p->total), &args[1]);
+  napi_create_int32(env, atomic_load(&p->phase), &args[2]);
+  napi_create_double(env, (double)atomic_load(&p->bytes), &args[3]);
   napi_get_undefined(env, &undef);
-  if (napi_call_function(env, undef, fn, 2, args, &ret) != napi_ok) {
+  if (napi_call_function(env, undef, fn, 4, args, &ret) != napi_ok) {
     /* lib/'s wrapper catches user errors itself; anything left is dropped
      * here rather than becoming an uncaught exception. */
     napi_value exc;
@@ -138,9 +142,15 @@ static uint64_t now_ns(void) {
 }
 
 int vvn_job_progress(void *ctx, uint64_t done, uint64_t total) {
+  return vvn_job_session_progress(ctx, done, total, VV_PHASE_INSERT, 0);
+}
+
+int vvn_job_session_progress(void *ctx, uint64_t done, uint64_t total, int phase, uint64_t bytes) {
   vvn_job *j = (vvn_job *)ctx;
   vvn_progress *p = j->progress;
   if (p) {
+    atomic_store(&p->phase, phase);
+    atomic_store(&p->bytes, bytes);
     atomic_store(&p->done, done);
     atomic_store(&p->total, total);
     uint64_t now = now_ns();
@@ -188,13 +198,15 @@ static void complete(napi_env env, napi_status st, void *data) {
       napi_reject_deferred(env, j->deferred, exc);
     }
   } else {
-    napi_reject_deferred(env, j->deferred,
-                         vvn_error(env, vv_status_code(j->status), vv_strerror(j->status)));
+    const char *msg = j->detail && j->detail->message[0] ? j->detail->message : vv_strerror(j->status);
+    napi_reject_deferred(env, j->deferred, vvn_error(env, vv_status_code(j->status), msg));
   }
   vvn_dbh *owner = j->owner;
-  owner->pending--;
   vvn_job_discard(env, j);
-  vvn_dbh_release_if_idle(owner);
+  if (owner) {
+    owner->pending--;
+    vvn_dbh_release_if_idle(owner);
+  }
 }
 
 napi_value vvn_job_start(napi_env env, vvn_job *j) {
@@ -207,6 +219,6 @@ napi_value vvn_job_start(napi_env env, vvn_job *j) {
     vvn_throw(env, "ERR_INTERNAL", "could not start background work");
     return NULL;
   }
-  j->owner->pending++;
+  if (j->owner) j->owner->pending++;
   return promise;
 }

@@ -55,9 +55,11 @@ struct vvn_job {
   int32_t *abort_flag;
   struct vvn_progress *progress;
   napi_threadsafe_function tsfn;
+  const vv_error *detail; /* if set and non-empty: the rejection message */
 };
 
-/* A job for `self` (the NativeDB object). NULL after throwing. */
+/* A job for `self` (the NativeDB object; NULL with owner NULL for work that
+ * belongs to no database, like loading). NULL after throwing. */
 vvn_job *vvn_job_new(napi_env env, napi_value self, vvn_dbh *owner, const vvn_job_ops *ops, void *payload);
 /* Keep `v` alive until the job settles. */
 int vvn_job_pin(napi_env env, vvn_job *j, napi_value v);
@@ -71,7 +73,9 @@ napi_value vvn_job_start(napi_env env, vvn_job *j);
 /* Destroy a job that was never started (after a setup error). */
 void vvn_job_discard(napi_env env, vvn_job *j);
 
-/* The engine progress callback for a job (ctx = the job). */
+/* The engine progress callbacks for a job (ctx = the job). JS receives
+ * (done, total, phase, bytes). */
 int vvn_job_progress(void *ctx, uint64_t done, uint64_t total);
+int vvn_job_session_progress(void *ctx, uint64_t done, uint64_t total, int phase, uint64_t bytes);
 
 #endif

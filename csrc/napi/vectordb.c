@@ -14,6 +14,7 @@
 
 #include "job.h"
 #include "napi_util.h"
+#include "session.h"
 
 #define MAX_ARGS 8
 
@@ -67,16 +68,46 @@ static int check_dim(napi_env env, const vvn_dbh *d, size_t len, size_t count) {
   return 0;
 }
 
-static napi_value js_constructor(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7], self;
-  VVN_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
-  if (argc < 7) {
-    vvn_throw(env, "ERR_INVALID_ARGUMENT", "NativeDB needs 7 arguments");
+static napi_value wrap_engine(napi_env env, napi_value self, vv_db *db) {
+  vvn_dbh *d = (vvn_dbh *)calloc(1, sizeof *d);
+  if (!d) {
+    vv_db_free(db);
+    vvn_throw_status(env, VV_E_NOMEM, NULL);
     return NULL;
   }
-  uint32_t v[7];
-  for (int i = 0; i < 7; i++)
+  d->db = db;
+  d->dim = vv_db_dimension(db);
+  if (napi_wrap(env, self, d, dbh_finalize, NULL, NULL) != napi_ok) {
+    vv_db_free(d->db);
+    free(d);
+    vvn_throw(env, "ERR_INTERNAL", "could not wrap the database");
+    return NULL;
+  }
+  return self;
+}
+
+/* new NativeDB(dimension, metric, index, m, efConstruction, efSearch, threads, chunkSize)
+ * or new NativeDB(loaded) with the external a loadAsync resolved with. */
+static napi_value js_constructor(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8], self;
+  VVN_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+  napi_valuetype t0 = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &t0);
+  if (t0 == napi_external) {
+    vv_db *db = vvn_adopt(env, argv[0]);
+    if (!db) {
+      vvn_throw(env, "ERR_INVALID_ARGUMENT", "that loaded database was already used");
+      return NULL;
+    }
+    return wrap_engine(env, self, db);
+  }
+  if (argc < 8) {
+    vvn_throw(env, "ERR_INVALID_ARGUMENT", "NativeDB needs 8 arguments");
+    return NULL;
+  }
+  uint32_t v[8];
+  for (int i = 0; i < 8; i++)
     if (vvn_u32(env, argv[i], &v[i])) return NULL;
   vv_config cfg = {0};
   cfg.dimension = v[0];
@@ -86,26 +117,18 @@ static napi_value js_constructor(napi_env env, napi_callback_info info) {
   cfg.ef_construction = v[4];
   cfg.ef_search = v[5];
   cfg.threads = v[6];
-  vvn_dbh *d = (vvn_dbh *)calloc(1, sizeof *d);
-  if (!d) {
-    vvn_throw_status(env, VV_E_NOMEM, NULL);
-    return NULL;
-  }
-  int rc = vv_db_create(&cfg, &d->db);
+  cfg.chunk_size = v[7];
+  vv_db *db = NULL;
+  int rc = vv_db_create(&cfg, &db);
   if (rc) {
-    free(d);
     vvn_throw_status(env, rc, NULL);
     return NULL;
   }
-  d->dim = cfg.dimension;
-  if (napi_wrap(env, self, d, dbh_finalize, NULL, NULL) != napi_ok) {
-    vv_db_free(d->db);
-    free(d);
-    vvn_throw(env, "ERR_INTERNAL", "could not wrap the database");
-    return NULL;
-  }
-  return self;
+  return wrap_engine(env, self, db);
 }
+
+/* config() -> [dimension, metric, index, m, efConstruction, efSearch, chunkSize, encrypted] */
+static napi_value js_config(napi_env env, napi_callback_info info);
 
 /* ---- items -------------------------------------------------------------- */
 
@@ -476,6 +499,23 @@ static napi_value js_search_batch_async(napi_env env, napi_callback_info info) {
   return search_async(env, info, 1);
 }
 
+static napi_value js_config(napi_env env, napi_callback_info info) {
+  call c;
+  if (begin(env, info, &c)) return NULL;
+  vv_config cfg;
+  int encrypted;
+  vv_db_config(c.d->db, &cfg, &encrypted);
+  double vals[8] = {cfg.dimension, cfg.metric, cfg.index, cfg.hnsw_m, cfg.ef_construction, cfg.ef_search,
+                    cfg.chunk_size, encrypted};
+  napi_value out, v;
+  VVN_CALL(env, napi_create_array_with_length(env, 8, &out));
+  for (uint32_t i = 0; i < 8; i++) {
+    VVN_CALL(env, napi_create_double(env, vals[i], &v));
+    VVN_CALL(env, napi_set_element(env, out, i, v));
+  }
+  return out;
+}
+
 /* ---- class -------------------------------------------------------------- */
 
 napi_value vvn_define_vectordb(napi_env env) {
@@ -492,6 +532,9 @@ napi_value vvn_define_vectordb(napi_env env) {
     {"searchAsync", NULL, js_search_async, NULL, NULL, NULL, napi_default, NULL},
     {"searchBatchAsync", NULL, js_search_batch_async, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+    {"config", NULL, js_config, NULL, NULL, NULL, napi_default, NULL},
+    {"setSecret", NULL, vvn_set_secret, NULL, NULL, NULL, napi_default, NULL},
+    {"saveAsync", NULL, vvn_save_async, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value cls;
   if (napi_define_class(env, "NativeDB", NAPI_AUTO_LENGTH, js_constructor, NULL, sizeof methods / sizeof methods[0],

@@ -20,6 +20,7 @@ int vv_store_init(vv_store *s, uint32_t dim) {
   vv_arena_init(&s->vecs, (size_t)dim * sizeof(float), VEC_BLOCK_BYTES);
   vv_arena_init(&s->recs, sizeof(vv_slotrec), SMALL_BLOCK_BYTES);
   vv_arena_init(&s->live, 1, SMALL_BLOCK_BYTES);
+  vv_arena_init(&s->flags, 1, SMALL_BLOCK_BYTES);
   return VV_OK;
 }
 
@@ -33,6 +34,7 @@ void vv_store_destroy(vv_store *s) {
   vv_arena_destroy(&s->vecs);
   vv_arena_destroy(&s->recs);
   vv_arena_destroy(&s->live);
+  vv_arena_destroy(&s->flags);
   free(s->free_slots);
   free(s->dead);
   free(s->tab_slot);
@@ -80,9 +82,15 @@ int vv_store_reserve(vv_store *s, size_t extra) {
     int rc = table_grow(s, cap);
     if (rc) return rc;
   }
-  int rc = vv_arena_reserve(&s->vecs, need_slots);
-  if (!rc) rc = vv_arena_reserve(&s->recs, need_slots);
-  if (!rc) rc = vv_arena_reserve(&s->live, need_slots);
+  return vv_store_reserve_slots(s, need_slots);
+}
+
+int vv_store_reserve_slots(vv_store *s, uint64_t n) {
+  if (n > VV_MAX_SLOTS) return VV_E_FULL;
+  int rc = vv_arena_reserve(&s->vecs, n);
+  if (!rc) rc = vv_arena_reserve(&s->recs, n);
+  if (!rc) rc = vv_arena_reserve(&s->live, n);
+  if (!rc) rc = vv_arena_reserve(&s->flags, n);
   return rc;
 }
 
@@ -147,6 +155,7 @@ int vv_store_place(vv_store *s, const char *id, size_t id_len, const char *meta,
     free(r->meta);
     r->meta = meta_copy;
     r->meta_len = meta_copy ? (uint32_t)meta_len : 0;
+    vv_store_mark(s, existing, VV_SLOT_VEC_DIRTY | VV_SLOT_REC_DIRTY);
     *slot = existing;
     *was_live = 1;
     return VV_OK;
@@ -169,10 +178,40 @@ int vv_store_place(vv_store *s, const char *id, size_t id_len, const char *meta,
   r->meta = meta_copy;
   r->meta_len = meta_copy ? (uint32_t)meta_len : 0;
   *(uint8_t *)vv_arena_at(&s->live, sl) = 1;
+  vv_store_set_flags(s, sl, VV_SLOT_VEC_DIRTY | VV_SLOT_REC_DIRTY);
   table_insert(s, sl, (uint32_t)vv_hash_bytes(id, id_len));
   s->nlive++;
   *slot = sl;
   *was_live = 0;
+  return VV_OK;
+}
+
+int vv_store_place_at(vv_store *s, uint32_t slot, const char *id, size_t id_len) {
+  if (slot >= vv_arena_capacity(&s->recs) || vv_store_is_live(s, slot)) return VV_E_INTERNAL;
+  if (vv_store_lookup(s, id, id_len) != VV_NO_SLOT) return VV_E_CORRUPT; /* the same id twice */
+  int rc = vv_store_reserve(s, 1);
+  if (rc) return rc;
+  char *id_copy;
+  rc = copy_bytes(id, id_len, &id_copy);
+  if (rc) return rc;
+  vv_slotrec *r = vv_store_rec_mut(s, slot);
+  r->id = id_copy;
+  r->id_len = (uint32_t)id_len;
+  *(uint8_t *)vv_arena_at(&s->live, slot) = 1;
+  table_insert(s, slot, (uint32_t)vv_hash_bytes(id, id_len));
+  s->nlive++;
+  if (slot >= s->nslots) s->nslots = (uint64_t)slot + 1;
+  return VV_OK;
+}
+
+int vv_store_set_meta(vv_store *s, uint32_t slot, const char *meta, size_t meta_len) {
+  char *copy;
+  int rc = copy_bytes(meta, meta_len, &copy);
+  if (rc) return rc;
+  vv_slotrec *r = vv_store_rec_mut(s, slot);
+  free(r->meta);
+  r->meta = copy;
+  r->meta_len = copy ? (uint32_t)meta_len : 0;
   return VV_OK;
 }
 
@@ -195,7 +234,13 @@ void vv_store_remove(vv_store *s, uint32_t slot) {
   table_erase(s, slot, (uint32_t)vv_hash_bytes(r->id, r->id_len));
   free(r->id);
   free(r->meta);
-  memset(r, 0, sizeof *r);
+  /* The saved location stays: a dead slot kept as a graph waypoint still
+   * needs its vector, and that copy is still valid. */
+  r->id = NULL;
+  r->meta = NULL;
+  r->id_len = 0;
+  r->meta_len = 0;
+  vv_store_mark(s, slot, VV_SLOT_REC_DIRTY);
   *(uint8_t *)vv_arena_at(&s->live, slot) = 0;
   s->nlive--;
   if (s->defer_reuse) {
@@ -210,4 +255,30 @@ void vv_store_recycle(vv_store *s) {
     if (!push_slot(&s->free_slots, &s->nfree, &s->free_cap, s->dead[s->ndead - 1])) return;
     s->ndead--;
   }
+}
+
+void vv_store_unbind(vv_store *s, uint32_t slot) {
+  if (!vv_store_is_live(s, slot)) return;
+  vv_slotrec *r = vv_store_rec_mut(s, slot);
+  table_erase(s, slot, (uint32_t)vv_hash_bytes(r->id, r->id_len));
+  free(r->id);
+  free(r->meta);
+  r->id = r->meta = NULL;
+  r->id_len = r->meta_len = 0;
+  *(uint8_t *)vv_arena_at(&s->live, slot) = 0;
+  s->nlive--;
+}
+
+int vv_store_rebuild_lists(vv_store *s, int (*is_waypoint)(void *ctx, uint32_t slot), void *ctx) {
+  s->nfree = 0;
+  s->ndead = 0;
+  /* Highest slots last in the LIFO free list, so reuse fills low slots first. */
+  for (uint64_t i = s->nslots; i-- > 0;) {
+    uint32_t slot = (uint32_t)i;
+    if (vv_store_is_live(s, slot)) continue;
+    int ok = is_waypoint(ctx, slot) ? push_slot(&s->dead, &s->ndead, &s->dead_cap, slot)
+                                    : push_slot(&s->free_slots, &s->nfree, &s->free_cap, slot);
+    if (!ok) return VV_E_NOMEM;
+  }
+  return VV_OK;
 }

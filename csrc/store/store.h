@@ -22,13 +22,23 @@ typedef struct vv_slotrec {
   char *meta;      /* owned; NULL if none */
   uint32_t id_len;
   uint32_t meta_len;
+  uint32_t chunk;  /* where the last saved copy of the vector lives: chunk seq */
+  uint32_t row;    /* and row; valid while VV_SLOT_SAVED is set and VEC_DIRTY is not */
 } vv_slotrec;
+
+/* Per-slot change tracking for incremental saves (bits of the flags arena). */
+enum {
+  VV_SLOT_VEC_DIRTY = 1, /* vector or metadata changed since the last save */
+  VV_SLOT_REC_DIRTY = 2, /* id, liveness, location or graph links changed */
+  VV_SLOT_SAVED = 4      /* chunk/row point at a saved copy of the vector */
+};
 
 typedef struct vv_store {
   uint32_t dim;
   vv_arena vecs;   /* float[dim] per slot */
   vv_arena recs;   /* vv_slotrec per slot */
   vv_arena live;   /* uint8_t per slot: 1 = live */
+  vv_arena flags;  /* uint8_t per slot: VV_SLOT_* bits */
   uint64_t nslots; /* slots ever handed out (high-water mark) */
   uint64_t nlive;
   uint32_t *free_slots; /* LIFO of dead slots ready for reuse */
@@ -64,6 +74,33 @@ void vv_store_remove(vv_store *s, uint32_t slot);
 
 /* Make every parked slot reusable. */
 void vv_store_recycle(vv_store *s);
+
+/* Binds `id` to the given unbound slot, extending nslots as needed (for
+ * loading a saved session; needs vv_store_reserve_slots first). */
+int vv_store_place_at(vv_store *s, uint32_t slot, const char *id, size_t id_len);
+/* Loading: drops a slot's id binding without queueing the slot anywhere. */
+void vv_store_unbind(vv_store *s, uint32_t slot);
+/* Loading: rebuilds the dead and free lists from final slot states:
+ * is_waypoint(ctx, slot) says a dead slot is still in use by the index. */
+int vv_store_rebuild_lists(vv_store *s, int (*is_waypoint)(void *ctx, uint32_t slot), void *ctx);
+/* Replaces a slot's metadata (copied). */
+int vv_store_set_meta(vv_store *s, uint32_t slot, const char *meta, size_t meta_len);
+/* Makes slots [0, n) addressable without binding them. */
+int vv_store_reserve_slots(vv_store *s, uint64_t n);
+
+static inline uint8_t vv_store_flags(const vv_store *s, uint32_t slot) {
+  return __atomic_load_n((uint8_t *)vv_arena_at(&s->flags, slot), __ATOMIC_RELAXED);
+}
+/* Sets flag bits; safe from several threads at once. */
+static inline void vv_store_mark(const vv_store *s, uint32_t slot, uint8_t bits) {
+  __atomic_fetch_or((uint8_t *)vv_arena_at(&s->flags, slot), bits, __ATOMIC_RELAXED);
+}
+static inline void vv_store_set_flags(const vv_store *s, uint32_t slot, uint8_t bits) {
+  __atomic_store_n((uint8_t *)vv_arena_at(&s->flags, slot), bits, __ATOMIC_RELAXED);
+}
+static inline vv_slotrec *vv_store_rec_mut(const vv_store *s, uint32_t slot) {
+  return (vv_slotrec *)vv_arena_at(&s->recs, slot);
+}
 
 static inline float *vv_store_vec(const vv_store *s, uint32_t slot) {
   return (float *)vv_arena_at(&s->vecs, slot);

@@ -1,0 +1,107 @@
+/*
+ * codec/codec.h: CBOR encoding and strict decoding of session objects'
+ * plaintext (libcbor). The byte-level schemas are in docs/FORMAT.md.
+ *
+ * Decoders run only on bytes that already passed the object's hash and AEAD
+ * checks, and still trust nothing: every declared length is checked against
+ * the bytes that remain, indefinite-length items, tags, floats, unknown or
+ * out-of-order keys, duplicate keys and trailing bytes are rejected with
+ * VV_E_CORRUPT, and every count is capped. Views point into the input
+ * buffer (borrowed; valid while it is).
+ *
+ * Numbers inside byte strings are little-endian on every host.
+ */
+#ifndef VV_CODEC_H
+#define VV_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/buf.h"
+#include "../vecvault.h"
+
+#define VV_CODEC_MAX_COUNT 10000000u /* rows per chunk, nodes per index segment */
+#define VV_CODEC_MAX_LEVELS 17u       /* HNSW levels 0..16 */
+#define VV_CODEC_MAX_LINKS 256u       /* links per level (2 * max m) */
+
+/* ---- chunk: rows of (slot, id, vector, metadata) ---- */
+
+typedef struct vv_chunk_in {
+  uint64_t seq;
+  uint32_t dim;
+  uint32_t count;
+  const uint32_t *slots;            /* count */
+  const float *const *vectors;      /* count pointers to dim floats */
+  const char *const *ids;           /* count; NULL = a deleted slot kept as a graph waypoint */
+  const uint32_t *id_lens;
+  const char *const *metas;         /* count; NULL = none (JSON text otherwise) */
+  const uint32_t *meta_lens;
+} vv_chunk_in;
+
+/* Appends the CBOR encoding to `out`. */
+VV_NODISCARD int vv_chunk_encode(const vv_chunk_in *in, vv_buf *out);
+
+typedef struct vv_chunk_view {
+  uint64_t seq;
+  uint32_t dim;
+  uint32_t count;
+  const unsigned char *slots;   /* count * 4 bytes, u32 LE */
+  const unsigned char *vectors; /* count * dim * 4 bytes, f32 LE; may be unaligned */
+  const char **ids;             /* count entries (NULL = none); allocated */
+  uint32_t *id_lens;
+  const char **metas;           /* count entries (NULL = none); allocated */
+  uint32_t *meta_lens;
+} vv_chunk_view;
+
+/* Strict decode. `expect_dim` must match the encoded dim (VV_E_CORRUPT). */
+VV_NODISCARD int vv_chunk_decode(const unsigned char *p, size_t len, uint32_t expect_dim, vv_chunk_view *out);
+void vv_chunk_view_free(vv_chunk_view *v);
+
+/* Helpers for the LE arrays inside views. */
+uint32_t vv_le32(const unsigned char *p);
+void vv_read_f32le(const unsigned char *p, size_t n, float *out);
+
+/* ---- index segment: graph nodes with ids and chunk locations ---- */
+
+typedef struct vv_node_in {
+  uint32_t slot;
+  const char *id;          /* NULL = deleted slot kept as a graph waypoint */
+  uint32_t id_len;
+  uint64_t chunk;          /* seq of the chunk holding its vector */
+  uint32_t row;            /* row inside that chunk */
+  uint32_t nlevels;        /* 0 for the flat index, else level + 1 */
+  const uint32_t *const *links; /* nlevels arrays */
+  const uint32_t *counts;       /* nlevels counts */
+} vv_node_in;
+
+/* Streaming encoder: begin writes the header for `count` nodes, then call
+ * node exactly `count` times. */
+VV_NODISCARD int vv_index_encode_begin(vv_buf *out, uint64_t seq, int base, uint32_t count);
+VV_NODISCARD int vv_index_encode_node(vv_buf *out, const vv_node_in *node);
+
+typedef struct vv_node_view {
+  uint32_t slot;
+  const char *id; /* NULL = none */
+  uint32_t id_len;
+  uint64_t chunk;
+  uint32_t row;
+  uint32_t nlevels;
+  const unsigned char *links[VV_CODEC_MAX_LEVELS]; /* counts[l] * 4 bytes, u32 LE */
+  uint32_t counts[VV_CODEC_MAX_LEVELS];
+} vv_node_view;
+
+typedef struct vv_index_reader {
+  const unsigned char *p;
+  size_t len;
+  size_t pos;
+  uint32_t remaining;
+} vv_index_reader;
+
+/* Streaming decoder: begin reads the header; next yields nodes (VV_OK) and
+ * the end check runs after the last one: next returns VV_E_NOT_FOUND once
+ * all `count` nodes were read and the buffer ended exactly there. */
+VV_NODISCARD int vv_index_decode_begin(vv_index_reader *r, const unsigned char *p, size_t len, uint64_t *seq,
+                                       int *base, uint32_t *count);
+VV_NODISCARD int vv_index_decode_next(vv_index_reader *r, vv_node_view *node);
+
+#endif

@@ -1,0 +1,313 @@
+/*
+ * napi/session.c: the N-API side of sessions: NativeDB.setSecret and
+ * NativeDB.saveAsync, and the module functions loadAsync and inspectAsync.
+ * Engine work runs as jobs (job.h); secrets are copied into the engine's
+ * guarded memory at once and never kept on this side.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../vecvault.h"
+#include "job.h"
+#include "napi_util.h"
+#include "session.h"
+
+/* Optional Uint8Array argument: data pointer and length, or NULL. */
+static int opt_bytes(napi_env env, napi_value v, const unsigned char **data, size_t *len) {
+  napi_valuetype t;
+  *data = NULL;
+  *len = 0;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_undefined || t == napi_null) return 0;
+  bool is_ta = false;
+  napi_typedarray_type type;
+  void *p;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, v, &type, len, &p, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    vvn_throw(env, "ERR_INVALID_ARGUMENT", "expected a Uint8Array");
+    return -1;
+  }
+  *data = (const unsigned char *)p;
+  return 0;
+}
+
+/* Unwraps `this` for a session method; ERR_CLOSED after close(). */
+static vvn_dbh *this_db(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, napi_value *self) {
+  vvn_dbh *d = NULL;
+  if (napi_get_cb_info(env, info, argc, argv, self, NULL) != napi_ok || napi_unwrap(env, *self, (void **)&d) != napi_ok) {
+    vvn_throw(env, "ERR_INVALID_ARGUMENT", "not a NativeDB");
+    return NULL;
+  }
+  if (d->closed || !d->db) {
+    vvn_throw(env, "ERR_CLOSED", "the database is closed");
+    return NULL;
+  }
+  return d;
+}
+
+/* setSecret(encrypt: 0|1, key: Uint8Array|null, passphrase: Uint8Array|null) */
+napi_value vvn_set_secret(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], self;
+  vvn_dbh *d = this_db(env, info, &argc, argv, &self);
+  if (!d) return NULL;
+  uint32_t encrypt;
+  const unsigned char *key, *pass;
+  size_t klen, plen;
+  if (vvn_u32(env, argv[0], &encrypt) || opt_bytes(env, argv[1], &key, &klen) || opt_bytes(env, argv[2], &pass, &plen))
+    return NULL;
+  if (key && klen != 32) {
+    vvn_throw(env, "ERR_INVALID_ARGUMENT", "key must be 32 bytes");
+    return NULL;
+  }
+  int rc = vv_db_set_secret(d->db, (int)encrypt, key, (const char *)pass, plen);
+  if (rc) vvn_throw_status(env, rc, NULL);
+  return NULL;
+}
+
+/* ---- save --------------------------------------------------------------- */
+
+typedef struct save_req {
+  char *dir;
+  vv_save_stats stats;
+  vv_error err;
+} save_req;
+
+static int save_execute(vvn_job *j) {
+  save_req *r = j->payload;
+  return vv_db_save(j->owner->db, r->dir, NULL, vvn_job_session_progress, j, &r->stats, &r->err);
+}
+
+static int set_num(napi_env env, napi_value obj, const char *name, double v) {
+  napi_value n;
+  return napi_create_double(env, v, &n) != napi_ok || napi_set_named_property(env, obj, name, n) != napi_ok;
+}
+
+static napi_value save_result(napi_env env, vvn_job *j) {
+  save_req *r = j->payload;
+  napi_value o, b;
+  if (napi_create_object(env, &o) != napi_ok) return NULL;
+  if (set_num(env, o, "generation", (double)r->stats.generation) ||
+      set_num(env, o, "chunksWritten", (double)r->stats.chunks_written) ||
+      set_num(env, o, "chunksReused", (double)r->stats.chunks_reused) ||
+      set_num(env, o, "indexSegmentsWritten", (double)r->stats.index_written) ||
+      set_num(env, o, "bytesWritten", (double)r->stats.bytes_written))
+    return NULL;
+  if (napi_get_boolean(env, r->stats.full != 0, &b) != napi_ok || napi_set_named_property(env, o, "full", b) != napi_ok)
+    return NULL;
+  return o;
+}
+
+static void save_destroy(vvn_job *j) {
+  save_req *r = j->payload;
+  if (r) free(r->dir);
+  free(r);
+}
+
+static const vvn_job_ops kSaveOps = {"vecvault.save", save_execute, save_result, save_destroy};
+
+/* saveAsync(dir, onProgress|null, abortFlag|null) */
+napi_value vvn_save_async(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], self;
+  vvn_dbh *d = this_db(env, info, &argc, argv, &self);
+  if (!d) return NULL;
+  save_req *r = calloc(1, sizeof *r);
+  size_t len;
+  if (!r) {
+    vvn_throw_status(env, VV_E_NOMEM, NULL);
+    return NULL;
+  }
+  if (!(r->dir = vvn_utf8(env, argv[0], &len))) {
+    free(r);
+    return NULL;
+  }
+  vvn_job *j = vvn_job_new(env, self, d, &kSaveOps, r);
+  if (!j) return NULL;
+  j->detail = &r->err;
+  if (vvn_job_set_progress(env, j, argv[1]) || vvn_job_set_abort(env, j, argv[2])) {
+    vvn_job_discard(env, j);
+    return NULL;
+  }
+  return vvn_job_start(env, j);
+}
+
+/* ---- load --------------------------------------------------------------- */
+
+typedef struct load_req {
+  char *dir;
+  unsigned char *key;  /* guarded copies would be nicer; these are wiped right after use */
+  char *pass;
+  size_t pass_len;
+  uint32_t threads;
+  vv_db *db;
+  vv_load_stats stats;
+  vv_error err;
+} load_req;
+
+static void wipe_free(void *p, size_t n) {
+  if (!p) return;
+  volatile unsigned char *v = p;
+  for (size_t i = 0; i < n; i++) v[i] = 0;
+  free(p);
+}
+
+static int load_execute(vvn_job *j) {
+  load_req *r = j->payload;
+  vv_load_opts o = {r->key, r->pass, r->pass_len, r->threads, NULL};
+  int rc = vv_db_load(r->dir, &o, vvn_job_session_progress, j, &r->db, &r->stats, &r->err);
+  /* The engine keeps its own guarded copy: drop ours as early as possible. */
+  wipe_free(r->key, 32);
+  wipe_free(r->pass, r->pass_len);
+  r->key = NULL;
+  r->pass = NULL;
+  return rc;
+}
+
+/* A loaded engine waiting to be adopted by a NativeDB. */
+typedef struct adoptable {
+  vv_db *db;
+} adoptable;
+
+static void adoptable_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  adoptable *a = data;
+  vv_db_free(a->db); /* NULL once adopted */
+  free(a);
+}
+
+vv_db *vvn_adopt(napi_env env, napi_value external) {
+  adoptable *a = NULL;
+  if (napi_get_value_external(env, external, (void **)&a) != napi_ok || !a || !a->db) return NULL;
+  vv_db *db = a->db;
+  a->db = NULL;
+  return db;
+}
+
+static napi_value load_result(napi_env env, vvn_job *j) {
+  load_req *r = j->payload;
+  adoptable *a = calloc(1, sizeof *a);
+  napi_value ext, stats, out;
+  if (!a) return NULL;
+  a->db = r->db;
+  if (napi_create_external(env, a, adoptable_finalize, NULL, &ext) != napi_ok) {
+    free(a);
+    return NULL;
+  }
+  r->db = NULL; /* the external owns it now */
+  if (napi_create_object(env, &stats) != napi_ok ||
+      set_num(env, stats, "generation", (double)r->stats.generation) ||
+      set_num(env, stats, "totalVectors", (double)r->stats.total_vectors) ||
+      set_num(env, stats, "chunkCount", (double)r->stats.chunk_count) ||
+      set_num(env, stats, "chunksLoaded", (double)r->stats.chunks_loaded) ||
+      set_num(env, stats, "bytesRead", (double)r->stats.bytes_read) ||
+      napi_create_array_with_length(env, 2, &out) != napi_ok || napi_set_element(env, out, 0, ext) != napi_ok ||
+      napi_set_element(env, out, 1, stats) != napi_ok)
+    return NULL;
+  return out;
+}
+
+static void load_destroy(vvn_job *j) {
+  load_req *r = j->payload;
+  if (!r) return;
+  vv_db_free(r->db);
+  wipe_free(r->key, 32);
+  wipe_free(r->pass, r->pass_len);
+  free(r->dir);
+  free(r);
+}
+
+static const vvn_job_ops kLoadOps = {"vecvault.load", load_execute, load_result, load_destroy};
+
+/* loadAsync(dir, key|null, passphrase|null, threads, onProgress|null, abortFlag|null) */
+napi_value vvn_load_async(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) {
+    vvn_throw(env, "ERR_INVALID_ARGUMENT", "loadAsync needs 6 arguments");
+    return NULL;
+  }
+  const unsigned char *key, *pass;
+  size_t klen, plen, dlen;
+  uint32_t threads;
+  if (opt_bytes(env, argv[1], &key, &klen) || opt_bytes(env, argv[2], &pass, &plen) || vvn_u32(env, argv[3], &threads))
+    return NULL;
+  if (key && klen != 32) {
+    vvn_throw(env, "ERR_INVALID_ARGUMENT", "key must be 32 bytes");
+    return NULL;
+  }
+  load_req *r = calloc(1, sizeof *r);
+  if (!r) {
+    vvn_throw_status(env, VV_E_NOMEM, NULL);
+    return NULL;
+  }
+  r->threads = threads;
+  r->dir = vvn_utf8(env, argv[0], &dlen);
+  if (r->dir && key && (r->key = malloc(32))) memcpy(r->key, key, 32);
+  if (r->dir && pass && (r->pass = malloc(plen ? plen : 1))) memcpy(r->pass, pass, plen);
+  r->pass_len = plen;
+  if (!r->dir || (key && !r->key) || (pass && !r->pass)) {
+    load_destroy(&(vvn_job){.payload = r});
+    if (r) vvn_throw_status(env, VV_E_NOMEM, NULL);
+    return NULL;
+  }
+  vvn_job *j = vvn_job_new(env, NULL, NULL, &kLoadOps, r);
+  if (!j) return NULL;
+  j->detail = &r->err;
+  if (vvn_job_set_progress(env, j, argv[4]) || vvn_job_set_abort(env, j, argv[5])) {
+    vvn_job_discard(env, j);
+    return NULL;
+  }
+  return vvn_job_start(env, j);
+}
+
+/* ---- inspect ------------------------------------------------------------ */
+
+typedef struct inspect_req {
+  char *dir;
+  char *body;
+  size_t len;
+  vv_error err;
+} inspect_req;
+
+static int inspect_execute(vvn_job *j) {
+  inspect_req *r = j->payload;
+  return vv_session_inspect(r->dir, NULL, &r->body, &r->len, &r->err);
+}
+
+static napi_value inspect_result(napi_env env, vvn_job *j) {
+  inspect_req *r = j->payload;
+  napi_value s;
+  return napi_create_string_utf8(env, r->body, r->len, &s) == napi_ok ? s : NULL;
+}
+
+static void inspect_destroy(vvn_job *j) {
+  inspect_req *r = j->payload;
+  if (!r) return;
+  free(r->dir);
+  free(r->body);
+  free(r);
+}
+
+static const vvn_job_ops kInspectOps = {"vecvault.inspect", inspect_execute, inspect_result, inspect_destroy};
+
+/* inspectAsync(dir) -> Promise<manifest body JSON> */
+napi_value vvn_inspect_async(napi_env env, napi_callback_info info) {
+  size_t argc = 1, len;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) {
+    vvn_throw(env, "ERR_INVALID_ARGUMENT", "inspectAsync needs a path");
+    return NULL;
+  }
+  inspect_req *r = calloc(1, sizeof *r);
+  if (!r || !(r->dir = vvn_utf8(env, argv[0], &len))) {
+    free(r);
+    if (!r) vvn_throw_status(env, VV_E_NOMEM, NULL);
+    return NULL;
+  }
+  vvn_job *j = vvn_job_new(env, NULL, NULL, &kInspectOps, r);
+  if (!j) return NULL;
+  j->detail = &r->err;
+  return vvn_job_start(env, j);
+}

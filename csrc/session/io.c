@@ -1,0 +1,195 @@
+/*
+ * session/io.c: POSIX file operations and the helpers built on them.
+ */
+#include "io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../crypto/crypto.h"
+#include "../vecvault.h"
+
+static int px_open(void *ctx, const char *path, int flags, int mode) {
+  (void)ctx;
+  int fd;
+  do fd = open(path, flags | O_CLOEXEC, mode);
+  while (fd < 0 && errno == EINTR);
+  return fd < 0 ? -errno : fd;
+}
+
+static ssize_t px_read(void *ctx, int fd, void *buf, size_t n) {
+  (void)ctx;
+  ssize_t r;
+  do r = read(fd, buf, n);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : r;
+}
+
+static ssize_t px_write(void *ctx, int fd, const void *buf, size_t n) {
+  (void)ctx;
+  ssize_t r;
+  do r = write(fd, buf, n);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : r;
+}
+
+static int px_fsync(void *ctx, int fd) {
+  (void)ctx;
+  /* Never retried on failure: after a failed fsync Linux may have dropped
+   * the dirty pages, so a second success would be a lie. */
+  return fsync(fd) < 0 ? -errno : 0;
+}
+
+static int px_close(void *ctx, int fd) {
+  (void)ctx;
+  return close(fd) < 0 && errno != EINTR ? -errno : 0;
+}
+
+static int px_fsize(void *ctx, int fd, uint64_t *size) {
+  (void)ctx;
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -errno;
+  *size = (uint64_t)st.st_size;
+  return 0;
+}
+
+static int px_rename(void *ctx, const char *from, const char *to) {
+  (void)ctx;
+  return rename(from, to) < 0 ? -errno : 0;
+}
+
+static int px_unlink(void *ctx, const char *path) {
+  (void)ctx;
+  return unlink(path) < 0 ? -errno : 0;
+}
+
+static int px_mkdir(void *ctx, const char *path, int mode) {
+  (void)ctx;
+  return mkdir(path, (mode_t)mode) < 0 ? -errno : 0;
+}
+
+static int px_lock(void *ctx, int fd) {
+  (void)ctx;
+  return flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
+}
+
+static int px_list(void *ctx, const char *dir, int (*fn)(void *, const char *), void *arg) {
+  (void)ctx;
+  DIR *d = opendir(dir);
+  if (!d) return -errno;
+  int rc = 0;
+  struct dirent *e;
+  while (rc == 0 && (e = readdir(d)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    rc = fn(arg, e->d_name);
+  }
+  closedir(d);
+  return rc;
+}
+
+static const vv_io kPosix = {NULL,     px_open,   px_read,   px_write, px_fsync, px_close,
+                             px_fsize, px_rename, px_unlink, px_mkdir, px_lock,  px_list};
+
+const vv_io *vv_io_posix(void) { return &kPosix; }
+
+int vv_io_status(int neg_errno) {
+  int e = -neg_errno;
+  if (e == ENOSPC || e == EDQUOT) return VV_E_NOSPC;
+  if (e == ENOENT) return VV_E_NOT_FOUND;
+  if (e == ENOMEM) return VV_E_NOMEM;
+  return VV_E_IO;
+}
+
+int vv_io_write_all(const vv_io *io, int fd, const void *buf, size_t n) {
+  const unsigned char *p = (const unsigned char *)buf;
+  while (n) {
+    ssize_t w = io->write(io->ctx, fd, p, n);
+    if (w < 0) return vv_io_status((int)w);
+    if (w == 0) return VV_E_IO; /* no progress: treat like an error, never spin */
+    p += w;
+    n -= (size_t)w;
+  }
+  return VV_OK;
+}
+
+int vv_io_read_file(const vv_io *io, const char *path, size_t max, unsigned char **out, size_t *len) {
+  *out = NULL;
+  *len = 0;
+  int fd = io->open(io->ctx, path, O_RDONLY, 0);
+  if (fd < 0) return vv_io_status(fd);
+  uint64_t size = 0;
+  int rc = io->fsize(io->ctx, fd, &size);
+  if (rc < 0) {
+    io->close(io->ctx, fd);
+    return vv_io_status(rc);
+  }
+  if (size > max) {
+    io->close(io->ctx, fd);
+    return VV_E_CORRUPT;
+  }
+  unsigned char *buf = (unsigned char *)malloc(size ? (size_t)size : 1);
+  if (!buf) {
+    io->close(io->ctx, fd);
+    return VV_E_NOMEM;
+  }
+  size_t got = 0;
+  while (got < size) {
+    ssize_t r = io->read(io->ctx, fd, buf + got, (size_t)size - got);
+    if (r < 0) {
+      free(buf);
+      io->close(io->ctx, fd);
+      return vv_io_status((int)r);
+    }
+    if (r == 0) break; /* shrank under us: the caller's size checks catch it */
+    got += (size_t)r;
+  }
+  io->close(io->ctx, fd);
+  *out = buf;
+  *len = got;
+  return VV_OK;
+}
+
+int vv_io_fsync_dir(const vv_io *io, const char *dir) {
+  int fd = io->open(io->ctx, dir, O_RDONLY | O_DIRECTORY, 0);
+  if (fd < 0) return vv_io_status(fd);
+  int rc = io->fsync(io->ctx, fd);
+  io->close(io->ctx, fd);
+  return rc < 0 ? vv_io_status(rc) : VV_OK;
+}
+
+int vv_io_write_durable(const vv_io *io, const char *dir, const char *path, const void *data, size_t n) {
+  unsigned char rnd[8];
+  char hex[17];
+  vv_random_bytes(rnd, sizeof rnd);
+  vv_hex_encode(rnd, sizeof rnd, hex);
+  size_t tlen = strlen(dir) + 32;
+  char *tmp = (char *)malloc(tlen);
+  if (!tmp) return VV_E_NOMEM;
+  snprintf(tmp, tlen, "%s/tmp-%s", dir, hex);
+  int fd = io->open(io->ctx, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) {
+    free(tmp);
+    return vv_io_status(fd);
+  }
+  int rc = vv_io_write_all(io, fd, data, n);
+  if (!rc) {
+    int s = io->fsync(io->ctx, fd);
+    if (s < 0) rc = vv_io_status(s);
+  }
+  int c = io->close(io->ctx, fd);
+  if (!rc && c < 0) rc = vv_io_status(c);
+  if (!rc) {
+    int s = io->rename(io->ctx, tmp, path);
+    if (s < 0) rc = vv_io_status(s);
+  }
+  if (rc) io->unlink(io->ctx, tmp);
+  free(tmp);
+  return rc;
+}

@@ -1,0 +1,50 @@
+/*
+ * session/io.h: the file operations a session uses, as a table of function
+ * pointers, so tests can inject ENOSPC, EIO, short writes or a "crash"
+ * at any operation without touching the real file system code paths.
+ *
+ * Every function returns >= 0 on success and -errno on failure. Paths are
+ * NUL-terminated. vv_io_posix() is the real implementation.
+ */
+#ifndef VV_IO_H
+#define VV_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct vv_io {
+  void *ctx;
+  int (*open)(void *ctx, const char *path, int flags, int mode); /* returns an fd */
+  ssize_t (*read)(void *ctx, int fd, void *buf, size_t n);
+  ssize_t (*write)(void *ctx, int fd, const void *buf, size_t n);  /* may write fewer bytes */
+  int (*fsync)(void *ctx, int fd);
+  int (*close)(void *ctx, int fd);
+  int (*fsize)(void *ctx, int fd, uint64_t *size);
+  int (*rename)(void *ctx, const char *from, const char *to);
+  int (*unlink)(void *ctx, const char *path);
+  int (*mkdir)(void *ctx, const char *path, int mode);
+  int (*lock)(void *ctx, int fd);  /* exclusive, non-blocking; -EWOULDBLOCK if held */
+  /* Calls fn(arg, name) for each entry of a directory except . and .. */
+  int (*list)(void *ctx, const char *dir, int (*fn)(void *arg, const char *name), void *arg);
+} vv_io;
+
+const vv_io *vv_io_posix(void);
+
+/* Helpers on top of a table. All return VV_OK or a VV_E_* status mapped
+ * from errno (ENOSPC and EDQUOT -> VV_E_NOSPC, ENOENT -> VV_E_NOT_FOUND,
+ * else VV_E_IO). */
+int vv_io_status(int neg_errno);
+/* Writes all of buf, looping on short writes. */
+int vv_io_write_all(const vv_io *io, int fd, const void *buf, size_t n);
+/* Reads a whole file of at most `max` bytes into a malloc'd buffer.
+ * VV_E_CORRUPT if it is larger than max. */
+int vv_io_read_file(const vv_io *io, const char *path, size_t max, unsigned char **out, size_t *len);
+/* Durably creates `path` with `data`: writes a temporary file in `dir`
+ * (mode 0600, O_EXCL), fsyncs it, renames it over `path`. The directory
+ * itself is not fsynced (callers batch that). On failure the temporary
+ * file is removed and `path` is untouched. */
+int vv_io_write_durable(const vv_io *io, const char *dir, const char *path, const void *data, size_t n);
+int vv_io_fsync_dir(const vv_io *io, const char *dir);
+
+#endif

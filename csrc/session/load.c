@@ -1,0 +1,402 @@
+/*
+ * session/load.c: opening a session (vv_db_load) and reading its manifest
+ * without a key (vv_session_inspect).
+ *
+ * Order of checks, each before anything later may trust the bytes: the
+ * manifest's frame and checksum; its schema and version; the key (derived
+ * or unwrapped, then compared with keyCheck); the manifest MAC. Then every
+ * object is checked for size, hash and tag before it is decoded, and the
+ * decoded graph is validated as a whole (every link points at a node that
+ * exists on that level, ids are unique, the entry point is real) before the
+ * database is handed out.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../codec/codec.h"
+#include "../common/parallel.h"
+#include "../crypto/secret.h"
+#include "../db/db_internal.h"
+#include "io.h"
+#include "manifest.h"
+#include "object.h"
+#include "secrets.h"
+
+typedef struct load {
+  vv_db *db;
+  vv_sctx sc;
+  const vv_manifest *m;
+  vv_error *err;
+  vv_session_progress_fn progress;
+  void *pctx;
+  uint64_t done, total;
+  _Atomic uint64_t bytes;
+  uint64_t *chunk_sorted; /* (seq << 32) | index in m->chunks */
+  pthread_mutex_t err_mu;
+  int err_set;
+} load;
+
+static int say(load *l, int rc, const char *fmt, const char *detail) {
+  if (l->err && !l->err_set) {
+    snprintf(l->err->message, sizeof l->err->message, fmt, detail);
+    l->err_set = 1;
+  }
+  return rc;
+}
+
+static long chunk_index(const load *l, uint64_t seq) {
+  size_t lo = 0, hi = l->m->nchunks;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    uint64_t v = l->chunk_sorted[mid] >> 32;
+    if (v == seq) return (long)(uint32_t)l->chunk_sorted[mid];
+    if (v < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return -1;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* ---- index ------------------------------------------------------------- */
+
+static int apply_node(load *l, const vv_node_view *n, const char *obj) {
+  vv_db *db = l->db;
+  const vv_manifest *m = l->m;
+  if (n->slot >= m->slot_count) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: slot out of range", obj);
+  int waypoint = !n->id && n->nlevels > 0;
+  if (db->hnsw == NULL && n->nlevels > 0) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: links in a flat index", obj);
+  if (n->id || waypoint) {
+    long c = chunk_index(l, n->chunk);
+    if (c < 0 || n->row >= m->chunks[c].count)
+      return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a node points at a chunk row that does not exist", obj);
+  }
+  vv_store_unbind(&db->store, n->slot);
+  if (n->id) {
+    int rc = vv_store_place_at(&db->store, n->slot, n->id, n->id_len);
+    if (rc == VV_E_CORRUPT) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: the same id on two slots", obj);
+    if (rc) return rc;
+  }
+  vv_slotrec *rec = vv_store_rec_mut(&db->store, n->slot);
+  rec->chunk = (uint32_t)n->chunk;
+  rec->row = n->row;
+  if (db->hnsw) {
+    uint32_t buf[VV_CODEC_MAX_LEVELS][VV_CODEC_MAX_LINKS];
+    const uint32_t *links[VV_CODEC_MAX_LEVELS];
+    for (uint32_t lv = 0; lv < n->nlevels; lv++) {
+      for (uint32_t j = 0; j < n->counts[lv]; j++) buf[lv][j] = vv_le32(n->links[lv] + 4 * j);
+      links[lv] = buf[lv];
+    }
+    int rc = vv_hnsw_set_node(db->hnsw, n->slot, n->nlevels, links, n->counts);
+    if (rc == VV_E_CORRUPT) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a node has too many links", obj);
+    if (rc) return rc;
+  }
+  return VV_OK;
+}
+
+static int load_segment(load *l, const vv_mseg *g) {
+  unsigned char *plain = NULL;
+  size_t len = 0;
+  int rc = vv_object_read(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &plain, &len, l->err);
+  if (rc) {
+    l->err_set = 1;
+    return rc;
+  }
+  l->bytes += g->ref.bytes;
+  vv_index_reader r;
+  uint64_t seq;
+  int base;
+  uint32_t count;
+  rc = vv_index_decode_begin(&r, plain, len, &seq, &base, &count);
+  if (!rc && (seq != g->seq || count != g->count)) rc = VV_E_CORRUPT;
+  vv_node_view n;
+  while (!rc && (rc = vv_index_decode_next(&r, &n)) == VV_OK) rc = apply_node(l, &n, g->ref.name);
+  if (rc == VV_E_NOT_FOUND) rc = VV_OK; /* the end, exactly where it should be */
+  if (rc == VV_E_CORRUPT) rc = say(l, VV_E_CHUNK_CORRUPT, "index object %s does not decode", g->ref.name);
+  free(plain);
+  return rc;
+}
+
+/* ---- chunks ------------------------------------------------------------ */
+
+static int node_exists(const vv_db *db, uint32_t slot) {
+  return vv_store_is_live(&db->store, slot) || (db->hnsw && vv_hnsw_level(db->hnsw, slot) >= 0);
+}
+
+static int load_chunk(void *ctx, size_t i, unsigned worker) {
+  (void)worker;
+  load *l = ctx;
+  vv_db *db = l->db;
+  const vv_mchunk *c = &l->m->chunks[i];
+  unsigned char *plain = NULL;
+  size_t len = 0;
+  vv_error local = {{0}};
+  int rc = vv_object_read(&l->sc, &c->ref, VV_OBJ_KIND_CHUNK, c->seq, &plain, &len, &local);
+  vv_chunk_view v;
+  memset(&v, 0, sizeof v);
+  if (!rc) {
+    l->bytes += c->ref.bytes;
+    rc = vv_chunk_decode(plain, len, db->cfg.dimension, &v);
+    if (rc == VV_E_CORRUPT || (!rc && (v.seq != c->seq || v.count != c->count))) {
+      snprintf(local.message, sizeof local.message, "chunk object %s does not decode", c->ref.name);
+      rc = VV_E_CHUNK_CORRUPT;
+    }
+  }
+  size_t vbytes = (size_t)db->cfg.dimension * sizeof(float);
+  for (uint32_t row = 0; !rc && row < v.count; row++) {
+    uint32_t slot = vv_le32(v.slots + 4 * (size_t)row);
+    /* Rows that a later chunk superseded are skipped: only the row the
+     * index points at is the slot's current vector. */
+    if (slot >= l->m->slot_count || !node_exists(db, slot)) continue;
+    const vv_slotrec *rec = vv_store_rec(&db->store, slot);
+    if (rec->chunk != c->seq || rec->row != row) continue;
+    int live = vv_store_is_live(&db->store, slot);
+    /* A live node's row must carry its id; a waypoint's row may still carry
+     * the id it had when it was written (it died later). */
+    if (live && (!v.ids[row] || rec->id_len != v.id_lens[row] || memcmp(rec->id, v.ids[row], rec->id_len) != 0)) {
+      snprintf(local.message, sizeof local.message, "chunk object %s: row %u does not match the index", c->ref.name, row);
+      rc = VV_E_CHUNK_CORRUPT;
+      break;
+    }
+    vv_read_f32le(v.vectors + (size_t)row * vbytes, db->cfg.dimension, vv_store_vec(&db->store, slot));
+    if (live && v.metas[row]) rc = vv_store_set_meta(&db->store, slot, v.metas[row], v.meta_lens[row]);
+    vv_store_set_flags(&db->store, slot, VV_SLOT_SAVED);
+  }
+  vv_chunk_view_free(&v);
+  free(plain);
+  if (rc) {
+    pthread_mutex_lock(&l->err_mu);
+    if (!l->err_set && l->err) {
+      *l->err = local;
+      l->err_set = local.message[0] != 0;
+    }
+    pthread_mutex_unlock(&l->err_mu);
+  }
+  return rc;
+}
+
+static int chunk_progress(void *ctx, uint64_t done, uint64_t total) {
+  load *l = ctx;
+  (void)total;
+  if (!l->progress) return 0;
+  return l->progress(l->pctx, l->done + done, l->total, VV_PHASE_CHUNKS, l->bytes);
+}
+
+/* ---- validation -------------------------------------------------------- */
+
+static int is_waypoint(void *ctx, uint32_t slot) {
+  const vv_db *db = ctx;
+  return db->hnsw && vv_hnsw_level(db->hnsw, slot) >= 0;
+}
+
+static int validate(load *l) {
+  vv_db *db = l->db;
+  uint64_t n = l->m->slot_count;
+  if (db->store.nlive != l->m->total_vectors)
+    return say(l, VV_E_CHUNK_CORRUPT, "%s", "the index holds a different number of vectors than the manifest");
+  for (uint64_t i = 0; i < n; i++) {
+    uint32_t slot = (uint32_t)i;
+    if (!node_exists(db, slot)) continue;
+    if (!(vv_store_flags(&db->store, slot) & VV_SLOT_SAVED))
+      return say(l, VV_E_CHUNK_CORRUPT, "%s", "a vector the index refers to is in no chunk");
+    if (!db->hnsw) continue;
+    int level = vv_hnsw_level(db->hnsw, slot);
+    for (int lv = 0; lv <= level; lv++) {
+      const uint32_t *links;
+      uint32_t cnt = vv_hnsw_links(db->hnsw, slot, lv, &links);
+      for (uint32_t j = 0; j < cnt; j++)
+        if (links[j] >= n || vv_hnsw_level(db->hnsw, links[j]) < lv)
+          return say(l, VV_E_CHUNK_CORRUPT, "%s", "the graph links to a node that does not exist on that level");
+    }
+  }
+  if (db->hnsw && vv_hnsw_set_entry(db->hnsw, l->m->entry, l->m->max_level))
+    return say(l, VV_E_CHUNK_CORRUPT, "%s", "the graph entry point is not a node of the top level");
+  return vv_store_rebuild_lists(&db->store, is_waypoint, db);
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+static char *join(const char *a, const char *b) {
+  size_t n = strlen(a) + strlen(b) + 2;
+  char *p = malloc(n);
+  if (p) snprintf(p, n, "%s/%s", a, b);
+  return p;
+}
+
+/* Reads and parses <dir>/manifest.json. */
+static int read_manifest(const vv_io *io, const char *dir, unsigned char **file, size_t *len, vv_manifest *m,
+                         const unsigned char **body, size_t *blen, vv_error *err) {
+  char *path = join(dir, "manifest.json");
+  if (!path) return VV_E_NOMEM;
+  int rc = vv_io_read_file(io, path, VV_MANIFEST_MAX_BYTES, file, len);
+  free(path);
+  if (rc == VV_E_NOT_FOUND) {
+    if (err) snprintf(err->message, sizeof err->message, "no vecvault session at %s (no manifest.json)", dir);
+    return VV_E_NOT_FOUND;
+  }
+  if (rc == VV_E_CORRUPT) {
+    if (err) snprintf(err->message, sizeof err->message, "manifest.json is larger than any valid manifest");
+    return VV_E_MANIFEST_CORRUPT;
+  }
+  if (rc) return rc;
+  rc = vv_manifest_parse(*file, *len, m, body, blen, err);
+  if (rc) {
+    free(*file);
+    *file = NULL;
+  }
+  return rc;
+}
+
+int vv_session_inspect(const char *dir, const struct vv_io *io, char **body_out, size_t *len_out, vv_error *err) {
+  *body_out = NULL;
+  if (err) err->message[0] = '\0';
+  if (!io) io = vv_io_posix();
+  unsigned char *file = NULL;
+  size_t len = 0, blen = 0;
+  const unsigned char *body;
+  vv_manifest m;
+  int rc = read_manifest(io, dir, &file, &len, &m, &body, &blen, err);
+  if (rc) return rc;
+  vv_manifest_free(&m);
+  char *copy = malloc(blen + 1);
+  if (copy) {
+    memcpy(copy, body, blen);
+    copy[blen] = '\0';
+    *body_out = copy;
+    *len_out = blen;
+  }
+  free(file);
+  return copy ? VV_OK : VV_E_NOMEM;
+}
+
+/* Keeps what a later save needs: the secrets (so it stays encrypted the
+ * same way) and the session it came from (so it can be incremental). */
+static int bind_session(vv_db *db, const char *dir, const vv_manifest *m, vv_keyring *kr, const vv_load_opts *o,
+                        const unsigned char *file, size_t len) {
+  vv_secrets *s = &db->secrets;
+  s->encrypt = m->kdf != VV_KDF_NONE;
+  s->kdf = m->kdf;
+  s->kr = kr;
+  if (m->kdf == VV_KDF_ARGON2ID) {
+    s->pass = vv_secret_dup(o->pass, o->pass_len);
+    if (!s->pass) return VV_E_NOMEM;
+    s->pass_len = o->pass_len;
+    s->has_wrap = 1;
+    memcpy(s->wrap_session, m->session_id, VV_SESSION_ID_BYTES);
+    memcpy(s->salt, m->salt, VV_SALT_BYTES);
+    s->opslimit = m->opslimit;
+    s->memlimit = m->memlimit;
+    memcpy(s->wrapped_key, m->wrapped_key, VV_WRAPPED_KEY_BYTES);
+  }
+  db->session.dir = strdup(dir);
+  if (!db->session.dir) return VV_E_NOMEM;
+  db->session.m = *m;
+  vv_manifest_file_hash(file, len, db->session.manifest_hash);
+  db->session.bound = 1;
+  memcpy(db->session_id, m->session_id, VV_SESSION_ID_BYTES);
+  db->has_session_id = 1;
+  return VV_OK;
+}
+
+int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn progress, void *ctx, vv_db **out,
+               vv_load_stats *stats, vv_error *err) {
+  *out = NULL;
+  vv_load_stats local_stats;
+  if (!stats) stats = &local_stats;
+  memset(stats, 0, sizeof *stats);
+  if (err) err->message[0] = '\0';
+  vv_load_opts none = {0};
+  if (!o) o = &none;
+  if (!dir || !*dir) return VV_E_INVALID;
+  int rc = vv_crypto_init();
+  if (rc) return rc;
+  const vv_io *io = o->io ? o->io : vv_io_posix();
+  unsigned char *file = NULL;
+  size_t len = 0, blen = 0;
+  const unsigned char *body;
+  vv_manifest m;
+  memset(&m, 0, sizeof m);
+  rc = read_manifest(io, dir, &file, &len, &m, &body, &blen, err);
+  if (rc) return rc;
+  vv_keyring *kr = NULL;
+  vv_db *db = NULL;
+  load l;
+  memset(&l, 0, sizeof l);
+  pthread_mutex_init(&l.err_mu, NULL);
+  rc = vv_secrets_for_load(&m, o, &kr, err);
+  if (!rc && kr && vv_manifest_check_mac(file, len, kr) != VV_OK) {
+    rc = VV_E_MANIFEST_AUTH;
+    if (err) snprintf(err->message, sizeof err->message, "manifest.json failed authentication: it was modified");
+  }
+  if (rc) goto fail;
+
+  vv_config cfg = {0};
+  cfg.dimension = m.dimension;
+  cfg.metric = m.metric;
+  cfg.index = m.index;
+  cfg.hnsw_m = m.m;
+  cfg.ef_construction = m.ef_construction;
+  cfg.ef_search = m.ef_search;
+  cfg.threads = o->threads ? o->threads : 1;
+  cfg.chunk_size = m.chunk_size;
+  rc = vv_db_create(&cfg, &db);
+  if (rc) goto fail;
+  l.db = db;
+  l.m = &m;
+  l.err = err;
+  l.progress = progress;
+  l.pctx = ctx;
+  l.total = m.nbase + m.ndeltas + m.nchunks;
+  rc = vv_sctx_init(&l.sc, io, dir);
+  if (rc) goto fail;
+  l.sc.kr = kr;
+  memcpy(l.sc.session_id, m.session_id, VV_SESSION_ID_BYTES);
+  l.chunk_sorted = malloc((m.nchunks ? m.nchunks : 1) * sizeof *l.chunk_sorted);
+  if (!l.chunk_sorted) {
+    rc = VV_E_NOMEM;
+    goto fail;
+  }
+  for (size_t i = 0; i < m.nchunks; i++) l.chunk_sorted[i] = (m.chunks[i].seq << 32) | i;
+  qsort(l.chunk_sorted, m.nchunks, sizeof *l.chunk_sorted, cmp_u64);
+
+  rc = vv_store_reserve_slots(&db->store, m.slot_count);
+  if (!rc && db->hnsw) rc = vv_hnsw_reserve(db->hnsw, vv_arena_capacity(&db->store.vecs));
+  if (rc) goto fail;
+  db->store.nslots = m.slot_count;
+  for (size_t i = 0; i < m.nbase + m.ndeltas && !rc; i++) {
+    rc = load_segment(&l, i < m.nbase ? &m.base[i] : &m.deltas[i - m.nbase]);
+    l.done++;
+    if (!rc && progress && progress(ctx, l.done, l.total, VV_PHASE_INDEX, l.bytes)) rc = VV_E_ABORTED;
+  }
+  if (rc) goto fail;
+  rc = vv_parallel_for(m.nchunks, cfg.threads, load_chunk, &l, chunk_progress, &l, 0, m.nchunks);
+  if (rc) goto fail;
+  l.done += m.nchunks;
+  rc = validate(&l);
+  if (rc) goto fail;
+  rc = bind_session(db, dir, &m, kr, o, file, len);
+  kr = NULL; /* owned by db now, even if binding failed */
+  if (rc) goto fail;
+  stats->generation = m.generation;
+  stats->total_vectors = db->store.nlive;
+  stats->chunk_count = m.nchunks;
+  stats->chunks_loaded = m.nchunks;
+  stats->bytes_read = l.bytes + len;
+  memset(&m, 0, sizeof m); /* moved into db->session */
+  *out = db;
+  db = NULL;
+fail:
+  if (rc && err && !err->message[0]) snprintf(err->message, sizeof err->message, "%s", vv_strerror(rc));
+  vv_db_free(db);
+  vv_keyring_free(kr);
+  vv_manifest_free(&m);
+  vv_sctx_destroy(&l.sc);
+  free(l.chunk_sorted);
+  free(file);
+  pthread_mutex_destroy(&l.err_mu);
+  return rc;
+}
