@@ -2,6 +2,10 @@
 // `npm run demo`: the main job in miniature. Builds a collection of
 // synthetic "document embeddings" with metadata, searches it a few ways,
 // and prints results and timings.
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const crypto = require('crypto');
 const { VectorDB, simd } = require('..');
 
 const DIM = 384;
@@ -79,8 +83,36 @@ async function main() {
   db.delete('doc-0');
   db.add('doc-1', embed(0), { topic: 'billing', edited: true });
   console.log(`  after delete + upsert: size ${db.size}, doc-0 present: ${db.has('doc-0')}, doc-1 metadata ${JSON.stringify(db.get('doc-1').metadata)}`);
-  db.close();
   exact.close();
+
+  // Sessions: save encrypted, reopen, change 1%, save again incrementally.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vecvault-demo-'));
+  const key = crypto.randomBytes(32);
+  const secure = new VectorDB({ dimension: DIM, metric: 'cosine', key, chunkSize: 2000 });
+  secure.addBatch(items);
+  const showProgress = (label) => (done, total, info) => {
+    if (process.stdout.isTTY) process.stdout.write(`\r  ${label} ${bar(done, total)} ${info.phase.padEnd(6)} ${(info.bytes / 1e6).toFixed(1)} MB`);
+  };
+  let s = await secure.save(dir, { onProgress: showProgress('saving ') });
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  console.log(`\n  saved generation ${s.generation}: ${s.chunksWritten} encrypted chunks, ${(s.bytesWritten / 1e6).toFixed(1)} MB in ${s.timeMs.toFixed(0)} ms`);
+  const info = await VectorDB.inspect(dir);
+  console.log(`  inspect (no key needed): ${info.totalVectors} vectors, ${info.chunkCount} chunks, encrypted: ${info.encrypted}, kdf: ${info.kdf}`);
+  const reopened = await VectorDB.load(dir, { key, onProgress: showProgress('loading') });
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  console.log(`  loaded ${reopened.loadStats.totalVectors} vectors in ${reopened.loadStats.loadTimeMs.toFixed(0)} ms; same top hit: ${reopened.search(query, 1)[0].id === secure.search(query, 1)[0].id}`);
+  for (let i = 0; i < N / 100; i++) reopened.add(`doc-${i * 97 % N}`, embed(i % TOPICS.length), { topic: TOPICS[i % TOPICS.length], rev: 2 });
+  s = await reopened.save(dir);
+  console.log(`  after changing 1%: generation ${s.generation} wrote ${s.chunksWritten} chunk(s), reused ${s.chunksReused}, ${(s.bytesWritten / 1e6).toFixed(2)} MB`);
+  try {
+    await VectorDB.load(dir, { key: crypto.randomBytes(32) });
+  } catch (err) {
+    console.log(`  wrong key: ${err.code}`);
+  }
+  reopened.close();
+  secure.close();
+  db.close();
+  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 main().catch((err) => {
