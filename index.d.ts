@@ -64,15 +64,18 @@ export interface VectorDBOptions {
   index?: IndexKind;
   /** HNSW parameters; see {@link HnswOptions}. */
   hnsw?: HnswOptions;
-  /** Vectors per storage chunk, a positive integer. Default 10000. (Used by sessions; reserved.) */
+  /** Vectors per session chunk, a positive integer. Default 10000. */
   chunkSize?: number;
-  /** Upper bound of the chunk cache in MiB, a positive number. Default 150. (Reserved.) */
+  /** Upper bound of the chunk cache in MiB, a positive number. Default 150. (For lazy loading, coming next.) */
   cacheSizeMb?: number;
-  /** Encrypt chunks at rest. Default `true`. (Reserved.) */
+  /**
+   * Encrypt saved sessions (XChaCha20-Poly1305). Default `true`: saving
+   * then needs `key` or `passphrase`, else it fails with `ERR_KEY_REQUIRED`.
+   */
   encryptAtRest?: boolean;
-  /** Raw 32-byte encryption key. (Reserved.) */
+  /** Raw 32-byte encryption key (never written to disk; copied into guarded memory). */
   key?: Uint8Array;
-  /** Passphrase to derive the key from. (Reserved.) */
+  /** Passphrase the session key is wrapped with (Argon2id); a string is taken as UTF-8. */
   passphrase?: Uint8Array | string;
   /** Worker threads for batch work, a positive integer. Default: all cores. */
   threads?: number;
@@ -176,7 +179,108 @@ export type ErrorCode =
   /** The database cannot hold more vectors. */
   | 'ERR_CAPACITY'
   /** A broken internal invariant: a bug in vecvault. */
-  | 'ERR_INTERNAL';
+  | 'ERR_INTERNAL'
+  /** Saving with `encryptAtRest` and no key or passphrase; loading an encrypted session without one. */
+  | 'ERR_KEY_REQUIRED'
+  /** The key or passphrase does not open this session (detected before any chunk is read). */
+  | 'ERR_WRONG_KEY'
+  /** `manifest.json` is damaged, truncated or not a vecvault manifest. */
+  | 'ERR_MANIFEST_CORRUPT'
+  /** `manifest.json` of an encrypted session was modified, or a key was given for an unencrypted one. */
+  | 'ERR_MANIFEST_AUTH'
+  /** An object the manifest lists is missing (the message names it). */
+  | 'ERR_CHUNK_MISSING'
+  /** An object is damaged, truncated, or from another session or slot (the message names it). */
+  | 'ERR_CHUNK_CORRUPT'
+  /** The session was written by a newer format version. */
+  | 'ERR_UNSUPPORTED_VERSION'
+  /** Another process is saving into the same directory. */
+  | 'ERR_LOCKED'
+  /** The file system failed. */
+  | 'ERR_IO'
+  /** No space left on the device; the previous generation is intact. */
+  | 'ERR_NOSPC'
+  /** No session at that path. */
+  | 'ERR_NOT_FOUND';
+
+/** Progress of a save or load: objects done of total, with the phase and bytes so far. */
+export interface SessionProgressInfo {
+  phase: 'chunks' | 'index' | 'commit';
+  bytes: number;
+}
+
+/** Options for {@link VectorDB.save}. */
+export interface SaveOptions {
+  /** Called on the JS thread, coalesced; `done` never decreases and the last call has `done === total`. */
+  onProgress?: (done: number, total: number, info: SessionProgressInfo) => void;
+  /** Aborts the save; the previous generation stays intact. Rejects with `AbortError`. */
+  signal?: AbortSignalLike;
+}
+
+/** What a save did. */
+export interface SaveStats {
+  /** The generation now committed. */
+  generation: number;
+  chunksWritten: number;
+  /** Chunks kept from the previous generation without any I/O. */
+  chunksReused: number;
+  indexSegmentsWritten: number;
+  /** Object and manifest bytes written. */
+  bytesWritten: number;
+  /** `true` when everything was rewritten (first save, or a directory this database did not come from). */
+  full: boolean;
+  timeMs: number;
+}
+
+/** Options for {@link VectorDB.load}. Unknown keys are rejected. */
+export interface LoadOptions {
+  /** The session's 32-byte key. */
+  key?: Uint8Array;
+  /** Or its passphrase. */
+  passphrase?: Uint8Array | string;
+  /** Chunk cache bound for lazy loading (validated; lazy loading comes next). Default 150. */
+  cacheSizeMb?: number;
+  /** Only `false` (load everything) is supported in this version; `true` is rejected. */
+  lazy?: false;
+  /** Threads for loading and for later batch work. Default: all cores. */
+  threads?: number;
+  onProgress?: (done: number, total: number, info: SessionProgressInfo) => void;
+  signal?: AbortSignalLike;
+}
+
+/** How a session was opened (`db.loadStats`). */
+export interface LoadStats {
+  totalVectors: number;
+  chunkCount: number;
+  chunksLoaded: number;
+  cacheSizeMb: number;
+  lazy: boolean;
+  generation: number;
+  bytesRead: number;
+  loadTimeMs: number;
+}
+
+/** A session's manifest summary (`VectorDB.inspect`): checksum-verified, not authenticated. */
+export interface SessionInfo {
+  format: 'vecvault-session';
+  version: number;
+  sessionId: string;
+  generation: number;
+  parent: string | null;
+  createdAt: string;
+  dimension: number;
+  metric: Metric;
+  index: IndexKind;
+  hnsw: { m: number; efConstruction: number; efSearch: number };
+  chunkSize: number;
+  totalVectors: number;
+  chunkCount: number;
+  indexSegmentCount: number;
+  /** Bytes of all objects of this generation. */
+  bytes: number;
+  encrypted: boolean;
+  kdf: 'raw' | 'argon2id13' | null;
+}
 
 /**
  * Every error vecvault throws or rejects with. Branch on `code`, which is
@@ -277,6 +381,28 @@ export declare class VectorDB<M = unknown> {
    * calls fail with `ERR_CLOSED`. Calling it again does nothing.
    */
   close(): void;
+
+  /** Set by {@link VectorDB.load}; `null` for a database made with `new`. */
+  loadStats: LoadStats | null;
+
+  /**
+   * Save as a chunked session in `dir` (created if missing): encrypted
+   * unless `encryptAtRest: false`, crash-safe, incremental when `dir` holds
+   * the generation this database last saved or loaded. Searches keep running.
+   * @throws {VecvaultError} (rejects) `ERR_KEY_REQUIRED`, `ERR_LOCKED`, `ERR_IO`, `ERR_NOSPC`, `ERR_ABORTED`, `ERR_CLOSED`.
+   */
+  save(dir: string, options?: SaveOptions): Promise<SaveStats>;
+
+  /**
+   * Open a saved session.
+   * @throws {VecvaultError} (rejects) `ERR_NOT_FOUND`, `ERR_KEY_REQUIRED`, `ERR_WRONG_KEY`,
+   *   `ERR_MANIFEST_CORRUPT`, `ERR_MANIFEST_AUTH`, `ERR_CHUNK_MISSING`, `ERR_CHUNK_CORRUPT`,
+   *   `ERR_UNSUPPORTED_VERSION`, `ERR_IO`, `ERR_ABORTED`.
+   */
+  static load<M = unknown>(dir: string, options?: LoadOptions): Promise<VectorDB<M>>;
+
+  /** Read a session's manifest without a key. */
+  static inspect(dir: string): Promise<SessionInfo>;
 }
 
 /** Every {@link ErrorCode}, in a fixed order. */

@@ -11,6 +11,10 @@ import type {
   IndexKind,
   Item,
   JsonValue,
+  LoadStats,
+  SaveStats,
+  SessionInfo,
+  SessionProgressInfo,
   Metric,
   SearchOptions,
   SearchResult,
@@ -177,3 +181,21 @@ void noVector;
 // @ts-expect-error not an ErrorCode
 const badCode: ErrorCode = 'ERR_NOPE';
 void badCode;
+
+// Sessions
+async function sessions(): Promise<void> {
+  const key = new Uint8Array(32);
+  const db = new VectorDB<{ title: string }>({ dimension: 3, key, chunkSize: 100 });
+  const stats: SaveStats = await db.save('/tmp/x', {
+    onProgress: (done: number, total: number, info: SessionProgressInfo) => void [done, total, info.phase, info.bytes],
+  });
+  const gen: number = stats.generation;
+  const db2 = await VectorDB.load<{ title: string }>('/tmp/x', { key, lazy: false, threads: 2 });
+  const ls: LoadStats | null = db2.loadStats;
+  const info: SessionInfo = await VectorDB.inspect('/tmp/x');
+  const enc: boolean = info.encrypted;
+  // @ts-expect-error lazy loading is not available in this version
+  await VectorDB.load('/tmp/x', { key, lazy: true });
+  void [gen, ls, enc];
+}
+void sessions;
