@@ -75,12 +75,11 @@ static int apply_node(load *l, const vv_node_view *n, const char *obj) {
     if (c < 0 || n->row >= m->chunks[c].count)
       return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a node points at a chunk row that does not exist", obj);
   }
-  vv_store_unbind(&db->store, n->slot);
-  if (n->id) {
-    int rc = vv_store_place_at(&db->store, n->slot, n->id, n->id_len);
-    if (rc == VV_E_CORRUPT) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: the same id on two slots", obj);
-    if (rc) return rc;
-  }
+  /* Later records replace earlier ones whole; ids are indexed once all
+   * segments are applied, since a delta may move an id between slots in
+   * either order. */
+  int rc = vv_store_set_id_raw(&db->store, n->slot, n->id, n->id_len);
+  if (rc) return rc;
   vv_slotrec *rec = vv_store_rec_mut(&db->store, n->slot);
   rec->chunk = (uint32_t)n->chunk;
   rec->row = n->row;
@@ -91,7 +90,7 @@ static int apply_node(load *l, const vv_node_view *n, const char *obj) {
       for (uint32_t j = 0; j < n->counts[lv]; j++) buf[lv][j] = vv_le32(n->links[lv] + 4 * j);
       links[lv] = buf[lv];
     }
-    int rc = vv_hnsw_set_node(db->hnsw, n->slot, n->nlevels, links, n->counts);
+    rc = vv_hnsw_set_node(db->hnsw, n->slot, n->nlevels, links, n->counts);
     if (rc == VV_E_CORRUPT) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a node has too many links", obj);
     if (rc) return rc;
   }
@@ -371,6 +370,10 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
     rc = load_segment(&l, i < m.nbase ? &m.base[i] : &m.deltas[i - m.nbase]);
     l.done++;
     if (!rc && progress && progress(ctx, l.done, l.total, VV_PHASE_INDEX, l.bytes)) rc = VV_E_ABORTED;
+  }
+  if (!rc && vv_store_rebuild_ids(&db->store) == VV_E_CORRUPT) {
+    rc = VV_E_CHUNK_CORRUPT;
+    if (err) snprintf(err->message, sizeof err->message, "the index gives the same id to two vectors");
   }
   if (rc) goto fail;
   rc = vv_parallel_for(m.nchunks, cfg.threads, load_chunk, &l, chunk_progress, &l, 0, m.nchunks);

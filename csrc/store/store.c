@@ -70,18 +70,21 @@ static int table_grow(vv_store *s, size_t cap) {
   return VV_OK;
 }
 
+/* Keep the id table at most half full: probes stay short. */
+static int table_reserve(vv_store *s, uint64_t need_ids) {
+  if (need_ids * 2 <= s->tab_cap) return VV_OK;
+  size_t cap = s->tab_cap ? s->tab_cap : 64;
+  while ((uint64_t)cap < need_ids * 2) cap *= 2;
+  return table_grow(s, cap);
+}
+
 int vv_store_reserve(vv_store *s, size_t extra) {
   uint64_t need_ids = (uint64_t)s->tab_count + extra;
   /* Worst case every extra id needs a brand-new slot. */
   uint64_t need_slots = s->nslots + (extra > s->nfree ? extra - s->nfree : 0);
   if (need_slots > VV_MAX_SLOTS) return VV_E_FULL;
-  /* Keep the id table at most half full: probes stay short. */
-  if (need_ids * 2 > s->tab_cap) {
-    size_t cap = s->tab_cap ? s->tab_cap : 64;
-    while ((uint64_t)cap < need_ids * 2) cap *= 2;
-    int rc = table_grow(s, cap);
-    if (rc) return rc;
-  }
+  int rc = table_reserve(s, need_ids);
+  if (rc) return rc;
   return vv_store_reserve_slots(s, need_slots);
 }
 
@@ -186,24 +189,6 @@ int vv_store_place(vv_store *s, const char *id, size_t id_len, const char *meta,
   return VV_OK;
 }
 
-int vv_store_place_at(vv_store *s, uint32_t slot, const char *id, size_t id_len) {
-  if (slot >= vv_arena_capacity(&s->recs) || vv_store_is_live(s, slot)) return VV_E_INTERNAL;
-  if (vv_store_lookup(s, id, id_len) != VV_NO_SLOT) return VV_E_CORRUPT; /* the same id twice */
-  int rc = vv_store_reserve(s, 1);
-  if (rc) return rc;
-  char *id_copy;
-  rc = copy_bytes(id, id_len, &id_copy);
-  if (rc) return rc;
-  vv_slotrec *r = vv_store_rec_mut(s, slot);
-  r->id = id_copy;
-  r->id_len = (uint32_t)id_len;
-  *(uint8_t *)vv_arena_at(&s->live, slot) = 1;
-  table_insert(s, slot, (uint32_t)vv_hash_bytes(id, id_len));
-  s->nlive++;
-  if (slot >= s->nslots) s->nslots = (uint64_t)slot + 1;
-  return VV_OK;
-}
-
 int vv_store_set_meta(vv_store *s, uint32_t slot, const char *meta, size_t meta_len) {
   char *copy;
   int rc = copy_bytes(meta, meta_len, &copy);
@@ -257,16 +242,40 @@ void vv_store_recycle(vv_store *s) {
   }
 }
 
-void vv_store_unbind(vv_store *s, uint32_t slot) {
-  if (!vv_store_is_live(s, slot)) return;
+int vv_store_set_id_raw(vv_store *s, uint32_t slot, const char *id, size_t id_len) {
+  if (slot >= vv_arena_capacity(&s->recs)) return VV_E_INTERNAL;
+  char *copy = NULL;
+  int rc = copy_bytes(id, id_len, &copy);
+  if (rc) return rc;
   vv_slotrec *r = vv_store_rec_mut(s, slot);
-  table_erase(s, slot, (uint32_t)vv_hash_bytes(r->id, r->id_len));
   free(r->id);
   free(r->meta);
-  r->id = r->meta = NULL;
-  r->id_len = r->meta_len = 0;
-  *(uint8_t *)vv_arena_at(&s->live, slot) = 0;
-  s->nlive--;
+  r->id = copy;
+  r->id_len = copy ? (uint32_t)id_len : 0;
+  r->meta = NULL;
+  r->meta_len = 0;
+  *(uint8_t *)vv_arena_at(&s->live, slot) = copy != NULL;
+  if (slot >= s->nslots) s->nslots = (uint64_t)slot + 1;
+  return VV_OK;
+}
+
+int vv_store_rebuild_ids(vv_store *s) {
+  uint64_t live = 0;
+  for (uint64_t i = 0; i < s->nslots; i++) live += vv_store_is_live(s, (uint32_t)i);
+  s->tab_count = 0;
+  if (s->tab_cap) memset(s->tab_slot, 0, s->tab_cap * sizeof *s->tab_slot);
+  int rc = table_reserve(s, live);
+  if (rc) return rc;
+  s->nlive = 0;
+  for (uint64_t i = 0; i < s->nslots; i++) {
+    uint32_t slot = (uint32_t)i;
+    if (!vv_store_is_live(s, slot)) continue;
+    const vv_slotrec *r = vv_store_rec(s, slot);
+    if (vv_store_lookup(s, r->id, r->id_len) != VV_NO_SLOT) return VV_E_CORRUPT;
+    table_insert(s, slot, (uint32_t)vv_hash_bytes(r->id, r->id_len));
+    s->nlive++;
+  }
+  return VV_OK;
 }
 
 int vv_store_rebuild_lists(vv_store *s, int (*is_waypoint)(void *ctx, uint32_t slot), void *ctx) {

@@ -75,11 +75,13 @@ void vv_store_remove(vv_store *s, uint32_t slot);
 /* Make every parked slot reusable. */
 void vv_store_recycle(vv_store *s);
 
-/* Binds `id` to the given unbound slot, extending nslots as needed (for
- * loading a saved session; needs vv_store_reserve_slots first). */
-int vv_store_place_at(vv_store *s, uint32_t slot, const char *id, size_t id_len);
-/* Loading: drops a slot's id binding without queueing the slot anywhere. */
-void vv_store_unbind(vv_store *s, uint32_t slot);
+/* Loading: sets or clears (id NULL) a slot's id and liveness without
+ * touching the id map, so records can override each other in any order;
+ * vv_store_rebuild_ids then indexes the final state. */
+int vv_store_set_id_raw(vv_store *s, uint32_t slot, const char *id, size_t id_len);
+/* Loading: rebuilds the id map and live count from the slots' ids.
+ * VV_E_CORRUPT if two live slots carry the same id. */
+int vv_store_rebuild_ids(vv_store *s);
 /* Loading: rebuilds the dead and free lists from final slot states:
  * is_waypoint(ctx, slot) says a dead slot is still in use by the index. */
 int vv_store_rebuild_lists(vv_store *s, int (*is_waypoint)(void *ctx, uint32_t slot), void *ctx);
