@@ -32,6 +32,19 @@ void vvn_dbh_release_if_idle(vvn_dbh *d) {
   if (d->finalized) free(d);
 }
 
+vvn_dbh *vvn_dbh_unwrap(napi_env env, napi_value self) {
+  vvn_dbh *d = NULL;
+  if (napi_unwrap(env, self, (void **)&d) != napi_ok || !d) {
+    vvn_throw(env, "ERR_INVALID_ARGUMENT", "not a NativeDB");
+    return NULL;
+  }
+  if (d->closed || !d->db) {
+    vvn_throw(env, "ERR_CLOSED", "the database is closed");
+    return NULL;
+  }
+  return d;
+}
+
 vvn_job *vvn_job_new(napi_env env, napi_value self, vvn_dbh *owner, const vvn_job_ops *ops, void *payload) {
   vvn_job *j = (vvn_job *)calloc(1, sizeof *j);
   if (!j) {

@@ -33,6 +33,10 @@ typedef struct vvn_dbh {
  * once the JS object is gone). `d` may be freed on return. */
 void vvn_dbh_release_if_idle(vvn_dbh *d);
 
+/* The handle behind `self`; throws (and returns NULL) for a foreign object
+ * or, with ERR_CLOSED, after close(). */
+vvn_dbh *vvn_dbh_unwrap(napi_env env, napi_value self);
+
 typedef struct vvn_job vvn_job;
 
 typedef struct vvn_job_ops {

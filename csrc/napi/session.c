@@ -33,16 +33,11 @@ static int opt_bytes(napi_env env, napi_value v, const unsigned char **data, siz
 
 /* Unwraps `this` for a session method; ERR_CLOSED after close(). */
 static vvn_dbh *this_db(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, napi_value *self) {
-  vvn_dbh *d = NULL;
-  if (napi_get_cb_info(env, info, argc, argv, self, NULL) != napi_ok || napi_unwrap(env, *self, (void **)&d) != napi_ok) {
-    vvn_throw(env, "ERR_INVALID_ARGUMENT", "not a NativeDB");
+  if (napi_get_cb_info(env, info, argc, argv, self, NULL) != napi_ok) {
+    vvn_throw(env, "ERR_INTERNAL", "N-API call failed");
     return NULL;
   }
-  if (d->closed || !d->db) {
-    vvn_throw(env, "ERR_CLOSED", "the database is closed");
-    return NULL;
-  }
-  return d;
+  return vvn_dbh_unwrap(env, *self);
 }
 
 /* setSecret(encrypt: 0|1, key: Uint8Array|null, passphrase: Uint8Array|null) */

@@ -28,20 +28,6 @@ static void dbh_finalize(napi_env env, void *data, void *hint) {
   vvn_dbh_release_if_idle(d);
 }
 
-/* Unwraps `this` and fails with ERR_CLOSED after close(). */
-static vvn_dbh *open_handle(napi_env env, napi_value self) {
-  vvn_dbh *d = NULL;
-  if (napi_unwrap(env, self, (void **)&d) != napi_ok || !d) {
-    vvn_throw(env, "ERR_INVALID_ARGUMENT", "not a NativeDB");
-    return NULL;
-  }
-  if (d->closed || !d->db) {
-    vvn_throw(env, "ERR_CLOSED", "the database is closed");
-    return NULL;
-  }
-  return d;
-}
-
 typedef struct call {
   size_t argc;
   napi_value argv[MAX_ARGS];
@@ -56,7 +42,7 @@ static int begin(napi_env env, napi_callback_info info, call *c) {
     return -1;
   }
   for (size_t i = c->argc; i < MAX_ARGS; i++) napi_get_undefined(env, &c->argv[i]);
-  c->d = open_handle(env, c->self);
+  c->d = vvn_dbh_unwrap(env, c->self);
   return c->d ? 0 : -1;
 }
 

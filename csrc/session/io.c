@@ -193,3 +193,10 @@ int vv_io_write_durable(const vv_io *io, const char *dir, const char *path, cons
   free(tmp);
   return rc;
 }
+
+char *vv_path_join(const char *a, const char *b) {
+  size_t n = strlen(a) + strlen(b) + 2;
+  char *p = (char *)malloc(n);
+  if (p) snprintf(p, n, "%s/%s", a, b);
+  return p;
+}

@@ -46,5 +46,7 @@ int vv_io_read_file(const vv_io *io, const char *path, size_t max, unsigned char
  * file is removed and `path` is untouched. */
 int vv_io_write_durable(const vv_io *io, const char *dir, const char *path, const void *data, size_t n);
 int vv_io_fsync_dir(const vv_io *io, const char *dir);
+/* "<a>/<b>" in a malloc'd string, or NULL. */
+char *vv_path_join(const char *a, const char *b);
 
 #endif

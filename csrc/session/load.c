@@ -219,17 +219,10 @@ static int validate(load *l) {
 
 /* ---- entry points ------------------------------------------------------ */
 
-static char *join(const char *a, const char *b) {
-  size_t n = strlen(a) + strlen(b) + 2;
-  char *p = malloc(n);
-  if (p) snprintf(p, n, "%s/%s", a, b);
-  return p;
-}
-
 /* Reads and parses <dir>/manifest.json. */
 static int read_manifest(const vv_io *io, const char *dir, unsigned char **file, size_t *len, vv_manifest *m,
                          const unsigned char **body, size_t *blen, vv_error *err) {
-  char *path = join(dir, "manifest.json");
+  char *path = vv_path_join(dir, "manifest.json");
   if (!path) return VV_E_NOMEM;
   int rc = vv_io_read_file(io, path, VV_MANIFEST_MAX_BYTES, file, len);
   free(path);

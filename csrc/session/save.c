@@ -227,13 +227,6 @@ static int write_index(save *s, const uint32_t *list, size_t n, int base) {
 
 /* ---- manifest, commit, garbage collection ------------------------------ */
 
-static char *join(const char *a, const char *b) {
-  size_t n = strlen(a) + strlen(b) + 2;
-  char *p = malloc(n);
-  if (p) snprintf(p, n, "%s/%s", a, b);
-  return p;
-}
-
 static int ensure_dir(const vv_io *io, const char *path) {
   int rc = io->mkdir(io->ctx, path, 0700);
   if (rc < 0 && rc != -EEXIST) return vv_io_status(rc);
@@ -291,7 +284,7 @@ static void collect_garbage(save *s) {
   qsort(mans.names, mans.n, sizeof *mans.names, cmp_str);
   size_t kept = 0;
   for (size_t i = mans.n; i-- > 0;) {
-    char *path = join(s->mandir, mans.names[i]);
+    char *path = vv_path_join(s->mandir, mans.names[i]);
     if (!path) goto out;
     if (!is_manifest_name(mans.names[i]) || kept >= KEEP_MANIFESTS) {
       io->unlink(io->ctx, path);
@@ -316,7 +309,7 @@ static void collect_garbage(save *s) {
   if (io->list(io->ctx, s->sc.objdir, collect_name, &objs) < 0) goto out;
   for (size_t i = 0; i < objs.n; i++) {
     if (bsearch(&objs.names[i], keep.names, keep.n, sizeof *keep.names, cmp_str)) continue;
-    char *path = join(s->sc.objdir, objs.names[i]);
+    char *path = vv_path_join(s->sc.objdir, objs.names[i]);
     if (path) io->unlink(io->ctx, path);
     free(path);
   }
@@ -341,8 +334,8 @@ static int commit(save *s, const unsigned char *prev_hash, int has_prev, unsigne
   if (rc) return rc;
   char name[32];
   snprintf(name, sizeof name, "%020llu.json", (unsigned long long)s->m.generation);
-  char *hist = join(s->mandir, name);
-  char *main_path = join(s->sc.dir, "manifest.json");
+  char *hist = vv_path_join(s->mandir, name);
+  char *main_path = vv_path_join(s->sc.dir, "manifest.json");
   if (!hist || !main_path) rc = VV_E_NOMEM;
   if (!rc) rc = vv_io_write_durable(io, s->mandir, hist, file.data, file.len);
   if (!rc) rc = vv_io_fsync_dir(io, s->mandir);
@@ -391,7 +384,7 @@ static long find_chunk(const uint64_t *sorted, size_t n, uint64_t seq) {
  * parses, its generation and counters. */
 static void read_current(save *s, int *exists, unsigned char hash[VV_HASH_BYTES], uint64_t *gen,
                          uint64_t *next_chunk, uint64_t *next_index) {
-  char *path = join(s->sc.dir, "manifest.json");
+  char *path = vv_path_join(s->sc.dir, "manifest.json");
   unsigned char *file = NULL;
   size_t len = 0;
   *exists = 0;
@@ -609,8 +602,8 @@ int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_pr
   rc = vv_sctx_init(&s.sc, (const vv_io *)io, dir);
   if (rc) return rc;
   const vv_io *fio = s.sc.io;
-  s.mandir = join(dir, "manifests");
-  char *lock_path = join(dir, "lock");
+  s.mandir = vv_path_join(dir, "manifests");
+  char *lock_path = vv_path_join(dir, "lock");
   int lock_fd = -1;
   if (!s.mandir || !lock_path) {
     rc = VV_E_NOMEM;
