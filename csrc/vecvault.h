@@ -220,6 +220,7 @@ typedef struct vv_load_stats {
   uint64_t generation;
   uint64_t total_vectors;
   uint64_t chunk_count, chunks_loaded;
+  uint64_t index_segments;
   uint64_t bytes_read;
 } vv_load_stats;
 

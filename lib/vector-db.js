@@ -1,6 +1,7 @@
 'use strict';
 // The public VectorDB class. Validates every argument (exact messages,
 // typed errors) and shapes results; the engine does all the work in C.
+const path = require('path');
 const native = require('./native');
 const { VecvaultError, abortError } = require('./errors');
 const {
@@ -16,9 +17,12 @@ const {
   describe,
 } = require('./options');
 
+/** Validates a session path and returns it absolute and normalised, so
+ * "dir" and "dir/" name the same session (and incremental saves match). */
 function checkDir(dir) {
   if (typeof dir !== 'string' || dir.length === 0) throw invalid(`dir must be a non-empty string path, got ${describe(dir)}`);
   if (dir.includes('\0')) throw invalid('dir must not contain NUL characters');
+  return path.resolve(dir);
 }
 
 function closedError() {
@@ -124,16 +128,12 @@ async function runJob(start, onProgress, signal, withInfo) {
   const abortFlag = new Int32Array(new ArrayBuffer(4));
   let userError = null;
   let last = -1;
-  let lastTotal = 0;
-  let lastInfo;
   const report = (done, total, phase, bytes) => {
-    lastTotal = total;
     if (userError !== null || done <= last) return; // late, coalesced or repeated ticks
     last = done;
     try {
       if (withInfo) {
-        lastInfo = { phase: PHASES[phase] || 'unknown', bytes };
-        onProgress(done, total, lastInfo);
+        onProgress(done, total, { phase: PHASES[phase] || 'unknown', bytes });
       } else {
         onProgress(done, total);
       }
@@ -157,9 +157,10 @@ async function runJob(start, onProgress, signal, withInfo) {
   if (userError !== null) throw userError;
   return {
     result,
-    finish(total) {
-      const t = total === undefined ? lastTotal : total;
-      if (onProgress && last < t) report(t, t, PHASES.indexOf(lastInfo ? lastInfo.phase : 'commit'), lastInfo ? lastInfo.bytes : 0);
+    /** The closing (total, total) call, from the job's own result: the
+     * native side's last tick may still be queued, or coalesced away. */
+    finish(total, phase, bytes) {
+      if (onProgress && last < total) report(total, total, phase, bytes);
       if (userError !== null) throw userError;
     },
   };
@@ -264,7 +265,7 @@ class VectorDB {
       signal,
       false
     );
-    job.finish(p.n);
+    job.finish(p.n, 0, 0);
   }
 
   /**
@@ -273,12 +274,13 @@ class VectorDB {
    */
   async save(dir, options) {
     const native = this.#open();
-    checkDir(dir);
+    const where = checkDir(dir);
     const { onProgress, signal } = parseAsyncOptions(options);
     const t0 = performance.now();
-    const job = await runJob((report, abortFlag) => native.saveAsync(dir, report, abortFlag), onProgress, signal, true);
-    job.finish();
-    return { ...job.result, timeMs: performance.now() - t0 };
+    const job = await runJob((report, abortFlag) => native.saveAsync(where, report, abortFlag), onProgress, signal, true);
+    const r = job.result;
+    job.finish(r.chunksWritten + r.indexSegmentsWritten + 1, PHASES.indexOf('commit'), r.bytesWritten);
+    return { ...r, timeMs: performance.now() - t0 };
   }
 
   /**
@@ -286,14 +288,14 @@ class VectorDB {
    * @returns {Promise<VectorDB>}
    */
   static async load(dir, options) {
-    checkDir(dir);
+    const where = checkDir(dir);
     const o = parseLoadOptions(options);
     const t0 = performance.now();
     const pass = typeof o.passphrase === 'string' ? Buffer.from(o.passphrase, 'utf8') : o.passphrase;
     let job;
     try {
       job = await runJob(
-        (report, abortFlag) => native.loadAsync(dir, o.key, pass, o.threads, report, abortFlag),
+        (report, abortFlag) => native.loadAsync(where, o.key, pass, o.threads, report, abortFlag),
         o.onProgress,
         o.signal,
         true
@@ -301,8 +303,8 @@ class VectorDB {
     } finally {
       if (typeof o.passphrase === 'string') pass.fill(0);
     }
-    job.finish();
     const [engine, stats] = job.result;
+    job.finish(stats.chunkCount + stats.indexSegments, PHASES.indexOf('chunks'), stats.bytesRead);
     const nativeDb = new native.NativeDB(engine);
     const [dimension, metric, index, m, efConstruction, efSearch, chunkSize, encrypted] = nativeDb.config();
     const db = new VectorDB(ADOPT, {
@@ -336,8 +338,7 @@ class VectorDB {
    * therefore not authenticated: load() authenticates).
    */
   static async inspect(dir) {
-    checkDir(dir);
-    const m = JSON.parse(await native.inspectAsync(dir));
+    const m = JSON.parse(await native.inspectAsync(checkDir(dir)));
     const objects = [...m.chunks, ...m.index.base, ...m.index.deltas];
     return {
       format: m.format,

@@ -196,6 +196,7 @@ static napi_value load_result(napi_env env, vvn_job *j) {
       set_num(env, stats, "totalVectors", (double)r->stats.total_vectors) ||
       set_num(env, stats, "chunkCount", (double)r->stats.chunk_count) ||
       set_num(env, stats, "chunksLoaded", (double)r->stats.chunks_loaded) ||
+      set_num(env, stats, "indexSegments", (double)r->stats.index_segments) ||
       set_num(env, stats, "bytesRead", (double)r->stats.bytes_read) ||
       napi_create_array_with_length(env, 2, &out) != napi_ok || napi_set_element(env, out, 0, ext) != napi_ok ||
       napi_set_element(env, out, 1, stats) != napi_ok)

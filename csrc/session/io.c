@@ -99,8 +99,13 @@ static const vv_io kPosix = {NULL,     px_open,   px_read,   px_write, px_fsync,
 
 const vv_io *vv_io_posix(void) { return &kPosix; }
 
+static _Thread_local int last_errno;
+
+const char *vv_io_last_error(void) { return last_errno ? strerror(last_errno) : ""; }
+
 int vv_io_status(int neg_errno) {
   int e = -neg_errno;
+  last_errno = e;
   if (e == ENOSPC || e == EDQUOT) return VV_E_NOSPC;
   if (e == ENOENT) return VV_E_NOT_FOUND;
   if (e == ENOMEM) return VV_E_NOMEM;

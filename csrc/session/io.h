@@ -35,6 +35,9 @@ const vv_io *vv_io_posix(void);
  * from errno (ENOSPC and EDQUOT -> VV_E_NOSPC, ENOENT -> VV_E_NOT_FOUND,
  * else VV_E_IO). */
 int vv_io_status(int neg_errno);
+/* strerror() of the errno the calling thread last mapped with
+ * vv_io_status, for error messages ("" if none). */
+const char *vv_io_last_error(void);
 /* Writes all of buf, looping on short writes. */
 int vv_io_write_all(const vv_io *io, int fd, const void *buf, size_t n);
 /* Reads a whole file of at most `max` bytes into a malloc'd buffer.

@@ -32,7 +32,6 @@ typedef struct load {
   void *pctx;
   uint64_t done, total;
   _Atomic uint64_t bytes;
-  uint64_t *chunk_sorted; /* (seq << 32) | index in m->chunks */
   pthread_mutex_t err_mu;
   int err_set;
 } load;
@@ -45,36 +44,15 @@ static int say(load *l, int rc, const char *fmt, const char *detail) {
   return rc;
 }
 
-static long chunk_index(const load *l, uint64_t seq) {
-  size_t lo = 0, hi = l->m->nchunks;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    uint64_t v = l->chunk_sorted[mid] >> 32;
-    if (v == seq) return (long)(uint32_t)l->chunk_sorted[mid];
-    if (v < seq) lo = mid + 1;
-    else hi = mid;
-  }
-  return -1;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
-}
-
 /* ---- index ------------------------------------------------------------- */
 
 static int apply_node(load *l, const vv_node_view *n, const char *obj) {
   vv_db *db = l->db;
-  const vv_manifest *m = l->m;
-  if (n->slot >= m->slot_count) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: slot out of range", obj);
-  int waypoint = !n->id && n->nlevels > 0;
+  if (n->slot >= l->m->slot_count) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: slot out of range", obj);
   if (db->hnsw == NULL && n->nlevels > 0) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: links in a flat index", obj);
-  if (n->id || waypoint) {
-    long c = chunk_index(l, n->chunk);
-    if (c < 0 || n->row >= m->chunks[c].count)
-      return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a node points at a chunk row that does not exist", obj);
-  }
+  /* Only the final state must be consistent (a later record may replace
+   * this one), so chunk rows are checked when chunks are read: a node whose
+   * row no chunk supplies fails validate(). */
   /* Later records replace earlier ones whole; ids are indexed once all
    * segments are applied, since a delta may move an id between slots in
    * either order. */
@@ -347,14 +325,6 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   if (rc) goto fail;
   l.sc.kr = kr;
   memcpy(l.sc.session_id, m.session_id, VV_SESSION_ID_BYTES);
-  l.chunk_sorted = malloc((m.nchunks ? m.nchunks : 1) * sizeof *l.chunk_sorted);
-  if (!l.chunk_sorted) {
-    rc = VV_E_NOMEM;
-    goto fail;
-  }
-  for (size_t i = 0; i < m.nchunks; i++) l.chunk_sorted[i] = (m.chunks[i].seq << 32) | i;
-  qsort(l.chunk_sorted, m.nchunks, sizeof *l.chunk_sorted, cmp_u64);
-
   rc = vv_store_reserve_slots(&db->store, m.slot_count);
   if (!rc && db->hnsw) rc = vv_hnsw_reserve(db->hnsw, vv_arena_capacity(&db->store.vecs));
   if (rc) goto fail;
@@ -381,6 +351,7 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   stats->total_vectors = db->store.nlive;
   stats->chunk_count = m.nchunks;
   stats->chunks_loaded = m.nchunks;
+  stats->index_segments = m.nbase + m.ndeltas;
   stats->bytes_read = l.bytes + len;
   memset(&m, 0, sizeof m); /* moved into db->session */
   *out = db;
@@ -391,7 +362,6 @@ fail:
   vv_keyring_free(kr);
   vv_manifest_free(&m);
   vv_sctx_destroy(&l.sc);
-  free(l.chunk_sorted);
   free(file);
   pthread_mutex_destroy(&l.err_mu);
   return rc;

@@ -194,7 +194,14 @@ void vv_manifest_file_hash(const unsigned char *file, size_t len, unsigned char 
   vv_hash(file, len, out);
 }
 
-/* Splits the frame; body excludes the closing brace and newline. */
+static int lower_hex(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) return 0;
+  return 1;
+}
+
+/* Splits the frame; body excludes the closing brace and newline. Sum and
+ * MAC must be exactly 64 lower-case hex digits: one spelling per value. */
 static int frame(const unsigned char *f, size_t len, const unsigned char **sum_hex, const unsigned char **mac_hex,
                  const unsigned char **body, size_t *body_len) {
   size_t suffix = strlen(SUFFIX);
@@ -206,6 +213,7 @@ static int frame(const unsigned char *f, size_t len, const unsigned char **sum_h
   *mac_hex = p + 81;
   if (memcmp(p + 145, PREFIX_BODY, 9) != 0) return VV_E_MANIFEST_CORRUPT;
   if (memcmp(f + len - suffix, SUFFIX, suffix) != 0) return VV_E_MANIFEST_CORRUPT;
+  if (!lower_hex(*sum_hex, 2 * VV_HASH_BYTES) || !lower_hex(*mac_hex, 2 * VV_HASH_BYTES)) return VV_E_MANIFEST_CORRUPT;
   *body = f + VV_MANIFEST_PREFIX_BYTES;
   *body_len = len - VV_MANIFEST_PREFIX_BYTES - suffix;
   return VV_OK;
@@ -461,6 +469,11 @@ int vv_manifest_parse(const unsigned char *file, size_t len, vv_manifest *out, c
   if (rc) return bad(&p, "invalid JSON");
   rc = parse_body(&p, doc, out);
   vv_json_free(doc);
+  if (!rc && out->kdf == VV_KDF_NONE) {
+    /* Unencrypted: the mac field is defined as zeros; anything else is damage. */
+    for (size_t i = 0; i < 2 * VV_HASH_BYTES && !rc; i++)
+      if (mac_hex[i] != '0') rc = bad(&p, "mac of an unencrypted session is not zero");
+  }
   if (rc) {
     vv_manifest_free(out);
     return rc;

@@ -92,7 +92,7 @@ int vv_object_write(const vv_sctx *sc, int kind, uint64_t seq, const unsigned ch
   free(path);
   if (rc && err)
     snprintf(err->message, sizeof err->message, "writing %s object %.16s… failed: %s", kind_name(kind), out->name,
-             vv_strerror(rc));
+             *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
   return rc;
 }
 
@@ -124,7 +124,7 @@ int vv_object_read(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t s
   if (rc) {
     if (err)
       snprintf(err->message, sizeof err->message, "reading %s object %s failed: %s", kind_name(kind), ref->name,
-               vv_strerror(rc));
+               *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
     return rc;
   }
   int enc = sc->kr != NULL;

@@ -51,8 +51,11 @@ typedef struct save {
 } save;
 
 static int fail(save *s, int rc, const char *what) {
-  if (s->err && !s->err->message[0])
-    snprintf(s->err->message, sizeof s->err->message, "%s: %s", what, vv_strerror(rc));
+  if (s->err && !s->err->message[0]) {
+    int sys = rc == VV_E_IO || rc == VV_E_NOSPC || rc == VV_E_NOT_FOUND;
+    snprintf(s->err->message, sizeof s->err->message, "%s: %s", what,
+             sys && *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
+  }
   return rc;
 }
 
@@ -305,6 +308,17 @@ static void collect_garbage(save *s) {
     free(path);
   }
   add_refs(&keep, &s->m);
+  /* Temporary files of an interrupted manifest write, in the session root. */
+  name_list root = {0};
+  if (io->list(io->ctx, s->sc.dir, collect_name, &root) == 0) {
+    for (size_t i = 0; i < root.n; i++) {
+      if (strncmp(root.names[i], "tmp-", 4) != 0) continue;
+      char *path = vv_path_join(s->sc.dir, root.names[i]);
+      if (path) io->unlink(io->ctx, path);
+      free(path);
+    }
+  }
+  names_free(&root);
   qsort(keep.names, keep.n, sizeof *keep.names, cmp_str);
   if (io->list(io->ctx, s->sc.objdir, collect_name, &objs) < 0) goto out;
   for (size_t i = 0; i < objs.n; i++) {
@@ -607,6 +621,12 @@ int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_pr
   int lock_fd = -1;
   if (!s.mandir || !lock_path) {
     rc = VV_E_NOMEM;
+    goto out;
+  }
+  /* Refuse before touching the disk: nothing may be written in plaintext
+   * by accident, not even an empty directory. */
+  if (db->secrets.encrypt && db->secrets.kdf == VV_KDF_NONE) {
+    rc = vv_secrets_for_save(db, db->session_id, &s.m, err);
     goto out;
   }
   rc = ensure_dir(fio, dir);
