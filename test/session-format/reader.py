@@ -1,0 +1,539 @@
+#!/usr/bin/python3
+"""
+test/session-format/reader.py: an independent reader of vecvault sessions.
+
+Written only from docs/FORMAT.md (version 1), with Debian's python3-cbor2 and
+python3-nacl and nothing of vecvault's own code, so that the format, not the
+implementation, is what the tests hold vecvault to. It verifies everything
+the spec states (frame, sum, key check, MAC, object size, hash, header and
+AEAD tag, the exact CBOR schema, the index rules of section 5.3) and prints
+
+    {"generation": G, "sessionId": "...", "vectors": [{"id", "vector", "metadata"}, ...]}
+
+sorted by id. On any failure it prints {"error": "ERR_...", "message": "..."}
+with the error code vecvault itself would report, and exits with status 2.
+
+Usage: /usr/bin/python3 reader.py DIR [--key HEX | --passphrase TEXT | --passphrase-hex HEX]
+"""
+import hashlib
+import hmac
+import json
+import os
+import re
+import struct
+import sys
+
+import cbor2
+import nacl.bindings as nb
+
+MANIFEST_MAX = 64 * 1024 * 1024
+OPSLIMIT_CAP = 16
+MEMLIMIT_CAP = 1 << 30
+HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+ID_MAX = 4096
+META_MAX = 16 * 1024 * 1024
+
+
+class Fail(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def manifest_corrupt(msg):
+    return Fail("ERR_MANIFEST_CORRUPT", "manifest.json: " + msg)
+
+
+def b2(data, key=b"", salt=b"", person=b""):
+    return hashlib.blake2b(data, digest_size=32, key=key, salt=salt, person=person).digest()
+
+
+def unhex(s, n, what):
+    if not isinstance(s, str) or len(s) != 2 * n or not re.fullmatch(r"[0-9a-f]*", s):
+        raise manifest_corrupt("%s is not %d lowercase hex digits" % (what, 2 * n))
+    return bytes.fromhex(s)
+
+
+# ---- section 3: manifest.json ------------------------------------------------
+
+def reject_float(s):
+    raise manifest_corrupt("a number with a fraction or exponent: " + s)
+
+
+def reject_constant(s):
+    raise manifest_corrupt("not JSON: " + s)
+
+
+def no_duplicates(pairs):
+    d = {}
+    for k, v in pairs:
+        if k in d:
+            raise manifest_corrupt("duplicate key " + k)
+        d[k] = v
+    return d
+
+
+def is_int(v):
+    return type(v) is int
+
+
+def need_int(obj, key, lo, hi, what=None):
+    v = obj[key]
+    if not is_int(v) or v < lo or (hi is not None and v > hi):
+        raise manifest_corrupt("%s must be an integer in %s..%s, got %r" % (what or key, lo, hi, v))
+    return v
+
+
+def exact_keys(obj, keys, what):
+    if not isinstance(obj, dict) or set(obj.keys()) != set(keys):
+        got = sorted(obj.keys()) if isinstance(obj, dict) else type(obj).__name__
+        raise manifest_corrupt("%s must have exactly %s, got %s" % (what, sorted(keys), got))
+
+
+TOP = ["format", "version", "sessionId", "generation", "parent", "createdAt", "dimension", "metric",
+       "indexKind", "hnsw", "chunkSize", "totalVectors", "slotCount", "graph", "nextChunkSeq",
+       "nextIndexSeq", "encryption", "chunks", "index"]
+
+
+def read_manifest(d):
+    path = os.path.join(d, "manifest.json")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise Fail("ERR_NOT_FOUND", "no manifest.json in " + d)
+    if st.st_size > MANIFEST_MAX:
+        raise manifest_corrupt("larger than 64 MiB")
+    with open(path, "rb") as f:
+        raw = f.read()
+    if (len(raw) < 154 + 2 or raw[0:8] != b'{"sum":"' or raw[72:81] != b'","mac":"'
+            or raw[145:154] != b'","body":' or raw[-2:] != b"}\n"):
+        raise manifest_corrupt("not the frame of section 3")
+    sum_hex, mac_hex, body = raw[8:72], raw[81:145], raw[154:-2]
+    if not HEX64.match(sum_hex.decode("latin1")):
+        raise manifest_corrupt("sum is not 64 lowercase hex digits")
+    if not hmac.compare_digest(b2(body), bytes.fromhex(sum_hex.decode())):
+        raise manifest_corrupt("sum does not match the body")
+    try:
+        m = json.loads(body.decode("utf-8"), object_pairs_hook=no_duplicates,
+                       parse_float=reject_float, parse_constant=reject_constant)
+    except Fail:
+        raise
+    except (ValueError, UnicodeDecodeError) as e:
+        raise manifest_corrupt("body is not JSON: %s" % e)
+    if not isinstance(m, dict):
+        raise manifest_corrupt("body is not an object")
+    # The version decides what the rest means, so it is looked at first.
+    if "version" in m and is_int(m["version"]) and m["version"] > 1:
+        raise Fail("ERR_UNSUPPORTED_VERSION", "format version %d" % m["version"])
+    check_schema(m)
+    return raw, body, mac_hex.decode("latin1"), m
+
+
+def check_schema(m):
+    exact_keys(m, TOP, "body")
+    if m["format"] != "vecvault-session":
+        raise manifest_corrupt("format")
+    if need_int(m, "version", 1, 1) != 1:
+        raise manifest_corrupt("version")
+    unhex(m["sessionId"], 16, "sessionId")
+    need_int(m, "generation", 1, None)
+    if m["parent"] is not None:
+        unhex(m["parent"], 32, "parent")
+    if not isinstance(m["createdAt"], str) or not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", m["createdAt"]):
+        raise manifest_corrupt("createdAt")
+    need_int(m, "dimension", 1, 65536)
+    if m["metric"] not in ("cosine", "l2", "dot"):
+        raise manifest_corrupt("metric")
+    if m["indexKind"] not in ("hnsw", "flat"):
+        raise manifest_corrupt("indexKind")
+    exact_keys(m["hnsw"], ["m", "efConstruction", "efSearch"], "hnsw")
+    need_int(m["hnsw"], "m", 2, 128, "hnsw.m")
+    need_int(m["hnsw"], "efConstruction", 1, None, "hnsw.efConstruction")
+    need_int(m["hnsw"], "efSearch", 1, None, "hnsw.efSearch")
+    need_int(m, "chunkSize", 1, None)
+    slot_count = need_int(m, "slotCount", 0, None)
+    need_int(m, "totalVectors", 0, slot_count)
+    g = m["graph"]
+    exact_keys(g, ["entry", "maxLevel"], "graph")
+    need_int(g, "maxLevel", -1, 16, "graph.maxLevel")
+    if g["entry"] is None:
+        if g["maxLevel"] != -1:
+            raise manifest_corrupt("graph.entry is null but maxLevel is not -1")
+    else:
+        need_int(g, "entry", 0, slot_count - 1, "graph.entry")
+        if g["maxLevel"] < 0:
+            raise manifest_corrupt("graph.entry set with maxLevel -1")
+    if m["indexKind"] == "flat" and (g["entry"] is not None):
+        raise manifest_corrupt("a flat index has a graph entry")
+    next_chunk = need_int(m, "nextChunkSeq", 0, None)
+    next_index = need_int(m, "nextIndexSeq", 0, None)
+    e = m["encryption"]
+    if e is not None:
+        if not isinstance(e, dict) or e.get("kdf") not in ("raw", "argon2id13"):
+            raise manifest_corrupt("encryption.kdf")
+        if e["kdf"] == "raw":
+            exact_keys(e, ["algorithm", "kdf", "keyCheck"], "encryption")
+        else:
+            exact_keys(e, ["algorithm", "kdf", "salt", "opslimit", "memlimit", "wrappedKey", "keyCheck"], "encryption")
+            unhex(e["salt"], 16, "salt")
+            unhex(e["wrappedKey"], 72, "wrappedKey")
+            need_int(e, "opslimit", 1, None)
+            need_int(e, "memlimit", 1, None)
+        if e["algorithm"] != "xchacha20poly1305-ietf":
+            raise manifest_corrupt("encryption.algorithm")
+        unhex(e["keyCheck"], 32, "keyCheck")
+    if not isinstance(m["chunks"], list):
+        raise manifest_corrupt("chunks")
+    seqs = set()
+    for c in m["chunks"]:
+        exact_keys(c, ["name", "seq", "count", "bytes", "slotMin", "slotMax"], "chunk entry")
+        check_ref(c)
+        if c["seq"] >= next_chunk or c["seq"] in seqs:
+            raise manifest_corrupt("chunk seq %r is duplicated or not below nextChunkSeq" % c["seq"])
+        seqs.add(c["seq"])
+        need_int(c, "slotMin", 0, None)
+        need_int(c, "slotMax", 0, None)
+    ix = m["index"]
+    exact_keys(ix, ["base", "deltas"], "index")
+    seqs = set()
+    for part in ("base", "deltas"):
+        if not isinstance(ix[part], list):
+            raise manifest_corrupt("index." + part)
+        for s in ix[part]:
+            exact_keys(s, ["name", "seq", "count", "bytes"], "index segment entry")
+            check_ref(s)
+            if s["seq"] >= next_index or s["seq"] in seqs:
+                raise manifest_corrupt("index seq %r is duplicated or not below nextIndexSeq" % s["seq"])
+            seqs.add(s["seq"])
+
+
+def check_ref(o):
+    if not isinstance(o["name"], str) or not HEX64.match(o["name"]):
+        raise manifest_corrupt("object name %r is not 64 lowercase hex digits" % (o["name"],))
+    need_int(o, "seq", 0, None)
+    need_int(o, "count", 0, None)
+    need_int(o, "bytes", 0, None)
+
+
+# ---- section 2: keys -----------------------------------------------------------
+
+def subkey(master, i):
+    k = b2(b"", key=master, salt=struct.pack("<Q", i) + bytes(8), person=b"vvsessn1" + bytes(8))
+    # The same derivation through libsodium's own BLAKE2b, as a cross-check.
+    k2 = nb.crypto_generichash_blake2b_salt_personal(b"", digest_size=32, key=master,
+                                                     salt=struct.pack("<Q", i) + bytes(8),
+                                                     person=b"vvsessn1" + bytes(8))
+    assert k == k2
+    return k
+
+
+def master_key(m, secret):
+    e = m["encryption"]
+    sid = bytes.fromhex(m["sessionId"])
+    kind, value = secret
+    if e is None:
+        if kind is not None:
+            raise Fail("ERR_MANIFEST_AUTH", "a key was given for an unencrypted session (possible downgrade)")
+        return None
+    if kind is None:
+        raise Fail("ERR_KEY_REQUIRED", "the session is encrypted")
+    if e["kdf"] == "raw":
+        if kind != "key":
+            raise Fail("ERR_WRONG_KEY", "the session was saved with a raw key")
+        master = value
+    else:
+        if kind != "passphrase":
+            raise Fail("ERR_WRONG_KEY", "the session was saved with a passphrase")
+        if e["opslimit"] > OPSLIMIT_CAP or e["memlimit"] > MEMLIMIT_CAP:
+            raise manifest_corrupt("argon2id limits above the caps of section 2")
+        kek = nb.crypto_pwhash_alg(32, value, bytes.fromhex(e["salt"]), e["opslimit"], e["memlimit"],
+                                   nb.crypto_pwhash_ALG_ARGON2ID13)
+        w = bytes.fromhex(e["wrappedKey"])
+        try:
+            master = nb.crypto_aead_xchacha20poly1305_ietf_decrypt(w[24:], b"vecvault-key-wrap" + sid, w[:24], kek)
+        except Exception:
+            raise Fail("ERR_WRONG_KEY", "the passphrase does not unwrap the key")
+        if len(master) != 32:
+            raise manifest_corrupt("the wrapped key is not 32 bytes")
+    check = b2(b"vecvault key check v1" + sid, key=subkey(master, 4))
+    if not hmac.compare_digest(check, bytes.fromhex(e["keyCheck"])):
+        raise Fail("ERR_WRONG_KEY", "the key check does not match")
+    return master
+
+
+# ---- section 5: strict CBOR ------------------------------------------------------
+
+def cbor_walk(b, i, depth):
+    """Checks one item at b[i:] against section 5's rules; returns its end."""
+    if depth > 6:
+        raise ValueError("nested too deeply")
+    if i >= len(b):
+        raise ValueError("truncated")
+    ib = b[i]
+    mt, ai = ib >> 5, ib & 31
+    i += 1
+    if mt == 7:
+        if ai in (20, 21, 22):
+            return i
+        raise ValueError("simple value or float 0x%02x" % ib)
+    if mt in (1, 6):
+        raise ValueError("negative integer or tag")
+    if ai < 24:
+        val = ai
+    elif ai in (24, 25, 26, 27):
+        n = 1 << (ai - 24)
+        if i + n > len(b):
+            raise ValueError("truncated argument")
+        val = int.from_bytes(b[i:i + n], "big")
+        i += n
+        if val < (24 if n == 1 else 1 << (8 * n // 2)):
+            raise ValueError("integer not in its shortest encoding")
+    else:
+        raise ValueError("indefinite length or reserved additional info")
+    if mt == 0:
+        return i
+    if mt in (2, 3):
+        if val > len(b) - i:
+            raise ValueError("string longer than the remaining bytes")
+        if mt == 3:
+            b[i:i + val].decode("utf-8")
+        return i + val
+    if val > len(b) - i:
+        raise ValueError("more items declared than bytes remain")
+    for _ in range(val):
+        if mt == 5:
+            if i >= len(b) or b[i] >> 5 != 3:
+                raise ValueError("map key is not text")
+            i = cbor_walk(b, i, depth + 1)
+        i = cbor_walk(b, i, depth + 1)
+    return i
+
+
+def cbor_decode(plain, keys):
+    end = cbor_walk(plain, 0, 0)
+    if end != len(plain):
+        raise ValueError("trailing bytes")
+    if plain[0] != 0xa0 + len(keys):
+        raise ValueError("top level is not a map(%d)" % len(keys))
+    v = cbor2.loads(plain)
+    if not isinstance(v, dict) or list(v.keys()) != keys:
+        raise ValueError("keys %r, want %r in that order" % (list(v.keys()) if isinstance(v, dict) else v, keys))
+    return v
+
+
+# ---- section 4: objects ---------------------------------------------------------
+
+def read_object(d, ref, kind, m, master):
+    name = ref["name"]
+    where = "%s object %s" % ("chunk" if kind == 1 else "index", name)
+
+    def corrupt(why):
+        return Fail("ERR_CHUNK_CORRUPT", "%s: %s" % (where, why))
+
+    path = os.path.join(d, "objects", name)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(ref["bytes"] + 1)
+    except FileNotFoundError:
+        raise Fail("ERR_CHUNK_MISSING", where + " is missing")
+    if len(data) != ref["bytes"]:
+        raise corrupt("size %d, manifest says %d" % (len(data), ref["bytes"]))
+    if b2(data).hex() != name:
+        raise corrupt("BLAKE2b-256 of the file is not its name")
+    enc = m["encryption"] is not None
+    if len(data) < 24:
+        raise corrupt("shorter than a header")
+    hdr = data[:24]
+    seq, plen = struct.unpack("<QQ", hdr[8:24])
+    if hdr[0:4] != b"VVOB" or hdr[4] != 1 or hdr[5] != kind or hdr[6] != (1 if enc else 0) or hdr[7] != 0:
+        raise corrupt("header magic, version, kind, flags or reserved byte")
+    if seq != ref["seq"]:
+        raise corrupt("header seq %d, manifest says %d" % (seq, ref["seq"]))
+    if len(data) != (24 + 24 + plen + 16 if enc else 24 + plen):
+        raise corrupt("plaintext length %d does not fit the file size" % plen)
+    if enc:
+        sid = bytes.fromhex(m["sessionId"])
+        try:
+            plain = nb.crypto_aead_xchacha20poly1305_ietf_decrypt(data[48:], hdr + sid, data[24:48],
+                                                                  subkey(master, 1 if kind == 1 else 2))
+        except Exception:
+            raise corrupt("AEAD authentication failed")
+    else:
+        plain = data[24:]
+    if len(plain) != plen:
+        raise corrupt("plaintext length")
+    try:
+        if kind == 1:
+            v = cbor_decode(plain, ["kind", "seq", "dim", "count", "slots", "ids", "vectors", "meta"])
+        else:
+            v = cbor_decode(plain, ["kind", "seq", "base", "count", "nodes"])
+    except (ValueError, cbor2.CBORDecodeError) as e:
+        raise corrupt("CBOR: %s" % e)
+    if v["kind"] != ("chunk" if kind == 1 else "index") or v["seq"] != seq:
+        raise corrupt("kind or seq in the CBOR")
+    if v["count"] != ref["count"]:
+        raise corrupt("count %r, manifest says %d" % (v["count"], ref["count"]))
+    return v, corrupt
+
+
+def check_chunk(v, ref, m, corrupt):
+    dim, n = m["dimension"], v["count"]
+    if v["dim"] != dim:
+        raise corrupt("dim %r, manifest says %d" % (v["dim"], dim))
+    if not isinstance(v["slots"], bytes) or len(v["slots"]) != 4 * n:
+        raise corrupt("slots")
+    if not isinstance(v["vectors"], bytes) or len(v["vectors"]) != 4 * n * dim:
+        raise corrupt("vectors")
+    if not isinstance(v["ids"], list) or len(v["ids"]) != n or not isinstance(v["meta"], list) or len(v["meta"]) != n:
+        raise corrupt("ids or meta length")
+    slots = struct.unpack("<%dI" % n, v["slots"])
+    for s in slots:
+        if not ref["slotMin"] <= s <= ref["slotMax"]:
+            raise corrupt("slot %d outside slotMin..slotMax" % s)
+    for i in v["ids"]:
+        if i is not None and (not isinstance(i, str) or not 1 <= len(i.encode("utf-8")) <= ID_MAX):
+            raise corrupt("id")
+    for t in v["meta"]:
+        if t is not None and (not isinstance(t, str) or len(t.encode("utf-8")) > META_MAX):
+            raise corrupt("meta")
+    return slots
+
+
+def check_segment(v, is_base, m, corrupt):
+    if v["base"] is not is_base:
+        raise corrupt("base flag is %r in the %s list" % (v["base"], "base" if is_base else "deltas"))
+    if not isinstance(v["nodes"], list):
+        raise corrupt("nodes")
+    hnsw = m["indexKind"] == "hnsw"
+    mm = m["hnsw"]["m"]
+    for node in v["nodes"]:
+        if not isinstance(node, list) or len(node) != 5:
+            raise corrupt("node is not array(5)")
+        slot, nid, chunk, row, links = node
+        if not is_int(slot) or slot >= 1 << 31 or slot >= m["slotCount"]:
+            raise corrupt("node slot %r" % (slot,))
+        if nid is not None and (not isinstance(nid, str) or not 1 <= len(nid.encode("utf-8")) <= ID_MAX):
+            raise corrupt("node id")
+        if not is_int(chunk) or not is_int(row) or not isinstance(links, list):
+            raise corrupt("node chunk, row or links")
+        if not hnsw and links:
+            raise corrupt("links in a flat index")
+        if hnsw and nid is not None and not links:
+            raise corrupt("a live HNSW node without levels")
+        if nid is None and not links and (chunk != 0 or row != 0):
+            raise corrupt("a free slot with chunk/row not 0")
+        if len(links) > 17:
+            raise corrupt("more than 17 levels")
+        for lv, l in enumerate(links):
+            if not isinstance(l, bytes) or len(l) % 4:
+                raise corrupt("links are not bytes(n*4)")
+            if len(l) // 4 > (2 * mm if lv == 0 else mm):
+                raise corrupt("slot %d level %d has %d links (max %d)" % (slot, lv, len(l) // 4, 2 * mm if lv == 0 else mm))
+    return v["nodes"]
+
+
+# ---- section 5.3: the index, and the result ----------------------------------------
+
+def read_session(d, secret):
+    raw, body, mac_hex, m = read_manifest(d)
+    master = master_key(m, secret)
+    if master is None:
+        if mac_hex != "0" * 64:
+            raise manifest_corrupt("mac of an unencrypted session is not 64 zeros")
+    else:
+        # A mac that is not even hex fails authentication like any other wrong mac.
+        mac = b2(body, key=subkey(master, 3))
+        if not HEX64.match(mac_hex) or not hmac.compare_digest(mac, bytes.fromhex(mac_hex)):
+            raise Fail("ERR_MANIFEST_AUTH", "manifest MAC does not match")
+
+    # Index first (it says which rows are current), then the chunks.
+    nodes = {}
+    for part, is_base in (("base", True), ("deltas", False)):
+        for ref in m["index"][part]:
+            v, corrupt = read_object(d, ref, 2, m, master)
+            for node in check_segment(v, is_base, m, corrupt):
+                nodes[node[0]] = node
+
+    chunks = {}
+    for ref in m["chunks"]:
+        v, corrupt = read_object(d, ref, 1, m, master)
+        chunks[ref["seq"]] = (v, check_chunk(v, ref, m, corrupt), ref)
+
+    def bad(why):
+        return Fail("ERR_CHUNK_CORRUPT", "index: " + why)
+
+    levels = {s: len(n[4]) for s, n in nodes.items() if n[4]}
+    ids = {}
+    out = []
+    for s in sorted(nodes):
+        slot, nid, chunk, row, links = nodes[s]
+        if nid is None and not links:
+            continue  # free
+        if nid is not None:
+            if nid in ids:
+                raise bad("id %r on slots %d and %d" % (nid, ids[nid], slot))
+            ids[nid] = slot
+        for lv, l in enumerate(links):
+            for t in struct.unpack("<%dI" % (len(l) // 4), l):
+                if levels.get(t, 0) <= lv:
+                    raise bad("slot %d level %d links to %d, which has %d levels" % (slot, lv, t, levels.get(t, 0)))
+        if chunk not in chunks or row >= chunks[chunk][0]["count"]:
+            raise bad("slot %d lives at chunk %d row %d, which is not listed" % (slot, chunk, row))
+        cv, cslots, cref = chunks[chunk]
+        if cslots[row] != slot:
+            raise bad("slot %d points at chunk %d row %d, which holds slot %d" % (slot, chunk, row, cslots[row]))
+        if nid is None:
+            continue  # a waypoint
+        if cv["ids"][row] != nid:
+            raise bad("slot %d (%r): its current row carries id %r" % (slot, nid, cv["ids"][row]))
+        dim = m["dimension"]
+        vec = struct.unpack_from("<%df" % dim, cv["vectors"], 4 * dim * row)
+        meta = cv["meta"][row]
+        try:
+            metadata = None if meta is None else json.loads(meta)
+        except ValueError:
+            raise bad("metadata of %r is not JSON" % nid)
+        out.append({"id": nid, "vector": list(vec), "metadata": metadata})
+
+    g = m["graph"]
+    if g["entry"] is not None:
+        if levels.get(g["entry"], 0) != g["maxLevel"] + 1:
+            raise bad("graph.entry %d has %d levels, maxLevel is %d" % (g["entry"], levels.get(g["entry"], 0), g["maxLevel"]))
+    elif levels:
+        raise bad("graph nodes exist but graph.entry is null")
+    if len(out) != m["totalVectors"]:
+        raise bad("%d live vectors, totalVectors is %d" % (len(out), m["totalVectors"]))
+    out.sort(key=lambda r: r["id"])
+    return {"generation": m["generation"], "sessionId": m["sessionId"], "vectors": out}
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.stderr.write(__doc__)
+        return 64
+    d = argv[1]
+    secret = (None, None)
+    if len(argv) == 4 and argv[2] == "--key":
+        key = bytes.fromhex(argv[3])
+        if len(key) != 32:
+            sys.stderr.write("a key is 32 bytes\n")
+            return 64
+        secret = ("key", key)
+    elif len(argv) == 4 and argv[2] == "--passphrase":
+        secret = ("passphrase", argv[3].encode("utf-8"))
+    elif len(argv) == 4 and argv[2] == "--passphrase-hex":
+        secret = ("passphrase", bytes.fromhex(argv[3]))
+    elif len(argv) != 2:
+        sys.stderr.write(__doc__)
+        return 64
+    try:
+        result = read_session(d, secret)
+    except Fail as e:
+        sys.stdout.write(json.dumps({"error": e.code, "message": str(e)}) + "\n")
+        return 2
+    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
