@@ -305,7 +305,10 @@ int vv_aead_open(const vv_keyring *kr, vv_key_purpose purpose, const unsigned ch
   if (len < VV_TAG_BYTES)
     return VV_E_CORRUPT;
   size_t mlen = len - VV_TAG_BYTES;
-  if (bad_buf(out, mlen) || mlen > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX || overlaps(in, len, out, mlen))
+  /* In place (out == in) is allowed: libsodium checks the tag over the
+   * ciphertext before it decrypts over it. Partial overlap is not. */
+  if (bad_buf(out, mlen) || mlen > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX ||
+      (out != in && overlaps(in, len, out, mlen)))
     return VV_E_INVALID;
   /* A zero-length plaintext still needs a non-NULL m for libsodium. */
   unsigned char sink[1];

@@ -96,7 +96,8 @@ void vv_hash_final(vv_hash_state *st, unsigned char out[VV_HASH_BYTES]);
  * MAC and key-check subkeys are never cipher keys; others are VV_E_INVALID).
  * seal writes nonce (fresh random) to `nonce` and len + VV_TAG_BYTES bytes
  * (ciphertext || tag) to `out`, which may not overlap `in` or `nonce`.
- * open writes len - VV_TAG_BYTES bytes to `out` (no overlap with `in`);
+ * open writes len - VV_TAG_BYTES bytes to `out` (either exactly `in`, for in-place
+ * decryption, or not overlapping it);
  * it returns VV_E_CORRUPT if len < VV_TAG_BYTES or the tag does not verify.
  * `ad` and `in`/`out` may be NULL when their length is 0. */
 VV_NODISCARD int vv_aead_seal(const vv_keyring *kr, vv_key_purpose purpose, const unsigned char *ad, size_t ad_len,

@@ -124,40 +124,38 @@ int vv_io_write_all(const vv_io *io, int fd, const void *buf, size_t n) {
   return VV_OK;
 }
 
-int vv_io_read_file(const vv_io *io, const char *path, size_t max, unsigned char **out, size_t *len) {
-  *out = NULL;
-  *len = 0;
+int vv_io_read_file_buf(const vv_io *io, const char *path, size_t max, vv_buf *buf) {
+  buf->len = 0;
   int fd = io->open(io->ctx, path, O_RDONLY, 0);
   if (fd < 0) return vv_io_status(fd);
   uint64_t size = 0;
   int rc = io->fsize(io->ctx, fd, &size);
-  if (rc < 0) {
-    io->close(io->ctx, fd);
-    return vv_io_status(rc);
-  }
-  if (size > max) {
-    io->close(io->ctx, fd);
-    return VV_E_CORRUPT;
-  }
-  unsigned char *buf = (unsigned char *)malloc(size ? (size_t)size : 1);
-  if (!buf) {
-    io->close(io->ctx, fd);
-    return VV_E_NOMEM;
-  }
+  if (rc < 0) rc = vv_io_status(rc);
+  else if (size > max) rc = VV_E_CORRUPT;
+  else rc = vv_buf_reserve(buf, size ? (size_t)size : 1);
   size_t got = 0;
-  while (got < size) {
-    ssize_t r = io->read(io->ctx, fd, buf + got, (size_t)size - got);
-    if (r < 0) {
-      free(buf);
-      io->close(io->ctx, fd);
-      return vv_io_status((int)r);
-    }
-    if (r == 0) break; /* shrank under us: the caller's size checks catch it */
-    got += (size_t)r;
+  while (!rc && got < size) {
+    ssize_t r = io->read(io->ctx, fd, buf->data + got, (size_t)size - got);
+    if (r < 0) rc = vv_io_status((int)r);
+    else if (r == 0) break; /* shrank under us: the caller's size checks catch it */
+    else got += (size_t)r;
   }
   io->close(io->ctx, fd);
-  *out = buf;
-  *len = got;
+  buf->len = rc ? 0 : got;
+  return rc;
+}
+
+int vv_io_read_file(const vv_io *io, const char *path, size_t max, unsigned char **out, size_t *len) {
+  vv_buf b = {0};
+  int rc = vv_io_read_file_buf(io, path, max, &b);
+  if (rc) {
+    vv_buf_free(&b);
+    *out = NULL;
+    *len = 0;
+    return rc;
+  }
+  *out = b.data;
+  *len = b.len;
   return VV_OK;
 }
 

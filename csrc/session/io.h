@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../common/buf.h"
+
 typedef struct vv_io {
   void *ctx;
   int (*open)(void *ctx, const char *path, int flags, int mode); /* returns an fd */
@@ -43,6 +45,8 @@ int vv_io_write_all(const vv_io *io, int fd, const void *buf, size_t n);
 /* Reads a whole file of at most `max` bytes into a malloc'd buffer.
  * VV_E_CORRUPT if it is larger than max. */
 int vv_io_read_file(const vv_io *io, const char *path, size_t max, unsigned char **out, size_t *len);
+/* The same into a reusable buffer (buf->len = bytes read). */
+int vv_io_read_file_buf(const vv_io *io, const char *path, size_t max, vv_buf *buf);
 /* Durably creates `path` with `data`: writes a temporary file in `dir`
  * (mode 0600, O_EXCL), fsyncs it, renames it over `path`. The directory
  * itself is not fsynced (callers batch that). On failure the temporary

@@ -34,13 +34,31 @@ typedef struct load {
   _Atomic uint64_t bytes;
   pthread_mutex_t err_mu;
   int err_set;
+  vv_buf *bufs;        /* one reusable read buffer per worker */
+  unsigned nbufs;
+  vv_buf *seg_bufs;    /* index segments, read in parallel, applied in order */
+  const unsigned char **seg_plain;
+  size_t *seg_len;
 } load;
 
+/* Records the first error message (workers may fail at once). */
 static int say(load *l, int rc, const char *fmt, const char *detail) {
+  pthread_mutex_lock(&l->err_mu);
   if (l->err && !l->err_set) {
     snprintf(l->err->message, sizeof l->err->message, fmt, detail);
     l->err_set = 1;
   }
+  pthread_mutex_unlock(&l->err_mu);
+  return rc;
+}
+
+static int keep_error(load *l, int rc, const vv_error *local) {
+  pthread_mutex_lock(&l->err_mu);
+  if (l->err && !l->err_set && local->message[0]) {
+    *l->err = *local;
+    l->err_set = 1;
+  }
+  pthread_mutex_unlock(&l->err_mu);
   return rc;
 }
 
@@ -75,27 +93,42 @@ static int apply_node(load *l, const vv_node_view *n, const char *obj) {
   return VV_OK;
 }
 
-static int load_segment(load *l, const vv_mseg *g) {
-  unsigned char *plain = NULL;
-  size_t len = 0;
-  int rc = vv_object_read(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &plain, &len, l->err);
-  if (rc) {
-    l->err_set = 1;
-    return rc;
-  }
+static const vv_mseg *segment(const load *l, size_t i) {
+  return i < l->m->nbase ? &l->m->base[i] : &l->m->deltas[i - l->m->nbase];
+}
+
+static int read_segment(void *ctx, size_t i, unsigned worker) {
+  (void)worker;
+  load *l = ctx;
+  const vv_mseg *g = segment(l, i);
+  vv_error local = {{0}};
+  int rc = vv_object_read_into(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &l->seg_bufs[i], &l->seg_plain[i],
+                               &l->seg_len[i], &local);
+  if (rc) return keep_error(l, rc, &local);
   l->bytes += g->ref.bytes;
+  return VV_OK;
+}
+
+static int apply_segment(load *l, size_t i) {
+  const vv_mseg *g = segment(l, i);
   vv_index_reader r;
   uint64_t seq;
   int base;
   uint32_t count;
-  rc = vv_index_decode_begin(&r, plain, len, &seq, &base, &count);
+  int rc = vv_index_decode_begin(&r, l->seg_plain[i], l->seg_len[i], &seq, &base, &count);
   if (!rc && (seq != g->seq || count != g->count)) rc = VV_E_CORRUPT;
   vv_node_view n;
   while (!rc && (rc = vv_index_decode_next(&r, &n)) == VV_OK) rc = apply_node(l, &n, g->ref.name);
   if (rc == VV_E_NOT_FOUND) rc = VV_OK; /* the end, exactly where it should be */
   if (rc == VV_E_CORRUPT) rc = say(l, VV_E_CHUNK_CORRUPT, "index object %s does not decode", g->ref.name);
-  free(plain);
+  vv_buf_free(&l->seg_bufs[i]);
   return rc;
+}
+
+static int segment_progress(void *ctx, uint64_t done, uint64_t total) {
+  load *l = ctx;
+  (void)total;
+  return l->progress ? l->progress(l->pctx, done, l->total, VV_PHASE_INDEX, l->bytes) : 0;
 }
 
 /* ---- chunks ------------------------------------------------------------ */
@@ -105,14 +138,13 @@ static int node_exists(const vv_db *db, uint32_t slot) {
 }
 
 static int load_chunk(void *ctx, size_t i, unsigned worker) {
-  (void)worker;
   load *l = ctx;
   vv_db *db = l->db;
   const vv_mchunk *c = &l->m->chunks[i];
-  unsigned char *plain = NULL;
+  const unsigned char *plain = NULL;
   size_t len = 0;
   vv_error local = {{0}};
-  int rc = vv_object_read(&l->sc, &c->ref, VV_OBJ_KIND_CHUNK, c->seq, &plain, &len, &local);
+  int rc = vv_object_read_into(&l->sc, &c->ref, VV_OBJ_KIND_CHUNK, c->seq, &l->bufs[worker], &plain, &len, &local);
   vv_chunk_view v;
   memset(&v, 0, sizeof v);
   if (!rc) {
@@ -144,16 +176,7 @@ static int load_chunk(void *ctx, size_t i, unsigned worker) {
     vv_store_set_flags(&db->store, slot, VV_SLOT_SAVED);
   }
   vv_chunk_view_free(&v);
-  free(plain);
-  if (rc) {
-    pthread_mutex_lock(&l->err_mu);
-    if (!l->err_set && l->err) {
-      *l->err = local;
-      l->err_set = local.message[0] != 0;
-    }
-    pthread_mutex_unlock(&l->err_mu);
-  }
-  return rc;
+  return rc ? keep_error(l, rc, &local) : VV_OK;
 }
 
 static int chunk_progress(void *ctx, uint64_t done, uint64_t total) {
@@ -170,26 +193,34 @@ static int is_waypoint(void *ctx, uint32_t slot) {
   return db->hnsw && vv_hnsw_level(db->hnsw, slot) >= 0;
 }
 
-static int validate(load *l) {
+/* One node's part of the whole-graph check. */
+static int validate_slot(void *ctx, size_t i, unsigned worker) {
+  (void)worker;
+  load *l = ctx;
   vv_db *db = l->db;
+  uint32_t slot = (uint32_t)i;
+  if (!node_exists(db, slot)) return VV_OK;
+  if (!(vv_store_flags(&db->store, slot) & VV_SLOT_SAVED))
+    return say(l, VV_E_CHUNK_CORRUPT, "%s", "a vector the index refers to is in no chunk");
+  if (!db->hnsw) return VV_OK;
   uint64_t n = l->m->slot_count;
+  int level = vv_hnsw_level(db->hnsw, slot);
+  for (int lv = 0; lv <= level; lv++) {
+    const uint32_t *links;
+    uint32_t cnt = vv_hnsw_links(db->hnsw, slot, lv, &links);
+    for (uint32_t j = 0; j < cnt; j++)
+      if (links[j] >= n || vv_hnsw_level(db->hnsw, links[j]) < lv)
+        return say(l, VV_E_CHUNK_CORRUPT, "%s", "the graph links to a node that does not exist on that level");
+  }
+  return VV_OK;
+}
+
+static int validate(load *l, unsigned threads) {
+  vv_db *db = l->db;
   if (db->store.nlive != l->m->total_vectors)
     return say(l, VV_E_CHUNK_CORRUPT, "%s", "the index holds a different number of vectors than the manifest");
-  for (uint64_t i = 0; i < n; i++) {
-    uint32_t slot = (uint32_t)i;
-    if (!node_exists(db, slot)) continue;
-    if (!(vv_store_flags(&db->store, slot) & VV_SLOT_SAVED))
-      return say(l, VV_E_CHUNK_CORRUPT, "%s", "a vector the index refers to is in no chunk");
-    if (!db->hnsw) continue;
-    int level = vv_hnsw_level(db->hnsw, slot);
-    for (int lv = 0; lv <= level; lv++) {
-      const uint32_t *links;
-      uint32_t cnt = vv_hnsw_links(db->hnsw, slot, lv, &links);
-      for (uint32_t j = 0; j < cnt; j++)
-        if (links[j] >= n || vv_hnsw_level(db->hnsw, links[j]) < lv)
-          return say(l, VV_E_CHUNK_CORRUPT, "%s", "the graph links to a node that does not exist on that level");
-    }
-  }
+  int rc = vv_parallel_for((size_t)l->m->slot_count, threads, validate_slot, l, NULL, NULL, 0, 0);
+  if (rc) return rc;
   if (db->hnsw && vv_hnsw_set_entry(db->hnsw, l->m->entry, l->m->max_level))
     return say(l, VV_E_CHUNK_CORRUPT, "%s", "the graph entry point is not a node of the top level");
   return vv_store_rebuild_lists(&db->store, is_waypoint, db);
@@ -329,11 +360,20 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   if (!rc && db->hnsw) rc = vv_hnsw_reserve(db->hnsw, vv_arena_capacity(&db->store.vecs));
   if (rc) goto fail;
   db->store.nslots = m.slot_count;
-  for (size_t i = 0; i < m.nbase + m.ndeltas && !rc; i++) {
-    rc = load_segment(&l, i < m.nbase ? &m.base[i] : &m.deltas[i - m.nbase]);
-    l.done++;
-    if (!rc && progress && progress(ctx, l.done, l.total, VV_PHASE_INDEX, l.bytes)) rc = VV_E_ABORTED;
+  size_t nseg = m.nbase + m.ndeltas;
+  l.nbufs = cfg.threads;
+  l.bufs = calloc(l.nbufs, sizeof *l.bufs);
+  l.seg_bufs = calloc(nseg ? nseg : 1, sizeof *l.seg_bufs);
+  l.seg_plain = calloc(nseg ? nseg : 1, sizeof *l.seg_plain);
+  l.seg_len = calloc(nseg ? nseg : 1, sizeof *l.seg_len);
+  if (!l.bufs || !l.seg_bufs || !l.seg_plain || !l.seg_len) {
+    rc = VV_E_NOMEM;
+    goto fail;
   }
+  /* Index segments are read and opened in parallel, applied in order. */
+  rc = vv_parallel_for(nseg, cfg.threads, read_segment, &l, segment_progress, &l, 0, nseg);
+  for (size_t i = 0; i < nseg && !rc; i++) rc = apply_segment(&l, i);
+  l.done = nseg;
   if (!rc && vv_store_rebuild_ids(&db->store) == VV_E_CORRUPT) {
     rc = VV_E_CHUNK_CORRUPT;
     if (err) snprintf(err->message, sizeof err->message, "the index gives the same id to two vectors");
@@ -342,7 +382,7 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   rc = vv_parallel_for(m.nchunks, cfg.threads, load_chunk, &l, chunk_progress, &l, 0, m.nchunks);
   if (rc) goto fail;
   l.done += m.nchunks;
-  rc = validate(&l);
+  rc = validate(&l, cfg.threads);
   if (rc) goto fail;
   rc = bind_session(db, dir, &m, kr, o, file, len);
   kr = NULL; /* owned by db now, even if binding failed */
@@ -362,6 +402,12 @@ fail:
   vv_keyring_free(kr);
   vv_manifest_free(&m);
   vv_sctx_destroy(&l.sc);
+  for (unsigned i = 0; l.bufs && i < l.nbufs; i++) vv_buf_free(&l.bufs[i]);
+  for (size_t i = 0; l.seg_bufs && i < m.nbase + m.ndeltas; i++) vv_buf_free(&l.seg_bufs[i]);
+  free(l.bufs);
+  free(l.seg_bufs);
+  free(l.seg_plain);
+  free(l.seg_len);
   free(file);
   pthread_mutex_destroy(&l.err_mu);
   return rc;

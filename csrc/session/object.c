@@ -103,16 +103,14 @@ static int corrupt(vv_error *err, int kind, uint64_t seq, const char *name, cons
   return VV_E_CHUNK_CORRUPT;
 }
 
-int vv_object_read(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t seq, unsigned char **plain,
-                   size_t *len, vv_error *err) {
+int vv_object_read_into(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t seq, vv_buf *buf,
+                        const unsigned char **plain, size_t *len, vv_error *err) {
   *plain = NULL;
   *len = 0;
   char *path = vv_object_path(sc, ref->name);
   if (!path) return VV_E_NOMEM;
-  unsigned char *file = NULL;
-  size_t flen = 0;
   /* Read at most the recorded size plus one byte, so a grown file is seen. */
-  int rc = vv_io_read_file(sc->io, path, (size_t)ref->bytes + 1, &file, &flen);
+  int rc = vv_io_read_file_buf(sc->io, path, (size_t)ref->bytes + 1, buf);
   free(path);
   if (rc == VV_E_NOT_FOUND) {
     if (err)
@@ -127,51 +125,48 @@ int vv_object_read(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t s
                *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
     return rc;
   }
+  unsigned char *file = buf->data;
+  size_t flen = buf->len;
   int enc = sc->kr != NULL;
   size_t overhead = VV_OBJ_HEADER_BYTES + (enc ? VV_NONCE_BYTES + VV_TAG_BYTES : 0);
   unsigned char digest[VV_HASH_BYTES];
   char hex[2 * VV_HASH_BYTES + 1];
-  if (flen != ref->bytes) {
-    rc = corrupt(err, kind, seq, ref->name, "size differs from the manifest (truncated or extended)");
-    goto done;
-  }
+  if (flen != ref->bytes) return corrupt(err, kind, seq, ref->name, "size differs from the manifest (truncated or extended)");
   vv_hash(file, flen, digest);
   vv_hex_encode(digest, VV_HASH_BYTES, hex);
-  if (vv_ct_compare((const unsigned char *)hex, (const unsigned char *)ref->name, 2 * VV_HASH_BYTES) != 0) {
-    rc = corrupt(err, kind, seq, ref->name, "content hash does not match its name");
-    goto done;
-  }
+  if (vv_ct_compare((const unsigned char *)hex, (const unsigned char *)ref->name, 2 * VV_HASH_BYTES) != 0)
+    return corrupt(err, kind, seq, ref->name, "content hash does not match its name");
   const unsigned char *h = file;
   if (flen < overhead || memcmp(h, VV_OBJ_MAGIC, 4) != 0 || h[4] != VV_OBJ_VERSION || h[5] != kind ||
       h[6] != (enc ? VV_OBJ_FLAG_ENCRYPTED : 0) || h[7] != 0 || get_le64(h + 8) != seq ||
-      get_le64(h + 16) != flen - overhead) {
-    rc = corrupt(err, kind, seq, ref->name, "header does not match (kind, sequence, length or encryption)");
-    goto done;
-  }
+      get_le64(h + 16) != flen - overhead)
+    return corrupt(err, kind, seq, ref->name, "header does not match (kind, sequence, length or encryption)");
   size_t plen = flen - overhead;
-  unsigned char *out = (unsigned char *)malloc(plen ? plen : 1);
-  if (!out) {
-    rc = VV_E_NOMEM;
-    goto done;
-  }
+  unsigned char *body = file + VV_OBJ_HEADER_BYTES;
   if (enc) {
     unsigned char ad[VV_OBJ_HEADER_BYTES + VV_SESSION_ID_BYTES];
     make_ad(ad, h, sc->session_id);
     vv_key_purpose purpose = kind == VV_OBJ_KIND_CHUNK ? VV_KEY_CHUNKS : VV_KEY_INDEX;
-    rc = vv_aead_open(sc->kr, purpose, ad, sizeof ad, h + VV_OBJ_HEADER_BYTES,
-                      h + VV_OBJ_HEADER_BYTES + VV_NONCE_BYTES, plen + VV_TAG_BYTES, out);
-    if (rc) {
-      free(out);
-      rc = corrupt(err, kind, seq, ref->name, "authentication failed (tampered, or from another session or slot)");
-      goto done;
-    }
-  } else {
-    memcpy(out, h + VV_OBJ_HEADER_BYTES, plen);
+    body += VV_NONCE_BYTES;
+    if (vv_aead_open(sc->kr, purpose, ad, sizeof ad, file + VV_OBJ_HEADER_BYTES, body, plen + VV_TAG_BYTES, body))
+      return corrupt(err, kind, seq, ref->name, "authentication failed (tampered, or from another session or slot)");
   }
-  *plain = out;
+  *plain = body;
   *len = plen;
-  rc = VV_OK;
-done:
-  free(file);
-  return rc;
+  return VV_OK;
+}
+
+int vv_object_read(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t seq, unsigned char **plain,
+                   size_t *len, vv_error *err) {
+  vv_buf buf = {0};
+  const unsigned char *p;
+  int rc = vv_object_read_into(sc, ref, kind, seq, &buf, &p, len, err);
+  if (rc) {
+    vv_buf_free(&buf);
+    *plain = NULL;
+    return rc;
+  }
+  memmove(buf.data, p, *len);
+  *plain = buf.data;
+  return VV_OK;
 }

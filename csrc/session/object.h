@@ -52,8 +52,13 @@ char *vv_object_path(const vv_sctx *sc, const char *name);
 int vv_object_write(const vv_sctx *sc, int kind, uint64_t seq, const unsigned char *plain, size_t len,
                     vv_buf *scratch, vv_objref *out, vv_error *err);
 
-/* Reads, verifies and opens one object into a malloc'd plaintext buffer.
- * VV_E_CHUNK_MISSING or VV_E_CHUNK_CORRUPT (err names the object). */
+/* Reads, verifies and opens one object inside `file` (a reusable buffer;
+ * decryption happens in place): *plain points into it. VV_E_CHUNK_MISSING
+ * or VV_E_CHUNK_CORRUPT (err names the object). */
+int vv_object_read_into(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t seq, vv_buf *file,
+                        const unsigned char **plain, size_t *len, vv_error *err);
+
+/* The same into a malloc'd plaintext buffer the caller frees. */
 int vv_object_read(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t seq, unsigned char **plain,
                    size_t *len, vv_error *err);
 

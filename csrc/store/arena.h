@@ -21,6 +21,7 @@ typedef struct vv_arena {
   unsigned char **blocks;
   size_t nblocks;
   size_t table_cap;
+  int huge;              /* blocks after the first use transparent huge pages */
 } vv_arena;
 
 /* Blocks are sized so that one holds about `block_bytes` (at least one record). */
