@@ -52,7 +52,7 @@ typedef struct save {
 
 static int fail(save *s, int rc, const char *what) {
   if (s->err && !s->err->message[0]) {
-    int sys = rc == VV_E_IO || rc == VV_E_NOSPC || rc == VV_E_NOT_FOUND;
+    int sys = rc == VV_E_IO || rc == VV_E_NOSPC;
     snprintf(s->err->message, sizeof s->err->message, "%s: %s", what,
              sys && *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
   }
@@ -633,6 +633,9 @@ int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_pr
   if (!rc) rc = ensure_dir(fio, s.sc.objdir);
   if (!rc) rc = ensure_dir(fio, s.mandir);
   if (rc) {
+    /* ENOENT here means a missing parent directory: an I/O error, not
+     * "no session". */
+    if (rc == VV_E_NOT_FOUND) rc = VV_E_IO;
     fail(&s, rc, "creating the session directory");
     goto out;
   }
