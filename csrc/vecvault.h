@@ -104,6 +104,9 @@ uint32_t vv_db_dimension(const vv_db *db);
 void vv_db_config(const vv_db *db, vv_config *out, int *encrypted);
 vv_metric vv_db_metric(const vv_db *db);
 uint64_t vv_db_size(vv_db *db);     /* live vectors */
+/* Approximate native bytes the database holds (for a garbage collector's
+ * accounting); lock-free, refreshed whenever storage grows. */
+uint64_t vv_db_memory(vv_db *db);
 
 /* One item to insert. `vector` holds `dimension` floats; `meta` is opaque
  * bytes (the JS layer stores JSON text) or NULL with meta_len 0. */

@@ -147,10 +147,29 @@ describe('12 session errors', function () {
       });
     }
 
-    it('encrypted: a bit of the MAC flipped -> ERR_MANIFEST_AUTH', async function () {
+    /* Replaces the hex digit at `at` by another lower-case hex digit, so the
+     * frame stays well-formed and only the value changes. */
+    function otherHexDigit(file, at) {
+      const raw = fs.readFileSync(file);
+      const digits = '0123456789abcdef';
+      raw[at] = digits.charCodeAt((digits.indexOf(String.fromCharCode(raw[at])) + 7) % 16);
+      fs.writeFileSync(file, raw);
+    }
+
+    it('encrypted: a digit of the MAC changed -> ERR_MANIFEST_AUTH', async function () {
       const ctx = sessions.key;
-      await withDamage(ctx, 'manifest.json', (file) => s.flipBit(file, 81 + 30, 0), 'ERR_MANIFEST_AUTH');
-      await withDamage(ctx, 'manifest.json', (file) => s.flipBit(file, 144, 0), 'ERR_MANIFEST_AUTH');
+      await withDamage(ctx, 'manifest.json', (file) => otherHexDigit(file, 81 + 30), 'ERR_MANIFEST_AUTH');
+      await withDamage(ctx, 'manifest.json', (file) => otherHexDigit(file, 144), 'ERR_MANIFEST_AUTH');
+    });
+
+    it('encrypted: a MAC character that is not lower-case hex -> ERR_MANIFEST_CORRUPT (FORMAT.md §3)', async function () {
+      const ctx = sessions.key;
+      const upper = (file) => {
+        const raw = fs.readFileSync(file);
+        raw[81 + 30] = 'G'.charCodeAt(0);
+        fs.writeFileSync(file, raw);
+      };
+      await withDamage(ctx, 'manifest.json', upper, 'ERR_MANIFEST_CORRUPT');
     });
 
     it('unencrypted: a bit of the all-zero MAC flipped -> ERR_MANIFEST_CORRUPT (FORMAT.md §3: 64 zeros)', async function () {

@@ -139,11 +139,26 @@ static int maybe_consolidate(vv_db *db, uint32_t threads) {
   return rc;
 }
 
+/* Native bytes per reserved slot beyond the vector: record, flags, id map,
+ * graph links, and a typical id. An estimate for the JS garbage collector. */
+static uint64_t per_slot_overhead(const vv_db *db) {
+  uint64_t links = db->hnsw ? (1 + 2 * (uint64_t)db->cfg.hnsw_m) * 4 + 8 : 0;
+  return sizeof(vv_slotrec) + 2 + 16 + links + 32;
+}
+
+void vv_db_refresh_memory(vv_db *db) {
+  uint64_t cap = vv_arena_capacity(&db->store.vecs);
+  db->mem_estimate = cap * ((uint64_t)db->cfg.dimension * sizeof(float) + per_slot_overhead(db));
+}
+
+uint64_t vv_db_memory(vv_db *db) { return db->mem_estimate; }
+
 /* Room for `n` more items in the store and the graph. Exclusive lock held. */
 static int reserve(vv_db *db, size_t n, uint32_t threads) {
   int rc = maybe_consolidate(db, threads);
   if (!rc) rc = vv_store_reserve(&db->store, n);
   if (!rc && db->hnsw) rc = vv_hnsw_reserve(db->hnsw, vv_arena_capacity(&db->store.vecs));
+  vv_db_refresh_memory(db);
   return rc;
 }
 

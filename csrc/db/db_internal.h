@@ -46,10 +46,14 @@ struct vv_db {
   vv_dist_fn kern;
   float sign;
   pthread_mutex_t save_mu; /* one save at a time */
+  _Atomic uint64_t mem_estimate; /* bytes, refreshed whenever storage grows */
   vv_secrets secrets;
   vv_bound session;
   int has_session_id;
   unsigned char session_id[VV_SESSION_ID_BYTES];
 };
+
+/* Recomputes mem_estimate from the arenas' capacity. */
+void vv_db_refresh_memory(vv_db *db);
 
 #endif

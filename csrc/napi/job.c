@@ -23,11 +23,19 @@ typedef struct vvn_progress {
 
 #define PROGRESS_INTERVAL_NS (25ull * 1000 * 1000)
 
-void vvn_dbh_release_if_idle(vvn_dbh *d) {
+void vvn_dbh_account(napi_env env, vvn_dbh *d) {
+  int64_t now = d->db ? (int64_t)vv_db_memory(d->db) : 0;
+  int64_t result;
+  if (now != d->reported && napi_adjust_external_memory(env, now - d->reported, &result) == napi_ok)
+    d->reported = now;
+}
+
+void vvn_dbh_release_if_idle(napi_env env, vvn_dbh *d) {
   if (d->pending) return;
   if (d->db && (d->closed || d->finalized)) {
     vv_db_free(d->db);
     d->db = NULL;
+    vvn_dbh_account(env, d);
   }
   if (d->finalized) free(d);
 }
@@ -218,7 +226,8 @@ static void complete(napi_env env, napi_status st, void *data) {
   vvn_job_discard(env, j);
   if (owner) {
     owner->pending--;
-    vvn_dbh_release_if_idle(owner);
+    if (owner->db) vvn_dbh_account(env, owner);
+    vvn_dbh_release_if_idle(env, owner);
   }
 }
 

@@ -27,11 +27,16 @@ typedef struct vvn_dbh {
   int closed;       /* close() was called */
   int finalized;    /* the JS object was garbage collected */
   uint32_t pending; /* jobs in flight */
+  int64_t reported; /* native bytes reported to V8 (napi_adjust_external_memory) */
 } vvn_dbh;
+
+/* Tells V8 how much native memory this database holds now, so garbage
+ * collection of unclosed databases keeps pace with what they cost. */
+void vvn_dbh_account(napi_env env, vvn_dbh *d);
 
 /* Frees the engine once nothing uses it any more (and the handle itself
  * once the JS object is gone). `d` may be freed on return. */
-void vvn_dbh_release_if_idle(vvn_dbh *d);
+void vvn_dbh_release_if_idle(napi_env env, vvn_dbh *d);
 
 /* The handle behind `self`; throws (and returns NULL) for a foreign object
  * or, with ERR_CLOSED, after close(). */

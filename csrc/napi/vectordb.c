@@ -21,11 +21,10 @@
 /* ---- handle ------------------------------------------------------------- */
 
 static void dbh_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
   (void)hint;
   vvn_dbh *d = (vvn_dbh *)data;
   d->finalized = 1;
-  vvn_dbh_release_if_idle(d);
+  vvn_dbh_release_if_idle(env, d);
 }
 
 typedef struct call {
@@ -69,6 +68,7 @@ static napi_value wrap_engine(napi_env env, napi_value self, vv_db *db) {
     vvn_throw(env, "ERR_INTERNAL", "could not wrap the database");
     return NULL;
   }
+  vvn_dbh_account(env, d);
   return self;
 }
 
@@ -200,6 +200,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   free(id);
   free(meta);
   if (rc) vvn_throw_status(env, rc, NULL);
+  vvn_dbh_account(env, c.d);
   return NULL;
 }
 
@@ -214,6 +215,7 @@ static napi_value js_add_batch(napi_env env, napi_callback_info info) {
   int rc = vv_db_add_batch(c.d->db, b->items, b->n, threads, NULL, NULL, &done);
   item_batch_free(b);
   if (rc) vvn_throw_status(env, rc, NULL);
+  vvn_dbh_account(env, c.d);
   return NULL;
 }
 
@@ -335,7 +337,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   VVN_CALL(env, napi_get_cb_info(env, info, &argc, NULL, &self, NULL));
   if (napi_unwrap(env, self, (void **)&d) != napi_ok || !d) return NULL;
   d->closed = 1;
-  vvn_dbh_release_if_idle(d); /* or later, when the last job settles */
+  vvn_dbh_release_if_idle(env, d); /* or later, when the last job settles */
   return NULL;
 }
 

@@ -383,6 +383,7 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   if (rc) goto fail;
   l.done += m.nchunks;
   rc = validate(&l, cfg.threads);
+  vv_db_refresh_memory(db);
   if (rc) goto fail;
   rc = bind_session(db, dir, &m, kr, o, file, len);
   kr = NULL; /* owned by db now, even if binding failed */

@@ -9,17 +9,30 @@
 
 #include "../vecvault.h"
 
-/* Large arenas take their blocks (after the first) straight from mmap,
- * 2 MiB aligned and marked for transparent huge pages: a million-vector
- * arena then costs a few hundred page faults instead of hundreds of
- * thousands, which was most of the kernel time of loading a session. The
- * first block stays on the ordinary heap so a small database keeps a small
- * footprint (a huge page is 2 MiB of resident memory at first touch). */
+/* Blocks of 2 MiB and more come straight from mmap: the kernel hands them
+ * out zeroed and lazily (a small database touches only what it uses, where
+ * a heap calloc would zero the whole block) and takes them back at once on
+ * free (no heap fragmentation when many databases come and go). In large
+ * arenas, blocks after the first are also 2 MiB aligned and advised for
+ * transparent huge pages: a million-vector arena then costs a few hundred
+ * page faults instead of hundreds of thousands, which was most of the
+ * kernel time of loading a session. The first block is not, so a small
+ * database keeps a small footprint (a huge page is 2 MiB resident at first
+ * touch). */
 #define HUGE_BYTES ((size_t)2 << 20)
 #define HUGE_MAX_BLOCK ((size_t)64 << 20)
 
 static size_t block_bytes(const vv_arena *a) { return a->rec_size << a->shift; }
 static size_t huge_span(size_t bytes) { return (bytes + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1); }
+
+static int use_mmap(const vv_arena *a) {
+#if defined(MAP_ANONYMOUS)
+  return block_bytes(a) >= HUGE_BYTES;
+#else
+  (void)a;
+  return 0;
+#endif
+}
 
 static int use_huge(const vv_arena *a, size_t index) {
 #if defined(MAP_ANONYMOUS) && defined(MADV_HUGEPAGE)
@@ -46,6 +59,12 @@ static unsigned char *block_alloc(const vv_arena *a, size_t index) {
     return (unsigned char *)start;
   }
 #endif
+#if defined(MAP_ANONYMOUS)
+  if (use_mmap(a)) {
+    unsigned char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+  }
+#endif
   return (unsigned char *)calloc(1, bytes);
 }
 
@@ -54,6 +73,12 @@ static void block_free(const vv_arena *a, size_t index, unsigned char *b) {
 #if defined(MAP_ANONYMOUS) && defined(MADV_HUGEPAGE)
   if (use_huge(a, index)) {
     munmap(b, huge_span(block_bytes(a)));
+    return;
+  }
+#endif
+#if defined(MAP_ANONYMOUS)
+  if (use_mmap(a)) {
+    munmap(b, block_bytes(a));
     return;
   }
 #endif
