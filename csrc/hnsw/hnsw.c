@@ -179,7 +179,9 @@ int vv_hnsw_create(const vv_hnsw_params *p, const vv_store *store, vv_hnsw **out
 
 void vv_hnsw_free(vv_hnsw *h) {
   if (!h) return;
-  for (uint64_t i = 0; i < h->cap; i++) free(*(uint32_t **)vv_arena_at(&h->upper, i));
+  /* Only slots the store ever handed out can have upper levels. */
+  uint64_t n = h->store->nslots < h->cap ? h->store->nslots : h->cap;
+  for (uint64_t i = 0; i < n; i++) free(*(uint32_t **)vv_arena_at(&h->upper, i));
   vv_arena_destroy(&h->l0);
   vv_arena_destroy(&h->upper);
   while (h->pool) {

@@ -10,6 +10,7 @@
  * exists on that level, ids are unique, the entry point is real) before the
  * database is handed out.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,8 +65,22 @@ static int keep_error(load *l, int rc, const vv_error *local) {
 
 /* ---- index ------------------------------------------------------------- */
 
+/* Storage grows with the slots records actually name, not with the
+ * manifest's slotCount, which an unauthenticated (unencrypted) manifest
+ * could inflate at will. */
+static int ensure_slot(load *l, uint32_t slot) {
+  vv_db *db = l->db;
+  if (slot < db->store.nslots) return VV_OK;
+  int rc = vv_store_reserve_slots(&db->store, (uint64_t)slot + 1);
+  if (!rc && db->hnsw) rc = vv_hnsw_reserve(db->hnsw, vv_arena_capacity(&db->store.vecs));
+  if (!rc) db->store.nslots = (uint64_t)slot + 1;
+  return rc;
+}
+
 static int apply_node(load *l, const vv_node_view *n, const char *obj) {
   vv_db *db = l->db;
+  int rc = n->slot < l->m->slot_count ? ensure_slot(l, n->slot) : VV_OK;
+  if (rc) return rc;
   if (n->slot >= l->m->slot_count) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: slot out of range", obj);
   if (db->hnsw == NULL && n->nlevels > 0) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: links in a flat index", obj);
   /* Only the final state must be consistent (a later record may replace
@@ -74,7 +89,7 @@ static int apply_node(load *l, const vv_node_view *n, const char *obj) {
   /* Later records replace earlier ones whole; ids are indexed once all
    * segments are applied, since a delta may move an id between slots in
    * either order. */
-  int rc = vv_store_set_id_raw(&db->store, n->slot, n->id, n->id_len);
+  rc = vv_store_set_id_raw(&db->store, n->slot, n->id, n->id_len);
   if (rc) return rc;
   vv_slotrec *rec = vv_store_rec_mut(&db->store, n->slot);
   rec->chunk = (uint32_t)n->chunk;
@@ -160,7 +175,7 @@ static int load_chunk(void *ctx, size_t i, unsigned worker) {
     uint32_t slot = vv_le32(v.slots + 4 * (size_t)row);
     /* Rows that a later chunk superseded are skipped: only the row the
      * index points at is the slot's current vector. */
-    if (slot >= l->m->slot_count || !node_exists(db, slot)) continue;
+    if (slot >= db->store.nslots || !node_exists(db, slot)) continue;
     const vv_slotrec *rec = vv_store_rec(&db->store, slot);
     if (rec->chunk != c->seq || rec->row != row) continue;
     int live = vv_store_is_live(&db->store, slot);
@@ -171,7 +186,17 @@ static int load_chunk(void *ctx, size_t i, unsigned worker) {
       rc = VV_E_CHUNK_CORRUPT;
       break;
     }
-    vv_read_f32le(v.vectors + (size_t)row * vbytes, db->cfg.dimension, vv_store_vec(&db->store, slot));
+    float *dst = vv_store_vec(&db->store, slot);
+    vv_read_f32le(v.vectors + (size_t)row * vbytes, db->cfg.dimension, dst);
+    /* The engine never stores a non-finite component; one here is damage. */
+    for (uint32_t d = 0; d < db->cfg.dimension; d++) {
+      if (!isfinite(dst[d])) {
+        snprintf(local.message, sizeof local.message, "chunk object %s: row %u holds a non-finite value", c->ref.name, row);
+        rc = VV_E_CHUNK_CORRUPT;
+        break;
+      }
+    }
+    if (rc) break;
     if (live && v.metas[row]) rc = vv_store_set_meta(&db->store, slot, v.metas[row], v.meta_lens[row]);
     vv_store_set_flags(&db->store, slot, VV_SLOT_SAVED);
   }
@@ -203,7 +228,7 @@ static int validate_slot(void *ctx, size_t i, unsigned worker) {
   if (!(vv_store_flags(&db->store, slot) & VV_SLOT_SAVED))
     return say(l, VV_E_CHUNK_CORRUPT, "%s", "a vector the index refers to is in no chunk");
   if (!db->hnsw) return VV_OK;
-  uint64_t n = l->m->slot_count;
+  uint64_t n = db->store.nslots;
   int level = vv_hnsw_level(db->hnsw, slot);
   for (int lv = 0; lv <= level; lv++) {
     const uint32_t *links;
@@ -219,7 +244,7 @@ static int validate(load *l, unsigned threads) {
   vv_db *db = l->db;
   if (db->store.nlive != l->m->total_vectors)
     return say(l, VV_E_CHUNK_CORRUPT, "%s", "the index holds a different number of vectors than the manifest");
-  int rc = vv_parallel_for((size_t)l->m->slot_count, threads, validate_slot, l, NULL, NULL, 0, 0);
+  int rc = vv_parallel_for((size_t)db->store.nslots, threads, validate_slot, l, NULL, NULL, 0, 0);
   if (rc) return rc;
   if (db->hnsw && vv_hnsw_set_entry(db->hnsw, l->m->entry, l->m->max_level))
     return say(l, VV_E_CHUNK_CORRUPT, "%s", "the graph entry point is not a node of the top level");
@@ -325,6 +350,7 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   if (rc) return rc;
   vv_keyring *kr = NULL;
   vv_db *db = NULL;
+  size_t nseg_alloc = 0;
   load l;
   memset(&l, 0, sizeof l);
   pthread_mutex_init(&l.err_mu, NULL);
@@ -356,11 +382,8 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   if (rc) goto fail;
   l.sc.kr = kr;
   memcpy(l.sc.session_id, m.session_id, VV_SESSION_ID_BYTES);
-  rc = vv_store_reserve_slots(&db->store, m.slot_count);
-  if (!rc && db->hnsw) rc = vv_hnsw_reserve(db->hnsw, vv_arena_capacity(&db->store.vecs));
-  if (rc) goto fail;
-  db->store.nslots = m.slot_count;
   size_t nseg = m.nbase + m.ndeltas;
+  nseg_alloc = nseg;
   l.nbufs = cfg.threads;
   l.bufs = calloc(l.nbufs, sizeof *l.bufs);
   l.seg_bufs = calloc(nseg ? nseg : 1, sizeof *l.seg_bufs);
@@ -399,12 +422,12 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   db = NULL;
 fail:
   if (rc && err && !err->message[0]) snprintf(err->message, sizeof err->message, "%s", vv_strerror(rc));
+  for (size_t i = 0; l.seg_bufs && i < nseg_alloc; i++) vv_buf_free(&l.seg_bufs[i]);
   vv_db_free(db);
   vv_keyring_free(kr);
   vv_manifest_free(&m);
   vv_sctx_destroy(&l.sc);
   for (unsigned i = 0; l.bufs && i < l.nbufs; i++) vv_buf_free(&l.bufs[i]);
-  for (size_t i = 0; l.seg_bufs && i < m.nbase + m.ndeltas; i++) vv_buf_free(&l.seg_bufs[i]);
   free(l.bufs);
   free(l.seg_bufs);
   free(l.seg_plain);

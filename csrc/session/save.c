@@ -263,6 +263,10 @@ static void names_free(name_list *l) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+static void sort_names(name_list *l) {
+  if (l->n) qsort(l->names, l->n, sizeof *l->names, cmp_str);
+}
+
 static int is_manifest_name(const char *n) {
   size_t len = strlen(n);
   if (len != 25 || strcmp(n + 20, ".json") != 0) return 0;
@@ -271,66 +275,74 @@ static int is_manifest_name(const char *n) {
   return 1;
 }
 
-static void add_refs(name_list *keep, const vv_manifest *m) {
-  for (size_t i = 0; i < m->nchunks; i++) collect_name(keep, m->chunks[i].ref.name);
-  for (size_t i = 0; i < m->nbase; i++) collect_name(keep, m->base[i].ref.name);
-  for (size_t i = 0; i < m->ndeltas; i++) collect_name(keep, m->deltas[i].ref.name);
+static int add_refs(name_list *keep, const vv_manifest *m) {
+  int rc = 0;
+  for (size_t i = 0; i < m->nchunks && !rc; i++) rc = collect_name(keep, m->chunks[i].ref.name);
+  for (size_t i = 0; i < m->nbase && !rc; i++) rc = collect_name(keep, m->base[i].ref.name);
+  for (size_t i = 0; i < m->ndeltas && !rc; i++) rc = collect_name(keep, m->deltas[i].ref.name);
+  return rc;
+}
+
+static void unlink_in(const vv_io *io, const char *dir, const char *name) {
+  char *path = vv_path_join(dir, name);
+  if (path) io->unlink(io->ctx, path);
+  free(path);
 }
 
 /* After the commit: keep the newest KEEP_MANIFESTS generations, and delete
  * every object none of them references, plus stray temporary files. Best
- * effort: a failure here never fails the save (the commit has happened). */
+ * effort, and conservative: if anything needed to decide what is still
+ * referenced cannot be read (I/O error, a damaged history manifest, no
+ * memory), nothing is deleted this time. A failure here never fails the
+ * save: the commit has happened. */
 static void collect_garbage(save *s) {
   const vv_io *io = s->sc.io;
-  name_list mans = {0}, keep = {0}, objs = {0};
-  if (io->list(io->ctx, s->mandir, collect_name, &mans) < 0) goto out;
-  qsort(mans.names, mans.n, sizeof *mans.names, cmp_str);
+  name_list mans = {0}, keep = {0}, objs = {0}, root = {0};
+  int ok = io->list(io->ctx, s->mandir, collect_name, &mans) == 0 && add_refs(&keep, &s->m) == 0;
+  sort_names(&mans);
   size_t kept = 0;
-  for (size_t i = mans.n; i-- > 0;) {
-    char *path = vv_path_join(s->mandir, mans.names[i]);
-    if (!path) goto out;
+  char **stale = NULL;
+  size_t nstale = 0;
+  if (ok) stale = calloc(mans.n ? mans.n : 1, sizeof *stale);
+  ok = ok && stale;
+  for (size_t i = mans.n; ok && i-- > 0;) {
     if (!is_manifest_name(mans.names[i]) || kept >= KEEP_MANIFESTS) {
-      io->unlink(io->ctx, path);
-    } else {
-      unsigned char *file = NULL;
-      size_t len = 0;
-      vv_manifest old;
-      const unsigned char *body;
-      size_t blen;
-      if (vv_io_read_file(io, path, VV_MANIFEST_MAX_BYTES, &file, &len) == VV_OK &&
-          vv_manifest_parse(file, len, &old, &body, &blen, NULL) == VV_OK) {
-        add_refs(&keep, &old);
-        vv_manifest_free(&old);
-      }
-      free(file);
-      kept++;
+      stale[nstale++] = mans.names[i];
+      continue;
     }
-    free(path);
-  }
-  add_refs(&keep, &s->m);
-  /* Temporary files of an interrupted manifest write, in the session root. */
-  name_list root = {0};
-  if (io->list(io->ctx, s->sc.dir, collect_name, &root) == 0) {
-    for (size_t i = 0; i < root.n; i++) {
-      if (strncmp(root.names[i], "tmp-", 4) != 0) continue;
-      char *path = vv_path_join(s->sc.dir, root.names[i]);
-      if (path) io->unlink(io->ctx, path);
-      free(path);
+    char *path = vv_path_join(s->mandir, mans.names[i]);
+    unsigned char *file = NULL;
+    size_t len = 0;
+    vv_manifest old;
+    const unsigned char *body;
+    size_t blen;
+    ok = path && vv_io_read_file(io, path, VV_MANIFEST_MAX_BYTES, &file, &len) == VV_OK &&
+         vv_manifest_parse(file, len, &old, &body, &blen, NULL) == VV_OK;
+    if (ok) {
+      ok = add_refs(&keep, &old) == 0;
+      vv_manifest_free(&old);
     }
-  }
-  names_free(&root);
-  qsort(keep.names, keep.n, sizeof *keep.names, cmp_str);
-  if (io->list(io->ctx, s->sc.objdir, collect_name, &objs) < 0) goto out;
-  for (size_t i = 0; i < objs.n; i++) {
-    if (bsearch(&objs.names[i], keep.names, keep.n, sizeof *keep.names, cmp_str)) continue;
-    char *path = vv_path_join(s->sc.objdir, objs.names[i]);
-    if (path) io->unlink(io->ctx, path);
+    free(file);
     free(path);
+    kept++;
   }
-out:
+  ok = ok && io->list(io->ctx, s->sc.objdir, collect_name, &objs) == 0;
+  if (ok) {
+    for (size_t i = 0; i < nstale; i++) unlink_in(io, s->mandir, stale[i]);
+    sort_names(&keep);
+    for (size_t i = 0; i < objs.n; i++)
+      if (!keep.n || !bsearch(&objs.names[i], keep.names, keep.n, sizeof *keep.names, cmp_str))
+        unlink_in(io, s->sc.objdir, objs.names[i]);
+    /* Temporary files of an interrupted manifest write, in the session root. */
+    if (io->list(io->ctx, s->sc.dir, collect_name, &root) == 0)
+      for (size_t i = 0; i < root.n; i++)
+        if (!strncmp(root.names[i], "tmp-", 4)) unlink_in(io, s->sc.dir, root.names[i]);
+  }
+  free(stale);
   names_free(&mans);
   names_free(&keep);
   names_free(&objs);
+  names_free(&root);
 }
 
 static int commit(save *s, const unsigned char *prev_hash, int has_prev, unsigned char new_hash[VV_HASH_BYTES]) {
@@ -395,29 +407,45 @@ static long find_chunk(const uint64_t *sorted, size_t n, uint64_t seq) {
 }
 
 /* Reads the directory's current manifest, if any: its hash and, when it
- * parses, its generation and counters. */
-static void read_current(save *s, int *exists, unsigned char hash[VV_HASH_BYTES], uint64_t *gen,
-                         uint64_t *next_chunk, uint64_t *next_index) {
+ * parses, its generation and counters. A manifest that exists but cannot
+ * be read fails the save (it must not be mistaken for "no session"); one
+ * that reads but does not parse is replaced, numbered after the newest
+ * generation in manifests/ so the count never goes back. */
+static int read_current(save *s, int *exists, unsigned char hash[VV_HASH_BYTES], uint64_t *gen,
+                        uint64_t *next_chunk, uint64_t *next_index) {
   char *path = vv_path_join(s->sc.dir, "manifest.json");
   unsigned char *file = NULL;
   size_t len = 0;
   *exists = 0;
   *gen = 0;
-  if (path && vv_io_read_file(s->sc.io, path, VV_MANIFEST_MAX_BYTES, &file, &len) == VV_OK) {
-    *exists = 1;
-    vv_manifest_file_hash(file, len, hash);
-    vv_manifest cur;
-    const unsigned char *body;
-    size_t blen;
-    if (vv_manifest_parse(file, len, &cur, &body, &blen, NULL) == VV_OK) {
-      *gen = cur.generation;
-      if (cur.next_chunk_seq > *next_chunk) *next_chunk = cur.next_chunk_seq;
-      if (cur.next_index_seq > *next_index) *next_index = cur.next_index_seq;
-      vv_manifest_free(&cur);
-    }
+  if (!path) return VV_E_NOMEM;
+  int rc = vv_io_read_file(s->sc.io, path, VV_MANIFEST_MAX_BYTES, &file, &len);
+  free(path);
+  if (rc == VV_E_NOT_FOUND) return VV_OK;
+  if (rc && rc != VV_E_CORRUPT) return fail(s, rc, "reading the current manifest");
+  *exists = 1;
+  if (!rc) vv_manifest_file_hash(file, len, hash);
+  else memset(hash, 0, VV_HASH_BYTES);
+  vv_manifest cur;
+  const unsigned char *body;
+  size_t blen;
+  if (!rc && vv_manifest_parse(file, len, &cur, &body, &blen, NULL) == VV_OK) {
+    *gen = cur.generation;
+    if (cur.next_chunk_seq > *next_chunk) *next_chunk = cur.next_chunk_seq;
+    if (cur.next_index_seq > *next_index) *next_index = cur.next_index_seq;
+    vv_manifest_free(&cur);
+  } else {
+    name_list mans = {0};
+    if (s->sc.io->list(s->sc.io->ctx, s->mandir, collect_name, &mans) == 0)
+      for (size_t i = 0; i < mans.n; i++)
+        if (is_manifest_name(mans.names[i])) {
+          uint64_t g = strtoull(mans.names[i], NULL, 10);
+          if (g > *gen) *gen = g;
+        }
+    names_free(&mans);
   }
   free(file);
-  free(path);
+  return VV_OK;
 }
 
 static int run(save *s) {
@@ -441,7 +469,8 @@ static int run(save *s) {
   uint64_t cur_gen;
   s->m.next_chunk_seq = b->bound ? b->m.next_chunk_seq : 0;
   s->m.next_index_seq = b->bound ? b->m.next_index_seq : 0;
-  read_current(s, &exists, cur_hash, &cur_gen, &s->m.next_chunk_seq, &s->m.next_index_seq);
+  rc = read_current(s, &exists, cur_hash, &cur_gen, &s->m.next_chunk_seq, &s->m.next_index_seq);
+  if (rc) return rc;
   /* Incremental only onto the very generation we know, sealed the same way. */
   int incremental = b->bound && exists && !strcmp(b->dir, s->sc.dir) &&
                     !memcmp(cur_hash, b->manifest_hash, VV_HASH_BYTES) &&
@@ -562,6 +591,7 @@ static int run(save *s) {
   s->st->bytes_written = s->bytes;
   rc = tick(s, VV_PHASE_COMMIT);
   if (rc == VV_E_ABORTED) rc = VV_OK; /* too late to abort: it is committed */
+  collect_garbage(s); /* uses s->m: before it moves into the bookkeeping */
 
   /* Committed: bring the in-memory bookkeeping in line, then tidy up. */
   for (uint64_t i = 0; i < nslots; i++) {
@@ -587,7 +617,6 @@ static int run(save *s) {
   } else {
     b->bound = 0; /* the next save is simply full */
   }
-  collect_garbage(s);
 out:
   free(rewrite);
   free(nodes);
