@@ -46,6 +46,33 @@ function describe(v) {
   return Array.isArray(v) ? 'an array' : 'an object';
 }
 
+function parseCacheSize(v) {
+  if (v === undefined) return 150;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw invalid(`cacheSizeMb must be a positive number, got ${describe(v)}`);
+  return v;
+}
+
+/** `key` (32 bytes) or `passphrase` (non-empty string or bytes), not both. */
+function parseSecret(o) {
+  let key = null;
+  if (o.key !== undefined) {
+    if (!(o.key instanceof Uint8Array) || o.key.length !== 32) {
+      throw invalid('key must be a Uint8Array (or Buffer) of exactly 32 bytes; strings are not accepted because they cannot be wiped');
+    }
+    key = o.key;
+  }
+  let passphrase = null;
+  if (o.passphrase !== undefined) {
+    const p = o.passphrase;
+    if (!(p instanceof Uint8Array || typeof p === 'string') || p.length === 0) {
+      throw invalid('passphrase must be a non-empty string or Uint8Array');
+    }
+    passphrase = p;
+  }
+  if (key && passphrase) throw invalid('pass either key or passphrase, not both');
+  return { key, passphrase };
+}
+
 function defaultThreads() {
   const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   return Math.max(1, Math.min(n || 1, LIMITS.maxThreads));
@@ -78,33 +105,11 @@ function parseDbOptions(options) {
   };
 
   const chunkSize = options.chunkSize === undefined ? 10000 : intIn(options.chunkSize, 'chunkSize', 1, LIMITS.maxChunkSize);
-  let cacheSizeMb = 150;
-  if (options.cacheSizeMb !== undefined) {
-    cacheSizeMb = options.cacheSizeMb;
-    if (typeof cacheSizeMb !== 'number' || !Number.isFinite(cacheSizeMb) || cacheSizeMb <= 0) {
-      throw invalid(`cacheSizeMb must be a positive number, got ${describe(cacheSizeMb)}`);
-    }
-  }
+  const cacheSizeMb = parseCacheSize(options.cacheSizeMb);
   const encryptAtRest = options.encryptAtRest === undefined ? true : options.encryptAtRest;
   if (typeof encryptAtRest !== 'boolean') throw invalid(`encryptAtRest must be a boolean, got ${describe(encryptAtRest)}`);
 
-  let key = null;
-  if (options.key !== undefined) {
-    if (!(options.key instanceof Uint8Array) || options.key.length !== 32) {
-      throw invalid('key must be a Uint8Array (or Buffer) of exactly 32 bytes; strings are not accepted because they cannot be wiped');
-    }
-    key = options.key;
-  }
-  let passphrase = null;
-  if (options.passphrase !== undefined) {
-    const p = options.passphrase;
-    if (!(p instanceof Uint8Array || typeof p === 'string') || p.length === 0) {
-      throw invalid('passphrase must be a non-empty string or Uint8Array');
-    }
-    passphrase = p;
-  }
-  if (key && passphrase) throw invalid('pass either key or passphrase, not both');
-
+  const { key, passphrase } = parseSecret(options);
   const threads = options.threads === undefined ? defaultThreads() : intIn(options.threads, 'threads', 1, LIMITS.maxThreads);
   return { dimension, metric, index, hnsw, chunkSize, cacheSizeMb, encryptAtRest, key, passphrase, threads };
 }
@@ -150,29 +155,8 @@ function parseLoadOptions(opts) {
     ...(opts.onProgress !== undefined && { onProgress: opts.onProgress }),
     ...(opts.signal !== undefined && { signal: opts.signal }),
   });
-  let key = null;
-  if (opts.key !== undefined) {
-    if (!(opts.key instanceof Uint8Array) || opts.key.length !== 32) {
-      throw invalid('key must be a Uint8Array (or Buffer) of exactly 32 bytes');
-    }
-    key = opts.key;
-  }
-  let passphrase = null;
-  if (opts.passphrase !== undefined) {
-    const p = opts.passphrase;
-    if (!(p instanceof Uint8Array || typeof p === 'string') || p.length === 0) {
-      throw invalid('passphrase must be a non-empty string or Uint8Array');
-    }
-    passphrase = p;
-  }
-  if (key && passphrase) throw invalid('pass either key or passphrase, not both');
-  let cacheSizeMb = 150;
-  if (opts.cacheSizeMb !== undefined) {
-    cacheSizeMb = opts.cacheSizeMb;
-    if (typeof cacheSizeMb !== 'number' || !Number.isFinite(cacheSizeMb) || cacheSizeMb <= 0) {
-      throw invalid(`cacheSizeMb must be a positive number, got ${describe(cacheSizeMb)}`);
-    }
-  }
+  const { key, passphrase } = parseSecret(opts);
+  const cacheSizeMb = parseCacheSize(opts.cacheSizeMb);
   if (opts.lazy !== undefined && typeof opts.lazy !== 'boolean') throw invalid(`lazy must be a boolean, got ${describe(opts.lazy)}`);
   if (opts.lazy === true) {
     throw invalid('lazy loading with a bounded chunk cache is not available in this version; pass lazy: false (or omit it) to load everything');
