@@ -195,6 +195,9 @@ class VectorDB {
       o.chunkSize
     );
     applySecret(this.#native, o.encryptAtRest, o.key, o.passphrase);
+    // The engine holds its own guarded copy; keep no reference to the secret.
+    o.key = null;
+    o.passphrase = null;
   }
 
   get dimension() {
