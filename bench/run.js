@@ -9,7 +9,7 @@ const path = require('path');
 const { spawnSync } = require('child_process');
 
 const DEFAULT = 'ann';
-const NOT_BENCHMARKS = new Set(['run', 'setup', 'data']); // helpers, not benchmarks
+const NOT_BENCHMARKS = new Set(['run', 'setup', 'data', 'measure']); // helpers, not benchmarks
 
 function benchmarks() {
   return fs.readdirSync(__dirname)

@@ -124,7 +124,7 @@ function writeMeta(tag, meta) {
 
 // ---------------------------------------------------------------- measuring
 
-const now = () => Number(process.hrtime.bigint()) / 1e9;
+const { now, cpuSnapshot, otherLoad } = require('./measure');
 const log = (...a) => console.error(...a);
 const gc = () => { if (global.gc) { global.gc(); global.gc(); } };
 
@@ -145,22 +145,6 @@ function resetPeak() {
   try { fs.writeFileSync('/proc/self/clear_refs', '5'); return true; } catch { return false; }
 }
 
-// CPU used by other processes (in cores) between two snapshots: machine-wide
-// busy time from /proc/stat minus this process's own CPU time.
-function cpuSnapshot() {
-  let busy = null;
-  try {
-    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    busy = (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] || 0)) / 100; // USER_HZ is 100 on Linux
-  } catch { /* not Linux */ }
-  const u = process.cpuUsage();
-  return { t: now(), busy, own: (u.user + u.system) / 1e6 };
-}
-
-function otherLoad(a, b) {
-  if (a.busy === null || b.busy === null || b.t - a.t < 0.05) return null;
-  return Math.max(0, (b.busy - a.busy) - (b.own - a.own)) / (b.t - a.t);
-}
 
 // du: allocated bytes (st_blocks) and apparent bytes of a file or directory.
 function diskUsage(p) {
