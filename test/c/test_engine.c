@@ -301,4 +301,64 @@ VV_TEST(batch_abort_keeps_whole_groups) {
   free(v);
 }
 
+/* Structural invariants of the graph after parallel inserts, deletes,
+ * consolidation and slot reuse: every link targets a linked node that has
+ * the link's level, no self links, no duplicate links, degree bounds kept,
+ * and the entry point sits on the top level. */
+static void check_graph(vv_hnsw *h, const vv_store *st, uint32_t m, int *bad) {
+  int max_level;
+  uint32_t ep = vv_hnsw_entry(h, &max_level);
+  if (st->nlive > 0 && (ep == UINT32_MAX || vv_hnsw_level(h, ep) != max_level)) (*bad)++;
+  for (uint64_t i = 0; i < st->nslots; i++) {
+    uint32_t s = (uint32_t)i;
+    int level = vv_hnsw_level(h, s);
+    if (vv_store_is_live(st, s) && level < 0) (*bad)++; /* every live slot is linked */
+    if (level > max_level) (*bad)++;
+    for (int l = 0; l <= level; l++) {
+      const uint32_t *links;
+      uint32_t n = vv_hnsw_links(h, s, l, &links);
+      if (n > (l == 0 ? 2 * m : m)) (*bad)++;
+      for (uint32_t j = 0; j < n; j++) {
+        if (links[j] == s || links[j] >= st->nslots || vv_hnsw_level(h, links[j]) < l) (*bad)++;
+        for (uint32_t q = 0; q < j; q++)
+          if (links[q] == links[j]) (*bad)++;
+      }
+    }
+  }
+}
+
+#include "db/db_internal.h"
+
+VV_TEST(hnsw_graph_invariants_hold_through_churn) {
+  const uint32_t dim = 12;
+  const size_t n = 3000;
+  float *v = malloc(sizeof(float) * n * dim);
+  vv_item *items = malloc(sizeof(vv_item) * n);
+  char (*ids)[16] = malloc(16 * n);
+  vv_db *db = make_db(dim, VV_METRIC_L2, VV_INDEX_HNSW, 2);
+  VV_REQUIRE(v && items && ids && db);
+  int bad = 0;
+  for (int round = 0; round < 4; round++) {
+    rand_vecs(v, n, dim, 100 + (uint64_t)round);
+    for (size_t i = 0; i < n; i++) {
+      int len = snprintf(ids[i], 16, "v%zu", (i * 7 + (size_t)round * 1001) % (n + n / 2));
+      items[i] = (vv_item){ids[i], (size_t)len, v + i * dim, NULL, 0};
+    }
+    size_t done;
+    VV_REQUIRE(vv_db_add_batch(db, items, n, 2, NULL, NULL, &done) == VV_OK);
+    /* delete a third, so consolidation and reuse happen in the next round */
+    for (size_t i = 0; i < n; i += 3) {
+      int removed;
+      VV_CHECK(vv_db_delete(db, ids[i], strlen(ids[i]), &removed) == VV_OK);
+    }
+    check_graph(db->hnsw, &db->store, 16, &bad);
+    VV_NOTE("round %d", round);
+    VV_CHECK(bad == 0);
+  }
+  vv_db_free(db);
+  free(v);
+  free(items);
+  free(ids);
+}
+
 VV_TEST_MAIN()
