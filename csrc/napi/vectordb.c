@@ -204,15 +204,23 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The shared head of addBatch and addBatchAsync:
+ * (ids, vectors, metas, threads, ...) -> an item batch with its threads. */
+static item_batch *begin_batch(napi_env env, napi_callback_info info, call *c) {
+  uint32_t threads;
+  if (begin(env, info, c) || vvn_u32(env, c->argv[3], &threads)) return NULL;
+  item_batch *b = read_items(env, c->d, c->argv[0], c->argv[1], c->argv[2]);
+  if (b) b->threads = threads;
+  return b;
+}
+
 /* addBatch(ids, vectors, metas, threads) */
 static napi_value js_add_batch(napi_env env, napi_callback_info info) {
   call c;
-  uint32_t threads;
-  if (begin(env, info, &c) || vvn_u32(env, c.argv[3], &threads)) return NULL;
-  item_batch *b = read_items(env, c.d, c.argv[0], c.argv[1], c.argv[2]);
+  item_batch *b = begin_batch(env, info, &c);
   if (!b) return NULL;
   size_t done = 0;
-  int rc = vv_db_add_batch(c.d->db, b->items, b->n, threads, NULL, NULL, &done);
+  int rc = vv_db_add_batch(c.d->db, b->items, b->n, b->threads, NULL, NULL, &done);
   item_batch_free(b);
   if (rc) vvn_throw_status(env, rc, NULL);
   vvn_dbh_account(env, c.d);
@@ -238,11 +246,8 @@ static const vvn_job_ops kAddBatchOps = {"vecvault.addBatch", add_batch_execute,
 /* addBatchAsync(ids, vectors, metas, threads, onProgress|null, abortFlag|null) -> Promise<done> */
 static napi_value js_add_batch_async(napi_env env, napi_callback_info info) {
   call c;
-  uint32_t threads;
-  if (begin(env, info, &c) || vvn_u32(env, c.argv[3], &threads)) return NULL;
-  item_batch *b = read_items(env, c.d, c.argv[0], c.argv[1], c.argv[2]);
+  item_batch *b = begin_batch(env, info, &c);
   if (!b) return NULL;
-  b->threads = threads;
   vvn_job *j = vvn_job_new(env, c.self, c.d, &kAddBatchOps, b);
   if (!j) return NULL;
   if (vvn_job_pin(env, j, c.argv[1]) || vvn_job_set_progress(env, j, c.argv[4]) ||
