@@ -70,24 +70,7 @@ function parseArgs(argv) {
     '--ef-construction': 'efConstruction', '--out': 'out', '--lib': 'lib', '--timeout-min': 'timeoutMin',
     '--min-time': 'minTime',
   };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i], v;
-    if (a === '--worker') { o.worker = true; continue; }
-    if (a === '-h' || a === '--help') { o.help = true; continue; }
-    const eq = a.indexOf('=');
-    if (eq > 0) { v = a.slice(eq + 1); a = a.slice(0, eq); }
-    const key = names[a];
-    if (!key) throw new Error(`ann.js: unknown argument ${a} (try --help)`);
-    if (v === undefined) {
-      if (i + 1 >= argv.length) throw new Error(`ann.js: ${a} needs a value`);
-      v = argv[++i];
-    }
-    o[key] = v;
-  }
-  for (const key of ['queries', 'k', 'm', 'efConstruction', 'timeoutMin', 'minTime']) {
-    o[key] = Number(o[key]);
-    if (!(o[key] > 0)) throw new RangeError(`ann.js: --${key} must be a positive number`);
-  }
+  parseOptions('ann.js', argv, o, names, { '--worker': 'worker' }, ['queries', 'k', 'm', 'efConstruction', 'timeoutMin', 'minTime']);
   o.efs = String(o.ef).split(',').map(Number);
   if (o.efs.some((e) => !Number.isInteger(e) || e <= 0)) throw new RangeError('ann.js: --ef must be a list of positive integers');
   o.libList = String(o.libs).split(',').map((s) => s.trim()).filter(Boolean);
@@ -204,7 +187,7 @@ function readVersion(dir) {
 
 // ---------------------------------------------------------------- worker
 
-const { now, cpuSnapshot, otherLoad } = require('./measure');
+const { now, cpuSnapshot, otherLoad, parseOptions } = require('./measure');
 const rss = () => process.memoryUsage.rss();
 const gc = () => { if (global.gc) { global.gc(); global.gc(); } };
 const log = (...a) => console.error(...a);

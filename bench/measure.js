@@ -28,4 +28,31 @@ function otherLoad(a, b) {
   return Math.max(0, (b.busy - a.busy) - (b.own - a.own)) / (b.t - a.t);
 }
 
-module.exports = { now, cpuSnapshot, otherLoad };
+/**
+ * Reads `--name value` / `--name=value` options into `o` (defaults in
+ * place), using `names` (flag -> key); `flags` (flag -> key) are booleans.
+ * `-h`/`--help` sets o.help. `positive` keys must parse as numbers > 0.
+ */
+function parseOptions(script, argv, o, names, flags = {}, positive = []) {
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i], v;
+    if (a === '-h' || a === '--help') { o.help = true; continue; }
+    if (Object.hasOwn(flags, a)) { o[flags[a]] = true; continue; }
+    const eq = a.indexOf('=');
+    if (eq > 0) { v = a.slice(eq + 1); a = a.slice(0, eq); }
+    const key = names[a];
+    if (!key) throw new Error(`${script}: unknown argument ${a} (try --help)`);
+    if (v === undefined) {
+      if (i + 1 >= argv.length) throw new Error(`${script}: ${a} needs a value`);
+      v = argv[++i];
+    }
+    o[key] = v;
+  }
+  for (const key of positive) {
+    o[key] = Number(o[key]);
+    if (!(o[key] > 0)) throw new RangeError(`${script}: --${key} must be a positive number`);
+  }
+  return o;
+}
+
+module.exports = { now, cpuSnapshot, otherLoad, parseOptions };

@@ -124,7 +124,7 @@ function writeMeta(tag, meta) {
 
 // ---------------------------------------------------------------- measuring
 
-const { now, cpuSnapshot, otherLoad } = require('./measure');
+const { now, cpuSnapshot, otherLoad, parseOptions } = require('./measure');
 const log = (...a) => console.error(...a);
 const gc = () => { if (global.gc) { global.gc(); global.gc(); } };
 
@@ -318,20 +318,7 @@ const TASKS = {
     await index.readIndex(o.src);
     gc();
     const out = { count: index.getCurrentCount(), rssBefore: memStatus().rss, peakReset: resetPeak() };
-    const file = path.join(o.tmp, `hnswlib-${process.pid}.bin`);
-    try {
-      const c0 = cpuSnapshot();
-      const t = now();
-      await index.writeIndex(file);
-      out.saveSec = now() - t;
-      out.otherLoad = { save: otherLoad(c0, cpuSnapshot()) };
-      out.peakSave = memStatus().peak;
-      out.fsyncSec = fsyncFile(file);
-      out.disk = diskUsage(file);
-    } finally {
-      fs.rmSync(file, { force: true });
-    }
-    return out;
+    return peerSave(out, path.join(o.tmp, `hnswlib-${process.pid}.bin`), (file) => index.writeIndex(file));
   },
 
   async 'hnswlib-read'(o, p) {
@@ -360,20 +347,7 @@ const TASKS = {
     index.load(o.src);
     gc();
     const out = { count: index.size(), rssBefore: memStatus().rss, peakReset: resetPeak() };
-    const file = path.join(o.tmp, `usearch-${process.pid}.usearch`);
-    try {
-      const c0 = cpuSnapshot();
-      const t = now();
-      index.save(file);
-      out.saveSec = now() - t;
-      out.otherLoad = { save: otherLoad(c0, cpuSnapshot()) };
-      out.peakSave = memStatus().peak;
-      out.fsyncSec = fsyncFile(file);
-      out.disk = diskUsage(file);
-    } finally {
-      fs.rmSync(file, { force: true });
-    }
-    return out;
+    return peerSave(out, path.join(o.tmp, `usearch-${process.pid}.usearch`), (file) => index.save(file));
   },
 
   // mode 'load' reads the file into memory; 'view' memory-maps it (pages are
@@ -728,6 +702,24 @@ const HELP = `node bench/session.js [options]      (or: npm run bench -- session
   --timeout-min M   per measuring child process (default 60; builds get 8x)
   --out FILE        JSON output (default bench/results/session-<date>.json)`;
 
+/** Times a peer library's save into `file`, then its fsync, peak RSS and
+ * size on disk, and removes the file. */
+async function peerSave(out, file, save) {
+  try {
+    const c0 = cpuSnapshot();
+    const t = now();
+    await save(file);
+    out.saveSec = now() - t;
+    out.otherLoad = { save: otherLoad(c0, cpuSnapshot()) };
+    out.peakSave = memStatus().peak;
+    out.fsyncSec = fsyncFile(file);
+    out.disk = diskUsage(file);
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+  return out;
+}
+
 function parseArgs(argv) {
   const o = { sizes: '100k', repeats: '3', timeoutMin: '60', skipPeers: false, rebuild: false };
   const names = {
@@ -736,25 +728,7 @@ function parseArgs(argv) {
     '--worker': 'worker', '--size': 'size', '--src': 'src', '--dest': 'dest', '--tmp': 'tmp', '--enc': 'enc',
     '--mode': 'mode', '--rep': 'rep',
   };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i], v;
-    if (a === '-h' || a === '--help') { o.help = true; continue; }
-    if (a === '--skip-peers') { o.skipPeers = true; continue; }
-    if (a === '--rebuild') { o.rebuild = true; continue; }
-    const eq = a.indexOf('=');
-    if (eq > 0) { v = a.slice(eq + 1); a = a.slice(0, eq); }
-    const key = names[a];
-    if (!key) throw new Error(`session.js: unknown argument ${a} (try --help)`);
-    if (v === undefined) {
-      if (i + 1 >= argv.length) throw new Error(`session.js: ${a} needs a value`);
-      v = argv[++i];
-    }
-    o[key] = v;
-  }
-  for (const key of ['repeats', 'timeoutMin']) {
-    o[key] = Number(o[key]);
-    if (!(o[key] > 0)) throw new RangeError(`session.js: --${key} must be a positive number`);
-  }
+  parseOptions('session.js', argv, o, names, { '--skip-peers': 'skipPeers', '--rebuild': 'rebuild' }, ['repeats', 'timeoutMin']);
   o.repeats = Math.round(o.repeats);
   o.sizeList = String(o.sizes).split(',').map((s) => s.trim()).filter(Boolean);
   for (const s of o.sizeList) parseSize(s);
