@@ -1,125 +1,157 @@
 /*
  * quant/pq.c: product quantiser training (k-means per subspace), encoding
- * and ADC tables (see pq.h).
+ * and ADC tables (see pq.h). The arithmetic lives in kmeans.c; this file
+ * owns the codebook's shape, its validation and the per-subspace loops.
  */
 #include "pq.h"
 
-#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/parallel.h"
 #include "../common/util.h"
 
-static float l2sq(const float *a, const float *b, uint32_t n) {
-  float s = 0.0f;
-  for (uint32_t i = 0; i < n; i++) {
-    float d = a[i] - b[i];
-    s += d * d;
-  }
-  return s;
-}
-
-static uint32_t nearest(const float *cents, uint32_t k, const float *x, uint32_t d) {
+uint32_t vv_pq_choose_m(uint32_t dim) {
   uint32_t best = 0;
-  float bd = FLT_MAX;
-  for (uint32_t c = 0; c < k; c++) {
-    float dist = l2sq(cents + (size_t)c * d, x, d);
-    if (dist < bd) {
-      bd = dist;
-      best = c;
+  uint64_t best_gap = UINT64_MAX;
+  for (uint32_t m = 1; m <= dim; m++) {
+    if (dim % m) continue;
+    /* |m - dim/8|, scaled by 8 to stay in integers; `<=` lets the larger m win a tie. */
+    uint64_t gap = 8ull * m > dim ? 8ull * m - dim : dim - 8ull * m;
+    if (gap <= best_gap) {
+      best_gap = gap;
+      best = m;
     }
   }
   return best;
 }
 
-/* k-means on n points of d floats, taken at stride `stride` from `data`
- * starting at `off`. Seeds with k distinct random points; an empty cluster
- * is re-seeded with a random point so every centroid stays in use. */
-static int kmeans(const float *data, size_t n, size_t stride, size_t off, uint32_t d, uint32_t k, uint32_t iters,
-                  uint64_t *rng, float *cents) {
-  uint32_t *assign = malloc(n * sizeof *assign);
-  uint32_t *count = malloc(k * sizeof *count);
-  double *sum = malloc((size_t)k * d * sizeof *sum);
-  if (!assign || !count || !sum) {
-    free(assign);
-    free(count);
-    free(sum);
-    return VV_E_NOMEM;
-  }
-  /* Partial Fisher-Yates over the first k positions picks k distinct points. */
-  size_t *idx = malloc(n * sizeof *idx);
-  if (!idx) {
-    free(assign);
-    free(count);
-    free(sum);
-    return VV_E_NOMEM;
-  }
-  for (size_t i = 0; i < n; i++) idx[i] = i;
-  for (uint32_t c = 0; c < k; c++) {
-    size_t j = c + (size_t)(vv_splitmix64(rng) % (n - c));
-    size_t t = idx[c];
-    idx[c] = idx[j];
-    idx[j] = t;
-    memcpy(cents + (size_t)c * d, data + idx[c] * stride + off, d * sizeof(float));
-  }
-  free(idx);
-  for (uint32_t it = 0; it < iters; it++) {
-    memset(count, 0, k * sizeof *count);
-    memset(sum, 0, (size_t)k * d * sizeof *sum);
-    for (size_t i = 0; i < n; i++) {
-      const float *x = data + i * stride + off;
-      uint32_t c = nearest(cents, k, x, d);
-      assign[i] = c;
-      count[c]++;
-      for (uint32_t t = 0; t < d; t++) sum[(size_t)c * d + t] += x[t];
-    }
-    for (uint32_t c = 0; c < k; c++) {
-      float *cv = cents + (size_t)c * d;
-      if (count[c] == 0) {
-        size_t r = (size_t)(vv_splitmix64(rng) % n);
-        memcpy(cv, data + r * stride + off, d * sizeof(float));
-        continue;
-      }
-      for (uint32_t t = 0; t < d; t++) cv[t] = (float)(sum[(size_t)c * d + t] / count[c]);
-    }
-  }
-  free(assign);
-  free(count);
-  free(sum);
-  return VV_OK;
-}
-
-int vv_pq_train(vv_pq *pq, const float *data, size_t n, uint32_t dim, uint32_t m, uint32_t iters, uint64_t seed) {
-  memset(pq, 0, sizeof *pq);
-  if (!data || n == 0 || dim == 0 || m == 0 || dim % m != 0) return VV_E_INVALID;
-  pq->dim = dim;
-  pq->m = m;
-  pq->dsub = dim / m;
-  pq->ksub = n < 256 ? (uint32_t)n : 256;
-  pq->centroids = malloc((size_t)m * pq->ksub * pq->dsub * sizeof(float));
-  if (!pq->centroids) return VV_E_NOMEM;
-  uint64_t rng = seed ? seed : 0x9e3779b97f4a7c15ull;
-  for (uint32_t j = 0; j < m; j++) {
-    float *cents = pq->centroids + (size_t)j * pq->ksub * pq->dsub;
-    int rc = kmeans(data, n, dim, (size_t)j * pq->dsub, pq->dsub, pq->ksub, iters, &rng, cents);
-    if (rc) {
-      vv_pq_destroy(pq);
-      return rc;
-    }
-  }
-  return VV_OK;
-}
-
 void vv_pq_destroy(vv_pq *pq) {
   if (!pq) return;
   free(pq->centroids);
-  pq->centroids = NULL;
+  free(pq->blocked);
+  memset(pq, 0, sizeof *pq);
+}
+
+int vv_pq_prepare(vv_pq *pq) {
+  if (!pq->centroids) return VV_E_INVALID;
+  size_t book = vv_kmeans_blocked_floats(pq->ksub, pq->dsub);
+  size_t bytes = (size_t)pq->m * book * sizeof(float);
+  /* Cache-line aligned, as the kernels read whole block rows. */
+  float *blocked = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+  if (!blocked) return VV_E_NOMEM;
+  for (uint32_t j = 0; j < pq->m; j++)
+    vv_kmeans_blocked_build(pq->centroids + (size_t)j * pq->ksub * pq->dsub, pq->ksub, pq->dsub, blocked + j * book);
+  free(pq->blocked);
+  pq->blocked = blocked;
+  return VV_OK;
+}
+
+/* Sets the shape and allocates the centroids. */
+static int pq_shape(vv_pq *pq, uint32_t dim, uint32_t m, uint32_t ksub) {
+  memset(pq, 0, sizeof *pq);
+  if (dim == 0 || m == 0 || dim % m != 0 || ksub == 0 || ksub > 256) return VV_E_INVALID;
+  pq->dim = dim;
+  pq->m = m;
+  pq->dsub = dim / m;
+  pq->ksub = ksub;
+  int ovf = 0;
+  size_t floats = vv_mul_size(ksub, dim, &ovf);
+  vv_mul_size(floats, sizeof(float), &ovf);
+  pq->centroids = ovf ? NULL : malloc(floats * sizeof(float));
+  return pq->centroids ? VV_OK : VV_E_NOMEM;
+}
+
+int vv_pq_init(vv_pq *pq, uint32_t dim, uint32_t m, uint32_t ksub, const float *centroids) {
+  int rc = pq_shape(pq, dim, m, ksub);
+  if (rc == VV_OK && !centroids) rc = VV_E_INVALID;
+  if (rc == VV_OK) {
+    size_t n = (size_t)ksub * dim;
+    for (size_t i = 0; i < n; i++)
+      if (!isfinite(centroids[i])) {
+        rc = VV_E_CORRUPT;
+        break;
+      }
+  }
+  if (rc == VV_OK) {
+    memcpy(pq->centroids, centroids, (size_t)ksub * dim * sizeof(float));
+    rc = vv_pq_prepare(pq);
+  }
+  if (rc != VV_OK) vv_pq_destroy(pq);
+  return rc;
+}
+
+typedef struct pq_train_job {
+  vv_pq *pq;
+  const float *data;
+  size_t n;
+  uint32_t iters;
+  uint64_t seed;
+  unsigned threads; /* for each subspace's k-means */
+} pq_train_job;
+
+static int pq_train_sub(void *ctx, size_t j, unsigned worker) {
+  (void)worker;
+  const pq_train_job *t = ctx;
+  const vv_pq *pq = t->pq;
+  /* A seed per subspace, so the result does not depend on which thread trains which. */
+  uint64_t s = t->seed ^ (0x9e3779b97f4a7c15ull * (j + 1));
+  return vv_kmeans_train(t->data, t->n, pq->dim, j * pq->dsub, pq->dsub, pq->ksub, t->iters, vv_splitmix64(&s),
+                         t->threads, pq->centroids + j * pq->ksub * pq->dsub);
+}
+
+int vv_pq_train(vv_pq *pq, const float *data, size_t n, uint32_t dim, uint32_t m, uint32_t iters, uint64_t seed,
+                unsigned threads) {
+  int rc = pq_shape(pq, dim, m, n < 256 ? (uint32_t)n : 256);
+  if (rc == VV_OK && !data) rc = VV_E_INVALID;
+  if (rc == VV_OK) {
+    if (threads == 0) threads = 1;
+    /* Subspaces in parallel while there are enough of them, else threads within each. */
+    pq_train_job job = {pq, data, n, iters, seed, m >= threads ? 1 : threads};
+    rc = vv_parallel_for(m, m >= threads ? threads : 1, pq_train_sub, &job, NULL, NULL, 0, 0);
+  }
+  if (rc == VV_OK) rc = vv_pq_prepare(pq);
+  if (rc != VV_OK) vv_pq_destroy(pq);
+  return rc;
 }
 
 void vv_pq_encode(const vv_pq *pq, const float *x, uint8_t *code) {
-  for (uint32_t j = 0; j < pq->m; j++)
-    code[j] = (uint8_t)nearest(pq->centroids + (size_t)j * pq->ksub * pq->dsub, pq->ksub, x + (size_t)j * pq->dsub,
-                               pq->dsub);
+  vv_kmeans_blocked_encode(pq->blocked, pq->ksub, pq->dsub, pq->m, &x, 1, &code);
+}
+
+/* Rows per task of vv_pq_encode_batch: enough that every codebook, loaded
+ * once into L1 per task, serves many rows. */
+#define PQ_TASK_ROWS 256
+
+typedef struct pq_encode_job {
+  const vv_pq *pq;
+  vv_kmeans_row_fn row;
+  vv_pq_code_fn code;
+  void *ctx;
+  size_t n;
+} pq_encode_job;
+
+static int pq_encode_task(void *ctx, size_t task, unsigned worker) {
+  (void)worker;
+  const pq_encode_job *e = ctx;
+  const float *rows[PQ_TASK_ROWS];
+  uint8_t *codes[PQ_TASK_ROWS];
+  size_t i0 = task * PQ_TASK_ROWS, nr = VV_MIN((size_t)PQ_TASK_ROWS, e->n - i0);
+  for (size_t r = 0; r < nr; r++) {
+    rows[r] = e->row(e->ctx, i0 + r);
+    codes[r] = e->code(e->ctx, i0 + r);
+    if (!rows[r] || !codes[r]) return VV_E_INVALID;
+  }
+  vv_kmeans_blocked_encode(e->pq->blocked, e->pq->ksub, e->pq->dsub, e->pq->m, rows, nr, codes);
+  return VV_OK;
+}
+
+int vv_pq_encode_batch(const vv_pq *pq, vv_kmeans_row_fn row, vv_pq_code_fn code, void *ctx, size_t n,
+                       unsigned threads) {
+  if (!pq || !pq->blocked || !row || !code) return VV_E_INVALID;
+  pq_encode_job e = {pq, row, code, ctx, n};
+  return vv_parallel_for((n + PQ_TASK_ROWS - 1) / PQ_TASK_ROWS, threads, pq_encode_task, &e, NULL, NULL, 0, 0);
 }
 
 void vv_pq_decode(const vv_pq *pq, const uint8_t *code, float *x) {
@@ -129,17 +161,5 @@ void vv_pq_decode(const vv_pq *pq, const uint8_t *code, float *x) {
 }
 
 void vv_pq_table(const vv_pq *pq, const float *q, int l2, float *table) {
-  for (uint32_t j = 0; j < pq->m; j++) {
-    const float *qs = q + (size_t)j * pq->dsub;
-    for (uint32_t c = 0; c < pq->ksub; c++) {
-      const float *cv = pq->centroids + ((size_t)j * pq->ksub + c) * pq->dsub;
-      float v = 0.0f;
-      if (l2) {
-        v = l2sq(qs, cv, pq->dsub);
-      } else {
-        for (uint32_t t = 0; t < pq->dsub; t++) v -= qs[t] * cv[t];
-      }
-      table[(size_t)j * pq->ksub + c] = v;
-    }
-  }
+  vv_kmeans_blocked_dists(pq->blocked, pq->ksub, pq->dsub, pq->m, q, l2, table);
 }
