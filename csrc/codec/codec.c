@@ -288,14 +288,29 @@ int vv_chunk_encode(const vv_chunk_in *in, vv_buf *out) {
   return writer_close(&w, out);
 }
 
-int vv_index_encode_begin(vv_buf *out, uint64_t seq, int base, uint32_t count) {
+static int codebook_bytes(const vv_codebook_in *cb, size_t *n) {
+  if (!cb->m || !cb->ksub || cb->ksub > 256 || !cb->dsub || !cb->centroids) return VV_E_INVALID;
+  if ((uint64_t)cb->m * cb->dsub > VV_MAX_DIMENSION) return VV_E_INVALID;
+  *n = (size_t)cb->m * cb->ksub * cb->dsub * 4;
+  return VV_OK;
+}
+
+/* The header of either format: format 2 (v2) adds "pq" (cb or null). */
+static int encode_header(vv_buf *out, uint64_t seq, int base, uint32_t count, int v2, const vv_codebook_in *cb) {
   if (count > VV_CODEC_MAX_COUNT) return VV_E_INVALID;
-  size_t size = head_len(5) + key_size("kind") + key_size("index") + key_size("seq") + head_len(seq) +
-                key_size("base") + 1 + key_size("count") + head_len(count) + key_size("nodes") + head_len(count);
-  writer w;
-  int rc = writer_open(&w, out, size);
+  size_t cbytes = 0;
+  int rc = cb ? codebook_bytes(cb, &cbytes) : VV_OK;
   if (rc) return rc;
-  w_map(&w, 5);
+  size_t size = head_len(6) + key_size("kind") + key_size("index") + key_size("seq") + head_len(seq) +
+                key_size("base") + 1 + key_size("count") + head_len(count) + key_size("nodes") + head_len(count);
+  if (v2) size += key_size("pq") + (cb ? 0 : 1); /* a null, or the map below */
+  if (cb)
+    size += head_len(5) + key_size("m") + head_len(cb->m) + key_size("ksub") + head_len(cb->ksub) +
+            key_size("dsub") + head_len(cb->dsub) + key_size("trained") + head_len(cb->trained) +
+            key_size("centroids") + head_len(cbytes) + cbytes;
+  writer w;
+  if ((rc = writer_open(&w, out, size))) return rc;
+  w_map(&w, v2 ? 6 : 5);
   w_cstr(&w, "kind");
   w_cstr(&w, "index");
   w_cstr(&w, "seq");
@@ -304,18 +319,46 @@ int vv_index_encode_begin(vv_buf *out, uint64_t seq, int base, uint32_t count) {
   w_bool(&w, base != 0);
   w_cstr(&w, "count");
   w_uint(&w, count);
+  if (v2) w_cstr(&w, "pq");
+  if (cb) {
+    w_map(&w, 5);
+    w_cstr(&w, "m");
+    w_uint(&w, cb->m);
+    w_cstr(&w, "ksub");
+    w_uint(&w, cb->ksub);
+    w_cstr(&w, "dsub");
+    w_uint(&w, cb->dsub);
+    w_cstr(&w, "trained");
+    w_uint(&w, cb->trained);
+    w_cstr(&w, "centroids");
+    unsigned char *dst = w_bytes(&w, cbytes);
+    if (dst) write_f32s_le(dst, cb->centroids, cbytes / 4);
+  } else if (v2) {
+    w_null(&w);
+  }
   w_cstr(&w, "nodes");
   w_array(&w, count);
   return writer_close(&w, out);
 }
 
+int vv_index_encode_begin(vv_buf *out, uint64_t seq, int base, uint32_t count) {
+  return encode_header(out, seq, base, count, 0, NULL);
+}
+
+int vv_index_encode_begin_v2(vv_buf *out, uint64_t seq, int base, uint32_t count, const vv_codebook_in *cb) {
+  return encode_header(out, seq, base, count, 1, cb);
+}
+
 int vv_index_encode_node(vv_buf *out, const vv_node_in *node) {
   if (node->slot > NODE_MAX_SLOT || node->nlevels > VV_CODEC_MAX_LEVELS) return VV_E_INVALID;
   if (node->nlevels && (!node->links || !node->counts)) return VV_E_INVALID;
+  if (node->code && (!node->v2 || node->code_len == 0 || node->code_len > VV_CODEC_MAX_CODE)) return VV_E_INVALID;
   int rc = check_opt_text(node->id, node->id_len, 1, VV_MAX_ID_BYTES);
   if (rc) return rc;
-  size_t size = head_len(5) + head_len(node->slot) + opt_text_size(node->id, node->id_len) + head_len(node->chunk) +
-                head_len(node->row) + head_len(node->nlevels);
+  size_t fields = node->v2 ? 6 : 5;
+  size_t size = head_len(fields) + head_len(node->slot) + opt_text_size(node->id, node->id_len) +
+                head_len(node->chunk) + head_len(node->row) + head_len(node->nlevels);
+  if (node->v2) size += node->code ? head_len(node->code_len) + node->code_len : 1;
   for (uint32_t l = 0; l < node->nlevels; l++) {
     uint32_t c = node->counts[l];
     if (c > VV_CODEC_MAX_LINKS || (c && !node->links[l])) return VV_E_INVALID;
@@ -323,7 +366,7 @@ int vv_index_encode_node(vv_buf *out, const vv_node_in *node) {
   }
   writer w;
   if ((rc = writer_open(&w, out, size))) return rc;
-  w_array(&w, 5);
+  w_array(&w, fields);
   w_uint(&w, node->slot);
   w_opt_text(&w, node->id, node->id_len);
   w_uint(&w, node->chunk);
@@ -332,6 +375,12 @@ int vv_index_encode_node(vv_buf *out, const vv_node_in *node) {
   for (uint32_t l = 0; l < node->nlevels; l++) {
     unsigned char *dst = w_bytes(&w, (size_t)node->counts[l] * 4);
     if (dst) write_u32s_le(dst, node->links[l], node->counts[l]);
+  }
+  if (node->v2 && node->code) {
+    unsigned char *dst = w_bytes(&w, node->code_len);
+    if (dst) memcpy(dst, node->code, node->code_len);
+  } else if (node->v2) {
+    w_null(&w);
   }
   return writer_close(&w, out);
 }
@@ -602,29 +651,53 @@ int vv_index_decode_begin(vv_index_reader *r, const unsigned char *p, size_t len
   if (!p && len) return reader_fail(r, VV_E_INVALID);
   reader rd = {p, len, 0};
   uint64_t s, n;
-  tok t;
+  tok t, head, b;
   int rc;
-  if ((rc = want_head(&rd, TK_MAP, 5)) || (rc = want_text_eq(&rd, "kind")) || (rc = want_text_eq(&rd, "index")) ||
+  /* The header's size tells the format: 5 keys (1) or 6 with "pq" (2). */
+  if ((rc = want(&rd, &head, TK_MAP))) return reader_fail(r, rc);
+  if (head.u != 5 && head.u != 6) return reader_fail(r, VV_E_CORRUPT);
+  int v2 = head.u == 6;
+  if ((rc = want_text_eq(&rd, "kind")) || (rc = want_text_eq(&rd, "index")) ||
       (rc = want_text_eq(&rd, "seq")) || (rc = want_uint(&rd, UINT64_MAX, &s)) ||
-      (rc = want_text_eq(&rd, "base")) || (rc = want(&rd, &t, TK_BOOL)) || (rc = want_text_eq(&rd, "count")) ||
-      (rc = want_uint(&rd, VV_CODEC_MAX_COUNT, &n)) || (rc = want_text_eq(&rd, "nodes")) ||
-      (rc = want_head(&rd, TK_ARRAY, n)))
+      (rc = want_text_eq(&rd, "base")) || (rc = want(&rd, &b, TK_BOOL)) || (rc = want_text_eq(&rd, "count")) ||
+      (rc = want_uint(&rd, VV_CODEC_MAX_COUNT, &n)))
     return reader_fail(r, rc);
+  if (v2) {
+    if ((rc = want_text_eq(&rd, "pq")) || (rc = next_tok(&rd, &t))) return reader_fail(r, rc);
+    if (t.type == TK_MAP) {
+      uint64_t m, ksub, dsub, trained;
+      const unsigned char *cents;
+      if (t.u != 5 || (rc = want_text_eq(&rd, "m")) || (rc = want_uint(&rd, VV_MAX_DIMENSION, &m)) ||
+          (rc = want_text_eq(&rd, "ksub")) || (rc = want_uint(&rd, 256, &ksub)) ||
+          (rc = want_text_eq(&rd, "dsub")) || (rc = want_uint(&rd, VV_MAX_DIMENSION, &dsub)) ||
+          (rc = want_text_eq(&rd, "trained")) || (rc = want_uint(&rd, UINT64_MAX, &trained)))
+        return reader_fail(r, rc ? rc : VV_E_CORRUPT);
+      if (!m || !ksub || !dsub || m * dsub > VV_MAX_DIMENSION) return reader_fail(r, VV_E_CORRUPT);
+      if ((rc = want_text_eq(&rd, "centroids")) || (rc = want_bytes(&rd, m * ksub * dsub * 4, &cents)))
+        return reader_fail(r, rc);
+      r->has_codebook = 1;
+      r->cb = (vv_codebook_view){(uint32_t)m, (uint32_t)ksub, (uint32_t)dsub, trained, cents};
+    } else if (t.type != TK_NULL) {
+      return reader_fail(r, VV_E_CORRUPT);
+    }
+  }
+  if ((rc = want_text_eq(&rd, "nodes")) || (rc = want_head(&rd, TK_ARRAY, n))) return reader_fail(r, rc);
   if (n > (len - rd.pos) / NODE_MIN_BYTES) return reader_fail(r, VV_E_CORRUPT);
+  r->v2 = v2;
   r->p = p;
   r->len = len;
   r->pos = rd.pos;
   r->remaining = (uint32_t)n;
   *seq = s;
-  *base = t.u != 0;
+  *base = b.u != 0;
   *count = (uint32_t)n;
   return VV_OK;
 }
 
-static int node_decode(reader *rd, vv_node_view *nd) {
+static int node_decode(reader *rd, int v2, vv_node_view *nd) {
   uint64_t u;
   int rc;
-  if ((rc = want_head(rd, TK_ARRAY, 5)) || (rc = want_uint(rd, NODE_MAX_SLOT, &u))) return rc;
+  if ((rc = want_head(rd, TK_ARRAY, v2 ? 6 : 5)) || (rc = want_uint(rd, NODE_MAX_SLOT, &u))) return rc;
   nd->slot = (uint32_t)u;
   if ((rc = want_opt_text(rd, 1, VV_MAX_ID_BYTES, &nd->id, &nd->id_len)) ||
       (rc = want_uint(rd, UINT64_MAX, &nd->chunk)) || (rc = want_uint(rd, UINT32_MAX, &u)))
@@ -640,6 +713,12 @@ static int node_decode(reader *rd, vv_node_view *nd) {
     nd->links[l] = t.s;
     nd->counts[l] = (uint32_t)(t.n / 4);
   }
+  if (!v2) return VV_OK;
+  if ((rc = next_tok(rd, &t))) return rc;
+  if (t.type == TK_NULL) return VV_OK;
+  if (t.type != TK_BYTES || t.n == 0 || t.n > VV_CODEC_MAX_CODE) return VV_E_CORRUPT;
+  nd->code = t.s;
+  nd->code_len = (uint32_t)t.n;
   return VV_OK;
 }
 
@@ -647,7 +726,7 @@ int vv_index_decode_next(vv_index_reader *r, vv_node_view *node) {
   memset(node, 0, sizeof *node);
   if (r->remaining == 0) return r->pos == r->len ? VV_E_NOT_FOUND : VV_E_CORRUPT;
   reader rd = {r->p, r->len, r->pos};
-  int rc = node_decode(&rd, node);
+  int rc = node_decode(&rd, r->v2, node);
   if (rc) {
     memset(node, 0, sizeof *node);
     return reader_fail(r, rc);

@@ -72,11 +72,33 @@ typedef struct vv_node_in {
   uint32_t nlevels;        /* 0 for the flat index, else level + 1 */
   const uint32_t *const *links; /* nlevels arrays */
   const uint32_t *counts;       /* nlevels counts */
+  int v2;                  /* format 2: a sixth field, the node's PQ code */
+  const uint8_t *code;     /* v2: code_len bytes, or NULL (written as null) */
+  uint32_t code_len;
 } vv_node_in;
+
+/* A product-quantiser codebook carried by format-2 base segment 0. */
+typedef struct vv_codebook_in {
+  uint32_t m, ksub, dsub;
+  uint64_t trained;       /* vectors it was learnt from */
+  const float *centroids; /* m * ksub * dsub */
+} vv_codebook_in;
+
+typedef struct vv_codebook_view {
+  uint32_t m, ksub, dsub;
+  uint64_t trained;
+  const unsigned char *centroids; /* m * ksub * dsub f32 LE; may be unaligned */
+} vv_codebook_view;
+
+#define VV_CODEC_MAX_CODE 65536u /* bytes per PQ code (m <= dimension) */
 
 /* Streaming encoder: begin writes the header for `count` nodes, then call
  * node exactly `count` times. */
 VV_NODISCARD int vv_index_encode_begin(vv_buf *out, uint64_t seq, int base, uint32_t count);
+/* The format-2 header: the same plus "pq", a codebook (cb) or null. Its
+ * nodes must be encoded with v2 set. */
+VV_NODISCARD int vv_index_encode_begin_v2(vv_buf *out, uint64_t seq, int base, uint32_t count,
+                                          const vv_codebook_in *cb);
 VV_NODISCARD int vv_index_encode_node(vv_buf *out, const vv_node_in *node);
 
 typedef struct vv_node_view {
@@ -88,6 +110,8 @@ typedef struct vv_node_view {
   uint32_t nlevels;
   const unsigned char *links[VV_CODEC_MAX_LEVELS]; /* counts[l] * 4 bytes, u32 LE */
   uint32_t counts[VV_CODEC_MAX_LEVELS];
+  const unsigned char *code; /* v2: the PQ code, or NULL */
+  uint32_t code_len;
 } vv_node_view;
 
 typedef struct vv_index_reader {
@@ -95,9 +119,12 @@ typedef struct vv_index_reader {
   size_t len;
   size_t pos;
   uint32_t remaining;
+  int v2;              /* the segment is format 2 (a 6-key header) */
+  int has_codebook;    /* v2 and "pq" was not null */
+  vv_codebook_view cb;
 } vv_index_reader;
 
-/* Streaming decoder: begin reads the header; next yields nodes (VV_OK) and
+/* Streaming decoder (either format; r->v2 says which): begin reads the header; next yields nodes (VV_OK) and
  * the end check runs after the last one: next returns VV_E_NOT_FOUND once
  * all `count` nodes were read and the buffer ended exactly there. */
 VV_NODISCARD int vv_index_decode_begin(vv_index_reader *r, const unsigned char *p, size_t len, uint64_t *seq,

@@ -2,10 +2,13 @@
  * test/c/test_codec.c: tests for csrc/codec (CBOR chunk and index segment
  * encoding, strict decoding).
  *
- * Owns: round trips, golden bytes that pin the format, one rejection test
- * per schema rule, and a seeded mutation smoke test (run it under the ASan
- * build: inputs are copied into exact-size heap blocks so any over-read
- * trips the sanitizer).
+ * Owns: round trips, golden bytes that pin the format (index segments in
+ * both versions: format 1 must still decode), one rejection test per schema
+ * rule, and a seeded mutation smoke test (run it under the ASan build:
+ * inputs are copied into exact-size heap blocks so any over-read trips the
+ * sanitizer). Rules that need the session (a code's length against the
+ * codebook's m, bytes below ksub, where a codebook may appear, m * dsub
+ * against the dimension) are the loader's, tested in test_session.c.
  *
  * Golden examples (also for docs/FORMAT.md):
  *
@@ -36,6 +39,26 @@
  *     65 6e6f646573  82                     "nodes": array(2)
  *       85 00 61 61 01 00 81 44 05000000            [0, "a", 1, 0, [h'05000000']]
  *       85 05 f6 01 01 82 44 00000000 40            [5, null, 1, 1, [h'00000000', h'']]
+ *
+ * Index segment, format 2: the same two nodes with codes, a free slot 7,
+ * and a codebook m 1, ksub 2, dsub 2, trained 4, centroids [1, 0], [-1, 0.5]
+ *
+ *   a6                                      map(6)
+ *     64 6b696e64  65 696e646578            "kind": "index"
+ *     63 736571    03                       "seq": 3
+ *     64 62617365  f5                       "base": true
+ *     65 636f756e74  03                     "count": 3
+ *     62 7071  a5                           "pq": map(5)
+ *       61 6d  01                             "m": 1
+ *       64 6b737562  02                       "ksub": 2
+ *       64 64737562  02                       "dsub": 2
+ *       67 747261696e6564  04                 "trained": 4
+ *       69 63656e74726f696473                 "centroids":
+ *          50 0000803f 00000000 000080bf 0000003f   bytes(16) f32 LE 1, 0, -1, 0.5
+ *     65 6e6f646573  83                     "nodes": array(3)
+ *       86 00 61 61 01 00 81 44 05000000 41 01      [0, "a", 1, 0, [h'05000000'], h'01']
+ *       86 05 f6 01 01 82 44 00000000 40 41 00      [5, null, 1, 1, [h'00000000', h''], h'00']
+ *       86 07 f6 00 00 80 f6                        [7, null, 0, 0, [], null]   (a free slot)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +77,18 @@
 #define GOLDEN_INDEX_HEX                                                              \
   "a5 646b696e64 65696e646578 63736571 03 6462617365 f5 65636f756e74 02"              \
   " 656e6f646573 82 85 00 6161 01 00 81 44 05000000 85 05 f6 01 01 82 44 00000000 40"
+
+#define GOLDEN_PQ_HEX                                                                 \
+  "a5 616d 01 646b737562 02 6464737562 02 67747261696e6564 04"                        \
+  " 6963656e74726f696473 50 0000803f 00000000 000080bf 0000003f"
+
+#define GOLDEN_NODES_V2_HEX                                                           \
+  "86 00 6161 01 00 81 44 05000000 41 01 86 05 f6 01 01 82 44 00000000 40 41 00"      \
+  " 86 07 f6 00 00 80 f6"
+
+#define GOLDEN_INDEX_V2_HEX                                                           \
+  "a6 646b696e64 65696e646578 63736571 03 6462617365 f5 65636f756e74 03"              \
+  " 627071 " GOLDEN_PQ_HEX " 656e6f646573 83 " GOLDEN_NODES_V2_HEX
 
 /* ---- helpers ---- */
 
@@ -425,8 +460,10 @@ static void encode_golden_index(vv_buf *b, int base) {
   uint32_t l0[1] = {5}, l1a[1] = {0};
   const uint32_t *links0[1] = {l0}, *links1[2] = {l1a, NULL};
   uint32_t c0[1] = {1}, c1[2] = {1, 0};
-  vv_node_in n0 = {0, "a", 1, 1, 0, 1, links0, c0};
-  vv_node_in n1 = {5, NULL, 0, 1, 1, 2, links1, c1};
+  vv_node_in n0 = {.slot = 0, .id = "a", .id_len = 1, .chunk = 1, .row = 0, .nlevels = 1, .links = links0,
+                   .counts = c0};
+  vv_node_in n1 = {.slot = 5, .id = NULL, .id_len = 0, .chunk = 1, .row = 1, .nlevels = 2, .links = links1,
+                   .counts = c1};
   if (vv_index_encode_begin(b, 3, base, 2) || vv_index_encode_node(b, &n0) || vv_index_encode_node(b, &n1)) abort();
 }
 
@@ -464,6 +501,7 @@ typedef struct node_data {
   const uint32_t *links[VV_CODEC_MAX_LEVELS];
   uint32_t counts[VV_CODEC_MAX_LEVELS];
   char id[32];
+  uint8_t code[64];
 } node_data;
 
 static void make_node(node_data *n, uint32_t i, uint32_t nlevels) {
@@ -476,9 +514,14 @@ static void make_node(node_data *n, uint32_t i, uint32_t nlevels) {
     n->links[l] = n->store[l];
   }
   int dead = i % 5 == 4;
-  n->in = (vv_node_in){i * 3 + (i == 1 ? 0x7fffffffu - 3 : 0), dead ? NULL : n->id,
-                       dead ? 0 : (uint32_t)strlen(n->id), (uint64_t)i << (i % 40), UINT32_MAX - i, nlevels,
-                       n->links, n->counts};
+  n->in = (vv_node_in){.slot = i * 3 + (i == 1 ? 0x7fffffffu - 3 : 0),
+                       .id = dead ? NULL : n->id,
+                       .id_len = dead ? 0 : (uint32_t)strlen(n->id),
+                       .chunk = (uint64_t)i << (i % 40),
+                       .row = UINT32_MAX - i,
+                       .nlevels = nlevels,
+                       .links = n->links,
+                       .counts = n->counts};
 }
 
 static int node_matches(const vv_node_view *v, const vv_node_in *in) {
@@ -491,6 +534,8 @@ static int node_matches(const vv_node_view *v, const vv_node_in *in) {
   }
   for (uint32_t l = in->nlevels; l < VV_CODEC_MAX_LEVELS; l++)
     if (v->counts[l] || v->links[l]) return 0;
+  if (!v->code != !in->code) return 0;
+  if (in->code && (v->code_len != in->code_len || memcmp(v->code, in->code, in->code_len))) return 0;
   return 1;
 }
 
@@ -550,7 +595,9 @@ VV_TEST(index_encode_rejects_bad_input) {
   const uint32_t *links[VV_CODEC_MAX_LEVELS + 1];
   uint32_t counts[VV_CODEC_MAX_LEVELS + 1] = {0};
   for (int i = 0; i <= (int)VV_CODEC_MAX_LEVELS; i++) links[i] = l;
-  vv_node_in ok = {0x7fffffffu, "a", 1, 0, 0, VV_CODEC_MAX_LEVELS, links, counts}, in;
+  vv_node_in ok = {.slot = 0x7fffffffu, .id = "a", .id_len = 1, .nlevels = VV_CODEC_MAX_LEVELS, .links = links,
+                   .counts = counts},
+             in;
   VV_CHECK(vv_index_encode_begin(&b, 0, 0, VV_CODEC_MAX_COUNT + 1) == VV_E_INVALID);
   VV_CHECK(vv_index_encode_node(&b, &ok) == VV_OK);
   size_t len = b.len;
@@ -561,6 +608,246 @@ VV_TEST(index_encode_rejects_bad_input) {
   counts[3] = VV_CODEC_MAX_LINKS + 1;              VV_CHECK(vv_index_encode_node(&b, &ok) == VV_E_INVALID);
   counts[3] = VV_CODEC_MAX_LINKS;                  VV_CHECK(vv_index_encode_node(&b, &ok) == VV_OK);
   VV_CHECK(b.len > len);
+  vv_buf_free(&b);
+}
+
+/* ---- index segments, format 2: codebook and codes ---- */
+
+/* A format-2 node: make_node's, plus an m-byte code (none for every
+ * fourth node: null codes are valid in the codec). */
+static void make_node_v2(node_data *n, uint32_t i, uint32_t nlevels, uint32_t m, uint32_t ksub) {
+  make_node(n, i, nlevels);
+  n->in.v2 = 1;
+  if (i % 4 == 3) return;
+  for (uint32_t j = 0; j < m; j++) n->code[j] = (uint8_t)((i * 13 + j * 7) % ksub);
+  n->in.code = n->code;
+  n->in.code_len = m;
+}
+
+/* Decodes a whole segment (either format) and encodes it again into
+ * `out`: header, codebook and nodes as decoded. */
+static int index_reencode(const unsigned char *p, size_t n, vv_buf *out) {
+  static uint32_t store[VV_CODEC_MAX_LEVELS][VV_CODEC_MAX_LINKS];
+  vv_index_reader r;
+  uint64_t seq;
+  int base;
+  uint32_t count;
+  int rc = vv_index_decode_begin(&r, p, n, &seq, &base, &count);
+  if (rc) return rc;
+  float *cents = NULL;
+  vv_codebook_in cb = {0};
+  if (r.has_codebook) {
+    size_t nf = (size_t)r.cb.m * r.cb.ksub * r.cb.dsub;
+    cents = (float *)malloc(nf * sizeof *cents);
+    if (!cents) return VV_E_NOMEM;
+    vv_read_f32le(r.cb.centroids, nf, cents);
+    cb = (vv_codebook_in){r.cb.m, r.cb.ksub, r.cb.dsub, r.cb.trained, cents};
+  }
+  rc = r.v2 ? vv_index_encode_begin_v2(out, seq, base, count, r.has_codebook ? &cb : NULL)
+            : vv_index_encode_begin(out, seq, base, count);
+  vv_node_view nd;
+  while (!rc && (rc = vv_index_decode_next(&r, &nd)) == VV_OK) {
+    const uint32_t *links[VV_CODEC_MAX_LEVELS];
+    for (uint32_t l = 0; l < nd.nlevels; l++) {
+      for (uint32_t k = 0; k < nd.counts[l]; k++) store[l][k] = vv_le32(nd.links[l] + 4 * (size_t)k);
+      links[l] = store[l];
+    }
+    vv_node_in in = {.slot = nd.slot, .id = nd.id, .id_len = nd.id_len, .chunk = nd.chunk, .row = nd.row,
+                     .nlevels = nd.nlevels, .links = links, .counts = nd.counts, .v2 = r.v2, .code = nd.code,
+                     .code_len = nd.code_len};
+    rc = vv_index_encode_node(out, &in);
+  }
+  free(cents);
+  return rc == VV_E_NOT_FOUND ? VV_OK : rc;
+}
+
+/* Two segments decode to the same header, codebook and nodes. */
+static int index_same(const unsigned char *a, size_t an, const unsigned char *b, size_t bn) {
+  vv_index_reader ra, rb;
+  uint64_t sa, sb;
+  int ba, bb;
+  uint32_t ca, cb;
+  if (vv_index_decode_begin(&ra, a, an, &sa, &ba, &ca) || vv_index_decode_begin(&rb, b, bn, &sb, &bb, &cb)) return 0;
+  if (sa != sb || ba != bb || ca != cb || ra.v2 != rb.v2 || ra.has_codebook != rb.has_codebook) return 0;
+  if (ra.has_codebook) {
+    const vv_codebook_view *x = &ra.cb, *y = &rb.cb;
+    if (x->m != y->m || x->ksub != y->ksub || x->dsub != y->dsub || x->trained != y->trained) return 0;
+    if (memcmp(x->centroids, y->centroids, (size_t)x->m * x->ksub * x->dsub * 4)) return 0;
+  }
+  vv_node_view x, y;
+  for (;;) {
+    int rx = vv_index_decode_next(&ra, &x), ry = vv_index_decode_next(&rb, &y);
+    if (rx != ry) return 0;
+    if (rx == VV_E_NOT_FOUND) return 1;
+    if (rx) return 0;
+    if (x.slot != y.slot || x.chunk != y.chunk || x.row != y.row || x.nlevels != y.nlevels) return 0;
+    if (!str_eq(x.id, x.id_len, y.id, y.id_len)) return 0;
+    for (uint32_t l = 0; l < x.nlevels; l++)
+      if (x.counts[l] != y.counts[l] || (x.counts[l] && memcmp(x.links[l], y.links[l], x.counts[l] * 4u))) return 0;
+    if (!x.code != !y.code || x.code_len != y.code_len || (x.code && memcmp(x.code, y.code, x.code_len))) return 0;
+  }
+}
+
+static const float k_golden_cents[4] = {1.0f, 0.0f, -1.0f, 0.5f};
+
+static int encode_golden_index_v2(vv_buf *b) {
+  uint32_t l0[1] = {5}, l1a[1] = {0};
+  const uint32_t *links0[1] = {l0}, *links1[2] = {l1a, NULL};
+  uint32_t c0[1] = {1}, c1[2] = {1, 0};
+  static const uint8_t code0[1] = {1}, code1[1] = {0};
+  vv_codebook_in cb = {.m = 1, .ksub = 2, .dsub = 2, .trained = 4, .centroids = k_golden_cents};
+  vv_node_in n0 = {.slot = 0, .id = "a", .id_len = 1, .chunk = 1, .row = 0, .nlevels = 1, .links = links0,
+                   .counts = c0, .v2 = 1, .code = code0, .code_len = 1};
+  vv_node_in n1 = {.slot = 5, .chunk = 1, .row = 1, .nlevels = 2, .links = links1, .counts = c1, .v2 = 1,
+                   .code = code1, .code_len = 1};
+  vv_node_in n2 = {.slot = 7, .v2 = 1}; /* a free slot: no id, no links, no code */
+  int rc = vv_index_encode_begin_v2(b, 3, 1, 3, &cb);
+  if (!rc) rc = vv_index_encode_node(b, &n0);
+  if (!rc) rc = vv_index_encode_node(b, &n1);
+  if (!rc) rc = vv_index_encode_node(b, &n2);
+  return rc;
+}
+
+VV_TEST(index_v2_golden_bytes) {
+  unsigned char want[256];
+  size_t wn = unhex(GOLDEN_INDEX_V2_HEX, want, sizeof want);
+  VV_CHECK(wn == 127);
+  vv_buf b = {0};
+  VV_CHECK(encode_golden_index_v2(&b) == VV_OK);
+  VV_CHECK(b.len == wn && memcmp(b.data, want, wn) == 0);
+  vv_buf_free(&b);
+
+  vv_index_reader r;
+  uint64_t seq;
+  int base;
+  uint32_t count;
+  vv_node_view nd;
+  VV_REQUIRE(vv_index_decode_begin(&r, want, wn, &seq, &base, &count) == VV_OK);
+  VV_CHECK(seq == 3 && base == 1 && count == 3);
+  VV_CHECK(r.v2 == 1 && r.has_codebook == 1);
+  VV_CHECK(r.cb.m == 1 && r.cb.ksub == 2 && r.cb.dsub == 2 && r.cb.trained == 4);
+  float cents[4];
+  vv_read_f32le(r.cb.centroids, 4, cents);
+  VV_CHECK(memcmp(cents, k_golden_cents, sizeof cents) == 0);
+  VV_REQUIRE(vv_index_decode_next(&r, &nd) == VV_OK);
+  VV_CHECK(nd.slot == 0 && nd.id_len == 1 && nd.id[0] == 'a' && nd.chunk == 1 && nd.row == 0);
+  VV_CHECK(nd.nlevels == 1 && nd.counts[0] == 1 && vv_le32(nd.links[0]) == 5);
+  VV_CHECK(nd.code_len == 1 && nd.code && nd.code[0] == 1);
+  VV_REQUIRE(vv_index_decode_next(&r, &nd) == VV_OK);
+  VV_CHECK(nd.slot == 5 && nd.id == NULL && nd.nlevels == 2 && nd.code_len == 1 && nd.code && nd.code[0] == 0);
+  VV_REQUIRE(vv_index_decode_next(&r, &nd) == VV_OK);
+  VV_CHECK(nd.slot == 7 && nd.id == NULL && nd.nlevels == 0 && nd.code == NULL && nd.code_len == 0);
+  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_E_NOT_FOUND);
+
+  /* Format 1 still decodes, and says so. */
+  wn = unhex(GOLDEN_INDEX_HEX, want, sizeof want);
+  VV_REQUIRE(vv_index_decode_begin(&r, want, wn, &seq, &base, &count) == VV_OK);
+  VV_CHECK(r.v2 == 0 && r.has_codebook == 0);
+  while (vv_index_decode_next(&r, &nd) == VV_OK) VV_CHECK(nd.code == NULL && nd.code_len == 0);
+}
+
+static void index_roundtrip_v2(uint32_t count, uint32_t (*levels)(uint32_t), int base, uint64_t seq,
+                               const vv_codebook_in *cb, uint32_t m) {
+  node_data *nodes = (node_data *)calloc(count ? count : 1, sizeof *nodes);
+  VV_REQUIRE(nodes);
+  vv_buf b = {0}, again = {0};
+  VV_REQUIRE(vv_index_encode_begin_v2(&b, seq, base, count, cb) == VV_OK);
+  for (uint32_t i = 0; i < count; i++) {
+    make_node_v2(&nodes[i], i, levels(i), m, cb ? cb->ksub : 256);
+    VV_REQUIRE(vv_index_encode_node(&b, &nodes[i].in) == VV_OK);
+  }
+  unsigned char *q = dup_exact(b.data, b.len);
+  vv_index_reader r;
+  uint64_t s;
+  int bs;
+  uint32_t n;
+  VV_REQUIRE(vv_index_decode_begin(&r, q, b.len, &s, &bs, &n) == VV_OK);
+  VV_CHECK(s == seq && bs == (base != 0) && n == count);
+  VV_CHECK(r.v2 == 1 && r.has_codebook == (cb != NULL));
+  if (cb && r.has_codebook) {
+    VV_CHECK(r.cb.m == cb->m && r.cb.ksub == cb->ksub && r.cb.dsub == cb->dsub && r.cb.trained == cb->trained);
+    size_t nf = (size_t)cb->m * cb->ksub * cb->dsub;
+    float *back = (float *)malloc(nf * sizeof *back);
+    VV_REQUIRE(back);
+    vv_read_f32le(r.cb.centroids, nf, back);
+    VV_CHECK(memcmp(back, cb->centroids, nf * sizeof *back) == 0); /* bit for bit, NaN payloads too */
+    free(back);
+  }
+  vv_node_view nd;
+  for (uint32_t i = 0; i < count; i++) {
+    VV_NOTE("node %u", i);
+    VV_REQUIRE(vv_index_decode_next(&r, &nd) == VV_OK);
+    VV_CHECK(node_matches(&nd, &nodes[i].in));
+  }
+  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_E_NOT_FOUND);
+  /* Decoded and encoded again: the same bytes. */
+  VV_CHECK(index_reencode(q, b.len, &again) == VV_OK);
+  VV_CHECK(again.len == b.len && memcmp(again.data, b.data, b.len) == 0);
+  free(q);
+  vv_buf_free(&b);
+  vv_buf_free(&again);
+  free(nodes);
+}
+
+VV_TEST(index_v2_roundtrips) {
+  float cents[8 * 256 * 2];
+  for (size_t i = 0; i < sizeof cents / sizeof *cents; i++) cents[i] = (float)i * 0.25f - 100.0f;
+  static const uint32_t nan_bits = 0x7fc00123u;
+  memcpy(&cents[5], &nan_bits, 4); /* the codec carries bits; finiteness is the loader's check */
+  vv_codebook_in cb8 = {.m = 8, .ksub = 256, .dsub = 2, .trained = 1ull << 40, .centroids = cents};
+  vv_codebook_in cb1 = {.m = 1, .ksub = 1, .dsub = 1, .trained = 0, .centroids = cents};
+  index_roundtrip_v2(0, flat_levels, 1, 0, NULL, 8);           /* an empty base, no codebook */
+  index_roundtrip_v2(0, flat_levels, 1, 0, &cb8, 8);           /* an empty base with one */
+  index_roundtrip_v2(30, flat_levels, 0, 77, NULL, 8);         /* flat: codes without a codebook in this segment */
+  index_roundtrip_v2(30, multi_levels, 1, UINT64_MAX, &cb8, 8);
+  index_roundtrip_v2(30, multi_levels, 0, 1ull << 33, NULL, 3);
+  index_roundtrip_v2(9, multi_levels, 1, 5, &cb1, 1);
+  /* The largest code and the largest codebook the format allows. */
+  uint8_t *big = (uint8_t *)malloc(VV_CODEC_MAX_CODE);
+  float *cents_max = (float *)calloc(65536, sizeof *cents_max);
+  VV_REQUIRE(big && cents_max);
+  memset(big, 0xab, VV_CODEC_MAX_CODE);
+  vv_codebook_in cbmax = {.m = 256, .ksub = 1, .dsub = 256, .trained = 7, .centroids = cents_max};
+  vv_buf b = {0};
+  vv_node_in n = {.slot = 1, .v2 = 1, .code = big, .code_len = VV_CODEC_MAX_CODE};
+  VV_CHECK(vv_index_encode_begin_v2(&b, 1, 1, 1, &cbmax) == VV_OK && vv_index_encode_node(&b, &n) == VV_OK);
+  VV_CHECK(decode_index_all(b.data, b.len) == VV_OK);
+  vv_buf_free(&b);
+  free(big);
+  free(cents_max);
+}
+
+VV_TEST(index_v2_encode_rejects_bad_input) {
+  vv_buf b = {0};
+  float cents[16] = {0};
+  const uint8_t code[2] = {1, 2};
+  vv_codebook_in ok = {.m = 2, .ksub = 2, .dsub = 2, .trained = 4, .centroids = cents}, cb;
+  VV_REQUIRE(vv_index_encode_begin_v2(&b, 0, 1, 0, &ok) == VV_OK);
+  size_t len = b.len;
+  VV_CHECK(vv_index_encode_begin_v2(&b, 0, 0, VV_CODEC_MAX_COUNT + 1, NULL) == VV_E_INVALID);
+  cb = ok; cb.m = 0;                              VV_CHECK(vv_index_encode_begin_v2(&b, 0, 1, 0, &cb) == VV_E_INVALID);
+  cb = ok; cb.ksub = 0;                           VV_CHECK(vv_index_encode_begin_v2(&b, 0, 1, 0, &cb) == VV_E_INVALID);
+  cb = ok; cb.ksub = 257;                         VV_CHECK(vv_index_encode_begin_v2(&b, 0, 1, 0, &cb) == VV_E_INVALID);
+  cb = ok; cb.dsub = 0;                           VV_CHECK(vv_index_encode_begin_v2(&b, 0, 1, 0, &cb) == VV_E_INVALID);
+  cb = ok; cb.centroids = NULL;                   VV_CHECK(vv_index_encode_begin_v2(&b, 0, 1, 0, &cb) == VV_E_INVALID);
+  cb = ok; cb.m = 65537; cb.dsub = 1;             VV_CHECK(vv_index_encode_begin_v2(&b, 0, 1, 0, &cb) == VV_E_INVALID);
+  cb = ok; cb.m = 257; cb.dsub = 256;             VV_CHECK(vv_index_encode_begin_v2(&b, 0, 1, 0, &cb) == VV_E_INVALID);
+  cb = ok; cb.m = UINT32_MAX; cb.dsub = UINT32_MAX; VV_CHECK(vv_index_encode_begin_v2(&b, 0, 1, 0, &cb) == VV_E_INVALID);
+  VV_CHECK(b.len == len);
+
+  vv_node_in node = {.slot = 3, .v2 = 1, .code = code, .code_len = 2}, in;
+  VV_CHECK(vv_index_encode_node(&b, &node) == VV_OK);
+  len = b.len;
+  in = node; in.v2 = 0;                            VV_CHECK(vv_index_encode_node(&b, &in) == VV_E_INVALID);
+  in = node; in.code_len = 0;                      VV_CHECK(vv_index_encode_node(&b, &in) == VV_E_INVALID);
+  in = node; in.code_len = VV_CODEC_MAX_CODE + 1;  VV_CHECK(vv_index_encode_node(&b, &in) == VV_E_INVALID);
+  VV_CHECK(b.len == len);
+  /* Format 2 without a code writes null; format 1 has no sixth field. */
+  in = node; in.code = NULL; in.code_len = 0;
+  VV_CHECK(vv_index_encode_node(&b, &in) == VV_OK && b.len == len + 7 && b.data[len] == 0x86 && b.data[len + 6] == 0xf6);
+  len = b.len;
+  in.v2 = 0;
+  VV_CHECK(vv_index_encode_node(&b, &in) == VV_OK && b.len == len + 6 && b.data[len] == 0x85);
   vv_buf_free(&b);
 }
 
@@ -840,32 +1127,102 @@ VV_TEST(chunk_decode_guards) {
 
 /* ---- rejection: index segments ---- */
 
+/* Splits a key list at spaces into keys[] (pointing into buf); returns
+ * the count. (No strtok: the index builder calls the codebook builder
+ * from inside its own loop.) */
+static int split_keys(const char *order, char *buf, size_t cap, const char **keys, int max) {
+  snprintf(buf, cap, "%s", order);
+  int n = 0;
+  for (char *p = buf; *p && n < max;) {
+    while (*p == ' ') *p++ = '\0';
+    if (!*p) break;
+    keys[n++] = p;
+    while (*p && *p != ' ') p++;
+  }
+  return n;
+}
+
+/* A format-2 codebook ("pq"), built key by key like cspec. */
+typedef struct pqspec {
+  const char *head;        /* map head hex; NULL = map(number of keys in order) */
+  const char *order;       /* keys in order; "extra" adds "extra": 0 */
+  uint64_t m, ksub, dsub, trained;
+  size_t cbytes;           /* centroid byte string length */
+  const char *key, *value; /* replace this key's value with this hex */
+} pqspec;
+
+static pqspec pqdef(void) {
+  return (pqspec){.order = "m ksub dsub trained centroids", .m = 1, .ksub = 2, .dsub = 2, .trained = 4, .cbytes = 16};
+}
+
+static void pq_build(tb *t, const pqspec *q) {
+  static const unsigned char cents[16] = {0, 0, 0x80, 0x3f, 0, 0, 0, 0, 0, 0, 0x80, 0xbf, 0, 0, 0, 0x3f};
+  char order[128];
+  const char *keys[16];
+  int n = split_keys(q->order, order, sizeof order, keys, 16);
+  if (q->head) tb_hex(t, q->head);
+  else tb_head(t, 5, (uint64_t)n);
+  for (int i = 0; i < n; i++) {
+    const char *k = keys[i];
+    tb_text(t, k);
+    if (q->key && !strcmp(k, q->key)) tb_hex(t, q->value);
+    else if (!strcmp(k, "m")) tb_head(t, 0, q->m);
+    else if (!strcmp(k, "ksub")) tb_head(t, 0, q->ksub);
+    else if (!strcmp(k, "dsub")) tb_head(t, 0, q->dsub);
+    else if (!strcmp(k, "trained")) tb_head(t, 0, q->trained);
+    else if (!strcmp(k, "centroids")) tb_zeros(t, 2, q->cbytes, cents, sizeof cents);
+    else tb_byte(t, 0);
+  }
+}
+
 typedef struct ispec {
   const char *head, *order, *kind, *base, *nodes_head, *nodes, *key, *value, *trailer;
+  const char *pq;          /* hex of the "pq" value (format 2) ... */
+  const pqspec *pqs;       /* ... or built from this */
   uint64_t seq, count;
 } ispec;
 
 static ispec idef(void) {
-  return (ispec){NULL, "kind seq base count nodes", "index", "f5", "82",
-                 "85 00 6161 01 00 81 44 05000000 85 05 f6 01 01 82 44 00000000 40", NULL, NULL, NULL, 3, 2};
+  return (ispec){.order = "kind seq base count nodes",
+                 .kind = "index",
+                 .base = "f5",
+                 .nodes_head = "82",
+                 .nodes = "85 00 6161 01 00 81 44 05000000 85 05 f6 01 01 82 44 00000000 40",
+                 .pq = "f6",
+                 .seq = 3,
+                 .count = 2};
+}
+
+/* Format 2: GOLDEN_INDEX_V2_HEX. */
+static ispec idef2(void) {
+  ispec s = idef();
+  s.order = "kind seq base count pq nodes";
+  s.pq = GOLDEN_PQ_HEX;
+  s.nodes_head = "83";
+  s.nodes = GOLDEN_NODES_V2_HEX;
+  s.count = 3;
+  return s;
 }
 
 static int ispec_decode(const ispec *s) {
   tb t = {0};
   char order[128];
-  snprintf(order, sizeof order, "%s", s->order);
-  int nkeys = 0;
-  for (const char *c = s->order; *c; c++) nkeys += *c == ' ';
+  const char *keys[16];
+  int nkeys = split_keys(s->order, order, sizeof order, keys, 16);
   if (s->head) tb_hex(&t, s->head);
-  else tb_head(&t, 5, (uint64_t)nkeys + 1);
-  for (char *k = strtok(order, " "); k; k = strtok(NULL, " ")) {
+  else tb_head(&t, 5, (uint64_t)nkeys);
+  for (int i = 0; i < nkeys; i++) {
+    const char *k = keys[i];
     tb_text(&t, k);
     if (s->key && !strcmp(k, s->key)) tb_hex(&t, s->value);
     else if (!strcmp(k, "kind")) tb_text(&t, s->kind);
     else if (!strcmp(k, "seq")) tb_head(&t, 0, s->seq);
     else if (!strcmp(k, "base")) tb_hex(&t, s->base);
     else if (!strcmp(k, "count")) tb_head(&t, 0, s->count);
-    else if (!strcmp(k, "nodes")) {
+    else if (!strcmp(k, "pq")) {
+      if (s->pqs) pq_build(&t, s->pqs);
+      else tb_hex(&t, s->pq);
+    } else if (!strcmp(k, "nodes")) {
       tb_hex(&t, s->nodes_head);
       tb_hex(&t, s->nodes);
     } else tb_byte(&t, 0);
@@ -963,6 +1320,8 @@ VV_TEST(index_rejects_node_violations) {
   NODE_REJECT("85 00 f6 00 00 81 5a ffffffff");             /* beyond the buffer */
   NODE_REJECT("85 00 f6 00 00 82 44 00000000");             /* fewer levels than declared */
   NODE_REJECT("85 00 f6 00 00");                            /* truncated */
+  NODE_REJECT("86 00 f6 00 00 80 f6");                      /* a format-2 node in a format-1 segment */
+  NODE_REJECT("86 00 6161 01 00 81 44 05000000 41 01");
 }
 
 VV_TEST(index_reader_states) {
@@ -985,6 +1344,217 @@ VV_TEST(index_reader_states) {
   VV_CHECK(nd.nlevels == 0 && nd.id == NULL);
   VV_CHECK(vv_index_decode_next(&r, &nd) == VV_E_CORRUPT);
   VV_CHECK(vv_index_decode_begin(&r, want, 3, &seq, &base, &count) == VV_E_CORRUPT);
+  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_E_CORRUPT);
+}
+
+/* ---- rejection: format-2 segments ---- */
+
+#define I2REJECT(stmt)                              \
+  do {                                              \
+    ispec s = idef2();                              \
+    stmt;                                           \
+    VV_NOTE("%s", #stmt);                           \
+    VV_CHECK(ispec_decode(&s) == VV_E_CORRUPT);     \
+  } while (0)
+
+#define I2ACCEPT(stmt)                              \
+  do {                                              \
+    ispec s = idef2();                              \
+    stmt;                                           \
+    VV_NOTE("%s", #stmt);                           \
+    VV_CHECK(ispec_decode(&s) == VV_OK);            \
+  } while (0)
+
+/* One codebook rule broken, in an otherwise valid format-2 segment. */
+#define PQREJECT(stmt)                              \
+  do {                                              \
+    pqspec q = pqdef();                             \
+    ispec s = idef2();                              \
+    stmt;                                           \
+    s.pqs = &q;                                     \
+    VV_NOTE("%s", #stmt);                           \
+    VV_CHECK(ispec_decode(&s) == VV_E_CORRUPT);     \
+  } while (0)
+
+#define PQACCEPT(stmt)                              \
+  do {                                              \
+    pqspec q = pqdef();                             \
+    ispec s = idef2();                              \
+    stmt;                                           \
+    s.pqs = &q;                                     \
+    VV_NOTE("%s", #stmt);                           \
+    VV_CHECK(ispec_decode(&s) == VV_OK);            \
+  } while (0)
+
+/* One node, given as hex, in an otherwise valid format-2 segment. */
+#define NODE2_REJECT(hex) I2REJECT(s.count = 1; s.nodes_head = "81"; s.nodes = hex)
+#define NODE2_ACCEPT(hex) I2ACCEPT(s.count = 1; s.nodes_head = "81"; s.nodes = hex)
+
+VV_TEST(index_v2_spec_default_is_golden) {
+  ispec s = idef2();
+  pqspec q = pqdef();
+  unsigned char want[256];
+  size_t wn = unhex(GOLDEN_INDEX_V2_HEX, want, sizeof want);
+  tb t = {0};
+  pq_build(&t, &q);
+  unsigned char pq[64];
+  size_t pn = unhex(GOLDEN_PQ_HEX, pq, sizeof pq);
+  VV_CHECK(t.n == pn && memcmp(t.b, pq, pn) == 0); /* the builder's default is the golden codebook */
+  free(t.b);
+  VV_CHECK(ispec_decode(&s) == VV_OK);
+  s.pqs = &q;
+  VV_CHECK(ispec_decode(&s) == VV_OK);
+  VV_CHECK(decode_index_all(want, wn) == VV_OK);
+  I2ACCEPT(s.pq = "f6");                                      /* no codebook */
+  I2ACCEPT(s.base = "f4");                                    /* (a delta; that one may not carry it is the loader's rule) */
+  I2ACCEPT(s.count = 0; s.nodes_head = "80"; s.nodes = "");
+  NODE2_ACCEPT("86 00 f6 00 00 80 f6");                       /* null code */
+  NODE2_ACCEPT("86 00 f6 00 00 80 41 ff");                    /* (code bytes >= ksub, or a length other than m: the loader's rules) */
+  NODE2_ACCEPT("86 1a 7fffffff 6161 1b ffffffffffffffff 1a ffffffff 81 44 00000000 42 0102");
+  NODE2_ACCEPT("86 00 f6 00 00 80 5a 00010000 *65536:07");    /* the longest code */
+  NODE2_ACCEPT("86 00 f6 00 00 80 59 0001 07");               /* a longer-than-needed length head */
+  PQACCEPT(q.key = "trained"; q.value = "1b ffffffffffffffff");
+  PQACCEPT(q.key = "m"; q.value = "1a 00000001");
+  PQACCEPT(q.head = "b8 05");                                 /* a longer-than-needed map head, as elsewhere */
+  PQACCEPT(q.ksub = 256; q.cbytes = 1 * 256 * 2 * 4);
+  PQACCEPT(q.ksub = 1; q.cbytes = 8);
+  PQACCEPT(q.m = 256; q.dsub = 256; q.ksub = 1; q.cbytes = 256 * 256 * 4); /* m * dsub = 65536: the most */
+}
+
+VV_TEST(index_v2_rejects_header_violations) {
+  I2REJECT(s.order = "kind seq base pq count nodes");        /* "pq" out of place */
+  I2REJECT(s.order = "kind seq base count nodes pq");
+  I2REJECT(s.order = "pq kind seq base count nodes");
+  I2REJECT(s.order = "kind seq base count extra nodes");     /* six keys, but not "pq" */
+  I2REJECT(s.order = "kind seq base count pq pq nodes");     /* seven */
+  I2REJECT(s.order = "kind seq base count pq");              /* "nodes" missing */
+  I2REJECT(s.order = "kind seq base count pq"; s.head = "a6");
+  I2REJECT(s.head = "a5");                                   /* six keys under a map(5) head */
+  I2REJECT(s.head = "a7");
+  I2REJECT(s.head = "bf"; s.trailer = "ff");
+  /* The v1 layout with format-2 nodes, and the v2 layout with format-1 nodes. */
+  I2REJECT(s.order = "kind seq base count nodes");
+  I2REJECT(s.nodes = "85 00 6161 01 00 81 44 05000000 85 05 f6 01 01 82 44 00000000 40 85 07 f6 00 00 80");
+  /* Mixed: one format-2 node, then a format-1 one. */
+  I2REJECT(s.count = 2; s.nodes_head = "82"; s.nodes = "86 00 f6 00 00 80 f6 85 05 f6 00 00 80");
+  /* "pq" must be a codebook map or null. */
+  static const char *const bad_pq[] = {"00", "01", "40", "50 *16:00", "60", "80", "81 f6", "f4", "f5", "f7",
+                                       "d8 40 f6", "c0 a0", "a0", "bf ff", "fa 00000000", "20", ""};
+  for (size_t i = 0; i < sizeof bad_pq / sizeof *bad_pq; i++) I2REJECT(s.pq = bad_pq[i]);
+  I2REJECT(s.trailer = "00");
+  I2REJECT(s.count = 4);
+  I2REJECT(s.count = 2);
+}
+
+VV_TEST(index_v2_rejects_malformed_codebooks) {
+  /* Key order, missing, extra and duplicate keys. */
+  PQREJECT(q.order = "ksub m dsub trained centroids");
+  PQREJECT(q.order = "m dsub ksub trained centroids");
+  PQREJECT(q.order = "m ksub trained dsub centroids");
+  PQREJECT(q.order = "m ksub dsub centroids trained");
+  PQREJECT(q.order = "ksub dsub trained centroids");          /* no m */
+  PQREJECT(q.order = "m dsub trained centroids");             /* no ksub */
+  PQREJECT(q.order = "m ksub trained centroids");             /* no dsub */
+  PQREJECT(q.order = "m ksub dsub centroids");                /* no trained */
+  PQREJECT(q.order = "m ksub dsub trained");                  /* no centroids */
+  PQREJECT(q.order = "m ksub dsub trained"; q.head = "a5");
+  PQREJECT(q.order = "m ksub dsub trained centroids extra");
+  PQREJECT(q.order = "m ksub ksub trained centroids");
+  PQREJECT(q.order = "M ksub dsub trained centroids");
+  PQREJECT(q.head = "a4");
+  PQREJECT(q.head = "a6");
+  PQREJECT(q.head = "bf");
+  /* ranges */
+  PQREJECT(q.ksub = 0; q.cbytes = 0);
+  PQREJECT(q.ksub = 257; q.cbytes = 1 * 257 * 2 * 4);
+  PQREJECT(q.m = 0; q.cbytes = 0);
+  PQREJECT(q.dsub = 0; q.cbytes = 0);
+  PQREJECT(q.key = "ksub"; q.value = "1b 0000000100000002");  /* 2^32 + 2 would wrap to 2 in u32 */
+  PQREJECT(q.key = "m"; q.value = "1b 0000000100000001");
+  PQREJECT(q.key = "dsub"; q.value = "1b 0000000100000002");
+  /* m * dsub: above the largest dimension, or overflowing 32 bits */
+  PQREJECT(q.m = 257; q.dsub = 256; q.ksub = 1; q.cbytes = 257 * 256 * 4);
+  PQREJECT(q.m = 65536; q.dsub = 65536; q.ksub = 1; q.cbytes = 16);
+  PQREJECT(q.m = 65536; q.dsub = 2; q.ksub = 1; q.cbytes = 65536 * 2 * 4);
+  PQREJECT(q.m = 65537; q.dsub = 1; q.ksub = 1; q.cbytes = 65537 * 4);
+  PQREJECT(q.m = 1; q.dsub = 65537; q.ksub = 1; q.cbytes = 65537 * 4);
+  /* centroid bytes: exactly m * ksub * dsub * 4 */
+  PQREJECT(q.cbytes = 0);
+  PQREJECT(q.cbytes = 12);
+  PQREJECT(q.cbytes = 15);
+  PQREJECT(q.cbytes = 17);
+  PQREJECT(q.cbytes = 20);
+  PQREJECT(q.cbytes = 32);
+  PQREJECT(q.key = "centroids"; q.value = "5a ffffffff");      /* beyond the buffer */
+  PQREJECT(q.key = "centroids"; q.value = "5f 48 0000803f 00000000 48 000080bf 0000003f ff"); /* indefinite */
+  PQREJECT(q.key = "centroids"; q.value = "70 *16:61");         /* text */
+  PQREJECT(q.key = "centroids"; q.value = "84 01 02 03 04");    /* array */
+  PQREJECT(q.key = "centroids"; q.value = "f6");
+  PQREJECT(q.key = "centroids"; q.value = "d8 40 50 *16:00");   /* tagged */
+  /* forbidden items where uints belong */
+  PQREJECT(q.key = "m"; q.value = "c0 01");
+  PQREJECT(q.key = "m"; q.value = "f9 3c00");
+  PQREJECT(q.key = "ksub"; q.value = "fa 40000000");
+  PQREJECT(q.key = "dsub"; q.value = "21");
+  PQREJECT(q.key = "trained"; q.value = "20");
+  PQREJECT(q.key = "trained"; q.value = "fb 4010000000000000");
+  PQREJECT(q.key = "trained"; q.value = "f6");
+  PQREJECT(q.key = "m"; q.value = "41 01");
+}
+
+VV_TEST(index_v2_rejects_node_violations) {
+  NODE2_REJECT("85 00 f6 00 00 80");                           /* a format-1 node in a format-2 segment */
+  NODE2_REJECT("85 00 6161 01 00 81 44 05000000");
+  NODE2_REJECT("87 00 f6 00 00 80 f6 f6");                     /* arity */
+  NODE2_REJECT("84 00 f6 00 00");
+  NODE2_REJECT("86 00 f6 00 00 80");                           /* six declared, five given */
+  NODE2_REJECT("9f 00 f6 00 00 80 f6 ff");
+  NODE2_REJECT("a1 00 00");
+  /* the code: bytes of 1..65536, or null */
+  NODE2_REJECT("86 00 f6 00 00 80 40");                        /* empty */
+  NODE2_REJECT("86 00 f6 00 00 80 61 61");                     /* text */
+  NODE2_REJECT("86 00 f6 00 00 80 60");
+  NODE2_REJECT("86 00 f6 00 00 80 01");                        /* uint */
+  NODE2_REJECT("86 00 f6 00 00 80 20");                        /* negative */
+  NODE2_REJECT("86 00 f6 00 00 80 80");                        /* array */
+  NODE2_REJECT("86 00 f6 00 00 80 81 01");
+  NODE2_REJECT("86 00 f6 00 00 80 a0");                        /* map */
+  NODE2_REJECT("86 00 f6 00 00 80 f4");                        /* bool */
+  NODE2_REJECT("86 00 f6 00 00 80 f7");                        /* undefined */
+  NODE2_REJECT("86 00 f6 00 00 80 fa 3f800000");               /* float */
+  NODE2_REJECT("86 00 f6 00 00 80 d8 40 41 01");               /* tagged */
+  NODE2_REJECT("86 00 f6 00 00 80 5f 41 01 ff");               /* indefinite bytes */
+  NODE2_REJECT("86 00 f6 00 00 80 5a 00010001 *65537:00");     /* longer than any code */
+  NODE2_REJECT("86 00 f6 00 00 80 5a ffffffff");               /* beyond the buffer */
+  NODE2_REJECT("86 00 f6 00 00 80 5b ffffffffffffffff");
+  NODE2_REJECT("86 00 f6 00 00 80 42 01");                     /* truncated */
+  NODE2_REJECT("86 00 f6 00 00 80");
+  /* The fields before it keep their rules. */
+  NODE2_REJECT("86 1a 80000000 f6 00 00 80 f6");
+  NODE2_REJECT("86 00 60 00 00 80 f6");
+  NODE2_REJECT("86 00 f6 00 00 81 43 000000 f6");
+  NODE2_REJECT("86 00 f6 00 00 92 *18:40 f6");
+}
+
+VV_TEST(index_v2_reader_states) {
+  unsigned char want[256];
+  size_t wn = unhex(GOLDEN_INDEX_V2_HEX, want, sizeof want);
+  for (size_t cut = 0; cut < wn; cut++) {
+    VV_NOTE("prefix %zu", cut);
+    VV_CHECK(decode_index_all(want, cut) == VV_E_CORRUPT);
+  }
+  /* After an error the reader stays failed. */
+  want[wn - 1] = 0x40; /* the free slot's code: empty bytes */
+  vv_index_reader r;
+  uint64_t seq;
+  int base;
+  uint32_t count;
+  vv_node_view nd;
+  VV_REQUIRE(vv_index_decode_begin(&r, want, wn, &seq, &base, &count) == VV_OK);
+  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_OK);
+  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_OK);
+  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_E_CORRUPT);
+  VV_CHECK(nd.code == NULL && nd.code_len == 0 && nd.id == NULL);
   VV_CHECK(vv_index_decode_next(&r, &nd) == VV_E_CORRUPT);
 }
 
@@ -1102,7 +1672,7 @@ static int chunk_reencodes(const unsigned char *p, size_t n, uint32_t dim) {
 }
 
 VV_TEST(mutation_smoke) {
-  sample s[8];
+  sample s[12];
   int ns = 0;
   unsigned char tmp[256];
   size_t n = unhex(GOLDEN_CHUNK_HEX, tmp, sizeof tmp);
@@ -1146,6 +1716,26 @@ VV_TEST(mutation_smoke) {
     }
     s[ns++] = (sample){b.data, b.len, 1, 0};
   }
+  n = unhex(GOLDEN_INDEX_V2_HEX, tmp, sizeof tmp);
+  s[ns++] = (sample){dup_exact(tmp, n), n, 1, 0};
+  {
+    /* Format 2: a codebook, multi-level nodes, codes and null codes; and
+     * one without a codebook. */
+    float cents[3 * 4 * 2];
+    for (int i = 0; i < 24; i++) cents[i] = (float)i - 11.5f;
+    vv_codebook_in cb = {.m = 3, .ksub = 4, .dsub = 2, .trained = 300, .centroids = cents};
+    for (int with_cb = 0; with_cb < 2; with_cb++) {
+      node_data nd[4];
+      vv_buf b = {0};
+      VV_REQUIRE(vv_index_encode_begin_v2(&b, 9, with_cb, 4, with_cb ? &cb : NULL) == VV_OK);
+      for (uint32_t i = 0; i < 4; i++) {
+        make_node_v2(&nd[i], i + 2, i, 3, 4);
+        for (uint32_t l = 0; l < i; l++) nd[i].counts[l] = nd[i].counts[l] % 5;
+        VV_REQUIRE(vv_index_encode_node(&b, &nd[i].in) == VV_OK);
+      }
+      s[ns++] = (sample){b.data, b.len, 1, 0};
+    }
+  }
 
   clock_t t0 = clock();
   rng_state = 0x5eed5eedull;
@@ -1166,11 +1756,20 @@ VV_TEST(mutation_smoke) {
     if (rc != VV_OK && rc != VV_E_CORRUPT) bad_rc++;
     if (rc == VV_OK) {
       accepted++;
+      unsigned char *q = dup_exact(buf, m);
       if (!sm->is_index) {
-        unsigned char *q = dup_exact(buf, m);
         if (!chunk_reencodes(q, m, sm->dim)) reencode_fail++;
-        free(q);
+      } else {
+        /* Re-encoded, it decodes to the same segment, and is canonical:
+         * encoding that again changes nothing. */
+        vv_buf y = {0}, z = {0};
+        if (index_reencode(q, m, &y) != VV_OK || !index_same(q, m, y.data, y.len) ||
+            index_reencode(y.data, y.len, &z) != VV_OK || z.len != y.len || memcmp(z.data, y.data, y.len))
+          reencode_fail++;
+        vv_buf_free(&y);
+        vv_buf_free(&z);
       }
+      free(q);
     }
   }
   VV_CHECK(bad_rc == 0);

@@ -57,18 +57,36 @@ static void chunk_seeds(void) {
   }
 }
 
+/* Format 1 (5-key header, 5-element nodes) and format 2 (a "pq" codebook
+ * or null, a code or null per node). */
 static void index_seeds(void) {
   static const uint32_t links[4][6] = {{1, 2, 3, 4, 5, 6}, {7, 8}, {9}, {0}};
   const uint32_t *lp[4] = {links[0], links[1], links[2], links[3]};
   static const uint32_t counts[4] = {6, 2, 1, 0};
-  for (uint32_t count = 0; count <= 4; count++) {
-    vv_buf b = {0};
-    must(vv_index_encode_begin(&b, count * 70000ull, (int)(count & 1), count));
-    for (uint32_t i = 0; i < count; i++) {
-      vv_node_in n = {i * 5u, i == 1 ? NULL : "n\xc3\xa9", i == 1 ? 0 : 3, i, i * 2u, i, lp, counts};
-      must(vv_index_encode_node(&b, &n));
+  static const float cents[2 * 4 * 2] = {1, 0, -1, 0.5f, 2, 2, 0, -3, 0.25f, 4, -2, 1, 3, -1, 0, 8};
+  static const uint8_t codes[4][2] = {{0, 1}, {3, 2}, {1, 1}, {2, 0}};
+  const vv_codebook_in cb = {2, 4, 2, 16, cents};
+  for (int fmt = 0; fmt < 3; fmt++) { /* 1; 2 with a codebook; 2 without */
+    for (uint32_t count = 0; count <= 4; count++) {
+      vv_buf b = {0};
+      if (fmt == 0) must(vv_index_encode_begin(&b, count * 70000ull, (int)(count & 1), count));
+      else must(vv_index_encode_begin_v2(&b, count * 70000ull, fmt == 1, count, fmt == 1 ? &cb : NULL));
+      for (uint32_t i = 0; i < count; i++) {
+        vv_node_in n = {.slot = i * 5u,
+                        .id = i == 1 ? NULL : "n\xc3\xa9",
+                        .id_len = i == 1 ? 0 : 3,
+                        .chunk = i,
+                        .row = i * 2u,
+                        .nlevels = i,
+                        .links = lp,
+                        .counts = counts,
+                        .v2 = fmt > 0,
+                        .code = fmt > 0 && i != 2 ? codes[i] : NULL,
+                        .code_len = fmt > 0 && i != 2 ? 2 : 0};
+        must(vv_index_encode_node(&b, &n));
+      }
+      put(&b);
     }
-    put(&b);
   }
 }
 
