@@ -66,7 +66,7 @@ export interface VectorDBOptions {
   hnsw?: HnswOptions;
   /** Vectors per session chunk, a positive integer. Default 10000. */
   chunkSize?: number;
-  /** Upper bound of the chunk cache in MiB, a positive number. Default 150. (For lazy loading, coming next.) */
+  /** Upper bound of the chunk cache in MiB, a positive number. Default 150. Used once the database is saved and loaded lazily; see {@link LoadOptions}. */
   cacheSizeMb?: number;
   /**
    * Encrypt saved sessions (XChaCha20-Poly1305). Default `true`: saving
@@ -106,6 +106,20 @@ export interface SearchOptions {
   efSearch?: number;
   /** Include each hit's stored vector as `vector`. Default `false`. */
   includeVector?: boolean;
+  /**
+   * Lazily loaded HNSW sessions only: how many of the graph's candidates
+   * (ranked on compact PQ codes) are re-ranked with full vectors read from
+   * chunks. More gives better recall and touches more chunks. Default
+   * `max(32, 2k)`, capped by `efSearch` (which is raised to it if smaller).
+   */
+  rerank?: number;
+  /**
+   * Lazily loaded HNSW sessions only: how many chunks one search may read
+   * from storage (chunks already cached are free). Candidates whose chunk
+   * would exceed it are dropped, so a cold query stays cheap and a warm one
+   * re-ranks everything. A positive integer or `Infinity`. Default 4.
+   */
+  maxChunkReads?: number;
 }
 
 /** {@link SearchOptions} that ask for vectors. */
@@ -238,14 +252,35 @@ export interface LoadOptions {
   key?: Uint8Array;
   /** Or its passphrase. */
   passphrase?: Uint8Array | string;
-  /** Chunk cache bound for lazy loading (validated; lazy loading comes next). Default 150. */
+  /** Chunk cache bound in MiB (decoded bytes; never exceeded). Default 150. */
   cacheSizeMb?: number;
-  /** Only `false` (load everything) is supported in this version; `true` is rejected. */
-  lazy?: false;
+  /**
+   * Default `true`: read only the manifest and the index (graph, ids, PQ
+   * codes); vector chunks are read on demand into the cache. `false` reads
+   * everything into memory. Sessions written by format 1 always load eagerly.
+   */
+  lazy?: boolean;
   /** Threads for loading and for later batch work. Default: all cores. */
   threads?: number;
   onProgress?: (done: number, total: number, info: SessionProgressInfo) => void;
   signal?: AbortSignalLike;
+}
+
+/** `db.cacheStats()`. */
+export interface CacheStats {
+  /** `true` when vectors are read from chunks on demand. */
+  lazy: boolean;
+  /** Chunk requests served from memory. */
+  hits: number;
+  /** Chunk loads from storage. */
+  misses: number;
+  evictions: number;
+  /** Decoded bytes cached now; never above `capacityBytes`. */
+  bytes: number;
+  capacityBytes: number;
+  chunksCached: number;
+  /** Bytes of chunk objects read from storage so far. */
+  bytesRead: number;
 }
 
 /** How a session was opened (`db.loadStats`). */
@@ -278,6 +313,8 @@ export interface SessionInfo {
   indexSegmentCount: number;
   /** Bytes of all objects of this generation. */
   bytes: number;
+  /** Each vector chunk: its id (for {@link VectorDB.preload}), vector count and bytes on disk. */
+  chunks: { id: number; vectors: number; bytes: number }[];
   encrypted: boolean;
   kdf: 'raw' | 'argon2id13' | null;
 }
@@ -384,6 +421,21 @@ export declare class VectorDB<M = unknown> {
 
   /** Set by {@link VectorDB.load}; `null` for a database made with `new`. */
   loadStats: LoadStats | null;
+
+  /** The chunk cache of a lazily loaded session; all counts 0 (and `lazy` false) otherwise. */
+  cacheStats(): CacheStats;
+
+  /** Change the cache bound (MiB, a positive number), evicting at once if needed. */
+  setCacheSize(mb: number): void;
+
+  /**
+   * Read chunks into the cache ahead of queries: the given chunk ids (see
+   * {@link SessionInfo.chunks}), or with none as many as fit, in session
+   * order. Resolves with the number of chunks read from storage.
+   * @throws {VecvaultError} (rejects) `ERR_INVALID_ARGUMENT` for an unknown chunk id,
+   *   `ERR_CHUNK_MISSING`, `ERR_CHUNK_CORRUPT`, `ERR_ABORTED`, `ERR_CLOSED`.
+   */
+  preload(chunkIds?: number[] | null, options?: AddBatchAsyncOptions): Promise<number>;
 
   /**
    * Save as a chunked session in `dir` (created if missing): encrypted

@@ -88,6 +88,7 @@ typedef struct vv_config {
   uint32_t threads;         /* workers for batch calls; 0 = 1 */
   uint64_t seed;            /* level generator seed; 0 = fixed default */
   uint32_t chunk_size;      /* vectors per session chunk; 0 = default 10000 */
+  uint64_t cache_bytes;     /* bound of the chunk cache of a lazily loaded session; 0 = 150 MiB */
 } vv_config;
 
 /* Called from the thread that started the work, never concurrently.
@@ -149,7 +150,12 @@ typedef struct vv_search_opts {
   uint32_t ef_search;     /* 0 = the configured default */
   int include_vector;     /* copy stored vectors into results */
   uint32_t threads;       /* for batch searches; 0 = the configured default */
+  uint32_t rerank;        /* lazily loaded HNSW: candidates re-ranked by full vectors; 0 = default */
+  uint32_t max_chunk_reads; /* lazily loaded HNSW: chunks a query may read from storage
+                               (cached ones are free); 0 = VV_DEFAULT_CHUNK_READS, UINT32_MAX = any */
 } vv_search_opts;
+
+#define VV_DEFAULT_CHUNK_READS 4u
 
 /* One hit. Strings point into the owning vv_results and are not
  * NUL-terminated; use the lengths. */
@@ -217,6 +223,8 @@ typedef struct vv_load_opts {
   size_t pass_len;
   uint32_t threads;         /* 0 = 1 */
   const struct vv_io *io;   /* NULL = POSIX */
+  int lazy;                 /* read vectors on demand (format 2 HNSW sessions; others load eagerly) */
+  uint64_t cache_bytes;     /* the chunk cache bound; 0 = 150 MiB */
 } vv_load_opts;
 
 typedef struct vv_load_stats {
@@ -225,12 +233,34 @@ typedef struct vv_load_stats {
   uint64_t chunk_count, chunks_loaded;
   uint64_t index_segments;
   uint64_t bytes_read;
+  int lazy;                 /* 1 if vectors stay in their chunks until needed */
 } vv_load_stats;
 
 /* Opens the session in `dir` and loads it completely into a new database
  * (secrets are kept so later saves stay encrypted the same way). */
 VV_NODISCARD int vv_db_load(const char *dir, const vv_load_opts *opts, vv_session_progress_fn progress, void *ctx,
                             vv_db **out, vv_load_stats *stats, vv_error *err);
+
+/* The chunk cache of a lazily loaded database (all zero but `capacity`
+ * for one held wholly in memory). */
+typedef struct vv_cache_info {
+  int lazy;
+  uint64_t hits, misses;  /* misses = chunk loads from storage */
+  uint64_t evictions;
+  uint64_t bytes;         /* decoded bytes cached now; never above capacity */
+  uint64_t capacity;
+  uint64_t chunks;        /* chunks cached now */
+  uint64_t bytes_read;    /* object bytes read from storage by the cache */
+} vv_cache_info;
+void vv_db_cache_info(vv_db *db, vv_cache_info *out);
+/* Changes the cache bound (bytes > 0), evicting as needed. */
+VV_NODISCARD int vv_db_set_cache_size(vv_db *db, uint64_t bytes);
+/* Loads chunks into the cache: the `n` chunk seqs given (VV_E_INVALID if
+ * one is not a chunk of the session), or with seqs NULL as many as fit, in
+ * manifest order. *loaded counts chunks read from storage. A no-op for a
+ * database held in memory. */
+VV_NODISCARD int vv_db_preload(vv_db *db, const uint64_t *seqs, size_t n, vv_progress_fn progress, void *ctx,
+                               size_t *loaded);
 
 /* The manifest body (JSON, checksum verified, no key needed) as a malloc'd
  * NUL-terminated string. */

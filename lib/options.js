@@ -114,17 +114,22 @@ function parseDbOptions(options) {
   return { dimension, metric, index, hnsw, chunkSize, cacheSizeMb, encryptAtRest, key, passphrase, threads };
 }
 
-const SEARCH_KEYS = ['efSearch', 'includeVector'];
+const SEARCH_KEYS = ['efSearch', 'includeVector', 'rerank', 'maxChunkReads'];
 
 function parseSearchOptions(opts) {
-  if (opts === undefined) return { efSearch: 0, includeVector: 0 };
+  if (opts === undefined) return { efSearch: 0, includeVector: 0, rerank: 0, maxChunkReads: 0 };
   if (!isPlainObject(opts)) throw invalid(`search options must be an object, got ${describe(opts)}`);
   checkKeys(opts, SEARCH_KEYS, 'search');
   const efSearch = opts.efSearch === undefined ? 0 : intIn(opts.efSearch, 'efSearch', 1, LIMITS.maxEf);
   if (opts.includeVector !== undefined && typeof opts.includeVector !== 'boolean') {
     throw invalid(`includeVector must be a boolean, got ${describe(opts.includeVector)}`);
   }
-  return { efSearch, includeVector: opts.includeVector ? 1 : 0 };
+  const rerank = opts.rerank === undefined ? 0 : intIn(opts.rerank, 'rerank', 1, LIMITS.maxEf);
+  // The engine reads 0 as "its default" and 2^32-1 as "no limit".
+  let maxChunkReads = 0;
+  if (opts.maxChunkReads === Infinity) maxChunkReads = 0xffffffff;
+  else if (opts.maxChunkReads !== undefined) maxChunkReads = intIn(opts.maxChunkReads, 'maxChunkReads', 1, 0xfffffffe);
+  return { efSearch, includeVector: opts.includeVector ? 1 : 0, rerank, maxChunkReads };
 }
 
 function parseK(k) {
@@ -158,12 +163,14 @@ function parseLoadOptions(opts) {
   const { key, passphrase } = parseSecret(opts);
   const cacheSizeMb = parseCacheSize(opts.cacheSizeMb);
   if (opts.lazy !== undefined && typeof opts.lazy !== 'boolean') throw invalid(`lazy must be a boolean, got ${describe(opts.lazy)}`);
-  if (opts.lazy === true) {
-    throw invalid('lazy loading with a bounded chunk cache is not available in this version; pass lazy: false (or omit it) to load everything');
-  }
   const threads = opts.threads === undefined ? defaultThreads() : intIn(opts.threads, 'threads', 1, LIMITS.maxThreads);
-  return { key, passphrase, cacheSizeMb, lazy: false, onProgress, signal, threads };
+  return { key, passphrase, cacheSizeMb, lazy: opts.lazy !== false, onProgress, signal, threads };
+}
+
+/** Cache bound in bytes (at least one byte) for the engine. */
+function cacheBytes(mb) {
+  return Math.max(1, Math.round(mb * 1048576));
 }
 
 module.exports = {
-  parseLoadOptions, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseK, invalid, describe };
+  parseCacheSize, cacheBytes, parseLoadOptions, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseK, invalid, describe };

@@ -13,6 +13,8 @@ const {
   parseAsyncOptions,
   parseK,
   parseLoadOptions,
+  parseCacheSize,
+  cacheBytes,
   invalid,
   describe,
 } = require('./options');
@@ -298,7 +300,8 @@ class VectorDB {
     let job;
     try {
       job = await runJob(
-        (report, abortFlag) => native.loadAsync(where, o.key, pass, o.threads, report, abortFlag),
+        (report, abortFlag) =>
+          native.loadAsync(where, o.key, pass, o.threads, o.lazy ? 1 : 0, cacheBytes(o.cacheSizeMb), report, abortFlag),
         o.onProgress,
         o.signal,
         true
@@ -307,7 +310,8 @@ class VectorDB {
       if (typeof o.passphrase === 'string') pass.fill(0);
     }
     const [engine, stats] = job.result;
-    job.finish(stats.chunkCount + stats.indexSegments, PHASES.indexOf('chunks'), stats.bytesRead);
+    const objects = stats.indexSegments + (stats.lazy ? 0 : stats.chunkCount);
+    job.finish(objects, PHASES.indexOf(stats.lazy ? 'index' : 'chunks'), stats.bytesRead);
     const nativeDb = new native.NativeDB(engine);
     const [dimension, metric, index, m, efConstruction, efSearch, chunkSize, encrypted] = nativeDb.config();
     const db = new VectorDB(ADOPT, {
@@ -328,7 +332,7 @@ class VectorDB {
       chunkCount: stats.chunkCount,
       chunksLoaded: stats.chunksLoaded,
       cacheSizeMb: o.cacheSizeMb,
-      lazy: false,
+      lazy: stats.lazy,
       generation: stats.generation,
       bytesRead: stats.bytesRead,
       loadTimeMs: performance.now() - t0,
@@ -357,6 +361,7 @@ class VectorDB {
       chunkSize: m.chunkSize,
       totalVectors: m.totalVectors,
       chunkCount: m.chunks.length,
+      chunks: m.chunks.map((c) => ({ id: c.seq, vectors: c.count, bytes: c.bytes })),
       indexSegmentCount: m.index.base.length + m.index.deltas.length,
       bytes: objects.reduce((sum, o) => sum + o.bytes, 0),
       encrypted: m.encryption !== null,
@@ -388,7 +393,7 @@ class VectorDB {
     const o = parseSearchOptions(opts);
     const kk = parseK(k);
     const q = toVector(query, this.#options.dimension, 'query');
-    return [q, 1, kk, o.efSearch, o.includeVector, 0];
+    return [q, 1, kk, o.efSearch, o.includeVector, 0, o.rerank, o.maxChunkReads];
   }
 
   search(query, k, opts) {
@@ -421,7 +426,7 @@ class VectorDB {
     } else {
       throw invalid(`queries must be an array of vectors or a Float32Array, got ${describe(queries)}`);
     }
-    return [flat, nq, kk, o.efSearch, o.includeVector, this.#options.threads];
+    return [flat, nq, kk, o.efSearch, o.includeVector, this.#options.threads, o.rerank, o.maxChunkReads];
   }
 
   searchBatch(queries, k, opts) {
@@ -436,6 +441,46 @@ class VectorDB {
     const args = this.#batchArgs(queries, k, opts);
     if (args[1] === 0) return [];
     return (await n.searchBatchAsync(...args)).map(toResults);
+  }
+
+  /**
+   * The chunk cache of a lazily loaded session (see docs/PERFORMANCE.md).
+   * For a database held wholly in memory every count is 0 and `lazy` false.
+   * @returns {{lazy, hits, misses, evictions, bytes, capacityBytes, chunksCached, bytesRead}}
+   */
+  cacheStats() {
+    return this.#open().cacheStats();
+  }
+
+  /** Changes the cache bound (MiB, a positive number); evicts at once if needed. */
+  setCacheSize(mb) {
+    const n = this.#open();
+    const v = parseCacheSize(mb);
+    n.setCacheSize(cacheBytes(v));
+    this.#options.cacheSizeMb = v;
+  }
+
+  /**
+   * Reads chunks into the cache ahead of queries: the given chunk ids (the
+   * `seq` numbers `VectorDB.inspect(dir).chunks` lists), or with none as many
+   * as fit, in session order. Resolves with the number of chunks read from
+   * storage. A no-op for a database held in memory.
+   */
+  async preload(chunkIds, options) {
+    const native = this.#open();
+    let ids = null;
+    if (chunkIds !== undefined && chunkIds !== null) {
+      if (!Array.isArray(chunkIds)) throw invalid(`chunkIds must be an array of chunk ids, got ${describe(chunkIds)}`);
+      ids = new Float64Array(chunkIds.length);
+      chunkIds.forEach((c, i) => {
+        if (!Number.isSafeInteger(c) || c < 0) throw invalid(`chunkIds[${i}] must be a non-negative integer, got ${describe(c)}`);
+        ids[i] = c;
+      });
+    }
+    const { onProgress, signal } = parseAsyncOptions(options);
+    if (signal && signal.aborted) throw abortError(signal);
+    const job = await runJob((report, abortFlag) => native.preloadAsync(ids, report, abortFlag), onProgress, signal, false);
+    return job.result;
   }
 
   /** Frees native memory now, or as soon as in-flight async work settles.

@@ -8,7 +8,11 @@
  * than the database); incremental saves and long chains of generations;
  * saving a loaded database again; inspect(); which secret opens which
  * session; and that an encrypted session leaks no plaintext to disk.
- * Damage and wrong inputs are 12.session.errors.js.
+ * Each session is loaded both eagerly (lazy: false: identical search
+ * results) and lazily (the default: the same records, read on demand, and
+ * for HNSW search results that may differ where the PQ walk does); what only
+ * a lazy database does is 16.session.lazy.js. Damage and wrong inputs are
+ * 12.session.errors.js.
  */
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -21,6 +25,58 @@ const { VectorDB } = h.vecvault();
 const HEX = (n) => new RegExp(`^[0-9a-f]{${n}}$`);
 const KDF = { key: 'raw', passphrase: 'argon2id13', none: null };
 
+/* inspect().chunks agrees with chunkCount and bytes, and every chunk holds 1..chunkSize rows
+ * (at least the live vectors in all: deleted HNSW waypoints keep rows too). */
+function assertChunkList(info, live, chunkSize) {
+  assert.equal(info.chunks.length, info.chunkCount, 'inspect().chunks lists every chunk');
+  assert.equal(new Set(info.chunks.map((c) => c.id)).size, info.chunkCount, 'chunk ids are unique');
+  for (const c of info.chunks) assert.ok(Number.isInteger(c.id) && c.vectors >= 1 && c.vectors <= chunkSize && c.bytes > 0, JSON.stringify(c));
+  assert.ok(info.chunks.reduce((n, c) => n + c.vectors, 0) >= live, 'the chunks hold every live vector');
+  assert.ok(info.chunks.reduce((n, c) => n + c.bytes, 0) < info.bytes, 'bytes counts the index too');
+}
+
+/*
+ * searchAll(db, ...args) of a lazily loaded db against `want`, the same
+ * queries on the database that was saved. A flat index scans exact vectors:
+ * identical results. HNSW walks the graph on PQ codes and re-ranks with
+ * exact vectors, so its hits may differ from the eager ones (which are
+ * approximate too); but every hit must be a stored id with its exact
+ * distance, score and metadata (the very numbers the eager search gives
+ * where both find it), and it must find the true nearest neighbours about
+ * as often as the eager search did.
+ */
+function assertLazySearch(db, want, state, what, args = []) {
+  const got = s.searchAll(db, ...args);
+  if (db.index === 'flat') {
+    assert.deepEqual(got, want, `${what}: flat search results`);
+    return;
+  }
+  const [seed = 5, nq = 12, k = 10] = args;
+  const qs = h.randomVectors(nq, db.dimension, seed);
+  const stored = [...state].filter(([, rec]) => rec !== null).map(([id, rec]) => [id, rec.vector]);
+  let lazyRecall = 0;
+  let eagerRecall = 0;
+  got.forEach((res, q) => {
+    assert.equal(res.length, want[q].length, `${what}: query ${q} returned ${res.length} hits`);
+    const eager = new Map(want[q].map((r) => [r.id, r]));
+    res.forEach((r, i) => {
+      const rec = state.get(r.id);
+      assert.ok(rec, `${what}: query ${q} returned ${JSON.stringify(r.id)}, which is not stored`);
+      if (i > 0) assert.ok(r.distance >= res[i - 1].distance, `${what}: query ${q} is not sorted`);
+      if (eager.has(r.id)) {
+        assert.deepEqual(r, eager.get(r.id), `${what}: query ${q}, hit ${JSON.stringify(r.id)}`);
+      } else {
+        assert.deepEqual(r.metadata, rec.metadata, `${what}: query ${q}, metadata of ${JSON.stringify(r.id)}`);
+        h.assertClose(r.distance, h.measure(db.metric, qs[q], rec.vector).distance, `${what}: query ${q}, distance of ${JSON.stringify(r.id)}`);
+      }
+    });
+    const exact = h.bruteForce(stored, qs[q], k, db.metric);
+    lazyRecall += h.recallAtK(res, exact) / nq;
+    eagerRecall += h.recallAtK(want[q], exact) / nq;
+  });
+  assert.ok(lazyRecall >= eagerRecall - 0.05, `${what}: recall@${k} ${lazyRecall.toFixed(3)} lazily, ${eagerRecall.toFixed(3)} eagerly`);
+}
+
 describe('11 session save/load', function () {
   this.timeout(30000);
   afterEach(() => s.closeTracked());
@@ -30,8 +86,9 @@ describe('11 session save/load', function () {
     for (const seal of Object.keys(s.SEALS)) {
       for (const metric of h.METRICS) {
         for (const index of h.INDEXES) {
-          it(`${metric} / ${index} / ${seal}: ids, vectors, metadata and search results survive two generations`, async function () {
+          it(`${metric} / ${index} / ${seal}: ids, vectors, metadata and search results survive two generations, loaded eagerly and lazily`, async function () {
             const dir = s.freshPath('rt');
+            const load = s.SEALS[seal].load;
             const db = s.newDb({ dimension: 16, metric, index, chunkSize: 50, hnsw: { efConstruction: 64 }, ...s.SEALS[seal].db });
             const ids = s.fill(db, 300, { seed: 11 });
             s.churn(db, ids, { seed: 3 });
@@ -46,10 +103,13 @@ describe('11 session save/load', function () {
             assert.ok(st1.chunksWritten >= Math.ceil(size1 / 50), `chunksWritten ${st1.chunksWritten}`);
             assert.ok(st1.indexSegmentsWritten >= 1);
             assert.ok(st1.bytesWritten > 0 && typeof st1.timeMs === 'number');
+            /* A second copy of generation 1, for the lazy database to change and save. */
+            const lazyDir = s.freshPath('rt-lazy');
+            fs.cpSync(dir, lazyDir, { recursive: true });
 
             const info = await VectorDB.inspect(dir);
             assert.equal(info.format, 'vecvault-session');
-            assert.equal(info.version, 1);
+            assert.equal(info.version, 2);
             assert.match(info.sessionId, HEX(32));
             assert.equal(info.generation, 1);
             assert.equal(info.parent, null);
@@ -59,8 +119,11 @@ describe('11 session save/load', function () {
               [16, metric, index, 50, size1, seal !== 'none', KDF[seal]]
             );
             assert.deepEqual(info.hnsw, { m: 16, efConstruction: 64, efSearch: 64 });
+            assertChunkList(info, size1, 50);
+            const indexBytes = s.manifestObjects(dir).index.reduce((n, o) => n + o.bytes, 0);
 
-            const db2 = await s.loadDb(dir, s.SEALS[seal].load);
+            /* Eagerly: everything read at open, and the very same search results. */
+            const db2 = await s.loadDb(dir, { ...load, lazy: false });
             assert.deepEqual([db2.dimension, db2.metric, db2.index], [16, metric, index]);
             s.assertState(db2, state1, size1, 'generation 1');
             assert.deepEqual(s.searchAll(db2), results1, 'search results after load');
@@ -71,6 +134,18 @@ describe('11 session save/load', function () {
             assert.equal(ls.chunksLoaded, info.chunkCount);
             assert.equal(ls.lazy, false);
             assert.ok(ls.bytesRead >= info.bytes, `bytesRead ${ls.bytesRead} < object bytes ${info.bytes}`);
+
+            /* Lazily (the default): only the index at open, then the same records on demand. */
+            const lazy = await s.loadDb(lazyDir, load);
+            const ll = lazy.loadStats;
+            assert.deepEqual([lazy.dimension, lazy.metric, lazy.index, lazy.size], [16, metric, index, size1]);
+            assert.deepEqual([ll.lazy, ll.generation, ll.totalVectors, ll.chunkCount, ll.chunksLoaded], [true, 1, size1, info.chunkCount, 0]);
+            const manifestBytes = fs.statSync(path.join(dir, 'manifest.json')).size;
+            assert.ok(ll.bytesRead >= indexBytes && ll.bytesRead <= indexBytes + manifestBytes,
+              `lazy bytesRead ${ll.bytesRead}: the index (${indexBytes} B) and manifest (${manifestBytes} B), no chunk`);
+            assert.equal(lazy.cacheStats().misses, 0, 'a lazy open reads no chunk');
+            assertLazySearch(lazy, results1, state1, 'generation 1, lazily');
+            s.assertState(lazy, state1, size1, 'generation 1, lazily');
 
             /* Change the loaded copy and save it back: an incremental generation 2. */
             s.churn(db2, ids, { seed: 4, every: 5, offset: 1 });
@@ -85,10 +160,30 @@ describe('11 session save/load', function () {
             assert.equal(info2.kdf, KDF[seal], 'the session stays sealed the same way');
             assert.match(info2.parent, HEX(64));
 
-            const db3 = await s.loadDb(dir, s.SEALS[seal].load);
+            const db3 = await s.loadDb(dir, { ...load, lazy: false });
             s.assertState(db3, state2, db2.size, 'generation 2');
             assert.deepEqual(s.searchAll(db3), results2, 'search results after the second load');
             assert.equal(db3.loadStats.generation, 2);
+            const db3lazy = await s.loadDb(dir, load);
+            assert.equal(db3lazy.loadStats.lazy, true);
+            assertLazySearch(db3lazy, results2, state2, 'generation 2, lazily');
+            s.assertState(db3lazy, state2, db2.size, 'generation 2, lazily');
+
+            /* The same changes made to the lazy database, with its cache shrunk to
+             * about two chunks, so the save reads the rows it rewrites from disk. */
+            lazy.setCacheSize(0.01);
+            s.churn(lazy, ids, { seed: 4, every: 5, offset: 1 });
+            assert.deepEqual(s.fill(lazy, 30, { prefix: 'late-', seed: 12, unicode: false }), more);
+            s.assertState(lazy, state2, db2.size, 'the lazy database after the changes');
+            const stLazy = await lazy.save(lazyDir);
+            assert.equal(stLazy.generation, 2);
+            assert.equal(stLazy.full, false);
+            const c = lazy.cacheStats();
+            assert.ok(c.bytes <= c.capacityBytes, `cache ${c.bytes} B over its bound ${c.capacityBytes} B`);
+            s.assertState(lazy, state2, db2.size, 'the lazy database after its save');
+            const back = await s.loadDb(lazyDir, { ...load, lazy: false });
+            s.assertState(back, state2, db2.size, 'generation 2 saved by the lazy database');
+            if (index === 'flat') assert.deepEqual(s.searchAll(back), results2, 'flat search after the lazy database saved');
           });
         }
       }
@@ -106,14 +201,19 @@ describe('11 session save/load', function () {
         const info = await VectorDB.inspect(dir);
         assert.equal(info.totalVectors, 0);
         assert.equal(info.chunkCount, 0);
+        for (const lazy of [false, true]) {
+          const db2 = await s.loadDb(dir, { key: s.keyFor('empty'), lazy });
+          assert.equal(db2.size, 0);
+          assert.deepEqual(db2.search(new Float32Array(8).fill(0.5), 5), []);
+          assert.equal(db2.loadStats.totalVectors, 0);
+          db2.close();
+        }
         const db2 = await s.loadDb(dir, { key: s.keyFor('empty') });
-        assert.equal(db2.size, 0);
-        assert.deepEqual(db2.search(new Float32Array(8).fill(0.5), 5), []);
-        assert.equal(db2.loadStats.totalVectors, 0);
         const ids = s.fill(db2, 40, { seed: 2 });
         const state = s.capture(db2, ids);
         assert.equal((await db2.save(dir)).generation, 2);
-        s.assertState(await s.loadDb(dir, { key: s.keyFor('empty') }), state, 40);
+        s.assertState(await s.loadDb(dir, { key: s.keyFor('empty'), lazy: false }), state, 40, 'eagerly');
+        s.assertState(await s.loadDb(dir, { key: s.keyFor('empty') }), state, 40, 'lazily');
       });
     }
 
@@ -125,10 +225,14 @@ describe('11 session save/load', function () {
         const state = s.capture(db, ids);
         const results = s.searchAll(db, 9, 6, 5);
         await db.save(dir);
-        const db2 = await s.loadDb(dir);
+        const db2 = await s.loadDb(dir, { lazy: false });
         assert.equal(db2.dimension, dimension);
         s.assertState(db2, state, ids.length);
         assert.deepEqual(s.searchAll(db2, 9, 6, 5), results);
+        const lazy = await s.loadDb(dir);
+        assert.deepEqual([lazy.loadStats.lazy, lazy.dimension], [true, dimension]);
+        assertLazySearch(lazy, results, state, 'lazily', [9, 6, 5]);
+        s.assertState(lazy, state, ids.length, 'lazily');
       });
     }
 
@@ -147,7 +251,8 @@ describe('11 session save/load', function () {
       /* The old rows of the deleted and the replaced vector may stay as HNSW waypoints. */
       assert.ok(st2.chunksReused >= 38 && st2.chunksReused <= 40, `chunksReused ${st2.chunksReused}`);
       assert.equal((await VectorDB.inspect(dir)).chunkCount, st2.chunksReused + 1);
-      s.assertState(await s.loadDb(dir, { key: s.keyFor('cs1') }), state, 39);
+      s.assertState(await s.loadDb(dir, { key: s.keyFor('cs1'), lazy: false }), state, 39, 'eagerly');
+      s.assertState(await s.loadDb(dir, { key: s.keyFor('cs1') }), state, 39, 'lazily');
     });
 
     it('chunkSize larger than the database: a single chunk', async function () {
@@ -161,7 +266,9 @@ describe('11 session save/load', function () {
       const info = await VectorDB.inspect(dir);
       assert.equal(info.chunkCount, 1);
       assert.equal(info.indexSegmentCount, 1);
-      s.assertState(await s.loadDb(dir), state, 100);
+      assert.deepEqual(info.chunks.map((c) => c.vectors), [100]);
+      s.assertState(await s.loadDb(dir, { lazy: false }), state, 100, 'eagerly');
+      s.assertState(await s.loadDb(dir), state, 100, 'lazily');
     });
   });
 
@@ -203,9 +310,13 @@ describe('11 session save/load', function () {
       assert.ok(inc.chunksWritten <= 2, `chunksWritten ${inc.chunksWritten}: only the 35 changed rows`);
       assert.ok(inc.bytesWritten * 4 < full.bytesWritten, `incremental ${inc.bytesWritten} B vs full ${full.bytesWritten} B`);
 
-      const db2 = await s.loadDb(dir, { key });
+      const db2 = await s.loadDb(dir, { key, lazy: false });
       s.assertState(db2, state, 5000);
       assert.deepEqual(s.searchAll(db2), results);
+      const lazy = await s.loadDb(dir, { key });
+      assert.equal(lazy.loadStats.lazy, true);
+      assertLazySearch(lazy, results, state, 'lazily');
+      s.assertState(lazy, state, 5000, 'lazily');
 
       /* Nothing changed: no object is written, the generation still advances. */
       const none = await db.save(dir);
@@ -213,7 +324,8 @@ describe('11 session save/load', function () {
       assert.equal(none.chunksWritten, 0);
       assert.equal(none.indexSegmentsWritten, 0);
       assert.equal(none.chunksReused, (await VectorDB.inspect(dir)).chunkCount);
-      s.assertState(await s.loadDb(dir, { key }), state, 5000);
+      s.assertState(await s.loadDb(dir, { key, lazy: false }), state, 5000, 'generation 3, eagerly');
+      s.assertState(await s.loadDb(dir, { key }), state, 5000, 'generation 3, lazily');
     });
 
     for (const index of h.INDEXES) {
@@ -251,48 +363,57 @@ describe('11 session save/load', function () {
           }
           assert.deepEqual(fs.readdirSync(path.join(dir, 'objects')).sort(), [...referenced].sort(), `generation ${g}: objects/ after garbage collection`);
 
-          let loaded;
-          try {
-            loaded = await s.loadDb(dir, { key });
-          } catch (e) {
-            assert.fail(`generation ${g} does not load: ${h.describeError(e)}`);
+          for (const lazy of [false, true]) {
+            let loaded;
+            try {
+              loaded = await s.loadDb(dir, { key, lazy });
+            } catch (e) {
+              assert.fail(`generation ${g} does not load (lazy: ${lazy}): ${h.describeError(e)}`);
+            }
+            assert.deepEqual([loaded.loadStats.generation, loaded.loadStats.lazy], [g, lazy]);
+            s.assertState(loaded, state, db.size, `generation ${g} (lazy: ${lazy})`);
+            loaded.close();
           }
-          assert.equal(loaded.loadStats.generation, g);
-          s.assertState(loaded, state, db.size, `generation ${g}`);
-          loaded.close();
         }
       });
     }
 
-    it('a loaded database saves incrementally into its own dir and fully into another', async function () {
-      const dir = s.freshPath('again');
-      const key = s.keyFor('again');
-      const db = s.newDb({ dimension: 8, chunkSize: 20, key });
-      const ids = s.fill(db, 200, { seed: 41 });
-      await db.save(dir);
+    for (const lazy of [false, true]) {
+      it(`a database loaded ${lazy ? 'lazily' : 'eagerly'} saves incrementally into its own dir and fully into another`, async function () {
+        const dir = s.freshPath('again');
+        const key = s.keyFor('again');
+        const db = s.newDb({ dimension: 8, chunkSize: 20, key });
+        const ids = s.fill(db, 200, { seed: 41 });
+        await db.save(dir);
 
-      const db2 = await s.loadDb(dir, { key });
-      db2.add('extra', [1, 2, 3, 4, 5, 6, 7, 8], { extra: true });
-      const all = [...ids, 'extra'];
-      const state = s.capture(db2, all);
+        const db2 = await s.loadDb(dir, { key, lazy });
+        assert.equal(db2.loadStats.lazy, lazy);
+        db2.add('extra', [1, 2, 3, 4, 5, 6, 7, 8], { extra: true });
+        const all = [...ids, 'extra'];
+        const state = s.capture(db2, all);
 
-      const same = await db2.save(dir);
-      assert.equal(same.generation, 2);
-      assert.equal(same.full, false);
-      assert.equal(same.chunksReused, 10);
-      assert.equal(same.chunksWritten, 1);
+        const same = await db2.save(dir);
+        assert.equal(same.generation, 2);
+        assert.equal(same.full, false);
+        assert.equal(same.chunksReused, 10);
+        assert.equal(same.chunksWritten, 1);
 
-      const other = s.freshPath('again2');
-      const copy = await db2.save(other);
-      assert.equal(copy.generation, 1);
-      assert.equal(copy.full, true);
-      assert.equal(copy.chunksReused, 0);
-      assert.equal(copy.chunksWritten, 11);
+        /* A lazy database writes a full copy through its cache: keep it to about one chunk. */
+        if (lazy) db2.setCacheSize(0.005);
+        const other = s.freshPath('again2');
+        const copy = await db2.save(other);
+        assert.equal(copy.generation, 1);
+        assert.equal(copy.full, true);
+        assert.equal(copy.chunksReused, 0);
+        assert.equal(copy.chunksWritten, 11);
 
-      s.assertState(await s.loadDb(dir, { key }), state, 201, 'own dir');
-      s.assertState(await s.loadDb(other, { key }), state, 201, 'other dir');
-      assert.equal((await VectorDB.inspect(other)).kdf, 'raw');
-    });
+        for (const back of [false, true]) {
+          s.assertState(await s.loadDb(dir, { key, lazy: back }), state, 201, `own dir (lazy: ${back})`);
+          s.assertState(await s.loadDb(other, { key, lazy: back }), state, 201, `other dir (lazy: ${back})`);
+        }
+        assert.equal((await VectorDB.inspect(other)).kdf, 'raw');
+      });
+    }
   });
 
   describe('inspect and load options', function () {
@@ -308,24 +429,40 @@ describe('11 session save/load', function () {
       const ia = await VectorDB.inspect(enc);
       const ib = await VectorDB.inspect(plain);
       assert.deepEqual(
-        [ia.encrypted, ia.kdf, ia.metric, ia.index, ia.dimension, ia.chunkSize, ia.totalVectors, ia.chunkCount],
-        [true, 'raw', 'dot', 'flat', 3, 7, 20, 3]
+        [ia.version, ia.encrypted, ia.kdf, ia.metric, ia.index, ia.dimension, ia.chunkSize, ia.totalVectors],
+        [2, true, 'raw', 'dot', 'flat', 3, 7, 20]
       );
-      assert.deepEqual([ib.encrypted, ib.kdf, ib.metric, ib.index, ib.dimension, ib.totalVectors], [false, null, 'l2', 'hnsw', 5, 10]);
+      /* A flat save groups its 20 rows by k-means into ceil(20 / 7) = 3 clusters and cuts
+       * each into chunks of at most 7 rows (FORMAT.md section 6): 3 to 5 chunks. */
+      assertChunkList(ia, 20, 7);
+      assert.equal(ia.chunks.reduce((n, c) => n + c.vectors, 0), 20, 'a first save of a flat index writes each row once');
+      assert.ok(ia.chunkCount >= 3 && ia.chunkCount <= 5, `chunkCount ${ia.chunkCount}`);
+      assert.deepEqual([ib.version, ib.encrypted, ib.kdf, ib.metric, ib.index, ib.dimension, ib.totalVectors], [2, false, null, 'l2', 'hnsw', 5, 10]);
+      assert.deepEqual(ib.chunks.map((c) => c.vectors), [10]);
       const objBytes = s.listFiles(path.join(enc, 'objects')).reduce((n, f) => n + fs.statSync(path.join(enc, 'objects', f)).size, 0);
       assert.equal(ia.bytes, objBytes, 'bytes = size of the listed objects');
       assert.equal(ia.indexSegmentCount, s.manifestObjects(enc).index.length);
     });
 
-    it('lazy: true is refused, lazy: false loads', async function () {
+    it('lazy: true is the default, lazy: false reads everything; cacheSizeMb bounds the cache', async function () {
       const dir = s.freshPath('lazy');
-      const db = s.newDb({ dimension: 4, encryptAtRest: false });
-      s.fill(db, 10);
+      const db = s.newDb({ dimension: 4, chunkSize: 4, encryptAtRest: false });
+      const ids = s.fill(db, 10);
+      const state = s.capture(db, ids);
       await db.save(dir);
-      await h.rejectsCode(() => VectorDB.load(dir, { lazy: true }), 'ERR_INVALID_ARGUMENT');
-      const db2 = await s.loadDb(dir, { lazy: false, cacheSizeMb: 8, threads: 1 });
-      assert.equal(db2.size, 10);
-      assert.equal(db2.loadStats.cacheSizeMb, 8);
+      const chunks = (await VectorDB.inspect(dir)).chunkCount;
+      for (const [opts, lazy] of [[{}, true], [{ lazy: true }, true], [{ lazy: false }, false]]) {
+        const db2 = await s.loadDb(dir, { ...opts, cacheSizeMb: 8, threads: 1 });
+        const what = JSON.stringify(opts);
+        assert.equal(db2.size, 10);
+        assert.equal(db2.loadStats.cacheSizeMb, 8);
+        assert.deepEqual([db2.loadStats.lazy, db2.loadStats.chunkCount, db2.loadStats.chunksLoaded], [lazy, chunks, lazy ? 0 : chunks], what);
+        const c = db2.cacheStats();
+        assert.deepEqual([c.lazy, c.misses, c.bytes], [lazy, 0, 0], what);
+        if (lazy) assert.equal(c.capacityBytes, 8 * 1048576, what);
+        s.assertState(db2, state, 10, what);
+        assert.equal(db2.cacheStats().misses, lazy ? chunks : 0, `${what}: chunks read by get()`);
+      }
     });
   });
 

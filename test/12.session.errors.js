@@ -10,6 +10,13 @@
  * must be exactly as they were, and once the damage is undone the session
  * must load again with the right contents.
  *
+ * Every fault is tried with both kinds of load. Damage to manifest.json or
+ * an index object fails the open either way. Damage to a chunk fails an
+ * eager open (lazy: false); a lazy open (the default) reads no chunk, so it
+ * succeeds, and the damage is reported by the first read of that chunk
+ * (preload, get, search) while the rest of the database keeps working
+ * (docs/FORMAT.md section 9).
+ *
  * Where an expectation comes from docs/FORMAT.md rather than the brief, the
  * section is named next to it.
  */
@@ -46,27 +53,93 @@ async function expectLoadFails(dir, options, code, mentions) {
   return err;
 }
 
-/* The session loads with exactly its original contents. */
+/* Both kinds of open reject with `code`, and leave every byte as it was. */
+async function expectOpenFails(dir, options, code, mentions) {
+  await expectLoadFails(dir, { ...options, lazy: false }, code, mentions);
+  return expectLoadFails(dir, { ...options, lazy: true }, code, mentions);
+}
+
+/*
+ * Damage in a chunk, seen by a lazy load: the open succeeds and reads no
+ * chunk; preload() rejects with `code`; get() fails with `code` for the ids
+ * in the damaged chunk (at least one) and returns every other record
+ * exactly; a search whose candidates lie elsewhere works; no file changes.
+ * Returns the open database, for the caller to check once the damage is undone.
+ */
+async function expectReadFails(ctx, options, code) {
+  const before = s.hashDir(ctx.dir, { withTmp: true });
+  const db = await s.loadDb(ctx.dir, { ...options, lazy: true });
+  assert.deepEqual([db.loadStats.lazy, db.loadStats.chunksLoaded, db.cacheStats().misses], [true, 0, 0], 'a lazy open reads no chunk');
+  assert.equal(db.size, ctx.size);
+  await h.rejectsCode(() => db.preload(), code, 'preload() of the damaged session');
+  let bad = 0;
+  let searched = 0;
+  for (const [id, want] of ctx.state) {
+    if (want === null) {
+      assert.equal(db.has(id), false, `${JSON.stringify(id)} should be absent`);
+      continue;
+    }
+    let got;
+    try {
+      got = db.get(id);
+    } catch (e) {
+      h.assertVecvaultError(e, code, `get(${JSON.stringify(id)})`);
+      bad++;
+      continue;
+    }
+    assert.deepEqual([Array.from(got.vector), got.metadata], [want.vector, want.metadata], `get(${JSON.stringify(id)}) beside the damage`);
+    /* With a re-rank of 1 a search reads the chunk of its best candidate only. */
+    try {
+      const [hit] = db.search(got.vector, 1, { rerank: 1, includeVector: true });
+      const rec = ctx.state.get(hit.id);
+      assert.deepEqual([Array.from(hit.vector), hit.metadata], [rec.vector, rec.metadata], `search near ${JSON.stringify(id)}`);
+      searched++;
+    } catch (e) {
+      h.assertVecvaultError(e, code, `search near ${JSON.stringify(id)}`);
+    }
+  }
+  const live = [...ctx.state.values()].filter((v) => v !== null).length;
+  assert.ok(bad >= 1, 'no get() read the damaged chunk');
+  assert.ok(bad < live, 'every get() failed: the damage reached more than one chunk');
+  assert.ok(searched >= 1, 'no search succeeded beside the damage');
+  assert.deepEqual(s.hashDir(ctx.dir, { withTmp: true }), before, 'a failed read changed the files');
+  return db;
+}
+
+/* The session loads with exactly its original contents, eagerly and lazily. */
 async function expectIntact(ctx) {
   assert.deepEqual(s.hashDir(ctx.dir), ctx.orig, 'files differ from the original session');
-  const db = await s.loadDb(ctx.dir, ctx.load);
-  s.assertState(db, ctx.state, ctx.size, 'reloaded after the fault');
-  db.close();
+  for (const lazy of [false, true]) {
+    const db = await s.loadDb(ctx.dir, { ...ctx.load, lazy });
+    s.assertState(db, ctx.state, ctx.size, `reloaded after the fault (lazy: ${lazy})`);
+    db.close();
+  }
 }
 
 /*
  * Damages one file of the session, expects `code` (and the message to
  * mention `mentions`), then restores the file and expects a good load.
+ * `foundAt` 'open': both kinds of load fail; 'read' (a damaged chunk): the
+ * eager load fails, the lazy one opens and fails on reading the chunk.
  */
-async function withDamage(ctx, rel, damage, code, mentions, options = ctx.load) {
+async function withDamage(ctx, rel, damage, code, mentions, options = ctx.load, foundAt = 'open') {
   const file = path.join(ctx.dir, rel);
   const saved = fs.readFileSync(file);
+  let lazyDb = null;
   try {
     damage(file, saved);
-    await expectLoadFails(ctx.dir, options, code, mentions);
+    if (foundAt === 'open') {
+      await expectOpenFails(ctx.dir, options, code, mentions);
+    } else {
+      await expectLoadFails(ctx.dir, { ...options, lazy: false }, code, mentions);
+      lazyDb = await expectReadFails(ctx, options, code);
+    }
   } finally {
     fs.writeFileSync(file, saved);
   }
+  /* Nothing damaged was cached: once the object is repaired, the same database
+   * reads every record. (A damaged manifest stays what that database opened.) */
+  if (lazyDb && rel !== 'manifest.json') s.assertState(lazyDb, ctx.state, ctx.size, 'the lazy database once the damage is undone');
   await expectIntact(ctx);
 }
 
@@ -199,23 +272,25 @@ describe('12 session errors', function () {
             assert.ok(obj, `the session has a ${kind} object`);
           });
           const rel = () => `objects/${obj.name}`;
+          /* An index object is read at open, a chunk only when it is needed. */
+          const foundAt = kind === 'chunk' ? 'read' : 'open';
 
           for (const [what, where] of [['first byte (magic)', () => 0], ['kind byte', () => 5], ['sequence number', () => 8],
             ['length field', () => 16], ['middle', (n) => Math.floor(n / 2)], ['last byte', (n) => n - 1]]) {
             it(`a bit of the ${what} flipped -> ERR_CHUNK_CORRUPT naming it`, async function () {
-              await withDamage(ctx, rel(), (file, raw) => s.flipBit(file, where(raw.length), 3), 'ERR_CHUNK_CORRUPT', obj.name);
+              await withDamage(ctx, rel(), (file, raw) => s.flipBit(file, where(raw.length), 3), 'ERR_CHUNK_CORRUPT', obj.name, ctx.load, foundAt);
             });
           }
           for (const [what, len] of [['to 0 bytes', () => 0], ['to half', (n) => Math.floor(n / 2)], ['by 1 byte', (n) => n - 1]]) {
             it(`truncated ${what} -> ERR_CHUNK_CORRUPT naming it`, async function () {
-              await withDamage(ctx, rel(), (file, raw) => s.truncateTo(file, len(raw.length)), 'ERR_CHUNK_CORRUPT', obj.name);
+              await withDamage(ctx, rel(), (file, raw) => s.truncateTo(file, len(raw.length)), 'ERR_CHUNK_CORRUPT', obj.name, ctx.load, foundAt);
             });
           }
           it('one byte appended -> ERR_CHUNK_CORRUPT naming it', async function () {
-            await withDamage(ctx, rel(), (file) => fs.appendFileSync(file, Buffer.from([0])), 'ERR_CHUNK_CORRUPT', obj.name);
+            await withDamage(ctx, rel(), (file) => fs.appendFileSync(file, Buffer.from([0])), 'ERR_CHUNK_CORRUPT', obj.name, ctx.load, foundAt);
           });
           it('deleted -> ERR_CHUNK_MISSING naming it', async function () {
-            await withDamage(ctx, rel(), (file) => fs.unlinkSync(file), 'ERR_CHUNK_MISSING', obj.name);
+            await withDamage(ctx, rel(), (file) => fs.unlinkSync(file), 'ERR_CHUNK_MISSING', obj.name, ctx.load, foundAt);
           });
         });
       }
@@ -227,7 +302,7 @@ describe('12 session errors', function () {
           const ctx = sessions[seal];
           const objs = s.manifestObjects(ctx.dir)[kind === 'chunk' ? 'chunks' : 'index'];
           const [a, b] = [objs[0], objs[1]];
-          await withDamage(ctx, `objects/${b.name}`, (file) => fs.copyFileSync(a.path, file), 'ERR_CHUNK_CORRUPT', b.name);
+          await withDamage(ctx, `objects/${b.name}`, (file) => fs.copyFileSync(a.path, file), 'ERR_CHUNK_CORRUPT', b.name, ctx.load, kind === 'chunk' ? 'read' : 'open');
         });
       }
     }
@@ -260,9 +335,14 @@ describe('12 session errors', function () {
       const saved = fs.readFileSync(file);
       try {
         fs.writeFileSync(file, gen1);
-        const db = await s.loadDb(ctx.dir, ctx.load);
-        assert.equal(db.loadStats.generation, 1);
-        assert.equal(db.has('second-gen'), false);
+        for (const lazy of [false, true]) {
+          const db = await s.loadDb(ctx.dir, { ...ctx.load, lazy });
+          assert.equal(db.loadStats.generation, 1);
+          assert.equal(db.has('second-gen'), false);
+          const deletedInGen2 = [...ctx.state].find(([, rec]) => rec === null)[0];
+          assert.equal(db.has(deletedInGen2), true, 'generation 1 still has the id generation 2 deleted');
+          db.close();
+        }
       } finally {
         fs.writeFileSync(file, saved);
       }
@@ -273,14 +353,23 @@ describe('12 session errors', function () {
   /* ------------------------------------------------------- edited bodies */
 
   describe('edited manifest bodies with the sum recomputed', function () {
-    const bump = (b) => b.replace('"version":1,', '"version":2,');
+    /* One above the version written, whichever that is. */
+    const bump = (b) => {
+      const m = /"version":(\d+),/.exec(b);
+      assert.ok(m, 'no version in the manifest');
+      return b.replace(m[0], `"version":${Number(m[1]) + 1},`);
+    };
 
-    it('unencrypted: version 2 -> ERR_UNSUPPORTED_VERSION', async function () {
+    it('the version written is 2 (docs/FORMAT.md section 3)', function () {
+      for (const ctx of [sessions.none, sessions.key]) assert.equal(s.readManifest(ctx.dir).json.version, 2);
+    });
+
+    it('unencrypted: a future version -> ERR_UNSUPPORTED_VERSION', async function () {
       const ctx = sessions.none;
       await withDamage(ctx, 'manifest.json', () => s.editManifest(ctx.dir, bump), 'ERR_UNSUPPORTED_VERSION');
     });
 
-    it('encrypted: version 2 (MAC now stale) -> ERR_UNSUPPORTED_VERSION: the version is read before the key and MAC', async function () {
+    it('encrypted: a future version (MAC now stale) -> ERR_UNSUPPORTED_VERSION: the version is read before the key and MAC', async function () {
       const ctx = sessions.key;
       await withDamage(ctx, 'manifest.json', () => s.editManifest(ctx.dir, bump), 'ERR_UNSUPPORTED_VERSION');
       /* also without any key, and with the MAC recomputed by the key holder */
@@ -338,7 +427,7 @@ describe('12 session errors', function () {
         const [a, c] = [m.chunks[0], m.chunks[1]];
         [a.name, c.name, a.bytes, c.bytes] = [c.name, a.name, c.bytes, a.bytes];
         return JSON.stringify(m);
-      }), 'ERR_CHUNK_CORRUPT');
+      }), 'ERR_CHUNK_CORRUPT', [], ctx.load, 'read'); /* the objects' sequence numbers give it away, once read */
     });
 
     /* FORMAT.md §3: exactly these members, no duplicates, integers only, names as 64 lowercase hex. */
@@ -374,38 +463,38 @@ describe('12 session errors', function () {
     });
 
     it('wrong key -> ERR_WRONG_KEY', async function () {
-      await expectLoadFails(sessions.key.dir, { key: s.keyFor('wrong') }, 'ERR_WRONG_KEY');
+      await expectOpenFails(sessions.key.dir, { key: s.keyFor('wrong') }, 'ERR_WRONG_KEY');
       await expectIntact(sessions.key);
     });
 
     it('wrong passphrase -> ERR_WRONG_KEY', async function () {
-      await expectLoadFails(pw.dir, { passphrase: 'correct horse battery stapler' }, 'ERR_WRONG_KEY');
+      await expectOpenFails(pw.dir, { passphrase: 'correct horse battery stapler' }, 'ERR_WRONG_KEY');
       await expectIntact(pw);
     });
 
     it('a key for a passphrase session, and a passphrase for a key session -> ERR_WRONG_KEY', async function () {
-      await expectLoadFails(pw.dir, { key: s.keyFor('main') }, 'ERR_WRONG_KEY');
-      await expectLoadFails(sessions.key.dir, { passphrase: 'correct horse battery staple' }, 'ERR_WRONG_KEY');
+      await expectOpenFails(pw.dir, { key: s.keyFor('main') }, 'ERR_WRONG_KEY');
+      await expectOpenFails(sessions.key.dir, { passphrase: 'correct horse battery staple' }, 'ERR_WRONG_KEY');
       await expectIntact(pw);
       await expectIntact(sessions.key);
     });
 
     it('no key for an encrypted session -> ERR_KEY_REQUIRED', async function () {
-      await expectLoadFails(sessions.key.dir, {}, 'ERR_KEY_REQUIRED');
-      await expectLoadFails(pw.dir, undefined, 'ERR_KEY_REQUIRED');
+      await expectOpenFails(sessions.key.dir, {}, 'ERR_KEY_REQUIRED');
+      await expectLoadFails(pw.dir, undefined, 'ERR_KEY_REQUIRED'); /* no options at all */
     });
 
     it('a key or passphrase for an unencrypted session -> ERR_MANIFEST_AUTH (refused as a possible downgrade)', async function () {
-      await expectLoadFails(sessions.none.dir, { key: s.keyFor('main') }, 'ERR_MANIFEST_AUTH');
-      await expectLoadFails(sessions.none.dir, { passphrase: 'x' }, 'ERR_MANIFEST_AUTH');
+      await expectOpenFails(sessions.none.dir, { key: s.keyFor('main') }, 'ERR_MANIFEST_AUTH');
+      await expectOpenFails(sessions.none.dir, { passphrase: 'x' }, 'ERR_MANIFEST_AUTH');
       await expectIntact(sessions.none);
     });
 
     it('a wrong key is detected at open, before any object is read', async function () {
       const ctx = await makeSession('key', 'no-objects');
       for (const f of fs.readdirSync(path.join(ctx.dir, 'objects'))) fs.unlinkSync(path.join(ctx.dir, 'objects', f));
-      await expectLoadFails(ctx.dir, { key: s.keyFor('wrong') }, 'ERR_WRONG_KEY');
-      await expectLoadFails(ctx.dir, ctx.load, 'ERR_CHUNK_MISSING');
+      await expectOpenFails(ctx.dir, { key: s.keyFor('wrong') }, 'ERR_WRONG_KEY');
+      await expectOpenFails(ctx.dir, ctx.load, 'ERR_CHUNK_MISSING'); /* the index is read at open either way */
     });
 
     it('saving with encryptAtRest on by default and no secret -> ERR_KEY_REQUIRED naming the ways out, and nothing is written', async function () {

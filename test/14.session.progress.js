@@ -7,6 +7,9 @@
  * decrease), a throwing onProgress (rejects with that very error, the
  * previous generation intact), searches running on while a large save
  * writes, and two saves racing for the same directory.
+ *
+ * An eager load (lazy: false) counts every index segment and chunk; a lazy
+ * one (the default) reads only the index, so it counts index segments alone.
  */
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -83,14 +86,32 @@ describe('14 session progress and concurrency', function () {
       if (strict) assert.equal(last.phase, 'commit', `the last save report is the commit: ${JSON.stringify(saveCalls)}`);
       if (strict) assert.equal(last.bytes, st.bytesWritten, `the last save report counts every byte written: ${JSON.stringify(saveCalls)}`);
 
-      const loadCalls = [];
-      const loaded = await s.loadDb(dir, { key, onProgress: record(loadCalls) });
-      assertProgress(loadCalls, 'load');
       const info = await VectorDB.inspect(dir);
-      if (strict) assert.equal(loadCalls[0][1], info.chunkCount + info.indexSegmentCount, `load total: ${JSON.stringify(loadCalls)}`);
+      const indexBytes = s.manifestObjects(dir).index.reduce((sum, o) => sum + o.bytes, 0);
+      const loadCalls = [];
+      const loaded = await s.loadDb(dir, { key, lazy: false, onProgress: record(loadCalls) });
+      assertProgress(loadCalls, 'eager load');
+      if (strict) assert.equal(loadCalls[0][1], info.chunkCount + info.indexSegmentCount, `eager load total: ${JSON.stringify(loadCalls)}`);
       if (strict) assert.ok(loadCalls.every(([, , i]) => i.phase !== 'commit'), `a load has no commit phase: ${JSON.stringify(loadCalls)}`);
       if (strict) assert.ok(loadCalls[loadCalls.length - 1][2].bytes >= info.bytes, `the last load report counts the object bytes read: ${JSON.stringify(loadCalls)}`);
       assert.equal(loaded.size, db.size);
+      assert.equal(loaded.loadStats.lazy, false);
+
+      const lazyCalls = [];
+      const lazy = await s.loadDb(dir, { key, onProgress: record(lazyCalls) });
+      assertProgress(lazyCalls, 'lazy load');
+      assert.equal(lazy.loadStats.lazy, true);
+      const [lastDone, lastTotal] = lazyCalls[lazyCalls.length - 1];
+      assert.deepEqual([lastDone, lastTotal], [info.indexSegmentCount, info.indexSegmentCount], `a lazy load counts index segments only: ${JSON.stringify(lazyCalls)}`);
+      if (strict) assert.ok(lazyCalls.every(([, , i]) => i.phase === 'index'), `a lazy load reports the index phase only: ${JSON.stringify(lazyCalls)}`);
+      if (strict) {
+        /* The index objects, perhaps with manifest.json (loadStats.bytesRead counts it), and no chunk. */
+        const { bytes } = lazyCalls[lazyCalls.length - 1][2];
+        const most = indexBytes + fs.statSync(path.join(dir, 'manifest.json')).size;
+        assert.ok(bytes >= indexBytes && bytes <= most, `the last lazy load report counts the index bytes (${indexBytes}..${most}) and no chunk: ${JSON.stringify(lazyCalls)}`);
+      }
+      assert.equal(lazy.size, db.size);
+      lazy.close();
 
       /* an incremental save reports too */
       db.add('one-more', new Float32Array(db.dimension).fill(0.25));
@@ -122,9 +143,11 @@ describe('14 session progress and concurrency', function () {
       const after = s.hashDir(dir);
       for (const [rel, hash] of Object.entries(before)) assert.equal(after[rel], hash, `${rel} changed`);
       assert.equal((await VectorDB.inspect(dir)).generation, 1);
-      const loaded = await s.loadDb(dir, { key });
-      assert.equal(loaded.loadStats.generation, 1);
-      s.assertState(loaded, state, 400);
+      for (const lazy of [false, true]) {
+        const loaded = await s.loadDb(dir, { key, lazy });
+        assert.equal(loaded.loadStats.generation, 1);
+        s.assertState(loaded, state, 400, `lazy: ${lazy}`);
+      }
     });
 
     it('a throwing onProgress rejects the load with that error', async function () {
@@ -133,8 +156,12 @@ describe('14 session progress and concurrency', function () {
       s.fill(db, 400);
       await db.save(dir);
       const boom = new TypeError('no thanks');
-      await assert.rejects(VectorDB.load(dir, { onProgress() { throw boom; } }), (err) => err === boom);
-      assert.equal((await s.loadDb(dir)).size, 400);
+      for (const lazy of [false, true]) {
+        let calls = 0;
+        await assert.rejects(VectorDB.load(dir, { lazy, onProgress() { calls++; throw boom; } }), (err) => err === boom, `lazy: ${lazy}`);
+        assert.equal(calls, 1, `lazy: ${lazy}: onProgress was called again after it threw`);
+        assert.equal((await s.loadDb(dir, { lazy })).size, 400);
+      }
     });
   });
 
@@ -162,8 +189,11 @@ describe('14 session progress and concurrency', function () {
       const p = big.save(dir);
       assert.deepEqual(h.plainResults(big.search(queries[0], 10)), expected[0]);
       await p;
-      const loaded = await s.loadDb(dir, { key: s.keyFor('big') });
+      const loaded = await s.loadDb(dir, { key: s.keyFor('big'), lazy: false });
       assert.deepEqual(h.plainResults(loaded.search(queries[1], 10)), expected[1]);
+      /* A lazy load of what was written reads back the same records. */
+      const sample = Array.from({ length: 50 }, (_, i) => `big-${i * 397}`);
+      s.assertState(await s.loadDb(dir, { key: s.keyFor('big') }), s.capture(big, sample), big.size, 'lazily');
     });
 
     it('the same database saved twice at once into one dir: both succeed or one gets ERR_LOCKED, and the dir loads', async function () {
@@ -182,10 +212,12 @@ describe('14 session progress and concurrency', function () {
         assert.ok(ok.length >= 1, `round ${round}: neither save succeeded`);
         const gens = ok.map((r) => r.value.generation).sort();
         assert.deepEqual(gens, ok.map((_, k) => before + k + 1), `round ${round}: generations ${gens}`);
-        const loaded = await s.loadDb(dir, { key });
-        assert.equal(loaded.loadStats.generation, before + ok.length);
-        s.assertState(loaded, state, 2000, `round ${round}`);
-        loaded.close();
+        for (const lazy of [false, true]) {
+          const loaded = await s.loadDb(dir, { key, lazy });
+          assert.equal(loaded.loadStats.generation, before + ok.length);
+          s.assertState(loaded, state, 2000, `round ${round} (lazy: ${lazy})`);
+          loaded.close();
+        }
       }
     });
 
@@ -198,10 +230,12 @@ describe('14 session progress and concurrency', function () {
       const ib = s.fill(b, 1500, { prefix: 'b', seed: 2, unicode: false });
       const results = await Promise.allSettled([a.save(dir), b.save(dir)]);
       for (const r of results) if (r.status === 'rejected') h.assertVecvaultError(r.reason, 'ERR_LOCKED');
-      const loaded = await s.loadDb(dir, { key });
-      const isA = loaded.has('a0');
-      assert.equal(loaded.has('b0'), !isA, 'a mix of both databases');
-      s.assertState(loaded, s.capture(isA ? a : b, isA ? ia : ib), 1500);
+      for (const lazy of [false, true]) {
+        const loaded = await s.loadDb(dir, { key, lazy });
+        const isA = loaded.has('a0');
+        assert.equal(loaded.has('b0'), !isA, 'a mix of both databases');
+        s.assertState(loaded, s.capture(isA ? a : b, isA ? ia : ib), 1500, `lazy: ${lazy}`);
+      }
     });
 
     it('one database saved into two dirs at once: both succeed', async function () {
@@ -213,8 +247,10 @@ describe('14 session progress and concurrency', function () {
       assert.equal(r1.generation, 1);
       assert.equal(r2.generation, 1);
       const state = s.capture(db, ids);
-      s.assertState(await s.loadDb(d1, { key }), state, 1000);
-      s.assertState(await s.loadDb(d2, { key }), state, 1000);
+      for (const lazy of [false, true]) {
+        s.assertState(await s.loadDb(d1, { key, lazy }), state, 1000, `first dir (lazy: ${lazy})`);
+        s.assertState(await s.loadDb(d2, { key, lazy }), state, 1000, `second dir (lazy: ${lazy})`);
+      }
     });
   });
 });

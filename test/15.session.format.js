@@ -8,7 +8,10 @@
  * unencrypted, through deletes, upserts and incremental generations, and
  * checking that it returns exactly what db.get() returns for every id; and
  * that it refuses damaged or foreign sessions with the same error code the
- * engine uses, so a reader that accepted anything would fail here.
+ * engine uses (eager and lazy loads alike), so a reader that accepted
+ * anything would fail here. Sessions are written in format version 2
+ * (PQ codebook and codes in the index); the version-2 rules of the index
+ * segments are tested by rewriting segments of an unencrypted session.
  *
  * Needs Debian's python3 with python3-cbor2 and python3-nacl installed
  * (apt-get install -y python3-cbor2 python3-nacl).
@@ -59,6 +62,98 @@ function assertReaderMatches(out, db, ids, what) {
   }
 }
 
+/*
+ * Rewrites index segments of an unencrypted session (argv: dir, mutation) and
+ * re-frames the manifest: each mutation breaks one rule of docs/FORMAT.md
+ * section 5.2 (version 2) while keeping every hash and sum right, so only
+ * the segment rules themselves can catch it.
+ */
+const PY_REWRITE = String.raw`
+import hashlib, json, math, struct, sys
+import cbor2
+d, what = sys.argv[1], sys.argv[2]
+b2 = lambda x: hashlib.blake2b(x, digest_size=32).digest()
+raw = open(d + "/manifest.json", "rb").read()
+body = raw[154:-2].decode()
+m = json.loads(body)
+assert m["encryption"] is None and m["version"] == 2
+
+def load(ref):
+    data = open(d + "/objects/" + ref["name"], "rb").read()
+    return data[:24], cbor2.loads(data[24:])
+
+def store(ref, hdr, v):
+    global body
+    plain = cbor2.dumps(v)
+    data = hdr[:16] + struct.pack("<Q", len(plain)) + plain
+    name = b2(data).hex()
+    open(d + "/objects/" + name, "wb").write(data)
+    entry = '"name":"%s","seq":%d,"count":%d,"bytes":%d'
+    old = entry % (ref["name"], ref["seq"], ref["count"], ref["bytes"])
+    assert body.count(old) == 1, old
+    body = body.replace(old, entry % (name, ref["seq"], ref["count"], len(data)))
+
+ref0 = m["index"]["base"][0]
+hdr, seg = load(ref0)
+pq = seg["pq"]
+# graph nodes of base[0] that no delta record replaces
+later = {n[0] for ref in m["index"]["deltas"] for n in load(ref)[1]["nodes"]}
+graph = [n for n in seg["nodes"] if n[4] and n[0] not in later]
+if what == "drop-pq":
+    del seg["pq"]
+elif what == "pq-in-base-1" or what == "pq-in-delta":
+    ref = m["index"]["base"][1] if what == "pq-in-base-1" else m["index"]["deltas"][0]
+    h, v = load(ref)
+    v["pq"] = pq
+    store(ref, h, v)
+elif what == "short-code":
+    graph[0][5] = graph[0][5][:-1]
+elif what == "long-code":
+    graph[0][5] = graph[0][5] + b"\x00"
+elif what == "no-code":
+    graph[0][5] = None
+elif what == "code-out-of-range":
+    assert pq["ksub"] < 256
+    graph[0][5] = bytes([255]) + graph[0][5][1:]
+elif what == "nan-centroid":
+    pq["centroids"] = struct.pack("<f", math.nan) + pq["centroids"][4:]
+elif what == "dsub":
+    pq["dsub"] += 1
+    pq["centroids"] = bytes(4 * pq["m"] * pq["ksub"] * pq["dsub"])
+elif what == "pq-key-order":
+    seg["pq"] = {k: pq[k] for k in ["ksub", "m", "dsub", "trained", "centroids"]}
+elif what == "flat-codebook":
+    dim = m["dimension"]
+    seg["pq"] = {"m": dim, "ksub": 1, "dsub": 1, "trained": 1, "centroids": bytes(4 * dim)}
+elif what == "flat-code":
+    seg["nodes"][0][5] = b"\x00"
+elif what == "version-1":
+    assert body.count('"version":2,') == 1
+    body = body.replace('"version":2,', '"version":1,')
+else:
+    raise SystemExit("unknown mutation " + what)
+if what not in ("pq-in-base-1", "pq-in-delta", "version-1"):
+    store(ref0, hdr, seg)
+b = body.encode()
+open(d + "/manifest.json", "wb").write(b'{"sum":"' + b2(b).hex().encode() + raw[72:154] + b + b"}\n")
+`;
+
+/*
+ * The engine refuses the session with `code` when loading eagerly and when
+ * loading lazily. A lazy load reads no chunk, so damage in chunk `chunkSeq`
+ * (when given) shows only when that chunk is read: preload() reads it.
+ */
+async function engineRefuses(dir, loadOpts, code, chunkSeq = null) {
+  await h.rejectsCode(() => VectorDB.load(dir, { ...loadOpts, lazy: false }), code, 'engine (eager load)');
+  if (chunkSeq === null) {
+    await h.rejectsCode(() => VectorDB.load(dir, { ...loadOpts, lazy: true }), code, 'engine (lazy load)');
+    return;
+  }
+  const db = await s.loadDb(dir, { ...loadOpts, lazy: true });
+  assert.equal(db.loadStats.lazy, true, 'the session opens lazily');
+  await h.rejectsCode(() => db.preload([chunkSeq]), code, 'engine (lazy load, reading the chunk)');
+}
+
 describe('15 session format (independent reader)', function () {
   this.timeout(60000);
   afterEach(() => s.closeTracked());
@@ -78,6 +173,7 @@ describe('15 session format (independent reader)', function () {
         const args = secretArgs(seal);
 
         const st1 = await db.save(dir);
+        assert.equal(s.readManifest(dir).json.version, 2);
         let out = read(dir, args);
         assert.equal(out.generation, st1.generation);
         assert.equal(out.sessionId, (await VectorDB.inspect(dir)).sessionId);
@@ -150,11 +246,12 @@ describe('15 session format (independent reader)', function () {
     async function both(target, args, loadOpts, code, damage) {
       const file = damage ? path.join(target, damage.rel()) : null;
       const saved = file && fs.existsSync(file) ? fs.readFileSync(file) : null;
+      const chunkSeq = damage && damage.chunk ? s.readManifest(target).json.chunks[0].seq : null;
       try {
         if (damage) damage.apply(file);
         const out = read(target, args);
         assert.equal(out.error, code, `reader: ${out.error || 'accepted the session'} ${out.message || ''}`);
-        await h.rejectsCode(() => VectorDB.load(target, loadOpts), code, 'engine');
+        await engineRefuses(target, loadOpts, code, chunkSeq);
       } finally {
         if (saved) fs.writeFileSync(file, saved);
       }
@@ -173,9 +270,9 @@ describe('15 session format (independent reader)', function () {
     });
 
     it('damaged objects', async function () {
-      await both(dir, keyArgs, { key }, 'ERR_CHUNK_CORRUPT', { rel: chunk, apply: (f) => s.flipBit(f, 60, 2) });
+      await both(dir, keyArgs, { key }, 'ERR_CHUNK_CORRUPT', { rel: chunk, chunk: true, apply: (f) => s.flipBit(f, 60, 2) });
       await both(dir, keyArgs, { key }, 'ERR_CHUNK_CORRUPT', { rel: delta, apply: (f) => s.truncateTo(f, 30) });
-      await both(dir, keyArgs, { key }, 'ERR_CHUNK_MISSING', { rel: chunk, apply: (f) => fs.unlinkSync(f) });
+      await both(dir, keyArgs, { key }, 'ERR_CHUNK_MISSING', { rel: chunk, chunk: true, apply: (f) => fs.unlinkSync(f) });
     });
 
     it('damaged and edited manifests', async function () {
@@ -183,9 +280,64 @@ describe('15 session format (independent reader)', function () {
       await both(dir, keyArgs, { key }, 'ERR_MANIFEST_CORRUPT', { ...m, apply: (f) => s.flipBit(f, 300, 1) });
       await both(dir, keyArgs, { key }, 'ERR_MANIFEST_AUTH', { ...m, apply: (f) => s.flipBit(f, 100, 0) });
       await both(dir, keyArgs, { key }, 'ERR_MANIFEST_AUTH', { ...m, apply: () => s.editManifest(dir, (b) => b.replace(/"totalVectors":\d+/, '"totalVectors":3')) });
-      await both(dir, keyArgs, { key }, 'ERR_UNSUPPORTED_VERSION', { ...m, apply: () => s.editManifest(dir, (b) => b.replace('"version":1,', '"version":7,')) });
+      await both(dir, keyArgs, { key }, 'ERR_UNSUPPORTED_VERSION', { ...m, apply: () => s.editManifest(dir, (b) => b.replace(/"version":\d+,/, '"version":7,')) });
       await both(plain, [], {}, 'ERR_CHUNK_CORRUPT', { ...m, apply: () => s.editManifest(plain, (b) => b.replace(/"totalVectors":\d+/, '"totalVectors":3')) });
       await both(plain, [], {}, 'ERR_MANIFEST_CORRUPT', { ...m, apply: () => s.editManifest(plain, (b) => b.replace('"format":', '"extra":0,"format":')) });
     });
+  });
+
+  describe('version 2 index segments: the reader and the engine refuse what breaks section 5.2', function () {
+    let hnswDir;
+    let flatDir;
+
+    before(async function () {
+      /* Two generations (a delta), several base segments (chunkSize 20), few
+       * enough vectors that ksub < 256. */
+      hnswDir = s.freshPath('fmt-v2');
+      const db = s.newDb({ dimension: 8, chunkSize: 20, encryptAtRest: false });
+      s.fill(db, 90, { seed: 21 });
+      await db.save(hnswDir);
+      db.add('late', new Float32Array(8).fill(0.25));
+      assert.equal((await db.save(hnswDir)).full, false);
+      const m = s.readManifest(hnswDir).json;
+      assert.ok(m.index.base.length >= 2 && m.index.deltas.length >= 1, 'the fixture has base segments and a delta');
+      flatDir = s.freshPath('fmt-v2-flat');
+      const f = s.newDb({ dimension: 8, chunkSize: 20, index: 'flat', encryptAtRest: false });
+      s.fill(f, 50, { seed: 22 });
+      await f.save(flatDir);
+      for (const d of [hnswDir, flatDir]) assert.ok(!read(d, []).error, 'the untouched fixture reads');
+    });
+
+    function mutated(from, what) {
+      const dir = s.freshPath(`fmt-v2-${what}`);
+      fs.cpSync(from, dir, { recursive: true });
+      const r = spawnSync(s.PYTHON, ['-c', PY_REWRITE, dir, what], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `rewriting (${what}) failed:\n${r.stderr}`);
+      return dir;
+    }
+
+    const cases = [
+      ['hnsw', 'drop-pq', 'a 5-key segment in a version-2 session'],
+      ['hnsw', 'version-1', 'a 6-key segment in a version-1 session'],
+      ['hnsw', 'pq-in-base-1', 'a codebook in base segment 1'],
+      ['hnsw', 'pq-in-delta', 'a codebook in a delta'],
+      ['hnsw', 'pq-key-order', 'codebook keys out of order'],
+      ['hnsw', 'dsub', 'm * dsub is not the dimension'],
+      ['hnsw', 'nan-centroid', 'a NaN centroid'],
+      ['hnsw', 'short-code', 'a code shorter than m'],
+      ['hnsw', 'long-code', 'a code longer than m'],
+      ['hnsw', 'no-code', 'a graph node without a code'],
+      ['hnsw', 'code-out-of-range', 'a code byte not below ksub'],
+      ['flat', 'flat-codebook', 'a codebook in a flat session'],
+      ['flat', 'flat-code', 'a code in a flat session'],
+    ];
+    for (const [kind, what, title] of cases) {
+      it(`${kind}: ${title}`, async function () {
+        const dir = mutated(kind === 'flat' ? flatDir : hnswDir, what);
+        const out = read(dir, []);
+        assert.equal(out.error, 'ERR_CHUNK_CORRUPT', `reader: ${out.error || 'accepted the session'} ${out.message || ''}`);
+        await engineRefuses(dir, {}, 'ERR_CHUNK_CORRUPT');
+      });
+    }
   });
 });

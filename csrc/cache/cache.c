@@ -193,6 +193,22 @@ static int finish_wait(vv_cache *c, entry *e, void **value, vv_cache_ref **ref, 
   return rc;
 }
 
+int vv_cache_peek(vv_cache *c, uint64_t key, void **value, vv_cache_ref **ref) {
+  *value = NULL;
+  *ref = NULL;
+  entry *dropped = NULL;
+  pthread_mutex_lock(&c->mu);
+  entry *e = find(c, key);
+  int rc = VV_E_NOT_FOUND;
+  if (e && e->state == READY) {
+    e->pins++;
+    rc = finish_wait(c, e, value, ref, &dropped);
+  }
+  pthread_mutex_unlock(&c->mu);
+  drop_all(c, dropped);
+  return rc;
+}
+
 int vv_cache_get(vv_cache *c, uint64_t key, void **value, vv_cache_ref **ref) {
   *value = NULL;
   *ref = NULL;

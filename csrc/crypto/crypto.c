@@ -114,6 +114,15 @@ int vv_keyring_create(const unsigned char key[VV_KEY_BYTES], vv_keyring **out) {
   return keyring_finish(kr, out);
 }
 
+int vv_keyring_clone(const vv_keyring *src, vv_keyring **out) {
+  if (out == NULL)
+    return VV_E_INVALID;
+  *out = NULL;
+  if (src == NULL)
+    return VV_E_INVALID;
+  return vv_keyring_create(src->master, out);
+}
+
 int vv_keyring_random(vv_keyring **out) {
   if (out == NULL)
     return VV_E_INVALID;

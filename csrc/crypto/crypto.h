@@ -48,6 +48,8 @@ VV_NODISCARD int vv_crypto_init(void);
 VV_NODISCARD int vv_keyring_create(const unsigned char key[VV_KEY_BYTES], vv_keyring **out);
 /* A key ring with a fresh random master key. */
 VV_NODISCARD int vv_keyring_random(vv_keyring **out);
+/* An independent copy (its own guarded memory) of a key ring. */
+VV_NODISCARD int vv_keyring_clone(const vv_keyring *src, vv_keyring **out);
 /* Wipes and frees; NULL is a no-op. */
 void vv_keyring_free(vv_keyring *kr);
 

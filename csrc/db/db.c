@@ -20,6 +20,8 @@
 #include "../distance/distance.h"
 #include "../flat/flat.h"
 #include "../hnsw/hnsw.h"
+#include "../quant/pq.h"
+#include "../session/lazy.h"
 #include "../store/store.h"
 #include "../vecvault.h"
 
@@ -56,6 +58,7 @@ int vv_db_create(const vv_config *cfg, vv_db **out) {
   if (!c.ef_search) c.ef_search = 64;
   if (!c.threads) c.threads = 1;
   if (!c.chunk_size) c.chunk_size = 10000;
+  if (!c.cache_bytes) c.cache_bytes = (uint64_t)150 << 20;
   if (c.hnsw_m < 2 || c.hnsw_m > VV_HNSW_MAX_M || c.ef_construction > VV_HNSW_MAX_EF ||
       c.ef_search > VV_HNSW_MAX_EF)
     return VV_E_INVALID;
@@ -63,6 +66,7 @@ int vv_db_create(const vv_config *cfg, vv_db **out) {
   vv_db *db = (vv_db *)calloc(1, sizeof *db);
   if (!db) return VV_E_NOMEM;
   db->cfg = c;
+  db->cache_bytes = (size_t)c.cache_bytes;
   const vv_kernels *k = vv_kernels_best();
   db->kern = c.metric == VV_METRIC_L2 ? k->l2sq : k->dot;
   db->sign = c.metric == VV_METRIC_L2 ? 1.0f : -1.0f;
@@ -93,6 +97,10 @@ int vv_db_create(const vv_config *cfg, vv_db **out) {
 
 void vv_db_free(vv_db *db) {
   if (!db) return;
+  vv_lazy_free(db->lazy);
+  if (db->pq) vv_pq_destroy(db->pq);
+  free(db->pq);
+  if (db->has_codes) vv_arena_destroy(&db->codes);
   vv_keyring_free(db->secrets.kr);
   vv_secret_free(db->secrets.pass);
   free(db->session.dir);
@@ -148,7 +156,34 @@ static uint64_t per_slot_overhead(const vv_db *db) {
 
 void vv_db_refresh_memory(vv_db *db) {
   uint64_t cap = vv_arena_capacity(&db->store.vecs);
-  db->mem_estimate = cap * ((uint64_t)db->cfg.dimension * sizeof(float) + per_slot_overhead(db));
+  uint64_t per = per_slot_overhead(db) + (db->has_codes ? db->pq->m : 0);
+  /* Lazily loaded: only vectors added since are in memory (their pages of
+   * the arena are touched on write); the cache is bounded separately. */
+  if (db->lazy) {
+    db->mem_estimate = cap * per + db->cache_bytes;
+    return;
+  }
+  db->mem_estimate = cap * (per + (uint64_t)db->cfg.dimension * sizeof(float));
+}
+
+int vv_db_codes_init(vv_db *db) {
+  if (db->has_codes) return VV_OK;
+  if (!db->pq) return VV_E_INTERNAL;
+  vv_arena_init(&db->codes, db->pq->m, 1u << 20);
+  int rc = vv_arena_reserve(&db->codes, vv_arena_capacity(&db->store.vecs));
+  if (rc) {
+    vv_arena_destroy(&db->codes);
+    return rc;
+  }
+  db->has_codes = 1;
+  return VV_OK;
+}
+
+/* Lazy databases walk the graph on codes: a new vector needs its code
+ * before it is linked. */
+static void encode_code(vv_db *db, uint32_t slot) {
+  vv_pq_encode(db->pq, vv_store_vec(&db->store, slot), (uint8_t *)vv_arena_at(&db->codes, slot));
+  vv_store_mark(&db->store, slot, VV_SLOT_CODED);
 }
 
 uint64_t vv_db_memory(vv_db *db) { return db->mem_estimate; }
@@ -158,6 +193,7 @@ static int reserve(vv_db *db, size_t n, uint32_t threads) {
   int rc = maybe_consolidate(db, threads);
   if (!rc) rc = vv_store_reserve(&db->store, n);
   if (!rc && db->hnsw) rc = vv_hnsw_reserve(db->hnsw, vv_arena_capacity(&db->store.vecs));
+  if (!rc && db->has_codes) rc = vv_arena_reserve(&db->codes, vv_arena_capacity(&db->store.vecs));
   vv_db_refresh_memory(db);
   return rc;
 }
@@ -184,6 +220,7 @@ int vv_db_add(vv_db *db, const vv_item *it) {
   uint32_t slot;
   if (!rc) rc = place(db, it, &slot);
   if (!rc && db->hnsw) {
+    if (db->lazy) encode_code(db, slot);
     rc = vv_hnsw_insert(db->hnsw, slot);
     if (rc) vv_store_remove(&db->store, slot); /* the graph could not take it */
   }
@@ -202,6 +239,7 @@ typedef struct batch_ctx {
 static int link_one(void *ctx, size_t i, unsigned worker) {
   (void)worker;
   batch_ctx *b = (batch_ctx *)ctx;
+  if (b->db->lazy) encode_code(b->db, b->slots[i]);
   return vv_hnsw_insert(b->db->hnsw, b->slots[i]);
 }
 
@@ -306,22 +344,27 @@ int vv_db_get(vv_db *db, const char *id, size_t id_len, vv_record **out) {
   int rc = VV_OK;
   pthread_rwlock_rdlock(&db->lock);
   uint32_t slot = vv_store_lookup(&db->store, id, id_len);
-  if (slot != VV_NO_SLOT) {
+  vv_pins pins = {0};
+  const float *vec;
+  const char *meta;
+  uint32_t meta_len;
+  if (slot != VV_NO_SLOT) rc = vv_db_row(db, slot, &pins, &vec, &meta, &meta_len);
+  if (slot != VV_NO_SLOT && !rc) {
     size_t vbytes = (size_t)db->cfg.dimension * sizeof(float);
-    const vv_slotrec *r = vv_store_rec(&db->store, slot);
     vv_record *rec = (vv_record *)calloc(1, sizeof *rec);
     if (rec) rec->vector = (float *)malloc(vbytes);
-    if (rec && r->meta_len) rec->meta = (char *)malloc(r->meta_len);
-    if (!rec || !rec->vector || (r->meta_len && !rec->meta)) {
+    if (rec && meta_len) rec->meta = (char *)malloc(meta_len);
+    if (!rec || !rec->vector || (meta_len && !rec->meta)) {
       vv_record_free(rec);
       rc = VV_E_NOMEM;
     } else {
-      memcpy(rec->vector, vv_store_vec(&db->store, slot), vbytes);
-      if (r->meta_len) memcpy(rec->meta, r->meta, r->meta_len);
-      rec->meta_len = r->meta_len;
+      memcpy(rec->vector, vec, vbytes);
+      if (meta_len) memcpy(rec->meta, meta, meta_len);
+      rec->meta_len = meta_len;
       *out = rec;
     }
   }
+  vv_pins_release(db, &pins);
   pthread_rwlock_unlock(&db->lock);
   return rc;
 }
@@ -347,17 +390,33 @@ static void to_public(vv_metric m, float internal, float *distance, float *score
 
 /* Copies hits into one allocation: header, hits, vectors, then strings.
  * Runs under the read lock so ids and metadata cannot change meanwhile. */
-static int build_results(vv_db *db, const vv_cand *c, uint32_t n, int include_vector, vv_results **out) {
+typedef struct hitrow {
+  const float *vec;
+  const char *meta;
+  uint32_t meta_len;
+} hitrow;
+
+static int build_results(vv_db *db, const vv_cand *c, uint32_t n, int include_vector, vv_pins *pins,
+                         vv_results **out) {
   size_t vbytes = include_vector ? (size_t)db->cfg.dimension * sizeof(float) : 0;
   size_t strings = 0;
+  hitrow *rows = (hitrow *)malloc((n ? n : 1) * sizeof *rows);
+  if (!rows) return VV_E_NOMEM;
   for (uint32_t i = 0; i < n; i++) {
-    const vv_slotrec *r = vv_store_rec(&db->store, c[i].slot);
-    strings += r->id_len + r->meta_len;
+    int rc = vv_db_row(db, c[i].slot, pins, &rows[i].vec, &rows[i].meta, &rows[i].meta_len);
+    if (rc) {
+      free(rows);
+      return rc;
+    }
+    strings += vv_store_rec(&db->store, c[i].slot)->id_len + rows[i].meta_len;
   }
   size_t head = sizeof(vv_results) + (size_t)n * sizeof(vv_hit);
   head = (head + 15) & ~(size_t)15;
   unsigned char *mem = (unsigned char *)malloc(head + (size_t)n * vbytes + strings);
-  if (!mem) return VV_E_NOMEM;
+  if (!mem) {
+    free(rows);
+    return VV_E_NOMEM;
+  }
   vv_results *res = (vv_results *)mem;
   res->count = n;
   res->hits = (vv_hit *)(mem + sizeof(vv_results));
@@ -372,20 +431,111 @@ static int build_results(vv_db *db, const vv_cand *c, uint32_t n, int include_ve
     h->id_len = r->id_len;
     str += r->id_len;
     h->meta = NULL;
-    h->meta_len = r->meta_len;
-    if (r->meta_len) {
-      memcpy(str, r->meta, r->meta_len);
+    h->meta_len = rows[i].meta_len;
+    if (rows[i].meta_len) {
+      memcpy(str, rows[i].meta, rows[i].meta_len);
       h->meta = str;
-      str += r->meta_len;
+      str += rows[i].meta_len;
     }
     h->vector = NULL;
     if (include_vector) {
       float *v = vecs + (size_t)i * db->cfg.dimension;
-      memcpy(v, vv_store_vec(&db->store, c[i].slot), vbytes);
+      memcpy(v, rows[i].vec, vbytes);
       h->vector = v;
     }
   }
+  free(rows);
   *out = res;
+  return VV_OK;
+}
+
+static int cmp_loc(const void *a, const void *b) {
+  uint64_t x = ((const uint64_t *)a)[0], y = ((const uint64_t *)b)[0];
+  return (x > y) - (x < y);
+}
+
+static int cmp_dist(const void *a, const void *b) {
+  float x = ((const vv_cand *)a)->dist, y = ((const vv_cand *)b)->dist;
+  return (x > y) - (x < y);
+}
+
+/* Lazy search, second step. The graph walk ranked n candidates (c, nearest
+ * first) on their codes; re-rank them by full vectors and keep the best k.
+ *
+ * Which chunks: walking the candidates best first, a chunk already in the
+ * cache is always used (it costs nothing); a chunk that must be read from
+ * storage is used while the query has read fewer than `budget` chunks
+ * (UINT32_MAX: no limit), or while fewer than k candidates could be
+ * measured. Candidates left in unread chunks are dropped: the codes ranked
+ * them below those measured. So a cold query reads at most `budget` chunks
+ * (plus what k results need), and a warm one re-ranks everything.
+ *
+ * Then chunk by chunk, in location order, each pinned only while its
+ * candidates are measured: a query holds at most one chunk beyond the cache. */
+static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k, uint32_t budget, uint32_t *nout) {
+  const vv_store *st = &db->store;
+  uint64_t *order = (uint64_t *)malloc((n ? n : 1) * 2 * sizeof *order);
+  uint64_t *seen = (uint64_t *)malloc((n ? n : 1) * sizeof *seen); /* chunk seq << 1 | allowed */
+  if (!order || !seen) {
+    free(order);
+    free(seen);
+    return VV_E_NOMEM;
+  }
+  uint32_t nseen = 0, reads = 0, usable = 0, m = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t slot = c[i].slot;
+    uint64_t key = 0; /* resident rows sort first */
+    if (!(vv_store_flags(st, slot) & VV_SLOT_RESIDENT)) {
+      uint64_t loc = vv_store_loc(st, slot);
+      uint64_t seq = VV_LOC_CHUNK(loc);
+      int allowed = -1;
+      for (uint32_t j = 0; j < nseen && allowed < 0; j++)
+        if (seen[j] >> 1 == seq) allowed = (int)(seen[j] & 1);
+      if (allowed < 0) {
+        const vv_lchunk *ch;
+        vv_cache_ref *ref;
+        if (vv_lazy_peek(db->lazy, seq, &ch, &ref) == VV_OK) {
+          vv_lazy_unpin(db->lazy, ref);
+          allowed = 1;
+        } else if (reads < budget || usable < k) {
+          reads++;
+          allowed = 1;
+        } else {
+          allowed = 0;
+        }
+        seen[nseen++] = seq << 1 | (uint64_t)allowed;
+      }
+      if (!allowed) continue;
+      key = loc + 1;
+    }
+    usable++;
+    order[2 * m] = key;
+    order[2 * m + 1] = slot;
+    m++;
+  }
+  free(seen);
+  qsort(order, m, 2 * sizeof *order, cmp_loc);
+  int rc = VV_OK;
+  for (uint32_t i = 0; i < m && !rc;) {
+    /* One chunk's run (or the resident rows). */
+    vv_pins pins = {0};
+    uint32_t end = i + 1;
+    uint64_t seq = order[2 * i] ? VV_LOC_CHUNK(order[2 * i] - 1) : UINT64_MAX;
+    while (end < m && (order[2 * end] ? VV_LOC_CHUNK(order[2 * end] - 1) : UINT64_MAX) == seq) end++;
+    for (; i < end && !rc; i++) {
+      uint32_t slot = (uint32_t)order[2 * i + 1];
+      const float *vec;
+      const char *meta;
+      uint32_t meta_len;
+      rc = vv_db_row(db, slot, &pins, &vec, &meta, &meta_len);
+      if (!rc) c[i] = (vv_cand){db->sign * db->kern(q, vec, db->cfg.dimension), slot};
+    }
+    vv_pins_release(db, &pins);
+  }
+  free(order);
+  if (rc) return rc;
+  qsort(c, m, sizeof *c, cmp_dist);
+  *nout = m < k ? m : k;
   return VV_OK;
 }
 
@@ -403,17 +553,31 @@ static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k,
   }
   uint64_t live = db->store.nlive;
   uint32_t want = (uint64_t)k < live ? k : (uint32_t)live;
-  vv_cand *cands = (vv_cand *)malloc(((size_t)want + 1) * sizeof *cands);
+  uint32_t ef = o && o->ef_search ? o->ef_search : db->cfg.ef_search;
+  /* Lazily, the walk ranks on codes and hands over `pool` candidates for
+   * re-ranking by full vectors: by default all of its beam, which is twice
+   * the configured one (codes are approximate; see docs/PERFORMANCE.md). */
+  uint32_t pool = want, budget = 0;
+  if (db->lazy && db->hnsw) {
+    if (!(o && o->ef_search)) ef = 2 * db->cfg.ef_search > VV_HNSW_MAX_EF ? VV_HNSW_MAX_EF : 2 * db->cfg.ef_search;
+    pool = o && o->rerank ? o->rerank : ef;
+    if (pool < want) pool = want;
+    if (pool > ef) ef = pool;
+    budget = o && o->max_chunk_reads ? o->max_chunk_reads : VV_DEFAULT_CHUNK_READS;
+  }
+  vv_cand *cands = (vv_cand *)malloc(((size_t)pool + 1) * sizeof *cands);
   if (!cands) return VV_E_NOMEM;
+  vv_pins pins = {0};
   uint32_t n = 0;
   if (want && db->hnsw) {
-    uint32_t ef = o && o->ef_search ? o->ef_search : db->cfg.ef_search;
-    rc = vv_hnsw_search(db->hnsw, q, want, ef, cands, &n);
+    rc = vv_hnsw_search(db->hnsw, q, pool, ef, cands, &n);
+    if (!rc && db->lazy) rc = rerank(db, q, cands, n, want, budget, &n);
   }
   /* The exact scan answers for the flat index, and for the rare graph walk
    * that found fewer live vectors than exist (heavy deletes). */
-  if (!rc && n < want) rc = vv_flat_search(&db->store, db->kern, db->sign, q, want, cands, &n);
-  if (!rc) rc = build_results(db, cands, n, o && o->include_vector, out);
+  if (!rc && n < want) rc = vv_db_exact_search(db, q, want, cands, &n);
+  if (!rc) rc = build_results(db, cands, n, o && o->include_vector, &pins, out);
+  vv_pins_release(db, &pins);
   free(cands);
   return rc;
 }

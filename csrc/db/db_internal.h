@@ -10,6 +10,7 @@
 #include "../crypto/crypto.h"
 #include "../distance/distance.h"
 #include "../hnsw/hnsw.h"
+#include "../quant/pq.h"
 #include "../session/manifest.h"
 #include "../store/store.h"
 #include "../vecvault.h"
@@ -51,9 +52,41 @@ struct vv_db {
   vv_bound session;
   int has_session_id;
   unsigned char session_id[VV_SESSION_ID_BYTES];
+  /* PQ codes: trained at the first save of an HNSW database (or loaded),
+   * written into sessions so they can be opened lazily. */
+  vv_pq *pq;
+  uint64_t pq_trained_on; /* sample size the codebook was learnt from */
+  int has_codes;          /* `codes` is initialised (pq->m bytes per slot) */
+  vv_arena codes;
+  /* Lazily loaded: vectors of non-resident slots are read from chunks
+   * through this (session/lazy.h), and the graph runs in code mode. */
+  struct vv_lazy *lazy;
+  _Atomic size_t cache_bytes; /* the cache bound (kept for eager databases too); set under no lock */
 };
 
 /* Recomputes mem_estimate from the arenas' capacity. */
 void vv_db_refresh_memory(vv_db *db);
+
+/* Makes the codes arena exist for pq->m bytes per slot, with room for every
+ * slot the store can address. */
+VV_NODISCARD int vv_db_codes_init(vv_db *db);
+
+/* ---- rows that may live in chunks (db/access.c) ----
+ * A slot's vector and metadata are in memory (VV_SLOT_RESIDENT) or, in a
+ * lazily loaded database, only in the chunk its loc names. Readers resolve
+ * rows through a pin set, which keeps each chunk it touched pinned (loaded
+ * once) until released. Callers hold the database lock. */
+typedef struct vv_pins {
+  struct vv_pin *p;
+  size_t n, cap;
+} vv_pins;
+
+/* The vector and metadata of a live or waypoint slot. */
+VV_NODISCARD int vv_db_row(vv_db *db, uint32_t slot, vv_pins *pins, const float **vec, const char **meta,
+                           uint32_t *meta_len);
+void vv_pins_release(vv_db *db, vv_pins *pins);
+
+/* Exact search over every live vector, chunk by chunk when lazy. */
+VV_NODISCARD int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout);
 
 #endif

@@ -6,6 +6,12 @@
  * upper levels of a node live in one malloc'd block of level * (1 + m)
  * uint32 (count, then m links, per level), found through a per-slot pointer.
  * hdr == 0 means the slot has never been linked.
+ *
+ * Code mode (vv_hnsw_use_codes, for lazily loaded sessions): distances come
+ * from PQ codes instead of the store's vectors. A query's distance to a node
+ * is its ADC table lookup; a node's distance to another (link selection)
+ * uses both codes decoded. Queries themselves (a search's, or a new
+ * vector's on insert) are exact.
  */
 #include "hnsw.h"
 
@@ -18,6 +24,7 @@
 #include "../common/parallel.h"
 #include "../common/util.h"
 #include "../distance/distance.h"
+#include "../quant/pq.h"
 
 #define LOCK_STRIPES 4096u
 #define MAX_LEVEL 16
@@ -37,6 +44,8 @@ typedef struct scratch {
   size_t work_cap;
   vv_cand *picked;
   uint32_t *nbuf;      /* copy of a link list read under its lock */
+  float *table;        /* code mode: the current query's ADC table */
+  float *dbuf[2];      /* code mode: decoded node vectors */
   struct scratch *next;
 } scratch;
 
@@ -45,6 +54,16 @@ struct vv_hnsw {
   uint32_t dim, m, m0, efc;
   float sign;          /* internal distance = sign * kern(a, b) */
   vv_dist_fn kern;
+  const vv_pq *pq;        /* code mode when set */
+  const vv_arena *codes;  /* pq->m bytes per slot */
+  vv_metric metric;
+  /* Code mode measures with these. For cosine they stay the inner product:
+   * a query's product with a reconstruction errs by q.e, while squared L2
+   * would add the reconstruction's norm error 2x.e + |e|^2, which is larger
+   * unless the query is the stored vector itself (measured on clustered
+   * 384-D data: recall 0.96 against 0.82 at the same beam). */
+  vv_dist_fn ckern;
+  float csign;
   double level_mult;
   uint64_t seed;
   atomic_uint_fast64_t level_counter;
@@ -61,8 +80,37 @@ struct vv_hnsw {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static inline float dist_q(const vv_hnsw *h, const float *q, uint32_t s) {
+static inline const uint8_t *code_of(const vv_hnsw *h, uint32_t s) {
+  return (const uint8_t *)vv_arena_at(h->codes, s);
+}
+
+/* The distance from the current query (whose ADC table sc->table holds in
+ * code mode) to node s. */
+static inline float dist_q(const vv_hnsw *h, const scratch *sc, const float *q, uint32_t s) {
+  if (h->pq) return vv_pq_adc(h->pq, sc->table, code_of(h, s));
   return h->sign * h->kern(q, vv_store_vec(h->store, s), h->dim);
+}
+
+/* A node's vector as the graph sees it: stored, or decoded into buf. */
+static inline const float *node_vec(const vv_hnsw *h, uint32_t s, float *buf) {
+  if (!h->pq) return vv_store_vec(h->store, s);
+  vv_pq_decode(h->pq, code_of(h, s), buf);
+  return buf;
+}
+
+/* The distance from a full vector `a` (not the current query) to node s. */
+static inline float dist_v(const vv_hnsw *h, scratch *sc, const float *a, uint32_t s) {
+  if (h->pq) return h->csign * h->ckern(a, node_vec(h, s, sc->dbuf[1]), h->dim);
+  return h->sign * h->kern(a, vv_store_vec(h->store, s), h->dim);
+}
+
+static inline void prefetch_node(const vv_hnsw *h, uint32_t s) {
+  VV_PREFETCH(h->pq ? (const void *)code_of(h, s) : (const void *)vv_store_vec(h->store, s));
+}
+
+/* Makes `q` the current query: in code mode, fills its ADC table. */
+static inline void set_query(const vv_hnsw *h, scratch *sc, const float *q) {
+  if (h->pq) vv_pq_table(h->pq, q, h->csign > 0, sc->table);
 }
 
 static inline uint32_t *links_at(const vv_hnsw *h, uint32_t slot, int level) {
@@ -101,6 +149,9 @@ static void scratch_free(scratch *s) {
   free(s->work);
   free(s->picked);
   free(s->nbuf);
+  free(s->table);
+  free(s->dbuf[0]);
+  free(s->dbuf[1]);
   free(s);
 }
 
@@ -115,6 +166,15 @@ static int scratch_get(vv_hnsw *h, scratch **out) {
     s->nbuf = (uint32_t *)malloc((h->m0 + 1) * sizeof(uint32_t));
     s->picked = (vv_cand *)malloc((h->m0 + 1) * sizeof(vv_cand));
     if (!s->nbuf || !s->picked) {
+      scratch_free(s);
+      return VV_E_NOMEM;
+    }
+  }
+  if (h->pq && !s->table) {
+    s->table = (float *)malloc((size_t)h->pq->m * h->pq->ksub * sizeof(float));
+    s->dbuf[0] = (float *)malloc((size_t)h->dim * sizeof(float));
+    s->dbuf[1] = (float *)malloc((size_t)h->dim * sizeof(float));
+    if (!s->table || !s->dbuf[0] || !s->dbuf[1]) {
       scratch_free(s);
       return VV_E_NOMEM;
     }
@@ -163,6 +223,9 @@ int vv_hnsw_create(const vv_hnsw_params *p, const vv_store *store, vv_hnsw **out
   h->efc = p->ef_construction;
   h->kern = p->metric == VV_METRIC_L2 ? k->l2sq : k->dot;
   h->sign = p->metric == VV_METRIC_L2 ? 1.0f : -1.0f;
+  h->metric = p->metric;
+  h->ckern = h->kern;
+  h->csign = h->sign;
   h->level_mult = 1.0 / log((double)p->m);
   h->seed = p->seed ? p->seed : 0x5eed5eedull;
   atomic_init(&h->level_counter, 0);
@@ -232,7 +295,7 @@ static vv_cand greedy(vv_hnsw *h, scratch *sc, const float *q, vv_cand cur, int 
       const uint32_t *links;
       uint32_t n = read_links(h, sc, cur.slot, lc, locked, &links);
       for (uint32_t j = 0; j < n; j++) {
-        float d = dist_q(h, q, links[j]);
+        float d = dist_q(h, sc, q, links[j]);
         if (d < cur.dist) {
           cur.dist = d;
           cur.slot = links[j];
@@ -271,17 +334,17 @@ static int search_layer(vv_hnsw *h, scratch *sc, const float *q, vv_cand entry, 
     uint32_t n = read_links(h, sc, c.slot, level, locked, &links);
     if (n) {
       VV_PREFETCH(&tags[links[0]]);
-      VV_PREFETCH(vv_store_vec(st, links[0]));
+      prefetch_node(h, links[0]);
     }
     for (uint32_t j = 0; j < n; j++) {
       uint32_t nb = links[j];
       if (j + 1 < n) {
         VV_PREFETCH(&tags[links[j + 1]]);
-        VV_PREFETCH(vv_store_vec(st, links[j + 1]));
+        prefetch_node(h, links[j + 1]);
       }
       if (tags[nb] == tag) continue;
       tags[nb] = tag;
-      float d = dist_q(h, q, nb);
+      float d = dist_q(h, sc, q, nb);
       if (ntop < ef || d < bound) {
         if (ncand + 1 > sc->cand_cap && grow_cands(&sc->cand, &sc->cand_cap, ncand + 1)) return VV_E_NOMEM;
         vv_heap_push_min(sc->cand, &ncand, (vv_cand){d, nb});
@@ -304,7 +367,8 @@ int vv_hnsw_search(vv_hnsw *h, const float *q, uint32_t k, uint32_t ef, vv_cand 
   int rc = scratch_get(h, &sc);
   if (rc) return rc;
   if (ef < k) ef = k;
-  vv_cand cur = {dist_q(h, q, h->ep), h->ep};
+  set_query(h, sc, q);
+  vv_cand cur = {dist_q(h, sc, q, h->ep), h->ep};
   cur = greedy(h, sc, q, cur, h->max_level, 0, 0);
   size_t ntop = 0;
   rc = search_layer(h, sc, q, cur, ef, 0, 0, 1, NO_NODE, &ntop);
@@ -321,20 +385,34 @@ int vv_hnsw_search(vv_hnsw *h, const float *q, uint32_t k, uint32_t ef, vv_cand 
   return rc;
 }
 
-float vv_hnsw_distance(const vv_hnsw *h, const float *q, uint32_t slot) { return dist_q(h, q, slot); }
+float vv_hnsw_distance(const vv_hnsw *h, const float *q, uint32_t slot) {
+  return h->sign * h->kern(q, vv_store_vec(h->store, slot), h->dim);
+}
+
+void vv_hnsw_use_codes(vv_hnsw *h, const vv_pq *pq, const vv_arena *codes) {
+  h->pq = pq;
+  h->codes = codes;
+  /* Pooled scratch was sized for the other mode. */
+  while (h->pool) {
+    scratch *s = h->pool;
+    h->pool = s->next;
+    scratch_free(s);
+  }
+}
 
 /* ---- construction ----------------------------------------------------- */
 
 /* Malkov's heuristic: walk candidates nearest first and keep one only if it
  * is nearer to the base than to every node already kept, which spreads
  * links across directions instead of clustering them. `c` is sorted. */
-static uint32_t select_neighbors(const vv_hnsw *h, const vv_cand *c, size_t n, uint32_t max, vv_cand *picked) {
+static uint32_t select_neighbors(const vv_hnsw *h, scratch *sc, const vv_cand *c, size_t n, uint32_t max,
+                                 vv_cand *picked) {
   uint32_t np = 0;
   for (size_t i = 0; i < n && np < max; i++) {
-    const float *cv = vv_store_vec(h->store, c[i].slot);
+    const float *cv = node_vec(h, c[i].slot, sc->dbuf[0]);
     int keep = 1;
     for (uint32_t r = 0; r < np; r++) {
-      if (dist_q(h, cv, picked[r].slot) < c[i].dist) {
+      if (dist_v(h, sc, cv, picked[r].slot) < c[i].dist) {
         keep = 0;
         break;
       }
@@ -372,11 +450,11 @@ static int link_back(vv_hnsw *h, scratch *sc, uint32_t nb, uint32_t s, int level
     pthread_mutex_unlock(lock_of(h, nb));
     return VV_E_NOMEM;
   }
-  const float *bv = vv_store_vec(h->store, nb);
-  for (uint32_t j = 0; j < cnt; j++) sc->work[j] = (vv_cand){dist_q(h, bv, p[1 + j]), p[1 + j]};
-  sc->work[cnt] = (vv_cand){dist_q(h, bv, s), s};
+  const float *bv = node_vec(h, nb, sc->dbuf[0]);
+  for (uint32_t j = 0; j < cnt; j++) sc->work[j] = (vv_cand){dist_v(h, sc, bv, p[1 + j]), p[1 + j]};
+  sc->work[cnt] = (vv_cand){dist_v(h, sc, bv, s), s};
   qsort(sc->work, (size_t)cnt + 1, sizeof(vv_cand), cmp_cand);
-  uint32_t np = select_neighbors(h, sc->work, (size_t)cnt + 1, max, sc->picked);
+  uint32_t np = select_neighbors(h, sc, sc->work, (size_t)cnt + 1, max, sc->picked);
   for (uint32_t j = 0; j < np; j++) p[1 + j] = sc->picked[j].slot;
   p[0] = (p[0] & ~COUNT_MASK) | np;
   pthread_mutex_unlock(lock_of(h, nb));
@@ -436,7 +514,8 @@ int vv_hnsw_insert(vv_hnsw *h, uint32_t s) {
   scratch *sc;
   rc = scratch_get(h, &sc);
   if (rc) goto done;
-  vv_cand cur = {dist_q(h, q, ep), ep};
+  set_query(h, sc, q);
+  vv_cand cur = {dist_q(h, sc, q, ep), ep};
   cur = greedy(h, sc, q, cur, max_level, level, 1);
   for (int lc = VV_MIN(level, max_level); lc >= 0 && !rc; lc--) {
     size_t ntop = 0;
@@ -446,7 +525,7 @@ int vv_hnsw_insert(vv_hnsw *h, uint32_t s) {
     if (!ntop) continue;
     vv_heap_drain_sorted(sc->top, ntop, sc->work);
     cur = sc->work[0];
-    uint32_t np = select_neighbors(h, sc->work, ntop, h->m, sc->picked);
+    uint32_t np = select_neighbors(h, sc, sc->work, ntop, h->m, sc->picked);
     uint32_t picked[VV_HNSW_MAX_M * 2];
     for (uint32_t j = 0; j < np; j++) picked[j] = sc->picked[j].slot;
 
@@ -491,13 +570,14 @@ static void set_links(vv_hnsw *h, uint32_t n, int level, const vv_cand *picked, 
 }
 
 static int relink_by_search(vv_hnsw *h, scratch *sc, uint32_t n, int level, uint32_t max) {
-  const float *bv = vv_store_vec(h->store, n);
+  const float *bv = node_vec(h, n, sc->dbuf[0]);
+  set_query(h, sc, bv);
   size_t ntop = 0;
   int rc = search_layer(h, sc, bv, (vv_cand){0.0f, n}, h->efc, level, 1, 1, n, &ntop);
   if (!rc) rc = grow_cands(&sc->work, &sc->work_cap, ntop);
   if (rc || !ntop) return rc;
   vv_heap_drain_sorted(sc->top, ntop, sc->work);
-  uint32_t np = select_neighbors(h, sc->work, ntop, max, sc->picked);
+  uint32_t np = select_neighbors(h, sc, sc->work, ntop, max, sc->picked);
   set_links(h, n, level, sc->picked, np);
   return VV_OK;
 }
@@ -526,14 +606,14 @@ static int mend_node(void *ctx, size_t i, unsigned worker) {
     if ((rc = grow_cands(&sc->work, &sc->work_cap, room)) != VV_OK) break;
     next_tag(sc);
     sc->tags[n] = sc->cur;
-    const float *bv = vv_store_vec(h->store, n);
+    const float *bv = node_vec(h, n, sc->dbuf[0]);
     size_t nc = 0;
     for (uint32_t j = 0; j < cnt; j++) {
       uint32_t c = p[1 + j];
       if (!is_dead_node(h, c)) {
         if (sc->tags[c] != sc->cur) {
           sc->tags[c] = sc->cur;
-          sc->work[nc++] = (vv_cand){dist_q(h, bv, c), c};
+          sc->work[nc++] = (vv_cand){dist_v(h, sc, bv, c), c};
         }
         continue;
       }
@@ -543,11 +623,11 @@ static int mend_node(void *ctx, size_t i, unsigned worker) {
         uint32_t c2 = dl[1 + x];
         if (sc->tags[c2] == sc->cur || !vv_store_is_live(h->store, c2)) continue;
         sc->tags[c2] = sc->cur;
-        sc->work[nc++] = (vv_cand){dist_q(h, bv, c2), c2};
+        sc->work[nc++] = (vv_cand){dist_v(h, sc, bv, c2), c2};
       }
     }
     qsort(sc->work, nc, sizeof(vv_cand), cmp_cand);
-    uint32_t np = select_neighbors(h, sc->work, nc, max, sc->picked);
+    uint32_t np = select_neighbors(h, sc, sc->work, nc, max, sc->picked);
     set_links(h, n, lc, sc->picked, np);
     /* When most of the neighbourhood died the one-hop candidates are too
      * few; search the level from the node itself for a full list. */

@@ -53,8 +53,17 @@ VV_NODISCARD int vv_hnsw_search(vv_hnsw *h, const float *query, uint32_t k, uint
  * pick a live entry point. Exclusive access; uses up to `threads` threads. */
 VV_NODISCARD int vv_hnsw_consolidate(vv_hnsw *h, unsigned threads);
 
-/* Internal distance between a query and a stored slot, as the graph sees it. */
+/* Internal distance between a query and a slot's stored vector. */
 float vv_hnsw_distance(const vv_hnsw *h, const float *query, uint32_t slot);
+
+struct vv_pq;
+/* Code mode (lazily loaded sessions): from now on the graph measures
+ * distances on the PQ codes in `codes` (pq->m bytes per slot, which must be
+ * set for every linked slot before it is reached) instead of the store's
+ * vectors, and searches return ADC distances for the caller to re-rank.
+ * NULL turns it off. Exclusive access; pq and codes must outlive the graph
+ * or the next call. */
+void vv_hnsw_use_codes(vv_hnsw *h, const struct vv_pq *pq, const vv_arena *codes);
 
 /* Diagnostics for tests: level of a slot (-1 if not linked), links at a level. */
 int vv_hnsw_level(const vv_hnsw *h, uint32_t slot);

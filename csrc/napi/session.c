@@ -135,6 +135,8 @@ typedef struct load_req {
   char *pass;
   size_t pass_len;
   uint32_t threads;
+  int lazy;
+  uint64_t cache_bytes;
   vv_db *db;
   vv_load_stats stats;
   vv_error err;
@@ -149,7 +151,7 @@ static void wipe_free(void *p, size_t n) {
 
 static int load_execute(vvn_job *j) {
   load_req *r = j->payload;
-  vv_load_opts o = {r->key, r->pass, r->pass_len, r->threads, NULL};
+  vv_load_opts o = {r->key, r->pass, r->pass_len, r->threads, NULL, r->lazy, r->cache_bytes};
   int rc = vv_db_load(r->dir, &o, vvn_job_session_progress, j, &r->db, &r->stats, &r->err);
   /* The engine keeps its own guarded copy: drop ours as early as possible. */
   wipe_free(r->key, 32);
@@ -183,7 +185,7 @@ vv_db *vvn_adopt(napi_env env, napi_value external) {
 static napi_value load_result(napi_env env, vvn_job *j) {
   load_req *r = j->payload;
   adoptable *a = calloc(1, sizeof *a);
-  napi_value ext, stats, out;
+  napi_value ext, stats, out, lazy;
   if (!a) return NULL;
   a->db = r->db;
   if (napi_create_external(env, a, adoptable_finalize, NULL, &ext) != napi_ok) {
@@ -198,6 +200,8 @@ static napi_value load_result(napi_env env, vvn_job *j) {
       set_num(env, stats, "chunksLoaded", (double)r->stats.chunks_loaded) ||
       set_num(env, stats, "indexSegments", (double)r->stats.index_segments) ||
       set_num(env, stats, "bytesRead", (double)r->stats.bytes_read) ||
+      napi_get_boolean(env, r->stats.lazy != 0, &lazy) != napi_ok ||
+      napi_set_named_property(env, stats, "lazy", lazy) != napi_ok ||
       napi_create_array_with_length(env, 2, &out) != napi_ok || napi_set_element(env, out, 0, ext) != napi_ok ||
       napi_set_element(env, out, 1, stats) != napi_ok)
     return NULL;
@@ -216,18 +220,30 @@ static void load_destroy(vvn_job *j) {
 
 static const vvn_job_ops kLoadOps = {"vecvault.load", load_execute, load_result, load_destroy};
 
-/* loadAsync(dir, key|null, passphrase|null, threads, onProgress|null, abortFlag|null) */
+static int cache_bytes_arg(napi_env env, napi_value v, uint64_t *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 1) || d > 9007199254740991.0) {
+    vvn_throw(env, "ERR_INVALID_ARGUMENT", "cache size must be a positive number of bytes");
+    return -1;
+  }
+  *out = (uint64_t)d;
+  return 0;
+}
+
+/* loadAsync(dir, key|null, passphrase|null, threads, lazy (0/1), cacheBytes, onProgress|null, abortFlag|null) */
 napi_value vvn_load_async(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) {
-    vvn_throw(env, "ERR_INVALID_ARGUMENT", "loadAsync needs 6 arguments");
+  size_t argc = 8;
+  napi_value argv[8];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 8) {
+    vvn_throw(env, "ERR_INVALID_ARGUMENT", "loadAsync needs 8 arguments");
     return NULL;
   }
   const unsigned char *key, *pass;
   size_t klen, plen, dlen;
-  uint32_t threads;
-  if (opt_bytes(env, argv[1], &key, &klen) || opt_bytes(env, argv[2], &pass, &plen) || vvn_u32(env, argv[3], &threads))
+  uint32_t threads, lazy;
+  uint64_t cache_bytes;
+  if (opt_bytes(env, argv[1], &key, &klen) || opt_bytes(env, argv[2], &pass, &plen) ||
+      vvn_u32(env, argv[3], &threads) || vvn_u32(env, argv[4], &lazy) || cache_bytes_arg(env, argv[5], &cache_bytes))
     return NULL;
   if (key && klen != 32) {
     vvn_throw(env, "ERR_INVALID_ARGUMENT", "key must be 32 bytes");
@@ -239,6 +255,8 @@ napi_value vvn_load_async(napi_env env, napi_callback_info info) {
     return NULL;
   }
   r->threads = threads;
+  r->lazy = lazy != 0;
+  r->cache_bytes = cache_bytes;
   r->dir = vvn_utf8(env, argv[0], &dlen);
   if (r->dir && key && (r->key = malloc(32))) memcpy(r->key, key, 32);
   if (r->dir && pass && (r->pass = malloc(plen ? plen : 1))) memcpy(r->pass, pass, plen);
@@ -251,7 +269,7 @@ napi_value vvn_load_async(napi_env env, napi_callback_info info) {
   vvn_job *j = vvn_job_new(env, NULL, NULL, &kLoadOps, r);
   if (!j) return NULL;
   j->detail = &r->err;
-  if (vvn_job_set_progress(env, j, argv[4]) || vvn_job_set_abort(env, j, argv[5])) {
+  if (vvn_job_set_progress(env, j, argv[6]) || vvn_job_set_abort(env, j, argv[7])) {
     vvn_job_discard(env, j);
     return NULL;
   }
@@ -305,5 +323,110 @@ napi_value vvn_inspect_async(napi_env env, napi_callback_info info) {
   vvn_job *j = vvn_job_new(env, NULL, NULL, &kInspectOps, r);
   if (!j) return NULL;
   j->detail = &r->err;
+  return vvn_job_start(env, j);
+}
+
+/* ---- the chunk cache ------------------------------------------------------- */
+
+/* cacheStats() -> {lazy, hits, misses, evictions, bytes, capacityBytes, chunksCached, bytesRead} */
+napi_value vvn_cache_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  napi_value self, o, lazy;
+  vvn_dbh *d = this_db(env, info, &argc, NULL, &self);
+  if (!d) return NULL;
+  vv_cache_info ci;
+  vv_db_cache_info(d->db, &ci);
+  if (napi_create_object(env, &o) != napi_ok || napi_get_boolean(env, ci.lazy != 0, &lazy) != napi_ok ||
+      napi_set_named_property(env, o, "lazy", lazy) != napi_ok || set_num(env, o, "hits", (double)ci.hits) ||
+      set_num(env, o, "misses", (double)ci.misses) || set_num(env, o, "evictions", (double)ci.evictions) ||
+      set_num(env, o, "bytes", (double)ci.bytes) || set_num(env, o, "capacityBytes", (double)ci.capacity) ||
+      set_num(env, o, "chunksCached", (double)ci.chunks) || set_num(env, o, "bytesRead", (double)ci.bytes_read)) {
+    vvn_throw(env, "ERR_INTERNAL", "N-API call failed");
+    return NULL;
+  }
+  return o;
+}
+
+/* setCacheSize(bytes) */
+napi_value vvn_set_cache_size(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], self;
+  vvn_dbh *d = this_db(env, info, &argc, argv, &self);
+  uint64_t bytes;
+  if (!d || cache_bytes_arg(env, argv[0], &bytes)) return NULL;
+  int rc = vv_db_set_cache_size(d->db, bytes);
+  if (rc) {
+    vvn_throw_status(env, rc, NULL);
+    return NULL;
+  }
+  vvn_dbh_account(env, d);
+  return NULL;
+}
+
+typedef struct preload_req {
+  uint64_t *seqs; /* NULL: as many as fit */
+  size_t n;
+  size_t loaded;
+} preload_req;
+
+static int preload_execute(vvn_job *j) {
+  preload_req *r = j->payload;
+  return vv_db_preload(j->owner->db, r->seqs, r->n, vvn_job_progress, j, &r->loaded);
+}
+
+static napi_value preload_result(napi_env env, vvn_job *j) {
+  preload_req *r = j->payload;
+  napi_value v;
+  if (napi_create_double(env, (double)r->loaded, &v) != napi_ok) return NULL;
+  return v;
+}
+
+static void preload_destroy(vvn_job *j) {
+  preload_req *r = j->payload;
+  if (!r) return;
+  free(r->seqs);
+  free(r);
+}
+
+static const vvn_job_ops kPreloadOps = {"vecvault.preload", preload_execute, preload_result, preload_destroy};
+
+/* preloadAsync(seqs: Float64Array|null, onProgress|null, abortFlag|null) -> chunks read */
+napi_value vvn_preload_async(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], self;
+  vvn_dbh *d = this_db(env, info, &argc, argv, &self);
+  if (!d) return NULL;
+  preload_req *r = calloc(1, sizeof *r);
+  if (!r) {
+    vvn_throw_status(env, VV_E_NOMEM, NULL);
+    return NULL;
+  }
+  napi_valuetype t;
+  if (napi_typeof(env, argv[0], &t) == napi_ok && t != napi_null && t != napi_undefined) {
+    bool is_ta = false;
+    napi_typedarray_type type;
+    size_t len = 0;
+    void *p = NULL;
+    if (napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta ||
+        napi_get_typedarray_info(env, argv[0], &type, &len, &p, NULL, NULL) != napi_ok || type != napi_float64_array) {
+      free(r);
+      vvn_throw(env, "ERR_INVALID_ARGUMENT", "chunk ids must be a Float64Array");
+      return NULL;
+    }
+    r->seqs = malloc((len ? len : 1) * sizeof *r->seqs);
+    if (!r->seqs) {
+      free(r);
+      vvn_throw_status(env, VV_E_NOMEM, NULL);
+      return NULL;
+    }
+    for (size_t i = 0; i < len; i++) r->seqs[i] = (uint64_t)((const double *)p)[i];
+    r->n = len;
+  }
+  vvn_job *j = vvn_job_new(env, self, d, &kPreloadOps, r);
+  if (!j) return NULL;
+  if (vvn_job_set_progress(env, j, argv[1]) || vvn_job_set_abort(env, j, argv[2])) {
+    vvn_job_discard(env, j);
+    return NULL;
+  }
   return vvn_job_start(env, j);
 }

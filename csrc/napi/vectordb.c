@@ -408,14 +408,14 @@ static void search_req_free(search_req *s) {
   free(s);
 }
 
-/* args: queries (Float32Array), nq, k, ef, includeVector(0/1), threads */
+/* args: queries (Float32Array), nq, k, ef, includeVector(0/1), threads, rerank, maxChunkReads */
 static search_req *read_search(napi_env env, call *c, int batch, int copy) {
   float *q;
   size_t len;
-  uint32_t nq = 1, k, ef, incl, threads;
+  uint32_t nq = 1, k, ef, incl, threads, rerank, reads;
   if (vvn_f32(env, c->argv[0], &q, &len) || vvn_u32(env, c->argv[1], &nq) || vvn_u32(env, c->argv[2], &k) ||
       vvn_u32(env, c->argv[3], &ef) || vvn_u32(env, c->argv[4], &incl) || vvn_u32(env, c->argv[5], &threads) ||
-      check_dim(env, c->d, len, nq))
+      vvn_u32(env, c->argv[6], &rerank) || vvn_u32(env, c->argv[7], &reads) || check_dim(env, c->d, len, nq))
     return NULL;
   search_req *s = (search_req *)calloc(1, sizeof *s);
   if (s) s->res = (vv_results **)calloc(nq ? nq : 1, sizeof *s->res);
@@ -439,6 +439,8 @@ static search_req *read_search(napi_env env, call *c, int batch, int copy) {
   s->opts.ef_search = ef;
   s->opts.include_vector = incl != 0;
   s->opts.threads = threads;
+  s->opts.rerank = rerank;
+  s->opts.max_chunk_reads = reads;
   return s;
 }
 
@@ -528,6 +530,9 @@ napi_value vvn_define_vectordb(napi_env env) {
     {"config", NULL, js_config, NULL, NULL, NULL, napi_default, NULL},
     {"setSecret", NULL, vvn_set_secret, NULL, NULL, NULL, napi_default, NULL},
     {"saveAsync", NULL, vvn_save_async, NULL, NULL, NULL, napi_default, NULL},
+    {"cacheStats", NULL, vvn_cache_stats, NULL, NULL, NULL, napi_default, NULL},
+    {"setCacheSize", NULL, vvn_set_cache_size, NULL, NULL, NULL, napi_default, NULL},
+    {"preloadAsync", NULL, vvn_preload_async, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value cls;
   if (napi_define_class(env, "NativeDB", NAPI_AUTO_LENGTH, js_constructor, NULL, sizeof methods / sizeof methods[0],

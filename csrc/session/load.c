@@ -11,6 +11,10 @@
  * database is handed out.
  */
 #include <math.h>
+#include <stdatomic.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +24,7 @@
 #include "../crypto/secret.h"
 #include "../db/db_internal.h"
 #include "io.h"
+#include "lazy.h"
 #include "manifest.h"
 #include "object.h"
 #include "secrets.h"
@@ -40,6 +45,8 @@ typedef struct load {
   vv_buf *seg_bufs;    /* index segments, read in parallel, applied in order */
   const unsigned char **seg_plain;
   size_t *seg_len;
+  vv_mchunk *by_seq;   /* the manifest's chunks sorted by seq (lazy location checks) */
+  _Atomic uint8_t *claimed; /* while base segments are applied in parallel: slots seen */
 } load;
 
 /* Records the first error message (workers may fail at once). */
@@ -73,6 +80,7 @@ static int ensure_slot(load *l, uint32_t slot) {
   if (slot < db->store.nslots) return VV_OK;
   int rc = vv_store_reserve_slots(&db->store, (uint64_t)slot + 1);
   if (!rc && db->hnsw) rc = vv_hnsw_reserve(db->hnsw, vv_arena_capacity(&db->store.vecs));
+  if (!rc && db->has_codes) rc = vv_arena_reserve(&db->codes, vv_arena_capacity(&db->store.vecs));
   if (!rc) db->store.nslots = (uint64_t)slot + 1;
   return rc;
 }
@@ -83,6 +91,10 @@ static int apply_node(load *l, const vv_node_view *n, const char *obj) {
   if (rc) return rc;
   if (n->slot >= l->m->slot_count) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: slot out of range", obj);
   if (db->hnsw == NULL && n->nlevels > 0) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: links in a flat index", obj);
+  /* The base names each slot once; base segments are applied in parallel,
+   * so a second claim is both damage and a race to refuse. */
+  if (l->claimed && atomic_exchange(&l->claimed[n->slot], 1))
+    return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a slot appears twice in the base", obj);
   /* Only the final state must be consistent (a later record may replace
    * this one), so chunk rows are checked when chunks are read: a node whose
    * row no chunk supplies fails validate(). */
@@ -91,9 +103,22 @@ static int apply_node(load *l, const vv_node_view *n, const char *obj) {
    * either order. */
   rc = vv_store_set_id_raw(&db->store, n->slot, n->id, n->id_len);
   if (rc) return rc;
-  vv_slotrec *rec = vv_store_rec_mut(&db->store, n->slot);
-  rec->chunk = (uint32_t)n->chunk;
-  rec->row = n->row;
+  if (n->chunk > UINT32_MAX) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: chunk number out of range", obj);
+  vv_store_set_loc(&db->store, n->slot, VV_LOC(n->chunk, n->row));
+  uint8_t flags = 0;
+  if (n->code && n->nlevels == 0)
+    return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a slot outside the graph carries a PQ code", obj);
+  if (n->code) {
+    if (!db->has_codes || n->code_len != db->pq->m)
+      return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a PQ code does not match the codebook", obj);
+    /* ADC indexes the query's table with these bytes. */
+    for (uint32_t j = 0; j < n->code_len; j++)
+      if (n->code[j] >= db->pq->ksub)
+        return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a PQ code names a centroid the codebook lacks", obj);
+    memcpy(vv_arena_at(&db->codes, n->slot), n->code, n->code_len);
+    flags = VV_SLOT_CODED;
+  }
+  vv_store_set_flags(&db->store, n->slot, flags);
   if (db->hnsw) {
     uint32_t buf[VV_CODEC_MAX_LEVELS][VV_CODEC_MAX_LINKS];
     const uint32_t *links[VV_CODEC_MAX_LEVELS];
@@ -106,6 +131,27 @@ static int apply_node(load *l, const vv_node_view *n, const char *obj) {
     if (rc) return rc;
   }
   return VV_OK;
+}
+
+static int install_codebook(load *l, const vv_codebook_view *cb) {
+  vv_db *db = l->db;
+  if (!db->hnsw || (uint64_t)cb->m * cb->dsub != db->cfg.dimension) return VV_E_CORRUPT;
+  size_t n = (size_t)cb->m * cb->ksub * cb->dsub;
+  float *cents = malloc(n * sizeof *cents);
+  vv_pq *pq = calloc(1, sizeof *pq);
+  int rc = cents && pq ? VV_OK : VV_E_NOMEM;
+  if (!rc) {
+    vv_read_f32le(cb->centroids, n, cents);
+    rc = vv_pq_init(pq, db->cfg.dimension, cb->m, cb->ksub, cents);
+  }
+  free(cents);
+  if (rc) {
+    free(pq);
+    return rc;
+  }
+  db->pq = pq;
+  db->pq_trained_on = cb->trained;
+  return vv_db_codes_init(db);
 }
 
 static const vv_mseg *segment(const load *l, size_t i) {
@@ -131,13 +177,46 @@ static int apply_segment(load *l, size_t i) {
   int base;
   uint32_t count;
   int rc = vv_index_decode_begin(&r, l->seg_plain[i], l->seg_len[i], &seq, &base, &count);
-  if (!rc && (seq != g->seq || count != g->count)) rc = VV_E_CORRUPT;
+  if (!rc && (seq != g->seq || count != g->count || r.v2 != (l->m->version >= 2))) rc = VV_E_CORRUPT;
+  /* Only the first base segment may carry the codebook, and it comes first. */
+  if (!rc && r.has_codebook && i != 0) rc = VV_E_CORRUPT;
+  if (!rc && r.has_codebook && !l->db->pq) rc = install_codebook(l, &r.cb);
   vv_node_view n;
   while (!rc && (rc = vv_index_decode_next(&r, &n)) == VV_OK) rc = apply_node(l, &n, g->ref.name);
   if (rc == VV_E_NOT_FOUND) rc = VV_OK; /* the end, exactly where it should be */
   if (rc == VV_E_CORRUPT) rc = say(l, VV_E_CHUNK_CORRUPT, "index object %s does not decode", g->ref.name);
   vv_buf_free(&l->seg_bufs[i]);
   return rc;
+}
+
+static int apply_base(void *ctx, size_t i, unsigned worker) {
+  (void)worker;
+  return apply_segment(ctx, i);
+}
+
+/* Before base segments are applied in parallel: the codebook (from the
+ * first one's header) and storage for every slot the manifest counts, so
+ * no worker grows anything. */
+static int prepare_base(load *l) {
+  if (l->m->nbase) {
+    vv_index_reader r;
+    uint64_t seq;
+    int base;
+    uint32_t count;
+    /* A header that does not decode fails properly in apply_segment. */
+    if (vv_index_decode_begin(&r, l->seg_plain[0], l->seg_len[0], &seq, &base, &count) == VV_OK && r.has_codebook &&
+        r.v2 == (l->m->version >= 2)) {
+      int rc = install_codebook(l, &r.cb);
+      if (rc == VV_E_CORRUPT) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: the PQ codebook is invalid", l->m->base[0].ref.name);
+      if (rc) return rc;
+    }
+  }
+  uint64_t n = l->m->slot_count;
+  if (n == 0) return VV_OK;
+  int rc = ensure_slot(l, (uint32_t)(n - 1));
+  if (rc) return rc;
+  l->claimed = calloc(n, 1);
+  return l->claimed ? VV_OK : VV_E_NOMEM;
 }
 
 static int segment_progress(void *ctx, uint64_t done, uint64_t total) {
@@ -177,7 +256,7 @@ static int load_chunk(void *ctx, size_t i, unsigned worker) {
      * index points at is the slot's current vector. */
     if (slot >= db->store.nslots || !node_exists(db, slot)) continue;
     const vv_slotrec *rec = vv_store_rec(&db->store, slot);
-    if (rec->chunk != c->seq || rec->row != row) continue;
+    if (vv_store_loc(&db->store, slot) != VV_LOC(c->seq, row)) continue;
     int live = vv_store_is_live(&db->store, slot);
     /* A live node's row must carry its id; a waypoint's row may still carry
      * the id it had when it was written (it died later). */
@@ -198,7 +277,7 @@ static int load_chunk(void *ctx, size_t i, unsigned worker) {
     }
     if (rc) break;
     if (live && v.metas[row]) rc = vv_store_set_meta(&db->store, slot, v.metas[row], v.meta_lens[row]);
-    vv_store_set_flags(&db->store, slot, VV_SLOT_SAVED);
+    vv_store_mark(&db->store, slot, VV_SLOT_SAVED | VV_SLOT_RESIDENT);
   }
   vv_chunk_view_free(&v);
   return rc ? keep_error(l, rc, &local) : VV_OK;
@@ -218,6 +297,30 @@ static int is_waypoint(void *ctx, uint32_t slot) {
   return db->hnsw && vv_hnsw_level(db->hnsw, slot) >= 0;
 }
 
+static int cmp_mchunk(const void *a, const void *b) {
+  uint64_t x = ((const vv_mchunk *)a)->seq, y = ((const vv_mchunk *)b)->seq;
+  return (x > y) - (x < y);
+}
+
+static const vv_mchunk *find_chunk(const load *l, uint64_t seq) {
+  size_t lo = 0, hi = l->m->nchunks;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (l->by_seq[mid].seq == seq) return &l->by_seq[mid];
+    if (l->by_seq[mid].seq < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return NULL;
+}
+
+/* Whether this session can be opened lazily: asked for, format 2, and (for
+ * HNSW) a codebook to walk the graph with. Otherwise it loads eagerly. */
+static int can_be_lazy(const load *l, const vv_load_opts *o) {
+  const vv_db *db = l->db;
+  if (!o->lazy || l->m->version < 2) return 0;
+  return !db->hnsw || db->has_codes; /* (an empty graph has no codes: it loads eagerly, at no cost) */
+}
+
 /* One node's part of the whole-graph check. */
 static int validate_slot(void *ctx, size_t i, unsigned worker) {
   (void)worker;
@@ -225,8 +328,19 @@ static int validate_slot(void *ctx, size_t i, unsigned worker) {
   vv_db *db = l->db;
   uint32_t slot = (uint32_t)i;
   if (!node_exists(db, slot)) return VV_OK;
-  if (!(vv_store_flags(&db->store, slot) & VV_SLOT_SAVED))
+  if (l->by_seq) {
+    /* Lazy: the chunk is read later, but the row must exist in it now. */
+    uint64_t loc = vv_store_loc(&db->store, slot);
+    const vv_mchunk *c = find_chunk(l, VV_LOC_CHUNK(loc));
+    if (!c || VV_LOC_ROW(loc) >= c->count)
+      return say(l, VV_E_CHUNK_CORRUPT, "%s", "a vector the index refers to is in no chunk");
+    vv_store_mark(&db->store, slot, VV_SLOT_SAVED);
+  } else if (!(vv_store_flags(&db->store, slot) & VV_SLOT_SAVED)) {
     return say(l, VV_E_CHUNK_CORRUPT, "%s", "a vector the index refers to is in no chunk");
+  }
+  /* With a codebook, every node of the graph has its code (lazy or not). */
+  if (db->has_codes && !(vv_store_flags(&db->store, slot) & VV_SLOT_CODED))
+    return say(l, VV_E_CHUNK_CORRUPT, "%s", "a graph node has no PQ code");
   if (!db->hnsw) return VV_OK;
   uint64_t n = db->store.nslots;
   int level = vv_hnsw_level(db->hnsw, slot);
@@ -370,6 +484,7 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   cfg.ef_search = m.ef_search;
   cfg.threads = o->threads ? o->threads : 1;
   cfg.chunk_size = m.chunk_size;
+  cfg.cache_bytes = o->cache_bytes;
   rc = vv_db_create(&cfg, &db);
   if (rc) goto fail;
   l.db = db;
@@ -377,7 +492,8 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   l.err = err;
   l.progress = progress;
   l.pctx = ctx;
-  l.total = m.nbase + m.ndeltas + m.nchunks;
+  /* A lazy load reads no chunks (a format-1 session loads eagerly). */
+  l.total = m.nbase + m.ndeltas + (o->lazy && m.version >= 2 ? 0 : m.nchunks);
   rc = vv_sctx_init(&l.sc, io, dir);
   if (rc) goto fail;
   l.sc.kr = kr;
@@ -395,17 +511,34 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   }
   /* Index segments are read and opened in parallel, applied in order. */
   rc = vv_parallel_for(nseg, cfg.threads, read_segment, &l, segment_progress, &l, 0, nseg);
-  for (size_t i = 0; i < nseg && !rc; i++) rc = apply_segment(&l, i);
+  if (!rc) rc = prepare_base(&l);
+  if (!rc) rc = vv_parallel_for(m.nbase, cfg.threads, apply_base, &l, NULL, NULL, 0, 0);
+  free(l.claimed);
+  l.claimed = NULL;
+  for (size_t i = m.nbase; i < nseg && !rc; i++) rc = apply_segment(&l, i);
   l.done = nseg;
   if (!rc && vv_store_rebuild_ids(&db->store) == VV_E_CORRUPT) {
     rc = VV_E_CHUNK_CORRUPT;
     if (err) snprintf(err->message, sizeof err->message, "the index gives the same id to two vectors");
   }
   if (rc) goto fail;
-  rc = vv_parallel_for(m.nchunks, cfg.threads, load_chunk, &l, chunk_progress, &l, 0, m.nchunks);
-  if (rc) goto fail;
-  l.done += m.nchunks;
+  int lazy = can_be_lazy(&l, o);
+  if (lazy) {
+    l.by_seq = malloc((m.nchunks ? m.nchunks : 1) * sizeof *l.by_seq);
+    if (!l.by_seq) {
+      rc = VV_E_NOMEM;
+      goto fail;
+    }
+    memcpy(l.by_seq, m.chunks, m.nchunks * sizeof *l.by_seq);
+    qsort(l.by_seq, m.nchunks, sizeof *l.by_seq, cmp_mchunk);
+  } else {
+    rc = vv_parallel_for(m.nchunks, cfg.threads, load_chunk, &l, chunk_progress, &l, 0, m.nchunks);
+    if (rc) goto fail;
+    l.done += m.nchunks;
+  }
   rc = validate(&l, cfg.threads);
+  if (!rc && lazy) rc = vv_lazy_create(db, io, dir, &m, kr, db->cache_bytes, &db->lazy);
+  if (!rc && lazy && db->hnsw && db->has_codes) vv_hnsw_use_codes(db->hnsw, db->pq, &db->codes);
   vv_db_refresh_memory(db);
   if (rc) goto fail;
   rc = bind_session(db, dir, &m, kr, o, file, len);
@@ -414,7 +547,8 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   stats->generation = m.generation;
   stats->total_vectors = db->store.nlive;
   stats->chunk_count = m.nchunks;
-  stats->chunks_loaded = m.nchunks;
+  stats->chunks_loaded = lazy ? 0 : m.nchunks;
+  stats->lazy = lazy;
   stats->index_segments = m.nbase + m.ndeltas;
   stats->bytes_read = l.bytes + len;
   memset(&m, 0, sizeof m); /* moved into db->session */
@@ -432,7 +566,13 @@ fail:
   free(l.seg_bufs);
   free(l.seg_plain);
   free(l.seg_len);
+  free(l.by_seq);
   free(file);
   pthread_mutex_destroy(&l.err_mu);
+#if defined(__GLIBC__)
+  /* The segment buffers were large and short-lived: give the pages back so
+   * the footprint after a load is what the database holds. */
+  malloc_trim(0);
+#endif
   return rc;
 }

@@ -15,6 +15,12 @@
  * changed (and for the live rows of chunks that became mostly dead) and
  * keeps the rest; the index is a base plus deltas of changed nodes, folded
  * back into a new base when the deltas grow.
+ *
+ * Format 2 adds what a lazy load needs (docs/FORMAT.md): every graph node
+ * carries its PQ code (the codebook is learnt at the first save and rides
+ * in the first base segment), and new chunks are filled with neighbours:
+ * breadth-first balls over the HNSW graph (k-means clusters for the flat
+ * index), so that a lazy search touches few chunks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +30,12 @@
 #include <time.h>
 
 #include "../codec/codec.h"
+#include "../common/parallel.h"
 #include "../db/db_internal.h"
+#include "../quant/kmeans.h"
+#include "../quant/pq.h"
 #include "io.h"
+#include "lazy.h"
 #include "manifest.h"
 #include "object.h"
 #include "secrets.h"
@@ -34,6 +44,10 @@
 #define NO_LOC UINT64_MAX
 #define TO_REWRITE (UINT64_MAX - 1) /* placeholder until the row is written */
 #define MAX_DELTAS 16
+#define PQ_SAMPLE 16384u   /* vectors the codebook is learnt from */
+#define PQ_ITERS 10
+#define CLUSTER_SAMPLE 64u /* sample vectors per chunk centroid */
+#define CLUSTER_ITERS 8
 
 typedef struct save {
   vv_db *db;
@@ -120,45 +134,332 @@ static int push_chunk(save *s, const vv_mchunk *c) {
   return VV_OK;
 }
 
-/* Writes the slots in `list` as chunks of at most chunk_size rows. */
-static int write_chunks(save *s, const uint32_t *list, size_t n) {
+/* Writes list[at..end) as one chunk. Vectors still in an old chunk (lazy
+ * databases) are read through the cache, pinned until encoded. */
+static int write_chunk(save *s, const uint32_t *list, size_t at, size_t end, chunk_rows *r) {
   vv_db *db = s->db;
-  uint32_t per = db->cfg.chunk_size;
-  chunk_rows r;
-  int rc = rows_alloc(&r, per < n ? per : (n ? n : 1));
-  if (rc) return rc;
-  for (size_t at = 0; at < n && !rc; at += per) {
-    uint32_t cnt = (uint32_t)(n - at < per ? n - at : per);
-    vv_mchunk c = {0};
-    c.seq = s->m.next_chunk_seq++;
-    c.count = cnt;
-    c.slot_min = UINT32_MAX;
-    for (uint32_t i = 0; i < cnt; i++) {
-      uint32_t slot = list[at + i];
-      const vv_slotrec *rec = vv_store_rec(&db->store, slot);
-      r.slots[i] = slot;
-      r.vecs[i] = vv_store_vec(&db->store, slot);
-      r.ids[i] = rec->id; /* NULL for a waypoint */
-      r.id_lens[i] = rec->id_len;
-      r.metas[i] = rec->meta;
-      r.meta_lens[i] = rec->meta_len;
-      if (slot < c.slot_min) c.slot_min = slot;
-      if (slot > c.slot_max) c.slot_max = slot;
-      s->pending[slot] = (c.seq << 32) | i;
+  uint32_t cnt = (uint32_t)(end - at);
+  vv_mchunk c = {0};
+  c.seq = s->m.next_chunk_seq++;
+  c.count = cnt;
+  c.slot_min = UINT32_MAX;
+  if (c.seq > UINT32_MAX) return fail(s, VV_E_FULL, "numbering chunks");
+  vv_pins pins = {0};
+  int rc = VV_OK;
+  for (uint32_t i = 0; i < cnt && !rc; i++) {
+    uint32_t slot = list[at + i];
+    const vv_slotrec *rec = vv_store_rec(&db->store, slot);
+    r->slots[i] = slot;
+    r->ids[i] = rec->id; /* NULL for a waypoint */
+    r->id_lens[i] = rec->id_len;
+    rc = vv_db_row(db, slot, &pins, &r->vecs[i], &r->metas[i], &r->meta_lens[i]);
+    if (!rec->id) {
+      r->metas[i] = NULL; /* a waypoint's old metadata is not kept */
+      r->meta_lens[i] = 0;
     }
-    vv_chunk_in in = {c.seq, db->cfg.dimension, cnt, r.slots, r.vecs, r.ids, r.id_lens, r.metas, r.meta_lens};
-    s->plain.len = 0;
-    rc = vv_chunk_encode(&in, &s->plain);
-    if (!rc) rc = vv_object_write(&s->sc, VV_OBJ_KIND_CHUNK, c.seq, s->plain.data, s->plain.len, &s->sealed, &c.ref, s->err);
-    if (!rc) rc = push_chunk(s, &c);
-    if (!rc) {
-      s->bytes += c.ref.bytes;
-      s->st->chunks_written++;
-      rc = tick(s, VV_PHASE_CHUNKS);
-    }
+    if (slot < c.slot_min) c.slot_min = slot;
+    if (slot > c.slot_max) c.slot_max = slot;
+    s->pending[slot] = VV_LOC(c.seq, i);
   }
+  if (rc) {
+    vv_pins_release(db, &pins);
+    return fail(s, rc, "reading vectors from the loaded session");
+  }
+  vv_chunk_in in = {c.seq, db->cfg.dimension, cnt, r->slots, r->vecs, r->ids, r->id_lens, r->metas, r->meta_lens};
+  s->plain.len = 0;
+  rc = vv_chunk_encode(&in, &s->plain);
+  vv_pins_release(db, &pins);
+  if (!rc) rc = vv_object_write(&s->sc, VV_OBJ_KIND_CHUNK, c.seq, s->plain.data, s->plain.len, &s->sealed, &c.ref, s->err);
+  if (!rc) rc = push_chunk(s, &c);
+  if (!rc) {
+    s->bytes += c.ref.bytes;
+    s->st->chunks_written++;
+    rc = tick(s, VV_PHASE_CHUNKS);
+  }
+  return rc;
+}
+
+/* Writes the planned pieces: list[ends[i-1]..ends[i]) is chunk i. */
+static int write_chunks(save *s, const uint32_t *list, const size_t *ends, size_t npieces) {
+  size_t most = 1;
+  for (size_t i = 0, at = 0; i < npieces; at = ends[i++])
+    if (ends[i] - at > most) most = ends[i] - at;
+  chunk_rows r;
+  int rc = rows_alloc(&r, most);
+  if (rc) return rc;
+  for (size_t i = 0, at = 0; i < npieces && !rc; at = ends[i++]) rc = write_chunk(s, list, at, ends[i], &r);
   rows_free(&r);
   return rc;
+}
+
+/* ---- codes ---------------------------------------------------------------- */
+
+/* Up to `want` of the in-memory vectors of `pool`, evenly spread, copied
+ * back to back. */
+static int sample_vectors(vv_db *db, const uint32_t *pool, size_t npool, size_t want, float **out, size_t *n) {
+  size_t take = npool < want ? npool : want;
+  size_t dim = db->cfg.dimension;
+  float *buf = malloc((take ? take : 1) * dim * sizeof *buf);
+  if (!buf) return VV_E_NOMEM;
+  for (size_t i = 0; i < take; i++) {
+    size_t j = (size_t)((double)i * (double)npool / (double)take);
+    memcpy(buf + i * dim, vv_store_vec(&db->store, pool[j]), dim * sizeof *buf);
+  }
+  *out = buf;
+  *n = take;
+  return VV_OK;
+}
+
+typedef struct encode_ctx {
+  vv_db *db;
+  const uint32_t *slots;
+} encode_ctx;
+
+static const float *encode_row(void *ctx, size_t i) {
+  encode_ctx *e = ctx;
+  return vv_store_vec(&e->db->store, e->slots[i]);
+}
+
+static uint8_t *encode_dst(void *ctx, size_t i) {
+  encode_ctx *e = ctx;
+  return (uint8_t *)vv_arena_at(&e->db->codes, e->slots[i]);
+}
+
+/* Bytes per code: subvectors of about 4 floats (96 bytes at 384-D). With
+ * 8 floats (half the bytes) recall after re-ranking fell by 10 to 15
+ * points on clustered 384-D data at the same efSearch (docs/PERFORMANCE.md). */
+static uint32_t code_bytes(uint32_t dim) {
+  uint32_t m = vv_pq_choose_m(dim);
+  return dim % (2 * m) == 0 ? 2 * m : m;
+}
+
+/* Every graph node gets a PQ code. The codebook is learnt when there is
+ * none, and learnt again (by a database held in memory) once the vectors
+ * have outgrown the sample it came from fourfold; *retrained says so, and
+ * then every code is new. */
+static int ensure_codes(save *s, int *retrained) {
+  vv_db *db = s->db;
+  *retrained = 0;
+  if (!db->hnsw) return VV_OK;
+  uint64_t nslots = db->store.nslots;
+  uint32_t *list = malloc((nslots ? nslots : 1) * sizeof *list);
+  if (!list) return VV_E_NOMEM;
+  size_t nres = 0;
+  for (uint64_t i = 0; i < nslots; i++) {
+    uint32_t slot = (uint32_t)i;
+    if (vv_store_is_live(&db->store, slot) && (vv_store_flags(&db->store, slot) & VV_SLOT_RESIDENT))
+      list[nres++] = slot;
+  }
+  int rc = VV_OK;
+  int train = !db->pq || (!db->lazy && db->pq_trained_on < PQ_SAMPLE && nres >= 4 * db->pq_trained_on);
+  if (train && nres > 0) {
+    float *sample = NULL;
+    size_t ns = 0;
+    vv_pq *pq = calloc(1, sizeof *pq);
+    rc = pq ? sample_vectors(db, list, nres, PQ_SAMPLE, &sample, &ns) : VV_E_NOMEM;
+    uint32_t dim = db->cfg.dimension;
+    if (!rc) rc = vv_pq_train(pq, sample, ns, dim, code_bytes(dim), PQ_ITERS, 0x5eedc0de, db->cfg.threads);
+    free(sample);
+    if (rc) {
+      free(pq);
+      free(list);
+      return fail(s, rc, "learning the PQ codebook");
+    }
+    if (db->pq) vv_pq_destroy(db->pq);
+    free(db->pq);
+    db->pq = pq;
+    db->pq_trained_on = ns;
+    if (db->has_codes) vv_arena_destroy(&db->codes);
+    db->has_codes = 0;
+    for (uint64_t i = 0; i < nslots; i++) vv_store_unmark(&db->store, (uint32_t)i, VV_SLOT_CODED);
+    *retrained = 1;
+  }
+  if (!db->pq) {
+    free(list);
+    return VV_OK; /* nothing to learn from yet */
+  }
+  rc = vv_db_codes_init(db);
+  size_t n = 0;
+  for (uint64_t i = 0; i < nslots && !rc; i++) {
+    uint32_t slot = (uint32_t)i;
+    uint8_t f = vv_store_flags(&db->store, slot);
+    if (slot_state(db, slot) == SLOT_FREE || (f & VV_SLOT_CODED)) continue;
+    if (!(f & VV_SLOT_RESIDENT)) rc = VV_E_INTERNAL; /* lazily loaded nodes come with codes */
+    list[n++] = slot;
+  }
+  encode_ctx e = {db, list};
+  if (!rc) rc = vv_pq_encode_batch(db->pq, encode_row, encode_dst, &e, n, db->cfg.threads);
+  for (size_t i = 0; i < n && !rc; i++) vv_store_mark(&db->store, list[i], VV_SLOT_CODED);
+  free(list);
+  return rc ? fail(s, rc, "encoding vectors") : VV_OK;
+}
+
+/* ---- chunk layout --------------------------------------------------------- */
+
+typedef struct row_ctx {
+  const vv_db *db;
+  const uint32_t *slots;
+} row_ctx;
+
+static const float *row_at(void *ctx, size_t i) {
+  row_ctx *r = ctx;
+  return vv_store_vec(&r->db->store, r->slots[i]);
+}
+
+/* Appends the ends of `n` rows from `at` cut into equal pieces of at most `per`. */
+static void cut_pieces(size_t at, size_t n, size_t per, size_t *ends, size_t *npieces) {
+  size_t pieces = (n + per - 1) / per;
+  for (size_t p = 1; p <= pieces; p++) ends[(*npieces)++] = at + n * p / pieces;
+}
+
+static int cmp_pair(const void *a, const void *b) {
+  uint64_t x = ((const uint64_t *)a)[0], y = ((const uint64_t *)b)[0];
+  return (x > y) - (x < y);
+}
+
+/* Groups list[0..n) (all in memory) by k-means over their vectors, k = the
+ * number of chunks they fill, and cuts each cluster into equal pieces. */
+static int cluster_rows(save *s, uint32_t *list, size_t n, size_t *ends, size_t *npieces) {
+  vv_db *db = s->db;
+  size_t per = db->cfg.chunk_size;
+  uint32_t k = (uint32_t)((n + per - 1) / per);
+  if (k <= 1) {
+    if (n) cut_pieces(0, n, per, ends, npieces);
+    return VV_OK;
+  }
+  uint32_t dim = db->cfg.dimension;
+  float *sample = NULL;
+  size_t ns = 0;
+  float *cents = malloc((size_t)k * dim * sizeof *cents);
+  uint32_t *assign = malloc(n * sizeof *assign);
+  size_t *start = calloc((size_t)k + 1, sizeof *start);
+  uint32_t *sorted = malloc(n * sizeof *sorted);
+  int rc = cents && assign && start && sorted ? VV_OK : VV_E_NOMEM;
+  if (!rc) rc = sample_vectors(db, list, n, (size_t)k * CLUSTER_SAMPLE, &sample, &ns);
+  if (!rc) rc = vv_kmeans_train(sample, ns, dim, 0, dim, k, CLUSTER_ITERS, 0xc105e, db->cfg.threads, cents);
+  row_ctx rctx = {db, list};
+  if (!rc) rc = vv_kmeans_assign(cents, k, dim, row_at, &rctx, n, db->cfg.threads, assign);
+  if (!rc) {
+    for (size_t i = 0; i < n; i++) start[assign[i] + 1]++;
+    for (uint32_t c = 0; c < k; c++) start[c + 1] += start[c];
+    size_t *fill = malloc(((size_t)k + 1) * sizeof *fill);
+    if (!fill) {
+      rc = VV_E_NOMEM;
+    } else {
+      memcpy(fill, start, ((size_t)k + 1) * sizeof *fill);
+      for (size_t i = 0; i < n; i++) sorted[fill[assign[i]]++] = list[i];
+      free(fill);
+      memcpy(list, sorted, n * sizeof *list);
+      for (uint32_t c = 0; c < k; c++)
+        if (start[c + 1] > start[c]) cut_pieces(start[c], start[c + 1] - start[c], per, ends, npieces);
+    }
+  }
+  free(sample);
+  free(cents);
+  free(assign);
+  free(start);
+  free(sorted);
+  return rc;
+}
+
+/* HNSW: grows each chunk as a breadth-first ball over the level-0 graph
+ * from a seed on the previous ball's frontier, so a chunk is a connected
+ * neighbourhood and the rows a search re-ranks (which the graph walk found
+ * near each other) share chunks. When a ball runs dry (the rest of its
+ * region is placed), it goes on from the next unplaced row. */
+static int graph_rows(save *s, uint32_t *list, size_t n, size_t *ends, size_t *npieces) {
+  vv_db *db = s->db;
+  size_t per = db->cfg.chunk_size;
+  if (n <= per) {
+    if (n) cut_pieces(0, n, per, ends, npieces);
+    return VV_OK;
+  }
+  uint64_t nslots = db->store.nslots;
+  uint8_t *mark = calloc(nslots ? nslots : 1, 1); /* 1 = to place, 2 = queued or placed */
+  uint32_t *q = malloc(n * sizeof *q);
+  uint32_t *out = malloc(n * sizeof *out);
+  if (!mark || !q || !out) {
+    free(mark);
+    free(q);
+    free(out);
+    return VV_E_NOMEM;
+  }
+  for (size_t i = 0; i < n; i++) mark[list[i]] = 1;
+  size_t pos = 0, scan = 0;
+  uint32_t seed = UINT32_MAX;
+  while (pos < n) {
+    if (seed == UINT32_MAX || mark[seed] != 1) {
+      while (mark[list[scan]] != 1) scan++;
+      seed = list[scan];
+    }
+    size_t head = 0, tail = 0, start = pos;
+    q[tail++] = seed;
+    mark[seed] = 2;
+    while (pos - start < per && pos < n) {
+      if (head == tail) { /* the ball ran dry: go on from the next unplaced row */
+        while (mark[list[scan]] != 1) scan++;
+        q[tail++] = list[scan];
+        mark[list[scan]] = 2;
+      }
+      uint32_t x = q[head++];
+      out[pos++] = x;
+      const uint32_t *links;
+      uint32_t cnt = vv_hnsw_links(db->hnsw, x, 0, &links);
+      for (uint32_t j = 0; j < cnt; j++) {
+        uint32_t y = links[j];
+        if (y < nslots && mark[y] == 1) {
+          mark[y] = 2;
+          q[tail++] = y;
+        }
+      }
+    }
+    /* Queued but not placed: back to the pool; the first seeds the next ball. */
+    seed = head < tail ? q[head] : UINT32_MAX;
+    for (size_t i = head; i < tail; i++) mark[q[i]] = 1;
+    ends[(*npieces)++] = pos;
+  }
+  memcpy(list, out, n * sizeof *list);
+  free(mark);
+  free(q);
+  free(out);
+  return VV_OK;
+}
+
+/* Orders the rows to write and cuts them into chunks: rows in memory are
+ * clustered (cluster_rows); rows only in an old chunk (a lazy database
+ * compacting) follow, in their old order, so each old chunk is read once. */
+static int plan_chunks(save *s, uint32_t *list, size_t n, size_t **ends_out, size_t *npieces) {
+  vv_db *db = s->db;
+  size_t per = db->cfg.chunk_size;
+  *npieces = 0;
+  /* At most one piece per `per` rows plus one per cluster in each group. */
+  size_t *ends = malloc((2 * (n / per) + 4) * sizeof *ends); /* (graph_rows: see below) */
+  uint64_t *old = malloc((n ? n : 1) * 2 * sizeof *old);
+  int rc = ends && old ? VV_OK : VV_E_NOMEM;
+  size_t nres = 0, nold = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    uint32_t slot = list[i];
+    if (!db->lazy || (vv_store_flags(&db->store, slot) & VV_SLOT_RESIDENT)) {
+      list[nres++] = slot;
+    } else {
+      old[2 * nold] = vv_store_loc(&db->store, slot);
+      old[2 * nold + 1] = slot;
+      nold++;
+    }
+  }
+  if (!rc) rc = db->hnsw ? graph_rows(s, list, nres, ends, npieces) : cluster_rows(s, list, nres, ends, npieces);
+  if (!rc && nold) {
+    qsort(old, nold, 2 * sizeof *old, cmp_pair);
+    for (size_t i = 0; i < nold; i++) list[nres + i] = (uint32_t)old[2 * i + 1];
+    cut_pieces(nres, nold, per, ends, npieces);
+  }
+  free(old);
+  if (rc) {
+    free(ends);
+    return fail(s, rc, "laying out chunks");
+  }
+  *ends_out = ends;
+  return VV_OK;
 }
 
 /* ---- index segments ---------------------------------------------------- */
@@ -187,9 +488,14 @@ static int encode_node(save *s, uint32_t slot) {
   uint32_t counts[VV_CODEC_MAX_LEVELS];
   n.slot = slot;
   if (state != SLOT_FREE) {
-    uint64_t loc = s->pending[slot];
-    n.chunk = loc != NO_LOC ? loc >> 32 : rec->chunk;
-    n.row = loc != NO_LOC ? (uint32_t)loc : rec->row;
+    uint64_t loc = s->pending[slot] != NO_LOC ? s->pending[slot] : vv_store_loc(&db->store, slot);
+    n.chunk = VV_LOC_CHUNK(loc);
+    n.row = VV_LOC_ROW(loc);
+  }
+  n.v2 = 1;
+  if (state != SLOT_FREE && db->has_codes && (vv_store_flags(&db->store, slot) & VV_SLOT_CODED)) {
+    n.code = (const uint8_t *)vv_arena_at(&db->codes, slot);
+    n.code_len = db->pq->m;
   }
   if (state == SLOT_LIVE) {
     n.id = rec->id;
@@ -215,7 +521,11 @@ static int write_index(save *s, const uint32_t *list, size_t n, int base) {
     g.seq = s->m.next_index_seq++;
     g.count = cnt;
     s->plain.len = 0;
-    rc = vv_index_encode_begin(&s->plain, g.seq, base, cnt);
+    /* The first base segment carries the codebook. */
+    const vv_pq *pq = s->db->has_codes ? s->db->pq : NULL;
+    vv_codebook_in cb = {0};
+    if (pq) cb = (vv_codebook_in){pq->m, pq->ksub, pq->dsub, s->db->pq_trained_on, pq->centroids};
+    rc = vv_index_encode_begin_v2(&s->plain, g.seq, base, cnt, base && at == 0 && pq ? &cb : NULL);
     for (uint32_t i = 0; i < cnt && !rc; i++) rc = encode_node(s, list[at + i]);
     if (!rc) rc = vv_object_write(&s->sc, VV_OBJ_KIND_INDEX, g.seq, s->plain.data, s->plain.len, &s->sealed, &g.ref, s->err);
     if (!rc) rc = push_seg(s, base, &g);
@@ -478,6 +788,9 @@ static int run(save *s) {
                     (s->m.kdf == VV_KDF_NONE || !memcmp(b->m.key_check, s->m.key_check, VV_HASH_BYTES));
   s->st->full = !incremental;
   s->m.generation = (exists ? cur_gen : 0) + 1;
+  int retrained = 0;
+  rc = ensure_codes(s, &retrained);
+  if (rc) return rc;
 
   s->pending = malloc((nslots ? nslots : 1) * sizeof *s->pending);
   uint32_t *rewrite = malloc((nslots ? nslots : 1) * sizeof *rewrite);
@@ -485,6 +798,7 @@ static int run(save *s) {
   uint64_t *sorted = NULL;
   uint32_t *live_in = NULL;
   int *keep_chunk = NULL;
+  size_t *ends = NULL, npieces = 0;
   size_t nrewrite = 0, nnodes = 0, nlive_nodes = 0;
   if (!s->pending || !rewrite || !nodes) {
     rc = VV_E_NOMEM;
@@ -509,7 +823,7 @@ static int run(save *s) {
     nlive_nodes++;
     uint8_t f = vv_store_flags(&db->store, slot);
     if (!incremental || (f & VV_SLOT_VEC_DIRTY) || !(f & VV_SLOT_SAVED)) continue;
-    long c = find_chunk(sorted, nold, vv_store_rec(&db->store, slot)->chunk);
+    long c = find_chunk(sorted, nold, VV_LOC_CHUNK(vv_store_loc(&db->store, slot)));
     if (c >= 0) live_in[c]++;
   }
   for (size_t i = 0; i < nold; i++) {
@@ -523,7 +837,7 @@ static int run(save *s) {
     uint8_t f = vv_store_flags(&db->store, slot);
     long c = -1;
     if (incremental && !(f & VV_SLOT_VEC_DIRTY) && (f & VV_SLOT_SAVED))
-      c = find_chunk(sorted, nold, vv_store_rec(&db->store, slot)->chunk);
+      c = find_chunk(sorted, nold, VV_LOC_CHUNK(vv_store_loc(&db->store, slot)));
     if (c < 0 || !keep_chunk[c]) rewrite[nrewrite++] = slot;
   }
   for (size_t i = 0; i < nrewrite; i++) s->pending[rewrite[i]] = TO_REWRITE;
@@ -538,8 +852,9 @@ static int run(save *s) {
   uint64_t base_bytes = 0, delta_bytes = 0;
   for (size_t i = 0; incremental && i < b->m.nbase; i++) base_bytes += b->m.base[i].ref.bytes;
   for (size_t i = 0; incremental && i < b->m.ndeltas; i++) delta_bytes += b->m.deltas[i].ref.bytes;
+  /* New codes everywhere, or a format-1 base, also call for a new base. */
   int base = !incremental || b->m.nbase == 0 || b->m.ndeltas >= MAX_DELTAS || delta_bytes * 2 > base_bytes ||
-             ndirty * 2 > nlive_nodes;
+             ndirty * 2 > nlive_nodes || retrained || b->m.version < 2;
   for (uint64_t i = 0; i < nslots; i++) {
     uint32_t slot = (uint32_t)i;
     if (base ? slot_state(db, slot) != SLOT_FREE
@@ -550,7 +865,9 @@ static int run(save *s) {
   uint32_t per = db->cfg.chunk_size;
   size_t nsegs = (nnodes + per - 1) / per;
   if (base && nsegs == 0) nsegs = 1; /* an empty database still has a (empty) base */
-  s->total = (nrewrite + per - 1) / per + nsegs + 1;
+  rc = plan_chunks(s, rewrite, nrewrite, &ends, &npieces);
+  if (rc) goto out;
+  s->total = npieces + nsegs + 1;
 
   /* Carry over kept chunks and (for a delta) the index segments. */
   for (size_t i = 0; i < nold && !rc; i++) {
@@ -564,7 +881,7 @@ static int run(save *s) {
   }
   if (rc) goto out;
 
-  rc = write_chunks(s, rewrite, nrewrite);
+  rc = write_chunks(s, rewrite, ends, npieces);
   if (!rc && nsegs) rc = write_index(s, nodes, nnodes, base);
   if (rc) goto out;
 
@@ -593,19 +910,27 @@ static int run(save *s) {
   if (rc == VV_E_ABORTED) rc = VV_OK; /* too late to abort: it is committed */
   collect_garbage(s); /* uses s->m: before it moves into the bookkeeping */
 
-  /* Committed: bring the in-memory bookkeeping in line, then tidy up. */
+  /* Committed. A lazy database reads from the new generation from now on
+   * (the previous one stays readable for locations not yet updated); if it
+   * cannot, nothing below changes, its rows stay where they were, and the
+   * next save is a full one. */
+  char *dir_copy = strdup(s->sc.dir);
+  if (dir_copy && db->lazy && vv_lazy_rebind(db->lazy, s->sc.io, dir_copy, &s->m, s->sc.kr) != VV_OK) {
+    free(dir_copy);
+    b->bound = 0;
+    goto out;
+  }
+  /* Bring the in-memory bookkeeping in line, then tidy up. */
   for (uint64_t i = 0; i < nslots; i++) {
     uint32_t slot = (uint32_t)i;
-    vv_slotrec *rec = vv_store_rec_mut(&db->store, slot);
+    uint8_t keep = vv_store_flags(&db->store, slot) & (VV_SLOT_RESIDENT | VV_SLOT_CODED);
     if (s->pending[slot] != NO_LOC) {
-      rec->chunk = (uint32_t)(s->pending[slot] >> 32);
-      rec->row = (uint32_t)s->pending[slot];
-      vv_store_set_flags(&db->store, slot, VV_SLOT_SAVED);
+      vv_store_set_loc(&db->store, slot, s->pending[slot]);
+      vv_store_set_flags(&db->store, slot, VV_SLOT_SAVED | keep);
     } else {
-      vv_store_set_flags(&db->store, slot, vv_store_flags(&db->store, slot) & VV_SLOT_SAVED);
+      vv_store_set_flags(&db->store, slot, (vv_store_flags(&db->store, slot) & VV_SLOT_SAVED) | keep);
     }
   }
-  char *dir_copy = strdup(s->sc.dir);
   if (dir_copy) {
     free(b->dir);
     b->dir = dir_copy;
@@ -618,6 +943,7 @@ static int run(save *s) {
     b->bound = 0; /* the next save is simply full */
   }
 out:
+  free(ends);
   free(rewrite);
   free(nodes);
   free(sorted);

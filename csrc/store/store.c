@@ -158,7 +158,10 @@ int vv_store_place(vv_store *s, const char *id, size_t id_len, const char *meta,
     free(r->meta);
     r->meta = meta_copy;
     r->meta_len = meta_copy ? (uint32_t)meta_len : 0;
-    vv_store_mark(s, existing, VV_SLOT_VEC_DIRTY | VV_SLOT_REC_DIRTY);
+    /* The caller writes the new vector: it is in memory now, and any code
+     * describes the old one. */
+    vv_store_unmark(s, existing, VV_SLOT_CODED);
+    vv_store_mark(s, existing, VV_SLOT_VEC_DIRTY | VV_SLOT_REC_DIRTY | VV_SLOT_RESIDENT);
     *slot = existing;
     *was_live = 1;
     return VV_OK;
@@ -181,7 +184,7 @@ int vv_store_place(vv_store *s, const char *id, size_t id_len, const char *meta,
   r->meta = meta_copy;
   r->meta_len = meta_copy ? (uint32_t)meta_len : 0;
   *(uint8_t *)vv_arena_at(&s->live, sl) = 1;
-  vv_store_set_flags(s, sl, VV_SLOT_VEC_DIRTY | VV_SLOT_REC_DIRTY);
+  vv_store_set_flags(s, sl, VV_SLOT_VEC_DIRTY | VV_SLOT_REC_DIRTY | VV_SLOT_RESIDENT);
   table_insert(s, sl, (uint32_t)vv_hash_bytes(id, id_len));
   s->nlive++;
   *slot = sl;

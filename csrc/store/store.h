@@ -22,15 +22,23 @@ typedef struct vv_slotrec {
   char *meta;      /* owned; NULL if none */
   uint32_t id_len;
   uint32_t meta_len;
-  uint32_t chunk;  /* where the last saved copy of the vector lives: chunk seq */
-  uint32_t row;    /* and row; valid while VV_SLOT_SAVED is set and VEC_DIRTY is not */
+  uint64_t loc;    /* where the last saved copy of the vector lives: VV_LOC(chunk seq, row);
+                      valid while VV_SLOT_SAVED is set and VEC_DIRTY is not. Read and
+                      written whole (atomically): lazy readers look it up while a save
+                      moves rows. */
 } vv_slotrec;
 
-/* Per-slot change tracking for incremental saves (bits of the flags arena). */
+#define VV_LOC(chunk, row) (((uint64_t)(chunk) << 32) | (uint32_t)(row))
+#define VV_LOC_CHUNK(loc) ((uint32_t)((loc) >> 32))
+#define VV_LOC_ROW(loc) ((uint32_t)(loc))
+
+/* Per-slot state (bits of the flags arena). */
 enum {
   VV_SLOT_VEC_DIRTY = 1, /* vector or metadata changed since the last save */
   VV_SLOT_REC_DIRTY = 2, /* id, liveness, location or graph links changed */
-  VV_SLOT_SAVED = 4      /* chunk/row point at a saved copy of the vector */
+  VV_SLOT_SAVED = 4,     /* loc points at a saved copy of the vector */
+  VV_SLOT_RESIDENT = 8,  /* vector and metadata are in memory (else only in chunk `loc`: lazy) */
+  VV_SLOT_CODED = 16     /* the codes arena holds this slot's PQ code */
 };
 
 typedef struct vv_store {
@@ -102,6 +110,17 @@ static inline void vv_store_set_flags(const vv_store *s, uint32_t slot, uint8_t 
 }
 static inline vv_slotrec *vv_store_rec_mut(const vv_store *s, uint32_t slot) {
   return (vv_slotrec *)vv_arena_at(&s->recs, slot);
+}
+
+static inline uint64_t vv_store_loc(const vv_store *s, uint32_t slot) {
+  return __atomic_load_n(&((const vv_slotrec *)vv_arena_at(&s->recs, slot))->loc, __ATOMIC_RELAXED);
+}
+static inline void vv_store_set_loc(const vv_store *s, uint32_t slot, uint64_t loc) {
+  __atomic_store_n(&((vv_slotrec *)vv_arena_at(&s->recs, slot))->loc, loc, __ATOMIC_RELAXED);
+}
+/* Clears flag bits; safe from several threads at once. */
+static inline void vv_store_unmark(const vv_store *s, uint32_t slot, uint8_t bits) {
+  __atomic_fetch_and((uint8_t *)vv_arena_at(&s->flags, slot), (uint8_t)~bits, __ATOMIC_RELAXED);
 }
 
 static inline float *vv_store_vec(const vv_store *s, uint32_t slot) {

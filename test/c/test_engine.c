@@ -174,7 +174,7 @@ VV_TEST(flat_matches_brute_force) {
 
 static double recall_at_10(vv_db *hnsw, vv_db *flat, const float *qs, size_t nq, uint32_t dim, uint32_t ef) {
   size_t hit = 0;
-  vv_search_opts o = {ef, 0, 1};
+  vv_search_opts o = {.ef_search = ef, .threads = 1};
   for (size_t i = 0; i < nq; i++) {
     vv_results *a = NULL, *b = NULL;
     if (vv_db_search(hnsw, qs + i * dim, 10, &o, &a) || vv_db_search(flat, qs + i * dim, 10, NULL, &b)) return -1;

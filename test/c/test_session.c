@@ -4,13 +4,16 @@
  *
  * Owns: the fault-injection loops (every operation of a save failed in
  * turn with ENOSPC and with EIO, for a first save, an incremental save and
- * an encrypted one; "crash at N"; one kind of operation at a time; short
- * writes), loads under failing and short reads, the AEAD binding of objects
- * to their sequence number, kind and session, the manifest parser under
- * 20,000 mutations, loads of sessions whose manifest or objects were edited
- * with names, sizes and checksums fixed up (so the schema and the decoders
- * are reached, not just the hashes), and the writer lock. The I/O table
- * used for injection is faultio.h.
+ * an encrypted one, of a database built, loaded or loaded lazily; "crash
+ * at N"; one kind of operation at a time; short writes), loads under
+ * failing and short reads, the AEAD binding of objects to their sequence
+ * number, kind and session, the manifest parser under 20,000 mutations,
+ * loads of sessions whose manifest or objects were edited with names,
+ * sizes and checksums fixed up (so the schema and the decoders are
+ * reached, not just the hashes), the format-2 codebook and code rules on
+ * re-encoded index segments, version-1 sessions (loaded eagerly, upgraded
+ * by their first save), and the writer lock. The I/O table used for
+ * injection is faultio.h; lazy loading itself is test_lazy.c's.
  *
  * What a save that fails before its commit point must leave (docs/FORMAT.md
  * section 6): the previous generation byte for byte (manifest.json,
@@ -53,6 +56,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "codec/codec.h"
 #include "common/util.h"
 #include "crypto/crypto.h"
 #include "session/io.h"
@@ -369,15 +373,17 @@ static void model_a(model *m, int n) {
   }
 }
 
-/* A with: the first 3/4 of the first chunk's vectors changed (so that
- * chunk falls under half current and is rewritten), a few deletions, a few
- * additions and one metadata-only change. */
+/* A with: ids 0 .. 3/4 of a chunk changed, a few deletions, a few
+ * additions and one metadata-only change. Format-2 chunks hold graph
+ * neighbourhoods, not slot ranges, so which chunks fall under half current
+ * depends on the layout; with the loops' sessions (40 vectors, chunks of
+ * 20, m 32) one of the two is rewritten and the other kept. */
 static void model_b(const model *a, model *b, int n, int chunk) {
   *b = *a;
   for (int i = 0; i < chunk * 3 / 4 && i < n; i++) model_set(b, i, 2, a->meta_len[i] ? a->meta[i] : NULL);
   for (int i = n - 10; i < n - 5; i++) b->present[i] = 0;
   for (int i = n; i < n + 10 && i < MAXV; i++) model_set(b, i, 1, "{\"new\":true}");
-  int j = n / 2 + 1; /* a row of the second chunk, not otherwise changed */
+  int j = n / 2 + 1; /* a row not otherwise changed */
   b->meta_len[j] = strf(b->meta[j], sizeof b->meta[j], "{\"i\":%d,\"x\":1}", j);
 }
 
@@ -478,27 +484,38 @@ static const char *db_differs(vv_db *db, const model *m) {
 static const unsigned char kKey[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
                                        17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
-static int load_dir(const char *dir, const unsigned char *key, const vv_io *io, vv_db **out, vv_error *err) {
+static int load_dir_opts(const char *dir, const unsigned char *key, const vv_io *io, int lazy, vv_db **out,
+                         vv_load_stats *st, vv_error *err) {
   vv_load_opts o = {0};
   o.key = key;
   o.io = io;
-  return vv_db_load(dir, &o, NULL, NULL, out, NULL, err);
+  o.lazy = lazy;
+  return vv_db_load(dir, &o, NULL, NULL, out, st, err);
 }
 
-/* Loads `dir` and compares it with `m`; NULL when equal, else why. */
-static const char *dir_differs(const char *dir, const unsigned char *key, const model *m) {
+static int load_dir(const char *dir, const unsigned char *key, const vv_io *io, vv_db **out, vv_error *err) {
+  return load_dir_opts(dir, key, io, 0, out, NULL, err);
+}
+
+/* Loads `dir` (eagerly, or lazily) and compares it with `m`; NULL when
+ * equal, else why. */
+static const char *dir_differs_as(const char *dir, const unsigned char *key, int lazy, const model *m) {
   static char why[480];
   vv_db *db = NULL;
   vv_error err = {{0}};
-  int rc = load_dir(dir, key, NULL, &db, &err);
+  int rc = load_dir_opts(dir, key, NULL, lazy, &db, NULL, &err);
   if (rc) {
     strf(why, sizeof why, "load failed: %s (%s)", vv_status_code(rc), err.message);
     return why;
   }
   const char *d = db_differs(db, m);
-  if (d) strf(why, sizeof why, "%s", d);
+  if (d) strf(why, sizeof why, "%s%s", lazy ? "lazily loaded: " : "", d);
   vv_db_free(db);
   return d ? why : NULL;
+}
+
+static const char *dir_differs(const char *dir, const unsigned char *key, const model *m) {
+  return dir_differs_as(dir, key, 0, m);
 }
 
 static int save_to(vv_db *db, const char *dir, fio *f, vv_error *err) {
@@ -572,12 +589,15 @@ typedef struct loop_cfg {
   size_t short_write; /* also write in pieces of this size */
   int loaded;         /* incremental: the database was loaded from the previous
                          generation (else it saved that generation itself) */
+  int lazy;           /* ... and loaded lazily: the save reads the rows it moves
+                         from their old chunks */
   int fresh_dir;      /* first save: the directory does not exist yet (else it
                          exists, empty) */
   long min_runs;      /* the loop must have run at least this often */
-  int parity;         /* under sanitizers: 1 = only odd N, 2 = only even N
-                         (the ENOSPC and EIO loops of a scenario split the
-                         operations between them); 0 = every N */
+  int parity;         /* under sanitizers (and for lazy loops): 1 = only odd
+                         N, 2 = only even N (the ENOSPC and EIO loops of a
+                         scenario split the operations between them); 0 =
+                         every N */
 } loop_cfg;
 
 #define LOOP_N 40 /* vectors in generation A */
@@ -688,7 +708,10 @@ static vv_db *prepare(const loop_fixture *fx, const loop_cfg *cfg, const model *
   *neu = &fx->b;
   if (cfg->loaded) {
     vv_error err;
-    if (link_dir(fx->base, fx->dir) || load_dir(fx->dir, key, NULL, &db, &err) != VV_OK) return NULL;
+    vv_load_stats st;
+    if (link_dir(fx->base, fx->dir) || load_dir_opts(fx->dir, key, NULL, cfg->lazy, &db, &st, &err) != VV_OK)
+      return NULL;
+    if (st.lazy != cfg->lazy) goto fail;
   } else {
     make_dirs(fx->dir);
     db = build_db(&fx->a, LOOP_CHUNK);
@@ -731,7 +754,10 @@ static void fault_loop(const loop_cfg *cfg, loop_result *res) {
   snap before = {0}, after = {0};
   int dumped = 0;
   long first = 1, stride = 1;
-  if (SANITIZER_SLOWDOWN > 1 && cfg->parity) {
+  /* The lazy-database loops always split the operations between them:
+   * they repeat what the loaded-database loops check, plus the chunk reads
+   * and the rebind. */
+  if ((SANITIZER_SLOWDOWN > 1 || cfg->lazy) && cfg->parity) {
     first = cfg->parity;
     stride = 2;
   }
@@ -765,9 +791,12 @@ static void fault_loop(const loop_cfg *cfg, loop_result *res) {
       const char *d = dir_differs(fx.dir, key, neu);
       VV_CHECK(d == NULL);
       if (d) fprintf(stderr, "  after the complete save: %s\n", d);
+      d = dir_differs_as(fx.dir, key, 1, neu);
+      VV_CHECK(d == NULL);
+      if (d) fprintf(stderr, "  after the complete save: %s\n", d);
       VV_CHECK(count_tmp(fx.dir) == 0);
-      fio_destroy(&f);
       vv_db_free(db);
+      fio_destroy(&f);
       break;
     }
     char opdesc[200];
@@ -848,7 +877,12 @@ static void fault_loop(const loop_cfg *cfg, loop_result *res) {
       fprintf(stderr, "  the operations of that save (the first failing run of this loop):\n");
       fio_dump(&f, stderr);
     }
-    fio_destroy(&f);
+    /* A lazy database that committed through `f` reads its chunks through
+     * it from now on: it stays alive, and stops failing (a "crash" is over
+     * once the process would have restarted). */
+    f.fail_at = 0;
+    f.crash = 0;
+    fio_reset(&f);
 
     /* The same database saves again, cleanly: its bookkeeping must have
      * survived the failure. */
@@ -856,7 +890,6 @@ static void fault_loop(const loop_cfg *cfg, loop_result *res) {
     fio g;
     fio_init(&g, NULL);
     rc = save_to(db, fx.dir, &g, &e3);
-    fio_destroy(&g);
     VV_CHECK(rc == VV_OK);
     if (rc) fprintf(stderr, "  the save after the failure: %s (%s)\n", vv_status_code(rc), e3.message);
     const char *d = dir_differs(fx.dir, key, neu);
@@ -866,7 +899,14 @@ static void fault_loop(const loop_cfg *cfg, loop_result *res) {
     int tmp = count_tmp(fx.dir);
     VV_CHECK(tmp == 0);
     if (tmp && cfg->crash) fprintf(stderr, "  %d stray tmp-* files survive the next save\n", tmp);
+    if (cfg->lazy) {
+      d = db_differs(db, neu); /* through its chunks, wherever they are now */
+      VV_CHECK(d == NULL);
+      if (d) fprintf(stderr, "  the lazy database after both saves: %s\n", d);
+    }
     vv_db_free(db);
+    fio_destroy(&g);
+    fio_destroy(&f);
   }
   snap_free(&before);
   snap_free(&after);
@@ -908,6 +948,14 @@ VV_TEST(fail_nth_op_incremental_save) {
                  .min_runs = 20,
                  .parity = 2};
   VV_ISOLATED(fault_loop_run, &c2);
+  loop_cfg c3 = {.name = "incremental save (lazy db), ENOSPC",
+                 .scenario = SAVE_INCREMENTAL,
+                 .err = ENOSPC,
+                 .loaded = 1,
+                 .lazy = 1,
+                 .min_runs = 20,
+                 .parity = 1};
+  VV_ISOLATED(fault_loop_run, &c3);
 }
 
 VV_TEST(fail_nth_op_encrypted_save) {
@@ -975,6 +1023,15 @@ VV_TEST(crash_at_nth_op) {
                  .min_runs = 20,
                  .parity = 1};
   VV_ISOLATED(fault_loop_run, &c3);
+  loop_cfg c4 = {.name = "crash, encrypted save (lazy db)",
+                 .scenario = SAVE_ENCRYPTED,
+                 .err = EIO,
+                 .crash = 1,
+                 .loaded = 1,
+                 .lazy = 1,
+                 .min_runs = 20,
+                 .parity = 2};
+  VV_ISOLATED(fault_loop_run, &c4);
 }
 
 /* A fixture without a base generation, for tests whose databases save
@@ -1782,7 +1839,7 @@ static void manifest_parser_survives_mutations_body(void *arg) {
     VV_CHECK(rc == VV_OK || rc == VV_E_MANIFEST_CORRUPT || rc == VV_E_UNSUPPORTED_VERSION);
     if (rc == VV_OK) {
       ok++;
-      VV_CHECK(m.version == 1 && m.dimension >= 1 && m.dimension <= VV_MAX_DIMENSION);
+      VV_CHECK((m.version == 1 || m.version == 2) && m.dimension >= 1 && m.dimension <= VV_MAX_DIMENSION);
       VV_CHECK(m.total_vectors <= m.slot_count);
       VV_CHECK(b == (const unsigned char *)file.p + VV_MANIFEST_PREFIX_BYTES && blen == file.n - 156);
       vv_manifest_free(&m);
@@ -2262,4 +2319,399 @@ static void load_refuses_non_finite_vectors_body(void *arg) {
 }
 
 VV_TEST(load_refuses_non_finite_vectors) { VV_ISOLATED(load_refuses_non_finite_vectors_body, NULL); }
+
+/* ---- format 2: codebook and codes; format 1 still read -------------------- */
+
+/* How rewrite_segment changes an index segment of an unencrypted session. */
+enum { CB_KEEP, CB_NONE, CB_SET, CB_NAN, CB_DSUB, CB_KSUB1 };
+enum { N_KEEP, N_CODE_LONG, N_CODE_BIG, N_CODE_NULL, N_FREE_WITH_CODE };
+
+typedef struct seg_edit {
+  int v2;                   /* the format written (1 or 2) */
+  int cb;                   /* CB_*: the codebook written */
+  const vv_codebook_in *set; /* for CB_SET */
+  int node;                 /* N_*: applied to the first node it fits */
+  int applied;              /* out: the node edit found a node */
+} seg_edit;
+
+/* The codebook of a segment object, as floats (cents: caller frees). */
+static int read_codebook(const char *dir, const vv_objref *ref, vv_codebook_in *cb, float **cents) {
+  size_t len;
+  unsigned char *f = read_object(dir, ref->name, &len);
+  vv_index_reader r;
+  uint64_t seq;
+  int base;
+  uint32_t count;
+  int rc = f && len >= VV_OBJ_HEADER_BYTES
+               ? vv_index_decode_begin(&r, f + VV_OBJ_HEADER_BYTES, len - VV_OBJ_HEADER_BYTES, &seq, &base, &count)
+               : VV_E_IO;
+  if (!rc && !r.has_codebook) rc = VV_E_NOT_FOUND;
+  if (!rc) {
+    size_t nf = (size_t)r.cb.m * r.cb.ksub * r.cb.dsub;
+    *cents = malloc(nf * sizeof **cents);
+    vv_read_f32le(r.cb.centroids, nf, *cents);
+    *cb = (vv_codebook_in){r.cb.m, r.cb.ksub, r.cb.dsub, r.cb.trained, *cents};
+  }
+  free(f);
+  return rc;
+}
+
+/* In the manifest body, the entry naming `old` now names `neu` with
+ * `bytes`, and its count grows by `more`. */
+static int manifest_reentry(text *body, const char *old, const char *neu, uint64_t bytes, int more) {
+  if (manifest_retarget(body, old, neu, bytes, -1, -1)) return -1;
+  if (!more) return 0;
+  char pat[100];
+  strf(pat, sizeof pat, "\"name\":\"%s\"", neu);
+  long at = text_find(body, pat, 0);
+  long c = at < 0 ? -1 : text_find(body, "\"count\":", (size_t)at);
+  if (c < 0) return -1;
+  size_t e = (size_t)c + 8;
+  unsigned long long n = strtoull(body->p + e, NULL, 10);
+  while (e < body->n && body->p[e] >= '0' && body->p[e] <= '9') e++;
+  char num[32];
+  int nl = strf(num, sizeof num, "%llu", n + (unsigned long long)more);
+  text_splice(body, (size_t)c + 8, e - ((size_t)c + 8), num, (size_t)nl);
+  return 0;
+}
+
+/* Decodes index segment `g` of the unencrypted session in `dir`, encodes
+ * it again as `ed` says, writes it as a new object and points the
+ * manifest body's entry at it. With nothing to change the bytes come out
+ * the same (the control case). */
+static int rewrite_segment(const char *dir, text *body, const vv_mseg *g, seg_edit *ed) {
+  static uint32_t store[VV_CODEC_MAX_LEVELS][VV_CODEC_MAX_LINKS];
+  size_t len;
+  unsigned char *f = read_object(dir, g->ref.name, &len);
+  if (!f || len < VV_OBJ_HEADER_BYTES || f[6] != 0) { /* flag bit 0: encrypted */
+    free(f);
+    return -1;
+  }
+  vv_index_reader r;
+  uint64_t seq;
+  int base;
+  uint32_t count;
+  int rc = vv_index_decode_begin(&r, f + VV_OBJ_HEADER_BYTES, len - VV_OBJ_HEADER_BYTES, &seq, &base, &count);
+  float *cents = NULL;
+  vv_codebook_in cb = {0};
+  const vv_codebook_in *use = NULL;
+  if (!rc && r.has_codebook && ed->cb != CB_NONE && ed->cb != CB_SET) {
+    size_t nf = (size_t)r.cb.m * r.cb.ksub * r.cb.dsub;
+    cents = malloc(2 * nf * sizeof *cents);
+    vv_read_f32le(r.cb.centroids, nf, cents);
+    memcpy(cents + nf, cents, nf * sizeof *cents);
+    cb = (vv_codebook_in){r.cb.m, r.cb.ksub, r.cb.dsub, r.cb.trained, cents};
+    if (ed->cb == CB_NAN) cents[nf / 2] = NAN;
+    if (ed->cb == CB_DSUB) cb.dsub *= 2; /* m * dsub is no longer the dimension */
+    if (ed->cb == CB_KSUB1) cb.ksub = 1; /* codes name centroids it lacks */
+    use = &cb;
+  }
+  if (ed->cb == CB_SET) use = ed->set;
+  int more = ed->node == N_FREE_WITH_CODE ? 1 : 0;
+  vv_buf out = {0};
+  if (!rc) rc = ed->v2 == 2 ? vv_index_encode_begin_v2(&out, seq, base, count + (uint32_t)more, use)
+                            : vv_index_encode_begin(&out, seq, base, count + (uint32_t)more);
+  vv_node_view nd;
+  uint8_t code[VV_CODEC_MAX_CODE + 1];
+  while (!rc && (rc = vv_index_decode_next(&r, &nd)) == VV_OK) {
+    const uint32_t *links[VV_CODEC_MAX_LEVELS];
+    for (uint32_t l = 0; l < nd.nlevels; l++) {
+      for (uint32_t k = 0; k < nd.counts[l]; k++) store[l][k] = vv_le32(nd.links[l] + 4 * (size_t)k);
+      links[l] = store[l];
+    }
+    vv_node_in n = {.slot = nd.slot, .id = nd.id, .id_len = nd.id_len, .chunk = nd.chunk, .row = nd.row,
+                    .nlevels = nd.nlevels, .links = links, .counts = nd.counts, .v2 = ed->v2 == 2,
+                    .code = ed->v2 == 2 ? nd.code : NULL, .code_len = ed->v2 == 2 ? nd.code_len : 0};
+    if (!ed->applied && n.code && (ed->node != N_CODE_NULL || n.id)) {
+      memcpy(code, n.code, n.code_len);
+      switch (ed->node) {
+        case N_CODE_LONG: /* m + 1 bytes */
+          code[n.code_len] = 0;
+          n.code = code;
+          n.code_len++;
+          ed->applied = 1;
+          break;
+        case N_CODE_BIG: /* a byte >= ksub (255: these codebooks have ksub < 256) */
+          code[0] = 255;
+          n.code = code;
+          ed->applied = 1;
+          break;
+        case N_CODE_NULL: /* a live node without its code */
+          n.code = NULL;
+          n.code_len = 0;
+          ed->applied = 1;
+          break;
+        case N_FREE_WITH_CODE: { /* first a free record for this slot, with a code; then the real one */
+          vv_node_in fr = {.slot = n.slot, .v2 = 1, .code = code, .code_len = n.code_len};
+          rc = vv_index_encode_node(&out, &fr);
+          ed->applied = 1;
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    if (!rc) rc = vv_index_encode_node(&out, &n);
+  }
+  if (rc == VV_E_NOT_FOUND) rc = VV_OK;
+  free(cents);
+  free(f);
+  if (ed->node != N_KEEP && !ed->applied) rc = VV_E_NOT_FOUND;
+  vv_objref ref;
+  if (!rc) {
+    fio q;
+    fio_init(&q, NULL); /* no real fsync */
+    vv_sctx sc;
+    vv_buf scratch = {0};
+    vv_error err;
+    rc = vv_sctx_init(&sc, fio_io(&q), dir);
+    if (!rc) rc = vv_object_write(&sc, VV_OBJ_KIND_INDEX, g->seq, out.data, out.len, &scratch, &ref, &err);
+    vv_sctx_destroy(&sc);
+    vv_buf_free(&scratch);
+    fio_destroy(&q);
+  }
+  vv_buf_free(&out);
+  if (!rc) rc = manifest_reentry(body, g->ref.name, ref.name, ref.bytes, more);
+  return rc ? -1 : 0;
+}
+
+/* A small unencrypted HNSW session with two base segments (the first
+ * carries the codebook) and a delta: 60 vectors, chunks of 20, and one
+ * upsert saved after the first save. */
+static int coded_session(const char *dir, model *content, vv_index_kind kind) {
+  model_a(content, SMALL_N);
+  vv_db *db = make_db(SMALL_CHUNK, kind);
+  model empty;
+  memset(&empty, 0, sizeof empty);
+  int rc = db ? apply_model(db, &empty, content) : VV_E_NOMEM;
+  if (!rc) rc = save_clean(db, dir);
+  model next = *content;
+  model_set(&next, 7, 9, "{\"moved\":1}");
+  if (!rc) rc = apply_model(db, content, &next);
+  if (!rc) rc = save_clean(db, dir);
+  *content = next;
+  vv_db_free(db);
+  return rc;
+}
+
+/* Eager and lazy loads of `dir` both fail with `want`. */
+static void expect_load_fails(const char *dir, int want, const char *what) {
+  for (int lazy = 0; lazy < 2; lazy++) {
+    vv_db *db = NULL;
+    vv_error err = {{0}};
+    int rc = load_dir_opts(dir, NULL, NULL, lazy, &db, NULL, &err);
+    VV_CHECK(rc == want);
+    if (rc != want)
+      fprintf(stderr, "  %s, %s load: %s (%s)\n", what, lazy ? "lazy" : "eager", vv_status_code(rc), err.message);
+    VV_CHECK(db == NULL);
+    vv_db_free(db);
+  }
+}
+
+typedef struct code_case {
+  const char *what;
+  int seg;       /* 0 = base[0], 1 = base[1], 2 = the first delta */
+  seg_edit ed;
+  int v1_manifest; /* also edit the manifest's version to 1 */
+  int flat;      /* in a flat session */
+} code_case;
+
+static void run_code_case(const code_case *c, const char *root) {
+  char dir[128];
+  strf(dir, sizeof dir, "%s/%s", root, c->flat ? "flat" : "hnsw");
+  VV_NOTE("%s", c->what);
+  vv_manifest m;
+  VV_REQUIRE(parse_dir_manifest(dir, &m) == VV_OK);
+  text pristine = {0}, body = {0};
+  char mac[65];
+  VV_REQUIRE(manifest_read(dir, &pristine, mac) == 0);
+  text_set(&body, pristine.p, pristine.n);
+  const vv_mseg *g = c->seg == 0 ? &m.base[0] : c->seg == 1 ? &m.base[1] : &m.deltas[0];
+  seg_edit ed = c->ed;
+  vv_codebook_in cb;
+  float *cents = NULL;
+  if (ed.cb == CB_SET) {
+    /* The HNSW session's codebook, its m * dsub matching both sessions' dimension. */
+    char hdir[128];
+    strf(hdir, sizeof hdir, "%s/hnsw", root);
+    vv_manifest hm;
+    VV_REQUIRE(parse_dir_manifest(hdir, &hm) == VV_OK);
+    int rc = read_codebook(hdir, &hm.base[0].ref, &cb, &cents);
+    vv_manifest_free(&hm);
+    VV_REQUIRE(rc == VV_OK);
+    ed.set = &cb;
+  }
+  VV_REQUIRE(rewrite_segment(dir, &body, g, &ed) == 0);
+  if (c->v1_manifest) {
+    long at = text_find(&body, "\"version\":2,", 0);
+    VV_REQUIRE(at >= 0);
+    text_splice(&body, (size_t)at + 10, 1, "1", 1);
+  }
+  VV_REQUIRE(manifest_write(dir, &body, mac) == 0);
+  expect_load_fails(dir, VV_E_CHUNK_CORRUPT, c->what);
+  VV_REQUIRE(manifest_write(dir, &pristine, mac) == 0);
+  free(cents);
+  free(body.p);
+  free(pristine.p);
+  vv_manifest_free(&m);
+}
+
+/* docs/FORMAT.md 5.2: the codebook and code rules, each broken alone in a
+ * segment re-encoded with everything else intact (names, sizes, counts and
+ * the sum fixed up), and refused by eager and lazy loads alike. First the
+ * control: the same rewrite changing nothing loads the same data. */
+static void format2_code_rules_are_enforced_at_load_body(void *arg) {
+  (void)arg;
+  char root[64], hdir[128], fdir[128];
+  VV_REQUIRE(make_root(root) == 0);
+  strf(hdir, sizeof hdir, "%s/hnsw", root);
+  strf(fdir, sizeof fdir, "%s/flat", root);
+  model content, flat_content;
+  VV_REQUIRE(coded_session(hdir, &content, VV_INDEX_HNSW) == 0);
+  VV_REQUIRE(coded_session(fdir, &flat_content, VV_INDEX_FLAT) == 0);
+  vv_manifest m;
+  VV_REQUIRE(parse_dir_manifest(hdir, &m) == VV_OK);
+  VV_REQUIRE(m.version == 2 && m.nbase >= 2 && m.ndeltas >= 1);
+  vv_manifest_free(&m);
+
+  /* Controls: rewriting changes nothing that matters. */
+  for (int seg = 0; seg < 3; seg++) {
+    VV_NOTE("control, segment %d", seg);
+    text body = {0};
+    char mac[65];
+    VV_REQUIRE(manifest_read(hdir, &body, mac) == 0);
+    VV_REQUIRE(parse_dir_manifest(hdir, &m) == VV_OK);
+    seg_edit ed = {.v2 = 2, .cb = CB_KEEP};
+    const vv_mseg *g = seg == 0 ? &m.base[0] : seg == 1 ? &m.base[1] : &m.deltas[0];
+    VV_REQUIRE(rewrite_segment(hdir, &body, g, &ed) == 0);
+    VV_REQUIRE(manifest_write(hdir, &body, mac) == 0);
+    const char *d = dir_differs_as(hdir, NULL, 0, &content);
+    VV_CHECK(d == NULL);
+    d = dir_differs_as(hdir, NULL, 1, &content);
+    VV_CHECK(d == NULL);
+    if (d) fprintf(stderr, "  control: %s\n", d);
+    vv_manifest_free(&m);
+    free(body.p);
+  }
+  VV_CHECK(dir_differs_as(fdir, NULL, 1, &flat_content) == NULL);
+
+  static const code_case cases[] = {
+      {"a format-1 segment in a format-2 session", 1, {.v2 = 1, .cb = CB_NONE}, 0, 0},
+      {"a format-2 session relabelled format 1", 2, {.v2 = 2, .cb = CB_KEEP}, 1, 0},
+      {"a codebook in the second base segment", 1, {.v2 = 2, .cb = CB_SET}, 0, 0},
+      {"a codebook in a delta", 2, {.v2 = 2, .cb = CB_SET}, 0, 0},
+      {"a codebook in a flat session", 0, {.v2 = 2, .cb = CB_SET}, 0, 1},
+      {"a codebook whose m * dsub is not the dimension", 0, {.v2 = 2, .cb = CB_DSUB}, 0, 0},
+      {"a codebook with a NaN centroid", 0, {.v2 = 2, .cb = CB_NAN}, 0, 0},
+      {"codes naming centroids the codebook lacks", 0, {.v2 = 2, .cb = CB_KSUB1}, 0, 0},
+      {"no codebook, but codes", 0, {.v2 = 2, .cb = CB_NONE}, 0, 0},
+      {"a code of m + 1 bytes", 1, {.v2 = 2, .cb = CB_KEEP, .node = N_CODE_LONG}, 0, 0},
+      {"a code of m + 1 bytes in a delta", 2, {.v2 = 2, .cb = CB_KEEP, .node = N_CODE_LONG}, 0, 0},
+      {"a code byte >= ksub", 0, {.v2 = 2, .cb = CB_KEEP, .node = N_CODE_BIG}, 0, 0},
+      {"a code byte >= ksub in a delta", 2, {.v2 = 2, .cb = CB_KEEP, .node = N_CODE_BIG}, 0, 0},
+      {"a live node without a code", 1, {.v2 = 2, .cb = CB_KEEP, .node = N_CODE_NULL}, 0, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_code_case(&cases[i], root);
+  rm_rf(root);
+}
+
+VV_TEST(format2_code_rules_are_enforced_at_load) {
+  VV_ISOLATED(format2_code_rules_are_enforced_at_load_body, NULL);
+}
+
+/* FORMAT.md 5.2: "A free slot's record (id null, L = 0) has code null",
+ * checked per segment. Here a delta gains a free record with a valid code
+ * for a slot that a later record in the same delta then describes in full,
+ * so only that rule is broken. (Fails while session/load.c's apply_node
+ * accepts a code on any record.) */
+static void format2_free_slot_with_code_is_refused_body(void *arg) {
+  (void)arg;
+  char root[64], hdir[128];
+  VV_REQUIRE(make_root(root) == 0);
+  strf(hdir, sizeof hdir, "%s/hnsw", root);
+  model content;
+  VV_REQUIRE(coded_session(hdir, &content, VV_INDEX_HNSW) == 0);
+  code_case c = {"a free slot's record with a code", 2, {.v2 = 2, .cb = CB_KEEP, .node = N_FREE_WITH_CODE}, 0, 0};
+  run_code_case(&c, root);
+  rm_rf(root);
+}
+
+VV_TEST(format2_free_slot_with_code_is_refused) {
+  VV_ISOLATED(format2_free_slot_with_code_is_refused_body, NULL);
+}
+
+/* A version-1 session (every segment re-encoded as format 1, the manifest
+ * says 1): it loads, eagerly even when asked for a lazy load; its first
+ * save, incremental onto it, reuses every chunk and writes a format-2
+ * base with a codebook, after which it opens lazily. */
+static void version1_session_loads_eagerly_and_upgrades_on_save_body(void *arg) {
+  (void)arg;
+  char root[64], dir[128];
+  VV_REQUIRE(make_root(root) == 0);
+  strf(dir, sizeof dir, "%s/s", root);
+  model content;
+  VV_REQUIRE(coded_session(dir, &content, VV_INDEX_HNSW) == 0);
+  vv_manifest m;
+  VV_REQUIRE(parse_dir_manifest(dir, &m) == VV_OK);
+  size_t nchunks = m.nchunks;
+  text body = {0};
+  char mac[65];
+  VV_REQUIRE(manifest_read(dir, &body, mac) == 0);
+  for (size_t i = 0; i < m.nbase + m.ndeltas; i++) {
+    seg_edit ed = {.v2 = 1, .cb = CB_NONE};
+    VV_REQUIRE(rewrite_segment(dir, &body, i < m.nbase ? &m.base[i] : &m.deltas[i - m.nbase], &ed) == 0);
+  }
+  vv_manifest_free(&m);
+  long at = text_find(&body, "\"version\":2,", 0);
+  VV_REQUIRE(at >= 0);
+  text_splice(&body, (size_t)at + 10, 1, "1", 1);
+  VV_REQUIRE(manifest_write(dir, &body, mac) == 0);
+  free(body.p);
+  VV_REQUIRE(parse_dir_manifest(dir, &m) == VV_OK);
+  VV_CHECK(m.version == 1);
+  vv_manifest_free(&m);
+
+  VV_CHECK(dir_differs_as(dir, NULL, 0, &content) == NULL);
+  vv_db *db = NULL;
+  vv_load_stats st;
+  vv_error err = {{0}};
+  VV_REQUIRE(load_dir_opts(dir, NULL, NULL, 1, &db, &st, &err) == VV_OK);
+  VV_CHECK(st.lazy == 0 && st.chunks_loaded == nchunks);
+  VV_CHECK(db_differs(db, &content) == NULL);
+  vv_cache_info ci;
+  vv_db_cache_info(db, &ci);
+  VV_CHECK(ci.lazy == 0);
+  char *inspect = NULL;
+  size_t ilen = 0;
+  VV_REQUIRE(vv_session_inspect(dir, NULL, &inspect, &ilen, &err) == VV_OK);
+  VV_CHECK(strstr(inspect, "\"version\":1,") != NULL);
+  free(inspect);
+
+  fio f;
+  fio_init(&f, NULL);
+  vv_save_stats ss;
+  VV_REQUIRE(vv_db_save(db, dir, fio_io(&f), NULL, NULL, &ss, &err) == VV_OK);
+  vv_db_free(db);
+  fio_destroy(&f);
+  VV_CHECK(ss.full == 0 && ss.chunks_reused == nchunks && ss.chunks_written == 0 && ss.index_written >= 1);
+  VV_REQUIRE(parse_dir_manifest(dir, &m) == VV_OK);
+  VV_CHECK(m.version == 2 && m.ndeltas == 0 && m.nbase >= 1);
+  vv_codebook_in cb;
+  float *cents = NULL;
+  VV_CHECK(m.nbase && read_codebook(dir, &m.base[0].ref, &cb, &cents) == VV_OK);
+  VV_CHECK(cb.m * cb.dsub == DIM);
+  free(cents);
+  vv_manifest_free(&m);
+  VV_CHECK(dir_differs_as(dir, NULL, 0, &content) == NULL);
+  VV_REQUIRE(load_dir_opts(dir, NULL, NULL, 1, &db, &st, &err) == VV_OK);
+  VV_CHECK(st.lazy == 1 && st.chunks_loaded == 0);
+  VV_CHECK(db_differs(db, &content) == NULL);
+  VV_CHECK(search_works(db));
+  vv_db_free(db);
+  rm_rf(root);
+}
+
+VV_TEST(version1_session_loads_eagerly_and_upgrades_on_save) {
+  VV_ISOLATED(version1_session_loads_eagerly_and_upgrades_on_save_body, NULL);
+}
 VV_TEST_MAIN()

@@ -2,11 +2,12 @@
 """
 test/session-format/reader.py: an independent reader of vecvault sessions.
 
-Written only from docs/FORMAT.md (version 1), with Debian's python3-cbor2 and
-python3-nacl and nothing of vecvault's own code, so that the format, not the
-implementation, is what the tests hold vecvault to. It verifies everything
-the spec states (frame, sum, key check, MAC, object size, hash, header and
-AEAD tag, the exact CBOR schema, the index rules of section 5.3) and prints
+Written only from docs/FORMAT.md (format versions 1 and 2), with Debian's
+python3-cbor2 and python3-nacl and nothing of vecvault's own code, so that the
+format, not the implementation, is what the tests hold vecvault to. It
+verifies everything the spec states (frame, sum, key check, MAC, object size,
+hash, header and AEAD tag, the exact CBOR schema of the session's version, the
+PQ codebook and codes of version 2, the index rules of section 5.3) and prints
 
     {"generation": G, "sessionId": "...", "vectors": [{"id", "vector", "metadata"}, ...]}
 
@@ -15,9 +16,11 @@ with the error code vecvault itself would report, and exits with status 2.
 
 Usage: /usr/bin/python3 reader.py DIR [--key HEX | --passphrase TEXT | --passphrase-hex HEX]
 """
+import array
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import struct
@@ -32,6 +35,7 @@ MEMLIMIT_CAP = 1 << 30
 HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 ID_MAX = 4096
 META_MAX = 16 * 1024 * 1024
+VERSIONS = (1, 2)  # the format versions this reader knows
 
 
 class Fail(Exception):
@@ -123,7 +127,7 @@ def read_manifest(d):
     if not isinstance(m, dict):
         raise manifest_corrupt("body is not an object")
     # The version decides what the rest means, so it is looked at first.
-    if "version" in m and is_int(m["version"]) and m["version"] > 1:
+    if "version" in m and is_int(m["version"]) and m["version"] > VERSIONS[-1]:
         raise Fail("ERR_UNSUPPORTED_VERSION", "format version %d" % m["version"])
     check_schema(m)
     return raw, body, mac_hex.decode("latin1"), m
@@ -133,8 +137,7 @@ def check_schema(m):
     exact_keys(m, TOP, "body")
     if m["format"] != "vecvault-session":
         raise manifest_corrupt("format")
-    if need_int(m, "version", 1, 1) != 1:
-        raise manifest_corrupt("version")
+    need_int(m, "version", VERSIONS[0], VERSIONS[-1])
     unhex(m["sessionId"], 16, "sessionId")
     need_int(m, "generation", 1, None)
     if m["parent"] is not None:
@@ -315,10 +318,34 @@ def cbor_decode(plain, keys):
         raise ValueError("trailing bytes")
     if plain[0] != 0xa0 + len(keys):
         raise ValueError("top level is not a map(%d)" % len(keys))
+    return cbor_checked(plain, keys)
+
+
+def cbor_checked(plain, keys):
     v = cbor2.loads(plain)
     if not isinstance(v, dict) or list(v.keys()) != keys:
         raise ValueError("keys %r, want %r in that order" % (list(v.keys()) if isinstance(v, dict) else v, keys))
     return v
+
+
+SEGMENT_KEYS = {
+    1: ["kind", "seq", "base", "count", "nodes"],
+    2: ["kind", "seq", "base", "count", "pq", "nodes"],
+}
+
+
+def decode_segment(plain, version):
+    """Section 5.2: the map's size says which version wrote the segment, and
+    that must be the manifest's version."""
+    end = cbor_walk(plain, 0, 0)
+    if end != len(plain):
+        raise ValueError("trailing bytes")
+    seen = {0xa0 + len(k): ver for ver, k in SEGMENT_KEYS.items()}.get(plain[0])
+    if seen is None:
+        raise ValueError("top level is not a map(5) or map(6)")
+    if seen != version:
+        raise ValueError("a version-%d index segment in a version-%d session" % (seen, version))
+    return cbor_checked(plain, SEGMENT_KEYS[version])
 
 
 # ---- section 4: objects ---------------------------------------------------------
@@ -366,7 +393,7 @@ def read_object(d, ref, kind, m, master):
         if kind == 1:
             v = cbor_decode(plain, ["kind", "seq", "dim", "count", "slots", "ids", "vectors", "meta"])
         else:
-            v = cbor_decode(plain, ["kind", "seq", "base", "count", "nodes"])
+            v = decode_segment(plain, m["version"])
     except (ValueError, cbor2.CBORDecodeError) as e:
         raise corrupt("CBOR: %s" % e)
     if v["kind"] != ("chunk" if kind == 1 else "index") or v["seq"] != seq:
@@ -399,17 +426,59 @@ def check_chunk(v, ref, m, corrupt):
     return slots
 
 
-def check_segment(v, is_base, m, corrupt):
+PQ_KEYS = ["m", "ksub", "dsub", "trained", "centroids"]
+
+
+def check_codebook(pq, m, corrupt):
+    """Section 5.2: the PQ codebook that only base segment 0 may carry."""
+    if m["indexKind"] != "hnsw":
+        raise corrupt("a PQ codebook in a flat session")
+    if not isinstance(pq, dict) or list(pq.keys()) != PQ_KEYS:
+        raise corrupt("pq is not a map with keys %r in that order" % PQ_KEYS)
+    for k in ("m", "ksub", "dsub", "trained"):
+        if not is_int(pq[k]):
+            raise corrupt("pq.%s is not an unsigned integer" % k)
+    if pq["m"] < 1 or pq["dsub"] < 1 or not 1 <= pq["ksub"] <= 256:
+        raise corrupt("pq m %r, ksub %r, dsub %r out of range" % (pq["m"], pq["ksub"], pq["dsub"]))
+    if pq["m"] * pq["dsub"] != m["dimension"]:
+        raise corrupt("pq m * dsub = %d, the dimension is %d" % (pq["m"] * pq["dsub"], m["dimension"]))
+    n = pq["m"] * pq["ksub"] * pq["dsub"]
+    if not isinstance(pq["centroids"], bytes) or len(pq["centroids"]) != 4 * n:
+        raise corrupt("pq.centroids is not bytes(m * ksub * dsub * 4)")
+    if not all_finite(pq["centroids"]):
+        raise corrupt("a PQ centroid is not finite")
+    return pq
+
+
+def all_finite(data):
+    """Whether the float32 little-endian values in `data` are all finite."""
+    a = array.array("f", data)
+    if sys.byteorder != "little":
+        a.byteswap()
+    return all(map(math.isfinite, a))
+
+
+def check_segment(v, is_base, first, cb, m, corrupt):
+    """Checks one segment's records on their own; returns them and the
+    session's codebook: `cb` (the one read so far: None before index.base[0]
+    or when the session has none), or the codebook this segment carries if it
+    is the first base segment."""
     if v["base"] is not is_base:
         raise corrupt("base flag is %r in the %s list" % (v["base"], "base" if is_base else "deltas"))
     if not isinstance(v["nodes"], list):
         raise corrupt("nodes")
+    v2 = m["version"] >= 2
+    if v2 and v["pq"] is not None:
+        if not first:
+            raise corrupt("a PQ codebook in an index segment other than index.base[0]")
+        cb = check_codebook(v["pq"], m, corrupt)
     hnsw = m["indexKind"] == "hnsw"
     mm = m["hnsw"]["m"]
+    fields = 6 if v2 else 5
     for node in v["nodes"]:
-        if not isinstance(node, list) or len(node) != 5:
-            raise corrupt("node is not array(5)")
-        slot, nid, chunk, row, links = node
+        if not isinstance(node, list) or len(node) != fields:
+            raise corrupt("node is not array(%d)" % fields)
+        slot, nid, chunk, row, links = node[:5]
         if not is_int(slot) or slot >= 1 << 31 or slot >= m["slotCount"]:
             raise corrupt("node slot %r" % (slot,))
         if nid is not None and (not isinstance(nid, str) or not 1 <= len(nid.encode("utf-8")) <= ID_MAX):
@@ -429,7 +498,28 @@ def check_segment(v, is_base, m, corrupt):
                 raise corrupt("links are not bytes(n*4)")
             if len(l) // 4 > (2 * mm if lv == 0 else mm):
                 raise corrupt("slot %d level %d has %d links (max %d)" % (slot, lv, len(l) // 4, 2 * mm if lv == 0 else mm))
-    return v["nodes"]
+        if v2:
+            check_code(node[5], slot, nid, links, cb, corrupt)
+    return v["nodes"], cb
+
+
+def check_code(code, slot, nid, links, cb, corrupt):
+    """Section 5.2: a graph node of a session with a codebook has a code of m
+    bytes, each naming one of ksub centroids; every other record has null."""
+    if code is None:
+        if cb is not None and links:
+            raise corrupt("slot %d is in the graph but has no PQ code" % slot)
+        return
+    if not isinstance(code, bytes):
+        raise corrupt("slot %d: the PQ code is neither bytes nor null" % slot)
+    if cb is None:
+        raise corrupt("slot %d has a PQ code but the session has no codebook" % slot)
+    if nid is None and not links:
+        raise corrupt("free slot %d has a PQ code" % slot)
+    if len(code) != cb["m"]:
+        raise corrupt("slot %d: a PQ code of %d bytes, the codebook has m = %d" % (slot, len(code), cb["m"]))
+    if max(code) >= cb["ksub"]:
+        raise corrupt("slot %d: PQ code byte %d, the codebook has ksub = %d" % (slot, max(code), cb["ksub"]))
 
 
 # ---- section 5.3: the index, and the result ----------------------------------------
@@ -448,10 +538,13 @@ def read_session(d, secret):
 
     # Index first (it says which rows are current), then the chunks.
     nodes = {}
+    cb = None  # the PQ codebook (version 2), from index.base[0]
     for part, is_base in (("base", True), ("deltas", False)):
-        for ref in m["index"][part]:
+        for i, ref in enumerate(m["index"][part]):
             v, corrupt = read_object(d, ref, 2, m, master)
-            for node in check_segment(v, is_base, m, corrupt):
+            first = is_base and i == 0
+            records, cb = check_segment(v, is_base, first, cb, m, corrupt)
+            for node in records:
                 nodes[node[0]] = node
 
     chunks = {}
@@ -466,7 +559,7 @@ def read_session(d, secret):
     ids = {}
     out = []
     for s in sorted(nodes):
-        slot, nid, chunk, row, links = nodes[s]
+        slot, nid, chunk, row, links = nodes[s][:5]
         if nid is None and not links:
             continue  # free
         if nid is not None:
@@ -482,12 +575,14 @@ def read_session(d, secret):
         cv, cslots, cref = chunks[chunk]
         if cslots[row] != slot:
             raise bad("slot %d points at chunk %d row %d, which holds slot %d" % (slot, chunk, row, cslots[row]))
+        dim = m["dimension"]
+        vec = struct.unpack_from("<%df" % dim, cv["vectors"], 4 * dim * row)
+        if not all(map(math.isfinite, vec)):
+            raise bad("slot %d: its current row (chunk %d row %d) holds a non-finite value" % (slot, chunk, row))
         if nid is None:
             continue  # a waypoint
         if cv["ids"][row] != nid:
             raise bad("slot %d (%r): its current row carries id %r" % (slot, nid, cv["ids"][row]))
-        dim = m["dimension"]
-        vec = struct.unpack_from("<%df" % dim, cv["vectors"], 4 * dim * row)
         meta = cv["meta"][row]
         try:
             metadata = None if meta is None else json.loads(meta)
