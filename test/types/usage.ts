@@ -14,6 +14,7 @@ import type {
   LoadStats,
   SaveStats,
   SessionInfo,
+  CacheStats,
   SessionProgressInfo,
   Metric,
   SearchOptions,
@@ -194,8 +195,14 @@ async function sessions(): Promise<void> {
   const ls: LoadStats | null = db2.loadStats;
   const info: SessionInfo = await VectorDB.inspect('/tmp/x');
   const enc: boolean = info.encrypted;
-  // @ts-expect-error lazy loading is not available in this version
-  await VectorDB.load('/tmp/x', { key, lazy: true });
-  void [gen, ls, enc];
+  const lazy = await VectorDB.load('/tmp/x', { key, lazy: true, cacheSizeMb: 64 });
+  const cs: CacheStats = lazy.cacheStats();
+  const cached: number = cs.bytes + cs.capacityBytes + cs.chunksCached + cs.misses;
+  lazy.setCacheSize(32);
+  const read: number = await lazy.preload([info.chunks[0].id]);
+  lazy.search([0.1, 0.2], 5, { efSearch: 128, rerank: 64, maxChunkReads: Infinity });
+  // @ts-expect-error rerank is a number
+  lazy.search([0.1, 0.2], 5, { rerank: '64' });
+  void [gen, ls, enc, cached, read];
 }
 void sessions;
