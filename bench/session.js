@@ -59,6 +59,24 @@ function sizeParams(tag) {
   };
 }
 
+// hnswlib-node's single-threaded addPoint loop, written to `dest` atomically
+// (also used by lazy.js).
+async function buildHnswlib(p, dest) {
+  const { HierarchicalNSW } = require('hnswlib-node');
+  const base = baseData(p);
+  const index = new HierarchicalNSW(p.metric, p.dim);
+  index.initIndex(p.n, p.m, p.efConstruction, 100);
+  let t = now();
+  for (let i = 0; i < p.n; i++) index.addPoint(Array.from(base.subarray(i * p.dim, (i + 1) * p.dim)), i);
+  const buildSec = now() - t;
+  const tmp = `${dest}.tmp-${process.pid}`;
+  t = now();
+  await index.writeIndex(tmp);
+  const saveSec = now() - t;
+  fs.renameSync(tmp, dest);
+  return { buildSec, saveSec, threads: 1 };
+}
+
 function baseData(p) {
   return data.synthetic(p.n, p.dim, { seed: p.seed, clusters: p.clusters, normalize: true }).data;
 }
@@ -215,19 +233,7 @@ const TASKS = {
   },
 
   async 'build-hnswlib'(o, p) {
-    const { HierarchicalNSW } = require('hnswlib-node');
-    const base = baseData(p);
-    const index = new HierarchicalNSW(p.metric, p.dim);
-    index.initIndex(p.n, p.m, p.efConstruction, 100);
-    let t = now();
-    for (let i = 0; i < p.n; i++) index.addPoint(Array.from(base.subarray(i * p.dim, (i + 1) * p.dim)), i);
-    const buildSec = now() - t;
-    const tmp = `${o.dest}.tmp-${process.pid}`;
-    t = now();
-    await index.writeIndex(tmp);
-    const saveSec = now() - t;
-    fs.renameSync(tmp, o.dest);
-    return { buildSec, saveSec, threads: 1 };
+    return buildHnswlib(p, o.dest);
   },
 
   async 'build-usearch'(o, p) {
@@ -742,4 +748,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { parseArgs, sizeParams, summarize, median };
+module.exports = { parseArgs, sizeParams, summarize, median, buildHnswlib };
