@@ -47,6 +47,8 @@ typedef struct load {
   size_t *seg_len;
   vv_mchunk *by_seq;   /* the manifest's chunks sorted by seq (lazy location checks) */
   _Atomic uint8_t *claimed; /* while base segments are applied in parallel: slots seen */
+  uint8_t *levels;     /* per slot: graph levels (0 = not a node); a dense copy for validation */
+  uint64_t nlevels;
 } load;
 
 /* Records the first error message (workers may fail at once). */
@@ -127,6 +129,7 @@ static int apply_node(load *l, const vv_node_view *n, const char *obj) {
       links[lv] = buf[lv];
     }
     rc = vv_hnsw_set_node(db->hnsw, n->slot, n->nlevels, links, n->counts);
+    if (!rc && n->slot < l->nlevels) l->levels[n->slot] = (uint8_t)n->nlevels;
     if (rc == VV_E_CORRUPT) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a node has too many links", obj);
     if (rc) return rc;
   }
@@ -216,6 +219,8 @@ static int prepare_base(load *l) {
   int rc = ensure_slot(l, (uint32_t)(n - 1));
   if (rc) return rc;
   l->claimed = calloc(n, 1);
+  l->levels = calloc(n, 1);
+  l->nlevels = l->levels ? n : 0;
   return l->claimed ? VV_OK : VV_E_NOMEM;
 }
 
@@ -348,7 +353,8 @@ static int validate_slot(void *ctx, size_t i, unsigned worker) {
     const uint32_t *links;
     uint32_t cnt = vv_hnsw_links(db->hnsw, slot, lv, &links);
     for (uint32_t j = 0; j < cnt; j++)
-      if (links[j] >= n || vv_hnsw_level(db->hnsw, links[j]) < lv)
+      /* The dense level copy keeps this random access in cache. */
+      if (links[j] >= n || (links[j] < l->nlevels ? (int)l->levels[links[j]] - 1 : vv_hnsw_level(db->hnsw, links[j])) < lv)
         return say(l, VV_E_CHUNK_CORRUPT, "%s", "the graph links to a node that does not exist on that level");
   }
   return VV_OK;
@@ -567,6 +573,7 @@ fail:
   free(l.seg_plain);
   free(l.seg_len);
   free(l.by_seq);
+  free(l.levels);
   free(file);
   pthread_mutex_destroy(&l.err_mu);
 #if defined(__GLIBC__)
