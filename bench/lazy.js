@@ -21,10 +21,10 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const crypto = require('crypto');
-const { spawn, execFileSync } = require('child_process');
+const { spawn } = require('child_process');
 const data = require('./data');
 const { sizeParams, median, buildHnswlib } = require('./session');
-const { now, cpuSnapshot, otherLoad, parseOptions } = require('./measure');
+const { now, cpuSnapshot, otherLoad, parseOptions, memStatus, diskUsage, readVersion, machineInfo } = require('./measure');
 
 const REPO = path.join(__dirname, '..');
 const VECVAULT_MODULE = process.env.VECVAULT_MODULE ? path.resolve(process.env.VECVAULT_MODULE) : REPO;
@@ -62,31 +62,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // Errors that say this vecvault build lacks part of the lazy-loading API.
 const MISSING_FEATURE = /has not landed|rejected by this build|has no db\./;
 
-function memStatus() {
-  try {
-    const s = fs.readFileSync('/proc/self/status', 'utf8');
-    const kb = (name) => Number((new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(s) || [])[1]) * 1024;
-    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
-  } catch {
-    return { rss: process.memoryUsage.rss(), peak: process.resourceUsage().maxRSS * 1024 };
-  }
-}
 
-function diskUsage(p) {
-  const st = fs.lstatSync(p);
-  let out = { allocated: st.blocks * 512, apparent: st.size, files: st.isFile() ? 1 : 0 };
-  if (st.isDirectory()) {
-    for (const e of fs.readdirSync(p)) {
-      const d = diskUsage(path.join(p, e));
-      out = { allocated: out.allocated + d.allocated, apparent: out.apparent + d.apparent, files: out.files + d.files };
-    }
-  }
-  return out;
-}
 
-function readVersion(dir) {
-  try { return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version; } catch { return null; }
-}
 
 const LIB_DIRS = { vecvault: VECVAULT_MODULE, hnswlib: path.join(__dirname, 'node_modules', 'hnswlib-node') };
 
@@ -1040,12 +1017,6 @@ function printSummary(report) {
   info('hnswlib-node RSS after readIndex / vecvault lazy', (s) => `${fmt(div(s.results.hnswlib.rssAfterOpen, s.results.open.rssAfterQueries), 1)}x`);
 }
 
-function machineInfo() {
-  let commit = null;
-  try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* no commits yet */ }
-  const cpus = os.cpus();
-  return { cpu: cpus[0] && cpus[0].model, cores: cpus.length, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: `${os.platform()}-${os.arch()}`, commit };
-}
 
 // ---------------------------------------------------------------- main
 

@@ -3,6 +3,7 @@
 // how much CPU other processes took while we were timing.
 
 const fs = require('fs');
+const os = require('os');
 
 /** Seconds, monotonic. */
 function now() {
@@ -55,4 +56,47 @@ function parseOptions(script, argv, o, names, flags = {}, positive = []) {
   return o;
 }
 
-module.exports = { now, cpuSnapshot, otherLoad, parseOptions };
+
+// ---- shared by session.js and lazy.js ----
+
+const path = require('path');
+const { execFileSync } = require('child_process');
+
+const REPO = path.join(__dirname, '..');
+
+// VmRSS and VmHWM (peak) of this process, in bytes.
+function memStatus() {
+  try {
+    const s = fs.readFileSync('/proc/self/status', 'utf8');
+    const kb = (name) => Number((new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(s) || [])[1]) * 1024;
+    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  } catch {
+    return { rss: process.memoryUsage.rss(), peak: process.resourceUsage().maxRSS * 1024 };
+  }
+}
+
+// du: allocated bytes (st_blocks) and apparent bytes of a file or directory.
+function diskUsage(p) {
+  const st = fs.lstatSync(p);
+  let out = { allocated: st.blocks * 512, apparent: st.size, files: st.isFile() ? 1 : 0 };
+  if (st.isDirectory()) {
+    for (const e of fs.readdirSync(p)) {
+      const d = diskUsage(path.join(p, e));
+      out = { allocated: out.allocated + d.allocated, apparent: out.apparent + d.apparent, files: out.files + d.files };
+    }
+  }
+  return out;
+}
+
+function readVersion(dir) {
+  try { return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version; } catch { return null; }
+}
+
+function machineInfo() {
+  let commit = null;
+  try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* no commits yet */ }
+  const cpus = os.cpus();
+  return { cpu: cpus[0] && cpus[0].model, cores: cpus.length, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: `${os.platform()}-${os.arch()}`, commit };
+}
+
+module.exports = { now, cpuSnapshot, otherLoad, parseOptions, memStatus, diskUsage, readVersion, machineInfo };

@@ -16,7 +16,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const crypto = require('crypto');
-const { spawn, execFileSync } = require('child_process');
+const { spawn } = require('child_process');
 const data = require('./data');
 
 const REPO = path.join(__dirname, '..');
@@ -107,9 +107,6 @@ const cacheDir = (tag) => path.join(SESSIONS_DIR, tag);
 const cachePath = (tag, what) => path.join(cacheDir(tag), CACHE_FILES[what]);
 const metaPath = (tag) => path.join(cacheDir(tag), 'params.json');
 
-function readVersion(dir) {
-  try { return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version; } catch { return null; }
-}
 
 const LIB_DIRS = {
   vecvault: VECVAULT_MODULE,
@@ -142,20 +139,11 @@ function writeMeta(tag, meta) {
 
 // ---------------------------------------------------------------- measuring
 
-const { now, cpuSnapshot, otherLoad, parseOptions } = require('./measure');
+const { now, cpuSnapshot, otherLoad, parseOptions, memStatus, diskUsage, readVersion, machineInfo } = require('./measure');
 const log = (...a) => console.error(...a);
 const gc = () => { if (global.gc) { global.gc(); global.gc(); } };
 
 // Current and peak resident set from /proc (bytes); peak is VmHWM.
-function memStatus() {
-  try {
-    const s = fs.readFileSync('/proc/self/status', 'utf8');
-    const kb = (name) => Number((new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(s) || [])[1]) * 1024;
-    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
-  } catch {
-    return { rss: process.memoryUsage.rss(), peak: process.resourceUsage().maxRSS * 1024 };
-  }
-}
 
 // Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0), so
 // the peak of an operation is measured apart from the load that preceded it.
@@ -165,17 +153,6 @@ function resetPeak() {
 
 
 // du: allocated bytes (st_blocks) and apparent bytes of a file or directory.
-function diskUsage(p) {
-  const st = fs.lstatSync(p);
-  let out = { allocated: st.blocks * 512, apparent: st.size, files: st.isFile() ? 1 : 0 };
-  if (st.isDirectory()) {
-    for (const e of fs.readdirSync(p)) {
-      const d = diskUsage(path.join(p, e));
-      out = { allocated: out.allocated + d.allocated, apparent: out.apparent + d.apparent, files: out.files + d.files };
-    }
-  }
-  return out;
-}
 
 function fsyncFile(file) {
   const fd = fs.openSync(file, 'r+');
@@ -634,12 +611,6 @@ function printSize(sz) {
   }
 }
 
-function machineInfo() {
-  let commit = null;
-  try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { /* no commits yet */ }
-  const cpus = os.cpus();
-  return { cpu: cpus[0] && cpus[0].model, cores: cpus.length, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: `${os.platform()}-${os.arch()}`, commit };
-}
 
 // Temporary directories live next to the cache (a real disk, where /tmp may
 // be tmpfs); one per run, and leftovers of runs that died are removed.
