@@ -14,7 +14,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { spawn, execFileSync } = require('child_process');
+const { execFileSync } = require('child_process');
 const data = require('./data');
 
 const REPO = path.join(__dirname, '..');
@@ -187,7 +187,7 @@ function readVersion(dir) {
 
 // ---------------------------------------------------------------- worker
 
-const { now, cpuSnapshot, otherLoad, parseOptions } = require('./measure');
+const { now, cpuSnapshot, otherLoad, parseOptions, runJsonChild } = require('./measure');
 const rss = () => process.memoryUsage.rss();
 const gc = () => { if (global.gc) { global.gc(); global.gc(); } };
 const log = (...a) => console.error(...a);
@@ -317,24 +317,8 @@ function runChild(lib, dataset, o) {
   const args = ['--expose-gc', __filename, '--worker', '--lib', lib, '--dataset', dataset,
     '--queries', String(o.queries), '--ef', o.efs.join(','), '--k', String(o.k), '--m', String(o.m),
     '--ef-construction', String(o.efConstruction), '--min-time', String(o.minTime)];
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: __dirname });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (b) => { stdout += b; });
-    child.stderr.on('data', (b) => { stderr += b; process.stderr.write(b); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMin * 60e3);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.trim().split('\n').pop();
-      if (code === 0 && line) {
-        try { return resolve(JSON.parse(line)); } catch { /* fall through */ }
-      }
-      // A crash (segfault, OOM, timeout) of one library must not end the run.
-      const why = signal ? `killed by ${signal}` : `exit code ${code}`;
-      const last = stderr.trim().split('\n').filter((l) => !l.startsWith('[')).slice(-3).join(' | ');
-      resolve({ lib: LIB_NAMES[lib], error: `${why}${last ? ': ' + last : ''}` });
-    });
-  });
+  return runJsonChild(process.execPath, args, { timeoutMin: o.timeoutMin, cwd: __dirname })
+    .then((r) => (r.error ? { lib: LIB_NAMES[lib], error: r.error } : r));
 }
 
 function bestQpsAtRecall(r, target) {

@@ -21,10 +21,9 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const crypto = require('crypto');
-const { spawn } = require('child_process');
 const data = require('./data');
-const { sizeParams, median, buildHnswlib } = require('./session');
-const { now, cpuSnapshot, otherLoad, parseOptions, memStatus, diskUsage, readVersion, machineInfo } = require('./measure');
+const { sizeParams, median, buildHnswlib, buildVecvault } = require('./session');
+const { now, cpuSnapshot, otherLoad, parseOptions, memStatus, diskUsage, readVersion, machineInfo, runJsonChild } = require('./measure');
 
 const REPO = path.join(__dirname, '..');
 const VECVAULT_MODULE = process.env.VECVAULT_MODULE ? path.resolve(process.env.VECVAULT_MODULE) : REPO;
@@ -351,24 +350,8 @@ const TASKS = {
   // As session.js builds its encrypted session (addBatchAsync, all cores).
   async 'build-vecvault'(o, p) {
     const VectorDB = loadVecvault();
-    const base = baseData(p);
-    const items = new Array(p.n);
-    for (let i = 0; i < p.n; i++) items[i] = { id: String(i), vector: base.subarray(i * p.dim, (i + 1) * p.dim) };
-    const db = new VectorDB({
-      dimension: p.dim, metric: p.metric, hnsw: { m: p.m, efConstruction: p.efConstruction }, chunkSize: p.chunkSize, key: KEY,
-    });
-    let t = now();
-    await db.addBatchAsync(items);
-    const buildSec = now() - t;
-    const tmp = `${o.dest}.tmp-${process.pid}`;
-    fs.rmSync(tmp, { recursive: true, force: true });
-    t = now();
-    const save = await db.save(tmp);
-    const saveSec = now() - t;
-    db.close();
-    fs.rmSync(o.dest, { recursive: true, force: true });
-    fs.renameSync(tmp, o.dest);
-    return { route: 'built', buildSec, saveSec, save, threads: os.cpus().length, formatVersion: (await VectorDB.inspect(o.dest)).version };
+    const built = await buildVecvault(VectorDB, p, o.dest, true);
+    return { route: 'built', ...built, formatVersion: (await VectorDB.inspect(o.dest)).version };
   },
 
   // As session.js: hnswlib-node's single-threaded addPoint loop.
@@ -602,23 +585,7 @@ function runChild(task, o, extra, { timeoutMin = o.timeoutMin, nice = false } = 
     else if (v !== undefined && v !== false) args.push(`--${k}`, String(v));
   }
   const [cmd, argv] = nice && fs.existsSync('/usr/bin/nice') ? ['/usr/bin/nice', ['-n', '19', process.execPath, ...args]] : [process.execPath, args];
-  return new Promise((resolve) => {
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: __dirname });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (b) => { stdout += b; });
-    child.stderr.on('data', (b) => { stderr += b; process.stderr.write(b); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMin * 60e3);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.trim().split('\n').pop();
-      if (code === 0 && line) {
-        try { return resolve(JSON.parse(line)); } catch { /* fall through */ }
-      }
-      const why = signal ? `killed by ${signal}` : `exit code ${code}`;
-      const last = stderr.trim().split('\n').filter((l) => !l.startsWith('[') && !/^\s+at /.test(l)).slice(-2).join(' | ');
-      resolve({ error: `${task}: ${why}${last ? ': ' + last : ''}` });
-    });
-  });
+  return runJsonChild(cmd, argv, { timeoutMin, cwd: __dirname, label: `${task}: ` });
 }
 
 // An error that says a feature is missing is final; anything else (a crash

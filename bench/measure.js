@@ -99,4 +99,29 @@ function machineInfo() {
   return { cpu: cpus[0] && cpus[0].model, cores: cpus.length, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: `${os.platform()}-${os.arch()}`, commit };
 }
 
-module.exports = { now, cpuSnapshot, otherLoad, parseOptions, memStatus, diskUsage, readVersion, machineInfo };
+// Runs one measurement in a child process that prints its result as one JSON
+// line, and resolves with that object. A crash, OOM or timeout of one child
+// must not end the run: it resolves with { error } instead (stderr's last
+// lines, stack frames and bracketed log lines left out). stderr is echoed.
+function runJsonChild(cmd, argv, { timeoutMin, cwd, label = '' }) {
+  const { spawn } = require('child_process');
+  return new Promise((resolve) => {
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (b) => { stdout += b; });
+    child.stderr.on('data', (b) => { stderr += b; process.stderr.write(b); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMin * 60e3);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const line = stdout.trim().split('\n').pop();
+      if (code === 0 && line) {
+        try { return resolve(JSON.parse(line)); } catch { /* fall through */ }
+      }
+      const why = signal ? `killed by ${signal}` : `exit code ${code}`;
+      const last = stderr.trim().split('\n').filter((l) => !l.startsWith('[') && !/^\s+at /.test(l)).slice(-3).join(' | ');
+      resolve({ error: `${label}${why}${last ? ': ' + last : ''}` });
+    });
+  });
+}
+
+module.exports = { now, cpuSnapshot, otherLoad, parseOptions, memStatus, diskUsage, readVersion, machineInfo, runJsonChild };

@@ -16,7 +16,6 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const crypto = require('crypto');
-const { spawn } = require('child_process');
 const data = require('./data');
 
 const REPO = path.join(__dirname, '..');
@@ -57,6 +56,31 @@ function sizeParams(tag) {
     n, dim: DIM, metric: METRIC, seed: 1, clusters: Math.max(8, Math.round(Math.sqrt(n))),
     m: 16, efConstruction: n >= 1e6 ? 100 : 200, chunkSize: 10000,
   };
+}
+
+// Builds the benchmark database with addBatchAsync (all cores) and saves it
+// to `dest` atomically, encrypted with the bench key when `enc` (also used by
+// lazy.js).
+async function buildVecvault(VectorDB, p, dest, enc) {
+  const base = baseData(p);
+  const items = new Array(p.n);
+  for (let i = 0; i < p.n; i++) items[i] = { id: String(i), vector: base.subarray(i * p.dim, (i + 1) * p.dim) };
+  const db = new VectorDB({
+    dimension: p.dim, metric: p.metric, hnsw: { m: p.m, efConstruction: p.efConstruction }, chunkSize: p.chunkSize,
+    encryptAtRest: enc, ...(enc ? { key: KEY } : {}),
+  });
+  let t = now();
+  await db.addBatchAsync(items);
+  const buildSec = now() - t;
+  const tmp = `${dest}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  t = now();
+  const save = await db.save(tmp);
+  const saveSec = now() - t;
+  db.close();
+  fs.rmSync(dest, { recursive: true, force: true });
+  fs.renameSync(tmp, dest);
+  return { buildSec, saveSec, save, threads: os.cpus().length };
 }
 
 // hnswlib-node's single-threaded addPoint loop, written to `dest` atomically
@@ -139,7 +163,7 @@ function writeMeta(tag, meta) {
 
 // ---------------------------------------------------------------- measuring
 
-const { now, cpuSnapshot, otherLoad, parseOptions, memStatus, diskUsage, readVersion, machineInfo } = require('./measure');
+const { now, cpuSnapshot, otherLoad, parseOptions, memStatus, diskUsage, readVersion, machineInfo, runJsonChild } = require('./measure');
 const log = (...a) => console.error(...a);
 const gc = () => { if (global.gc) { global.gc(); global.gc(); } };
 
@@ -186,27 +210,7 @@ const TASKS = {
   // Builds: all cores for vecvault (addBatchAsync) and usearch; hnswlib-node
   // has no parallel insert from JS, so its addPoint loop runs on one thread.
   async 'build-vecvault'(o, p) {
-    const VectorDB = loadVecvault();
-    const enc = o.enc === '1';
-    const base = baseData(p);
-    const items = new Array(p.n);
-    for (let i = 0; i < p.n; i++) items[i] = { id: String(i), vector: base.subarray(i * p.dim, (i + 1) * p.dim) };
-    const db = new VectorDB({
-      dimension: p.dim, metric: p.metric, hnsw: { m: p.m, efConstruction: p.efConstruction }, chunkSize: p.chunkSize,
-      encryptAtRest: enc, ...(enc ? { key: KEY } : {}),
-    });
-    let t = now();
-    await db.addBatchAsync(items);
-    const buildSec = now() - t;
-    const tmp = `${o.dest}.tmp-${process.pid}`;
-    fs.rmSync(tmp, { recursive: true, force: true });
-    t = now();
-    const save = await db.save(tmp);
-    const saveSec = now() - t;
-    db.close();
-    fs.rmSync(o.dest, { recursive: true, force: true });
-    fs.renameSync(tmp, o.dest);
-    return { buildSec, saveSec, save, threads: os.cpus().length };
+    return buildVecvault(loadVecvault(), p, o.dest, o.enc === '1');
   },
 
   async 'build-hnswlib'(o, p) {
@@ -369,24 +373,7 @@ async function runWorker(o) {
 function runChild(task, o, extra, timeoutMin = o.timeoutMin) {
   const args = ['--expose-gc', __filename, '--worker', task, '--size', extra.size];
   for (const [k, v] of Object.entries(extra)) if (k !== 'size') args.push(`--${k}`, String(v));
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: __dirname });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (b) => { stdout += b; });
-    child.stderr.on('data', (b) => { stderr += b; process.stderr.write(b); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMin * 60e3);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.trim().split('\n').pop();
-      if (code === 0 && line) {
-        try { return resolve(JSON.parse(line)); } catch { /* fall through */ }
-      }
-      // One failed measurement (crash, OOM, timeout) must not end the run.
-      const why = signal ? `killed by ${signal}` : `exit code ${code}`;
-      const last = stderr.trim().split('\n').slice(-3).join(' | ');
-      resolve({ error: `${task}: ${why}${last ? ': ' + last : ''}` });
-    });
-  });
+  return runJsonChild(process.execPath, args, { timeoutMin, cwd: __dirname, label: `${task}: ` });
 }
 
 async function ensureCache(tag, p, o) {
@@ -719,4 +706,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { parseArgs, sizeParams, summarize, median, buildHnswlib };
+module.exports = { parseArgs, sizeParams, summarize, median, buildHnswlib, buildVecvault };
