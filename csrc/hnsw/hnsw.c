@@ -56,14 +56,6 @@ struct vv_hnsw {
   vv_dist_fn kern;
   const vv_pq *pq;        /* code mode when set */
   const vv_arena *codes;  /* pq->m bytes per slot */
-  vv_metric metric;
-  /* Code mode measures with these. For cosine they stay the inner product:
-   * a query's product with a reconstruction errs by q.e, while squared L2
-   * would add the reconstruction's norm error 2x.e + |e|^2, which is larger
-   * unless the query is the stored vector itself (measured on clustered
-   * 384-D data: recall 0.96 against 0.82 at the same beam). */
-  vv_dist_fn ckern;
-  float csign;
   double level_mult;
   uint64_t seed;
   atomic_uint_fast64_t level_counter;
@@ -100,17 +92,21 @@ static inline const float *node_vec(const vv_hnsw *h, uint32_t s, float *buf) {
 
 /* The distance from a full vector `a` (not the current query) to node s. */
 static inline float dist_v(const vv_hnsw *h, scratch *sc, const float *a, uint32_t s) {
-  if (h->pq) return h->csign * h->ckern(a, node_vec(h, s, sc->dbuf[1]), h->dim);
-  return h->sign * h->kern(a, vv_store_vec(h->store, s), h->dim);
+  return h->sign * h->kern(a, node_vec(h, s, sc->dbuf[1]), h->dim);
 }
 
 static inline void prefetch_node(const vv_hnsw *h, uint32_t s) {
   VV_PREFETCH(h->pq ? (const void *)code_of(h, s) : (const void *)vv_store_vec(h->store, s));
 }
 
-/* Makes `q` the current query: in code mode, fills its ADC table. */
+/* Makes `q` the current query: in code mode, fills its ADC table. Code
+ * mode measures with the metric's own kernel; for cosine that is the inner
+ * product: a query's product with a reconstruction errs by q.e, while
+ * squared L2 would add the reconstruction's norm error 2x.e + |e|^2, larger
+ * unless the query is the stored vector itself (clustered 384-D data:
+ * recall 0.96 against 0.82 at the same beam). */
 static inline void set_query(const vv_hnsw *h, scratch *sc, const float *q) {
-  if (h->pq) vv_pq_table(h->pq, q, h->csign > 0, sc->table);
+  if (h->pq) vv_pq_table(h->pq, q, h->sign > 0, sc->table);
 }
 
 static inline uint32_t *links_at(const vv_hnsw *h, uint32_t slot, int level) {
@@ -223,9 +219,6 @@ int vv_hnsw_create(const vv_hnsw_params *p, const vv_store *store, vv_hnsw **out
   h->efc = p->ef_construction;
   h->kern = p->metric == VV_METRIC_L2 ? k->l2sq : k->dot;
   h->sign = p->metric == VV_METRIC_L2 ? 1.0f : -1.0f;
-  h->metric = p->metric;
-  h->ckern = h->kern;
-  h->csign = h->sign;
   h->level_mult = 1.0 / log((double)p->m);
   h->seed = p->seed ? p->seed : 0x5eed5eedull;
   atomic_init(&h->level_counter, 0);
