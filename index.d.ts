@@ -215,7 +215,9 @@ export type ErrorCode =
   /** No space left on the device; the previous generation is intact. */
   | 'ERR_NOSPC'
   /** No session at that path. */
-  | 'ERR_NOT_FOUND';
+  | 'ERR_NOT_FOUND'
+  /** `save()` into a directory that is neither empty nor a vecvault session; nothing was written. */
+  | 'ERR_NOT_A_SESSION';
 
 /** Progress of a save or load: objects done of total, with the phase and bytes so far. */
 export interface SessionProgressInfo {

@@ -54,7 +54,8 @@ enum {
   VV_E_LOCKED = -18,           /* ERR_LOCKED */
   VV_E_IO = -19,               /* ERR_IO */
   VV_E_NOSPC = -20,            /* ERR_NOSPC */
-  VV_E_NOT_FOUND = -21         /* ERR_NOT_FOUND: no session at that path */
+  VV_E_NOT_FOUND = -21,        /* ERR_NOT_FOUND: no session at that path */
+  VV_E_NOT_A_SESSION = -22     /* ERR_NOT_A_SESSION: a save into a directory that is neither empty nor a session */
 };
 
 /* Limits enforced by the engine (the JS layer checks them first, with nicer messages). */
