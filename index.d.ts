@@ -217,7 +217,9 @@ export type ErrorCode =
   /** No session at that path. */
   | 'ERR_NOT_FOUND'
   /** `save()` into a directory that is neither empty nor a vecvault session; nothing was written. */
-  | 'ERR_NOT_A_SESSION';
+  | 'ERR_NOT_A_SESSION'
+  /** `load()` with `minGeneration` found an older generation: the directory was rolled back. Nothing was read but the manifest. */
+  | 'ERR_ROLLBACK';
 
 /** Progress of a save or load: objects done of total, with the phase and bytes so far. */
 export interface SessionProgressInfo {
@@ -264,6 +266,14 @@ export interface LoadOptions {
   lazy?: boolean;
   /** Threads for loading and for later batch work. Default: all cores. */
   threads?: number;
+  /**
+   * Rollback detection: the generation this service saw last (`loadStats.generation`
+   * or `inspect().generation`, remembered outside the directory). A session older
+   * than this rejects with `ERR_ROLLBACK` right after its manifest is authenticated,
+   * before any object is read. A non-negative safe integer, or a bigint below 2^64.
+   * Default: any generation opens.
+   */
+  minGeneration?: number | bigint;
   onProgress?: (done: number, total: number, info: SessionProgressInfo) => void;
   signal?: AbortSignalLike;
 }
@@ -292,6 +302,7 @@ export interface LoadStats {
   chunksLoaded: number;
   cacheSizeMb: number;
   lazy: boolean;
+  /** The generation opened: remember it and pass it as `minGeneration` next time to detect a rollback. */
   generation: number;
   bytesRead: number;
   loadTimeMs: number;
@@ -302,6 +313,7 @@ export interface SessionInfo {
   format: 'vecvault-session';
   version: number;
   sessionId: string;
+  /** The current generation (unauthenticated here: `load()` with `minGeneration` checks it authenticated). */
   generation: number;
   parent: string | null;
   createdAt: string;
@@ -451,7 +463,7 @@ export declare class VectorDB<M = unknown> {
    * Open a saved session.
    * @throws {VecvaultError} (rejects) `ERR_NOT_FOUND`, `ERR_KEY_REQUIRED`, `ERR_WRONG_KEY`,
    *   `ERR_MANIFEST_CORRUPT`, `ERR_MANIFEST_AUTH`, `ERR_CHUNK_MISSING`, `ERR_CHUNK_CORRUPT`,
-   *   `ERR_UNSUPPORTED_VERSION`, `ERR_IO`, `ERR_ABORTED`.
+   *   `ERR_UNSUPPORTED_VERSION`, `ERR_ROLLBACK`, `ERR_IO`, `ERR_ABORTED`.
    */
   static load<M = unknown>(dir: string, options?: LoadOptions): Promise<VectorDB<M>>;
 

@@ -55,7 +55,8 @@ enum {
   VV_E_IO = -19,               /* ERR_IO */
   VV_E_NOSPC = -20,            /* ERR_NOSPC */
   VV_E_NOT_FOUND = -21,        /* ERR_NOT_FOUND: no session at that path */
-  VV_E_NOT_A_SESSION = -22     /* ERR_NOT_A_SESSION: a save into a directory that is neither empty nor a session */
+  VV_E_NOT_A_SESSION = -22,    /* ERR_NOT_A_SESSION: a save into a directory that is neither empty nor a session */
+  VV_E_ROLLBACK = -23          /* ERR_ROLLBACK: the session is older than the generation the caller last saw */
 };
 
 /* Limits enforced by the engine (the JS layer checks them first, with nicer messages). */
@@ -226,6 +227,8 @@ typedef struct vv_load_opts {
   const struct vv_io *io;   /* NULL = POSIX */
   int lazy;                 /* read vectors on demand (format 2 HNSW sessions; others load eagerly) */
   uint64_t cache_bytes;     /* the chunk cache bound; 0 = 150 MiB */
+  uint64_t min_generation;  /* refuse a session older than this with VV_E_ROLLBACK, checked as soon as
+                               the manifest is authenticated, before any object is read; 0 = any */
 } vv_load_opts;
 
 typedef struct vv_load_stats {

@@ -25,6 +25,7 @@ const ERROR_CODES = Object.freeze([
   'ERR_IO',
   'ERR_NOSPC',
   'ERR_NOT_FOUND',
+  'ERR_ROLLBACK',
   'ERR_NOT_A_SESSION',
 ]);
 

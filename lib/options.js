@@ -150,7 +150,7 @@ function parseAsyncOptions(opts) {
   return { onProgress: onProgress || null, signal: signal || null };
 }
 
-const LOAD_KEYS = ['key', 'passphrase', 'cacheSizeMb', 'lazy', 'onProgress', 'signal', 'threads'];
+const LOAD_KEYS = ['key', 'passphrase', 'cacheSizeMb', 'lazy', 'onProgress', 'signal', 'threads', 'minGeneration'];
 
 function parseLoadOptions(opts) {
   if (opts === undefined) opts = {};
@@ -164,7 +164,18 @@ function parseLoadOptions(opts) {
   const cacheSizeMb = parseCacheSize(opts.cacheSizeMb);
   if (opts.lazy !== undefined && typeof opts.lazy !== 'boolean') throw invalid(`lazy must be a boolean, got ${describe(opts.lazy)}`);
   const threads = opts.threads === undefined ? defaultThreads() : intIn(opts.threads, 'threads', 1, LIMITS.maxThreads);
-  return { key, passphrase, cacheSizeMb, lazy: opts.lazy !== false, onProgress, signal, threads };
+  const minGeneration = parseMinGeneration(opts.minGeneration);
+  return { key, passphrase, cacheSizeMb, lazy: opts.lazy !== false, onProgress, signal, threads, minGeneration };
+}
+
+// A generation the caller saw before (loadStats.generation, inspect().generation):
+// a non-negative safe integer, or a bigint up to 2^64-1 (generations are 64-bit
+// in the format). Returned as a bigint for the engine; undefined means any.
+function parseMinGeneration(v) {
+  if (v === undefined) return undefined;
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  if (typeof v === 'bigint' && v >= 0n && v <= 0xffffffffffffffffn) return v;
+  throw invalid(`minGeneration must be a non-negative safe integer or a bigint below 2^64, got ${describe(v)}`);
 }
 
 /** Cache bound in bytes (at least one byte) for the engine. */

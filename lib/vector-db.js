@@ -301,7 +301,7 @@ class VectorDB {
     try {
       job = await runJob(
         (report, abortFlag) =>
-          native.loadAsync(where, o.key, pass, o.threads, o.lazy ? 1 : 0, cacheBytes(o.cacheSizeMb), report, abortFlag),
+          native.loadAsync(where, o.key, pass, o.threads, o.lazy ? 1 : 0, cacheBytes(o.cacheSizeMb), report, abortFlag, o.minGeneration),
         o.onProgress,
         o.signal,
         true

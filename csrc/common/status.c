@@ -33,6 +33,7 @@ static const status_entry kStatus[] = {
   {VV_E_NOSPC, "ERR_NOSPC", "no space left on the device"},
   {VV_E_NOT_FOUND, "ERR_NOT_FOUND", "no session found at that path"},
   {VV_E_NOT_A_SESSION, "ERR_NOT_A_SESSION", "the directory is not empty and holds no vecvault session"},
+  {VV_E_ROLLBACK, "ERR_ROLLBACK", "the session is an older generation than required (rolled back?)"},
 };
 
 static const status_entry *find(int status) {

@@ -137,6 +137,7 @@ typedef struct load_req {
   uint32_t threads;
   int lazy;
   uint64_t cache_bytes;
+  uint64_t min_generation;
   vv_db *db;
   vv_load_stats stats;
   vv_error err;
@@ -151,7 +152,7 @@ static void wipe_free(void *p, size_t n) {
 
 static int load_execute(vvn_job *j) {
   load_req *r = j->payload;
-  vv_load_opts o = {r->key, r->pass, r->pass_len, r->threads, NULL, r->lazy, r->cache_bytes};
+  vv_load_opts o = {r->key, r->pass, r->pass_len, r->threads, NULL, r->lazy, r->cache_bytes, r->min_generation};
   int rc = vv_db_load(r->dir, &o, vvn_job_session_progress, j, &r->db, &r->stats, &r->err);
   /* The engine keeps its own guarded copy: drop ours as early as possible. */
   wipe_free(r->key, 32);
@@ -230,10 +231,25 @@ static int cache_bytes_arg(napi_env env, napi_value v, uint64_t *out) {
   return 0;
 }
 
-/* loadAsync(dir, key|null, passphrase|null, threads, lazy (0/1), cacheBytes, onProgress|null, abortFlag|null) */
+/* A BigInt in 0..2^64-1, or 0 for undefined. */
+static int opt_u64(napi_env env, napi_value v, uint64_t *out) {
+  napi_valuetype t;
+  bool lossless = false;
+  *out = 0;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_undefined) return 0;
+  if (t != napi_bigint || napi_get_value_bigint_uint64(env, v, out, &lossless) != napi_ok || !lossless) {
+    vvn_throw(env, "ERR_INVALID_ARGUMENT", "expected a BigInt in 0..2^64-1");
+    return -1;
+  }
+  return 0;
+}
+
+/* loadAsync(dir, key|null, passphrase|null, threads, lazy (0/1), cacheBytes, onProgress|null, abortFlag|null,
+ *           minGeneration (BigInt)|undefined) */
 napi_value vvn_load_async(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 8) {
     vvn_throw(env, "ERR_INVALID_ARGUMENT", "loadAsync needs 8 arguments");
     return NULL;
@@ -241,9 +257,10 @@ napi_value vvn_load_async(napi_env env, napi_callback_info info) {
   const unsigned char *key, *pass;
   size_t klen, plen, dlen;
   uint32_t threads, lazy;
-  uint64_t cache_bytes;
+  uint64_t cache_bytes, min_generation;
   if (opt_bytes(env, argv[1], &key, &klen) || opt_bytes(env, argv[2], &pass, &plen) ||
-      vvn_u32(env, argv[3], &threads) || vvn_u32(env, argv[4], &lazy) || cache_bytes_arg(env, argv[5], &cache_bytes))
+      vvn_u32(env, argv[3], &threads) || vvn_u32(env, argv[4], &lazy) || cache_bytes_arg(env, argv[5], &cache_bytes) ||
+      opt_u64(env, argv[8], &min_generation))
     return NULL;
   if (key && klen != 32) {
     vvn_throw(env, "ERR_INVALID_ARGUMENT", "key must be 32 bytes");
@@ -257,6 +274,7 @@ napi_value vvn_load_async(napi_env env, napi_callback_info info) {
   r->threads = threads;
   r->lazy = lazy != 0;
   r->cache_bytes = cache_bytes;
+  r->min_generation = min_generation;
   r->dir = vvn_utf8(env, argv[0], &dlen);
   if (r->dir && key && (r->key = malloc(32))) memcpy(r->key, key, 32);
   if (r->dir && pass && (r->pass = malloc(plen ? plen : 1))) memcpy(r->pass, pass, plen);

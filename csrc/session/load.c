@@ -479,6 +479,15 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
     rc = VV_E_MANIFEST_AUTH;
     if (err) snprintf(err->message, sizeof err->message, "manifest.json failed authentication: it was modified");
   }
+  /* Rollback: the generation is trustworthy now (authenticated, or only
+   * checksummed when the session is plaintext), and no object was read. */
+  if (!rc && m.generation < o->min_generation) {
+    rc = VV_E_ROLLBACK;
+    if (err)
+      snprintf(err->message, sizeof err->message,
+               "manifest.json is generation %llu, older than the required %llu: the session was rolled back",
+               (unsigned long long)m.generation, (unsigned long long)o->min_generation);
+  }
   if (rc) goto fail;
 
   vv_config cfg = {0};
