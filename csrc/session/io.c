@@ -56,6 +56,7 @@ static int px_fsize(void *ctx, int fd, uint64_t *size) {
   (void)ctx;
   struct stat st;
   if (fstat(fd, &st) < 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return -ENODEV;
   *size = (uint64_t)st.st_size;
   return 0;
 }
@@ -101,7 +102,15 @@ const vv_io *vv_io_posix(void) { return &kPosix; }
 
 static _Thread_local int last_errno;
 
-const char *vv_io_last_error(void) { return last_errno ? strerror(last_errno) : ""; }
+const char *vv_io_last_error(void) {
+  if (vv_io_not_regular(-last_errno)) return "not a regular file (a FIFO, device, socket, directory or symbolic link)";
+  return last_errno ? strerror(last_errno) : "";
+}
+
+int vv_io_not_regular(int neg_errno) {
+  int e = -neg_errno;
+  return e == ENODEV || e == ELOOP || e == ENXIO || e == EISDIR;
+}
 
 int vv_io_status(int neg_errno) {
   int e = -neg_errno;
@@ -126,7 +135,10 @@ int vv_io_write_all(const vv_io *io, int fd, const void *buf, size_t n) {
 
 int vv_io_read_file_buf(const vv_io *io, const char *path, size_t max, vv_buf *buf) {
   buf->len = 0;
-  int fd = io->open(io->ctx, path, O_RDONLY, 0);
+  /* Never blocks (a FIFO opens at once, then fails fsize) and never
+   * follows a symbolic link in place of a session file. O_NONBLOCK
+   * changes nothing for a regular file. */
+  int fd = io->open(io->ctx, path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW, 0);
   if (fd < 0) return vv_io_status(fd);
   uint64_t size = 0;
   int rc = io->fsize(io->ctx, fd, &size);
@@ -168,8 +180,8 @@ int vv_io_fsync_dir(const vv_io *io, const char *dir) {
 }
 
 int vv_io_write_durable(const vv_io *io, const char *dir, const char *path, const void *data, size_t n) {
-  unsigned char rnd[8];
-  char hex[17];
+  unsigned char rnd[VV_IO_TEMP_HEX / 2];
+  char hex[VV_IO_TEMP_HEX + 1];
   vv_random_bytes(rnd, sizeof rnd);
   vv_hex_encode(rnd, sizeof rnd, hex);
   size_t tlen = strlen(dir) + 32;

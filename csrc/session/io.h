@@ -5,6 +5,12 @@
  *
  * Every function returns >= 0 on success and -errno on failure. Paths are
  * NUL-terminated. vv_io_posix() is the real implementation.
+ *
+ * Reading never blocks on what is not a regular file: the helpers below
+ * open with O_NONBLOCK | O_NOFOLLOW, and fsize fails with -ENODEV on
+ * anything but a regular file (a FIFO, socket, device or directory), so a
+ * FIFO named like a session file is an error, not a hang; a symbolic link
+ * in place of a session file fails the open with -ELOOP.
  */
 #ifndef VV_IO_H
 #define VV_IO_H
@@ -22,7 +28,7 @@ typedef struct vv_io {
   ssize_t (*write)(void *ctx, int fd, const void *buf, size_t n);  /* may write fewer bytes */
   int (*fsync)(void *ctx, int fd);
   int (*close)(void *ctx, int fd);
-  int (*fsize)(void *ctx, int fd, uint64_t *size);
+  int (*fsize)(void *ctx, int fd, uint64_t *size); /* -ENODEV unless a regular file */
   int (*rename)(void *ctx, const char *from, const char *to);
   int (*unlink)(void *ctx, const char *path);
   int (*mkdir)(void *ctx, const char *path, int mode);
@@ -37,16 +43,26 @@ const vv_io *vv_io_posix(void);
  * from errno (ENOSPC and EDQUOT -> VV_E_NOSPC, ENOENT -> VV_E_NOT_FOUND,
  * else VV_E_IO). */
 int vv_io_status(int neg_errno);
+/* Did an open or fsize fail because the path is not a regular file (a
+ * FIFO, socket, device, directory, or a symbolic link refused by
+ * O_NOFOLLOW)? vv_io_status() maps these to VV_E_IO, and
+ * vv_io_last_error() then says "not a regular file". */
+int vv_io_not_regular(int neg_errno);
 /* strerror() of the errno the calling thread last mapped with
  * vv_io_status, for error messages ("" if none). */
 const char *vv_io_last_error(void);
 /* Writes all of buf, looping on short writes. */
 int vv_io_write_all(const vv_io *io, int fd, const void *buf, size_t n);
-/* Reads a whole file of at most `max` bytes into a malloc'd buffer.
- * VV_E_CORRUPT if it is larger than max. */
+/* Reads a whole regular file of at most `max` bytes into a malloc'd
+ * buffer, never blocking and never following a final symbolic link.
+ * VV_E_CORRUPT if it is larger than max; VV_E_IO if it is not a regular
+ * file (vv_io_not_regular). */
 int vv_io_read_file(const vv_io *io, const char *path, size_t max, unsigned char **out, size_t *len);
 /* The same into a reusable buffer (buf->len = bytes read). */
 int vv_io_read_file_buf(const vv_io *io, const char *path, size_t max, vv_buf *buf);
+/* Temporary files are named "tmp-" + this many lowercase hex digits
+ * (session/gc.c deletes exactly those). */
+#define VV_IO_TEMP_HEX 16
 /* Durably creates `path` with `data`: writes a temporary file in `dir`
  * (mode 0600, O_EXCL), fsyncs it, renames it over `path`. The directory
  * itself is not fsynced (callers batch that). On failure the temporary

@@ -34,13 +34,13 @@
 #include "../db/db_internal.h"
 #include "../quant/kmeans.h"
 #include "../quant/pq.h"
+#include "gc.h"
 #include "io.h"
 #include "lazy.h"
 #include "manifest.h"
 #include "object.h"
 #include "secrets.h"
 
-#define KEEP_MANIFESTS 3
 #define NO_LOC UINT64_MAX
 #define TO_REWRITE (UINT64_MAX - 1) /* placeholder until the row is written */
 #define MAX_DELTAS 16
@@ -538,121 +538,12 @@ static int write_index(save *s, const uint32_t *list, size_t n, int base) {
   return rc;
 }
 
-/* ---- manifest, commit, garbage collection ------------------------------ */
+/* ---- manifest and commit (garbage collection: gc.c) --------------------- */
 
 static int ensure_dir(const vv_io *io, const char *path) {
   int rc = io->mkdir(io->ctx, path, 0700);
   if (rc < 0 && rc != -EEXIST) return vv_io_status(rc);
   return VV_OK;
-}
-
-typedef struct name_list {
-  char **names;
-  size_t n, cap;
-} name_list;
-
-static int collect_name(void *arg, const char *name) {
-  name_list *l = arg;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 64;
-    char **p = realloc(l->names, cap * sizeof *p);
-    if (!p) return -ENOMEM;
-    l->names = p;
-    l->cap = cap;
-  }
-  l->names[l->n] = strdup(name);
-  if (!l->names[l->n]) return -ENOMEM;
-  l->n++;
-  return 0;
-}
-
-static void names_free(name_list *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->names[i]);
-  free(l->names);
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static void sort_names(name_list *l) {
-  if (l->n) qsort(l->names, l->n, sizeof *l->names, cmp_str);
-}
-
-static int is_manifest_name(const char *n) {
-  size_t len = strlen(n);
-  if (len != 25 || strcmp(n + 20, ".json") != 0) return 0;
-  for (int i = 0; i < 20; i++)
-    if (n[i] < '0' || n[i] > '9') return 0;
-  return 1;
-}
-
-static int add_refs(name_list *keep, const vv_manifest *m) {
-  int rc = 0;
-  for (size_t i = 0; i < m->nchunks && !rc; i++) rc = collect_name(keep, m->chunks[i].ref.name);
-  for (size_t i = 0; i < m->nbase && !rc; i++) rc = collect_name(keep, m->base[i].ref.name);
-  for (size_t i = 0; i < m->ndeltas && !rc; i++) rc = collect_name(keep, m->deltas[i].ref.name);
-  return rc;
-}
-
-static void unlink_in(const vv_io *io, const char *dir, const char *name) {
-  char *path = vv_path_join(dir, name);
-  if (path) io->unlink(io->ctx, path);
-  free(path);
-}
-
-/* After the commit: keep the newest KEEP_MANIFESTS generations, and delete
- * every object none of them references, plus stray temporary files. Best
- * effort, and conservative: if anything needed to decide what is still
- * referenced cannot be read (I/O error, a damaged history manifest, no
- * memory), nothing is deleted this time. A failure here never fails the
- * save: the commit has happened. */
-static void collect_garbage(save *s) {
-  const vv_io *io = s->sc.io;
-  name_list mans = {0}, keep = {0}, objs = {0}, root = {0};
-  int ok = io->list(io->ctx, s->mandir, collect_name, &mans) == 0 && add_refs(&keep, &s->m) == 0;
-  sort_names(&mans);
-  size_t kept = 0;
-  char **stale = NULL;
-  size_t nstale = 0;
-  if (ok) stale = calloc(mans.n ? mans.n : 1, sizeof *stale);
-  ok = ok && stale;
-  for (size_t i = mans.n; ok && i-- > 0;) {
-    if (!is_manifest_name(mans.names[i]) || kept >= KEEP_MANIFESTS) {
-      stale[nstale++] = mans.names[i];
-      continue;
-    }
-    char *path = vv_path_join(s->mandir, mans.names[i]);
-    unsigned char *file = NULL;
-    size_t len = 0;
-    vv_manifest old;
-    const unsigned char *body;
-    size_t blen;
-    ok = path && vv_io_read_file(io, path, VV_MANIFEST_MAX_BYTES, &file, &len) == VV_OK &&
-         vv_manifest_parse(file, len, &old, &body, &blen, NULL) == VV_OK;
-    if (ok) {
-      ok = add_refs(&keep, &old) == 0;
-      vv_manifest_free(&old);
-    }
-    free(file);
-    free(path);
-    kept++;
-  }
-  ok = ok && io->list(io->ctx, s->sc.objdir, collect_name, &objs) == 0;
-  if (ok) {
-    for (size_t i = 0; i < nstale; i++) unlink_in(io, s->mandir, stale[i]);
-    sort_names(&keep);
-    for (size_t i = 0; i < objs.n; i++)
-      if (!keep.n || !bsearch(&objs.names[i], keep.names, keep.n, sizeof *keep.names, cmp_str))
-        unlink_in(io, s->sc.objdir, objs.names[i]);
-    /* Temporary files of an interrupted manifest write, in the session root. */
-    if (io->list(io->ctx, s->sc.dir, collect_name, &root) == 0)
-      for (size_t i = 0; i < root.n; i++)
-        if (!strncmp(root.names[i], "tmp-", 4)) unlink_in(io, s->sc.dir, root.names[i]);
-  }
-  free(stale);
-  names_free(&mans);
-  names_free(&keep);
-  names_free(&objs);
-  names_free(&root);
 }
 
 static int commit(save *s, const unsigned char *prev_hash, int has_prev, unsigned char new_hash[VV_HASH_BYTES]) {
@@ -745,14 +636,7 @@ static int read_current(save *s, int *exists, unsigned char hash[VV_HASH_BYTES],
     if (cur.next_index_seq > *next_index) *next_index = cur.next_index_seq;
     vv_manifest_free(&cur);
   } else {
-    name_list mans = {0};
-    if (s->sc.io->list(s->sc.io->ctx, s->mandir, collect_name, &mans) == 0)
-      for (size_t i = 0; i < mans.n; i++)
-        if (is_manifest_name(mans.names[i])) {
-          uint64_t g = strtoull(mans.names[i], NULL, 10);
-          if (g > *gen) *gen = g;
-        }
-    names_free(&mans);
+    *gen = vv_session_newest_history(s->sc.io, s->mandir);
   }
   free(file);
   return VV_OK;
@@ -908,7 +792,8 @@ static int run(save *s) {
   s->st->bytes_written = s->bytes;
   rc = tick(s, VV_PHASE_COMMIT);
   if (rc == VV_E_ABORTED) rc = VV_OK; /* too late to abort: it is committed */
-  collect_garbage(s); /* uses s->m: before it moves into the bookkeeping */
+  /* Uses s->m: before it moves into the bookkeeping. */
+  vv_session_gc(s->sc.io, s->sc.dir, s->sc.objdir, s->mandir, &s->m);
 
   /* Committed. A lazy database reads from the new generation from now on
    * (the previous one stays readable for locations not yet updated); if it
@@ -984,6 +869,10 @@ int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_pr
     rc = vv_secrets_for_save(db, db->session_id, &s.m, err);
     goto out;
   }
+  /* Only into nothing, an empty directory or a session: never a stranger's
+   * directory, whose files the garbage collection could take for ours. */
+  rc = vv_session_check_dir(fio, dir, err);
+  if (rc) goto out;
   rc = ensure_dir(fio, dir);
   if (!rc) rc = ensure_dir(fio, s.sc.objdir);
   if (!rc) rc = ensure_dir(fio, s.mandir);
