@@ -54,7 +54,12 @@ export interface HnswOptions {
   efSearch?: number;
 }
 
-/** Options for `new VectorDB(options)`. Unknown keys are rejected. */
+/**
+ * Options for `new VectorDB(options)`. Unknown keys are rejected. Like every
+ * options object vecvault takes, only its own enumerable properties count
+ * (each read once): a property inherited from a prototype, even a polluted
+ * `Object.prototype`, is never an option.
+ */
 export interface VectorDBOptions {
   /** Length of every vector: an integer in 1..65536. Required. */
   dimension: number;
@@ -66,16 +71,18 @@ export interface VectorDBOptions {
   hnsw?: HnswOptions;
   /** Vectors per session chunk, a positive integer. Default 10000. */
   chunkSize?: number;
-  /** Upper bound of the chunk cache in MiB, a positive number. Default 150. Used once the database is saved and loaded lazily; see {@link LoadOptions}. */
+  /** Upper bound of the chunk cache in MiB: a number above 0 and at most 1048576 (1 TiB), the same rule as `load()` and `setCacheSize()`. Default 150. Used once the database is saved and loaded lazily; see {@link LoadOptions}. */
   cacheSizeMb?: number;
   /**
    * Encrypt saved sessions (XChaCha20-Poly1305). Default `true`: saving
    * then needs `key` or `passphrase`, else it fails with `ERR_KEY_REQUIRED`.
+   * `false` together with `key` or `passphrase` is refused (`ERR_INVALID_ARGUMENT`)
+   * rather than ignoring the secret.
    */
   encryptAtRest?: boolean;
   /** Raw 32-byte encryption key (never written to disk; copied into guarded memory). */
   key?: Uint8Array;
-  /** Passphrase the session key is wrapped with (Argon2id); a string is taken as UTF-8. */
+  /** Passphrase the session key is wrapped with (Argon2id); a string is taken as UTF-8 and must not hold a lone UTF-16 surrogate (`ERR_INVALID_ARGUMENT`). */
   passphrase?: Uint8Array | string;
   /** Worker threads for batch work, a positive integer. Default: all cores. */
   threads?: number;
@@ -254,9 +261,9 @@ export interface SaveStats {
 export interface LoadOptions {
   /** The session's 32-byte key. */
   key?: Uint8Array;
-  /** Or its passphrase. */
+  /** Or its passphrase (a string must not hold a lone UTF-16 surrogate). */
   passphrase?: Uint8Array | string;
-  /** Chunk cache bound in MiB (decoded bytes; never exceeded). Default 150. */
+  /** Chunk cache bound in MiB (decoded bytes; never exceeded): above 0 and at most 1048576 (1 TiB). Default 150. */
   cacheSizeMb?: number;
   /**
    * Default `true`: read only the manifest and the index (graph, ids, PQ
@@ -439,7 +446,7 @@ export declare class VectorDB<M = unknown> {
   /** The chunk cache of a lazily loaded session; all counts 0 (and `lazy` false) otherwise. */
   cacheStats(): CacheStats;
 
-  /** Change the cache bound (MiB, a positive number), evicting at once if needed. */
+  /** Change the cache bound (MiB, above 0 and at most 1048576, as in the constructor), evicting at once if needed. */
   setCacheSize(mb: number): void;
 
   /**

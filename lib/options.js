@@ -14,6 +14,8 @@ const LIMITS = Object.freeze({
   maxEf: 65536,
   maxThreads: 256,
   maxChunkSize: 10_000_000,
+  /* 1 TiB: far beyond any machine's memory, and 2^40 bytes fits uint64 and a double exactly. */
+  maxCacheSizeMb: 1048576,
 });
 
 function invalid(message) {
@@ -26,11 +28,35 @@ function isPlainObject(v) {
   return proto === Object.prototype || proto === null;
 }
 
-function checkKeys(obj, allowed, what) {
+/**
+ * The options in `obj`: its own enumerable properties, each read exactly
+ * once, in a null-prototype object. Nothing inherited (a polluted
+ * Object.prototype.encryptAtRest) can pose as an option, and a getter cannot
+ * pass validation with one value and be used with another. Unknown names
+ * are refused. Every parser reads options through this and nothing else.
+ */
+function ownOptions(obj, allowed, what) {
+  const out = Object.create(null);
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) throw invalid(`${what}: unknown option "${key}" (allowed: ${allowed.join(', ')})`);
+    out[key] = obj[key];
   }
+  return out;
 }
+
+/** The named fields of `obj` that are its own (of any object, e.g. a batch
+ * item), each read once, in a null-prototype object. */
+function ownFields(obj, names) {
+  const out = Object.create(null);
+  for (const key of names) if (Object.hasOwn(obj, key)) out[key] = obj[key];
+  return out;
+}
+
+// String.prototype.isWellFormed is newer than some supported Node versions.
+const isWellFormed =
+  typeof String.prototype.isWellFormed === 'function'
+    ? (s) => s.isWellFormed()
+    : (s) => !/\p{Surrogate}/u.test(s);
 
 function intIn(value, name, min, max) {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
@@ -46,9 +72,13 @@ function describe(v) {
   return Array.isArray(v) ? 'an array' : 'an object';
 }
 
+/** The one rule for a cache size in MiB, for the constructor, load() and
+ * setCacheSize(): a number above 0 and at most LIMITS.maxCacheSizeMb. */
 function parseCacheSize(v) {
   if (v === undefined) return 150;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw invalid(`cacheSizeMb must be a positive number, got ${describe(v)}`);
+  if (typeof v !== 'number' || !(v > 0) || !(v <= LIMITS.maxCacheSizeMb)) {
+    throw invalid(`cacheSizeMb must be a positive number of MiB up to ${LIMITS.maxCacheSizeMb} (1 TiB), got ${describe(v)}`);
+  }
   return v;
 }
 
@@ -67,6 +97,9 @@ function parseSecret(o) {
     if (!(p instanceof Uint8Array || typeof p === 'string') || p.length === 0) {
       throw invalid('passphrase must be a non-empty string or Uint8Array');
     }
+    // UTF-8 would turn a lone surrogate into U+FFFD, so two different
+    // passphrases would open the same session: refused, as for ids.
+    if (typeof p === 'string' && !isWellFormed(p)) throw invalid('passphrase contains a lone UTF-16 surrogate');
     passphrase = p;
   }
   if (key && passphrase) throw invalid('pass either key or passphrase, not both');
@@ -82,9 +115,9 @@ const DB_KEYS = ['dimension', 'metric', 'index', 'hnsw', 'chunkSize', 'cacheSize
 const HNSW_KEYS = ['m', 'efConstruction', 'efSearch'];
 
 /** Normalises `new VectorDB(options)`; every field present in the result. */
-function parseDbOptions(options) {
-  if (!isPlainObject(options)) throw invalid(`VectorDB options must be an object, got ${describe(options)}`);
-  checkKeys(options, DB_KEYS, 'VectorDB');
+function parseDbOptions(given) {
+  if (!isPlainObject(given)) throw invalid(`VectorDB options must be an object, got ${describe(given)}`);
+  const options = ownOptions(given, DB_KEYS, 'VectorDB');
   if (options.dimension === undefined) throw invalid('VectorDB: "dimension" is required');
   const dimension = intIn(options.dimension, 'dimension', 1, LIMITS.maxDimension);
 
@@ -95,9 +128,8 @@ function parseDbOptions(options) {
   if (index === 'ivf') throw invalid("index 'ivf' is not available yet; use 'hnsw' or 'flat'");
   if (!Object.hasOwn(INDEXES, index)) throw invalid(`index must be 'hnsw' or 'flat', got ${describe(index)}`);
 
-  const h = options.hnsw === undefined ? {} : options.hnsw;
-  if (!isPlainObject(h)) throw invalid(`hnsw must be an object, got ${describe(h)}`);
-  checkKeys(h, HNSW_KEYS, 'hnsw');
+  if (options.hnsw !== undefined && !isPlainObject(options.hnsw)) throw invalid(`hnsw must be an object, got ${describe(options.hnsw)}`);
+  const h = options.hnsw === undefined ? Object.create(null) : ownOptions(options.hnsw, HNSW_KEYS, 'hnsw');
   const hnsw = {
     m: h.m === undefined ? 16 : intIn(h.m, 'hnsw.m', 2, LIMITS.maxM),
     efConstruction: h.efConstruction === undefined ? 200 : intIn(h.efConstruction, 'hnsw.efConstruction', 1, LIMITS.maxEf),
@@ -110,16 +142,19 @@ function parseDbOptions(options) {
   if (typeof encryptAtRest !== 'boolean') throw invalid(`encryptAtRest must be a boolean, got ${describe(encryptAtRest)}`);
 
   const { key, passphrase } = parseSecret(options);
+  if (!encryptAtRest && (key || passphrase)) {
+    throw invalid(`${key ? 'key' : 'passphrase'} given with encryptAtRest: false; pass a secret to encrypt, or encryptAtRest: false without one`);
+  }
   const threads = options.threads === undefined ? defaultThreads() : intIn(options.threads, 'threads', 1, LIMITS.maxThreads);
   return { dimension, metric, index, hnsw, chunkSize, cacheSizeMb, encryptAtRest, key, passphrase, threads };
 }
 
 const SEARCH_KEYS = ['efSearch', 'includeVector', 'rerank', 'maxChunkReads'];
 
-function parseSearchOptions(opts) {
-  if (opts === undefined) return { efSearch: 0, includeVector: 0, rerank: 0, maxChunkReads: 0 };
-  if (!isPlainObject(opts)) throw invalid(`search options must be an object, got ${describe(opts)}`);
-  checkKeys(opts, SEARCH_KEYS, 'search');
+function parseSearchOptions(given) {
+  if (given === undefined) return { efSearch: 0, includeVector: 0, rerank: 0, maxChunkReads: 0 };
+  if (!isPlainObject(given)) throw invalid(`search options must be an object, got ${describe(given)}`);
+  const opts = ownOptions(given, SEARCH_KEYS, 'search');
   const efSearch = opts.efSearch === undefined ? 0 : intIn(opts.efSearch, 'efSearch', 1, LIMITS.maxEf);
   if (opts.includeVector !== undefined && typeof opts.includeVector !== 'boolean') {
     throw invalid(`includeVector must be a boolean, got ${describe(opts.includeVector)}`);
@@ -140,11 +175,14 @@ function parseK(k) {
 
 const ASYNC_KEYS = ['onProgress', 'signal'];
 
-function parseAsyncOptions(opts) {
-  if (opts === undefined) return { onProgress: null, signal: null };
-  if (!isPlainObject(opts)) throw invalid(`options must be an object, got ${describe(opts)}`);
-  checkKeys(opts, ASYNC_KEYS, 'options');
-  const { onProgress, signal } = opts;
+function parseAsyncOptions(given) {
+  if (given === undefined) return { onProgress: null, signal: null };
+  if (!isPlainObject(given)) throw invalid(`options must be an object, got ${describe(given)}`);
+  return checkAsync(ownOptions(given, ASYNC_KEYS, 'options'));
+}
+
+/** onProgress and signal of options already read by ownOptions. */
+function checkAsync({ onProgress, signal }) {
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('onProgress must be a function');
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
   return { onProgress: onProgress || null, signal: signal || null };
@@ -152,14 +190,10 @@ function parseAsyncOptions(opts) {
 
 const LOAD_KEYS = ['key', 'passphrase', 'cacheSizeMb', 'lazy', 'onProgress', 'signal', 'threads', 'minGeneration'];
 
-function parseLoadOptions(opts) {
-  if (opts === undefined) opts = {};
-  if (!isPlainObject(opts)) throw invalid(`load options must be an object, got ${describe(opts)}`);
-  checkKeys(opts, LOAD_KEYS, 'VectorDB.load');
-  const { onProgress, signal } = parseAsyncOptions({
-    ...(opts.onProgress !== undefined && { onProgress: opts.onProgress }),
-    ...(opts.signal !== undefined && { signal: opts.signal }),
-  });
+function parseLoadOptions(given) {
+  if (given !== undefined && !isPlainObject(given)) throw invalid(`load options must be an object, got ${describe(given)}`);
+  const opts = given === undefined ? Object.create(null) : ownOptions(given, LOAD_KEYS, 'VectorDB.load');
+  const { onProgress, signal } = checkAsync(opts);
   const { key, passphrase } = parseSecret(opts);
   const cacheSizeMb = parseCacheSize(opts.cacheSizeMb);
   if (opts.lazy !== undefined && typeof opts.lazy !== 'boolean') throw invalid(`lazy must be a boolean, got ${describe(opts.lazy)}`);
@@ -183,5 +217,20 @@ function cacheBytes(mb) {
   return Math.max(1, Math.round(mb * 1048576));
 }
 
+const ITEM_KEYS = ['id', 'vector', 'metadata'];
+
+/** Every option name of every method, by group; test/18 pollutes each one. */
+const OPTION_KEYS = Object.freeze({
+  VectorDB: DB_KEYS,
+  hnsw: HNSW_KEYS,
+  search: SEARCH_KEYS,
+  async: ASYNC_KEYS,
+  load: LOAD_KEYS,
+  item: ITEM_KEYS,
+});
+
 module.exports = {
+  OPTION_KEYS,
+  ownFields,
+  isWellFormed,
   parseCacheSize, cacheBytes, parseLoadOptions, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseK, invalid, describe };

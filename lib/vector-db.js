@@ -17,6 +17,9 @@ const {
   cacheBytes,
   invalid,
   describe,
+  ownFields,
+  isWellFormed,
+  OPTION_KEYS,
 } = require('./options');
 
 /** Validates a session path and returns it absolute and normalised, so
@@ -30,11 +33,6 @@ function checkDir(dir) {
 function closedError() {
   return new VecvaultError('the database is closed', 'ERR_CLOSED');
 }
-
-const isWellFormed =
-  typeof String.prototype.isWellFormed === 'function'
-    ? (s) => s.isWellFormed()
-    : (s) => !/\p{Surrogate}/u.test(s);
 
 function checkId(id, where) {
   if (typeof id !== 'string') throw new VecvaultError(`${where}id must be a string, got ${describe(id)}`, 'ERR_INVALID_ID');
@@ -239,9 +237,10 @@ class VectorDB {
     const vectors = new Float32Array(n * dim);
     let metas = null;
     for (let i = 0; i < n; i++) {
-      const it = items[i];
+      const item = items[i];
       const where = `items[${i}].`;
-      if (it === null || typeof it !== 'object') throw invalid(`items[${i}] must be an object with id and vector, got ${describe(it)}`);
+      if (item === null || typeof item !== 'object') throw invalid(`items[${i}] must be an object with id and vector, got ${describe(item)}`);
+      const it = ownFields(item, OPTION_KEYS.item);
       ids[i] = checkId(it.id, where);
       writeVector(it.vector, dim, vectors, i * dim, `items[${i}].vector`);
       const m = encodeMetadata(it.metadata, where);
@@ -452,7 +451,7 @@ class VectorDB {
     return this.#open().cacheStats();
   }
 
-  /** Changes the cache bound (MiB, a positive number); evicts at once if needed. */
+  /** Changes the cache bound (MiB, parseCacheSize's rule); evicts at once if needed. */
   setCacheSize(mb) {
     const n = this.#open();
     const v = parseCacheSize(mb);

@@ -165,7 +165,7 @@ describe('01 VectorDB constructor', function () {
         hnsw: { m: 8, efConstruction: 50, efSearch: 32 },
         chunkSize: 1,
         cacheSizeMb: 0.5,
-        encryptAtRest: false,
+        encryptAtRest: true,
         key: new Uint8Array(32),
         threads: 1,
       });

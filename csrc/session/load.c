@@ -379,6 +379,8 @@ static int read_manifest(const vv_io *io, const char *dir, unsigned char **file,
   char *path = vv_path_join(dir, "manifest.json");
   if (!path) return VV_E_NOMEM;
   int rc = vv_io_read_file(io, path, VV_MANIFEST_MAX_BYTES, file, len);
+  if ((rc == VV_E_IO || rc == VV_E_NOSPC) && err) /* e.g. a FIFO or a symlink there: io.h */
+    snprintf(err->message, sizeof err->message, "reading %s failed: %s", path, vv_io_last_error());
   free(path);
   if (rc == VV_E_NOT_FOUND) {
     if (err) snprintf(err->message, sizeof err->message, "no vecvault session at %s (no manifest.json)", dir);
