@@ -146,6 +146,9 @@ typedef struct vv_record {
   size_t meta_len;
 } vv_record;
 VV_NODISCARD int vv_db_get(vv_db *db, const char *id, size_t id_len, vv_record **out);
+/* The same; when a chunk read of a lazily loaded database fails, `err`
+ * (may be NULL) says which object and why. */
+VV_NODISCARD int vv_db_get_ex(vv_db *db, const char *id, size_t id_len, vv_record **out, vv_error *err);
 void vv_record_free(vv_record *rec);
 
 typedef struct vv_search_opts {
@@ -155,6 +158,8 @@ typedef struct vv_search_opts {
   uint32_t rerank;        /* lazily loaded HNSW: candidates re-ranked by full vectors; 0 = default */
   uint32_t max_chunk_reads; /* lazily loaded HNSW: chunks a query may read from storage
                                (cached ones are free); 0 = VV_DEFAULT_CHUNK_READS, UINT32_MAX = any */
+  vv_error *err;   /* or NULL; when a chunk read of a lazily loaded database fails, which
+                             object and why (the first failure, for batches) */
 } vv_search_opts;
 
 #define VV_DEFAULT_CHUNK_READS 4u
@@ -265,6 +270,9 @@ VV_NODISCARD int vv_db_set_cache_size(vv_db *db, uint64_t bytes);
  * database held in memory. */
 VV_NODISCARD int vv_db_preload(vv_db *db, const uint64_t *seqs, size_t n, vv_progress_fn progress, void *ctx,
                                size_t *loaded);
+/* The same, with `err` (may be NULL) naming the chunk object that failed. */
+VV_NODISCARD int vv_db_preload_ex(vv_db *db, const uint64_t *seqs, size_t n, vv_progress_fn progress, void *ctx,
+                                  size_t *loaded, vv_error *err);
 
 /* The manifest body (JSON, checksum verified, no key needed) as a malloc'd
  * NUL-terminated string. */

@@ -32,7 +32,10 @@ static int pin_chunk(vv_db *db, vv_pins *ps, uint64_t seq, const vv_lchunk **out
   }
   struct vv_pin *pin = &ps->p[ps->n];
   int rc = vv_lazy_chunk(db->lazy, seq, &pin->chunk, &pin->ref);
-  if (rc) return rc;
+  if (rc) {
+    vv_lazy_explain(db->lazy, seq, rc, ps->err);
+    return rc;
+  }
   pin->seq = seq;
   ps->n++;
   *out = pin->chunk;
@@ -61,7 +64,10 @@ int vv_db_row(vv_db *db, uint32_t slot, vv_pins *ps, const float **vec, const ch
   uint32_t row = VV_LOC_ROW(loc);
   /* Load checked every location against its chunk's row count, and the
    * loader checked the row's slot; a mismatch now is damage. */
-  if (row >= c->count || c->slots[row] != slot) return VV_E_CHUNK_CORRUPT;
+  if (row >= c->count || c->slots[row] != slot) {
+    vv_lazy_explain(db->lazy, VV_LOC_CHUNK(loc), VV_E_CHUNK_CORRUPT, ps->err);
+    return VV_E_CHUNK_CORRUPT;
+  }
   *vec = vv_lchunk_vec(c, row);
   *meta = vv_lchunk_meta(c, row, meta_len);
   return VV_OK;
@@ -78,7 +84,7 @@ static void offer(vv_cand *heap, size_t *n, uint32_t k, vv_cand c) {
   }
 }
 
-int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout) {
+int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout, vv_error *err) {
   if (!db->lazy) return vv_flat_search(&db->store, db->kern, db->sign, q, k, out, nout);
   *nout = 0;
   if (k == 0) return VV_OK;
@@ -94,7 +100,10 @@ int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint
     const vv_lchunk *c;
     vv_cache_ref *ref;
     rc = vv_lazy_chunk(db->lazy, seqs[i], &c, &ref);
-    if (rc) break;
+    if (rc) {
+      vv_lazy_explain(db->lazy, seqs[i], rc, err);
+      break;
+    }
     for (uint32_t row = 0; row < c->count; row++) {
       uint32_t slot = c->slots[row];
       if (slot >= st->nslots || !vv_store_is_live(st, slot)) continue;
@@ -137,6 +146,11 @@ int vv_db_set_cache_size(vv_db *db, uint64_t bytes) {
 }
 
 int vv_db_preload(vv_db *db, const uint64_t *seqs, size_t n, vv_progress_fn progress, void *ctx, size_t *loaded) {
+  return vv_db_preload_ex(db, seqs, n, progress, ctx, loaded, NULL);
+}
+
+int vv_db_preload_ex(vv_db *db, const uint64_t *seqs, size_t n, vv_progress_fn progress, void *ctx, size_t *loaded,
+                     vv_error *err) {
   *loaded = 0;
   if (!seqs && n) return VV_E_INVALID;
   pthread_rwlock_rdlock(&db->lock);
@@ -168,7 +182,10 @@ int vv_db_preload(vv_db *db, const uint64_t *seqs, size_t n, vv_progress_fn prog
     const vv_lchunk *c;
     vv_cache_ref *ref;
     rc = vv_lazy_chunk(db->lazy, want[i], &c, &ref);
-    if (rc) break;
+    if (rc) {
+      vv_lazy_explain(db->lazy, want[i], rc, err);
+      break;
+    }
     vv_lazy_unpin(db->lazy, ref);
     vv_lazy_get_stats(db->lazy, &after);
     if (after.misses > before.misses) (*loaded)++;

@@ -339,12 +339,16 @@ void vv_record_free(vv_record *rec) {
 }
 
 int vv_db_get(vv_db *db, const char *id, size_t id_len, vv_record **out) {
+  return vv_db_get_ex(db, id, id_len, out, NULL);
+}
+
+int vv_db_get_ex(vv_db *db, const char *id, size_t id_len, vv_record **out, vv_error *err) {
   *out = NULL;
   if (!id || id_len == 0 || id_len > VV_MAX_ID_BYTES) return VV_E_BAD_ID;
   int rc = VV_OK;
   pthread_rwlock_rdlock(&db->lock);
   uint32_t slot = vv_store_lookup(&db->store, id, id_len);
-  vv_pins pins = {0};
+  vv_pins pins = {.err = err};
   const float *vec;
   const char *meta;
   uint32_t meta_len;
@@ -472,7 +476,8 @@ static int cmp_dist(const void *a, const void *b) {
  *
  * Then chunk by chunk, in location order, each pinned only while its
  * candidates are measured: a query holds at most one chunk beyond the cache. */
-static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k, uint32_t budget, uint32_t *nout) {
+static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k, uint32_t budget, uint32_t *nout,
+                  vv_error *err) {
   const vv_store *st = &db->store;
   uint64_t *order = (uint64_t *)malloc((n ? n : 1) * 2 * sizeof *order);
   uint64_t *seen = (uint64_t *)malloc((n ? n : 1) * sizeof *seen); /* chunk seq << 1 | allowed */
@@ -518,7 +523,7 @@ static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k,
   int rc = VV_OK;
   for (uint32_t i = 0; i < m && !rc;) {
     /* One chunk's run (or the resident rows). */
-    vv_pins pins = {0};
+    vv_pins pins = {.err = err};
     uint32_t end = i + 1;
     uint64_t seq = order[2 * i] ? VV_LOC_CHUNK(order[2 * i] - 1) : UINT64_MAX;
     while (end < m && (order[2 * end] ? VV_LOC_CHUNK(order[2 * end] - 1) : UINT64_MAX) == seq) end++;
@@ -567,15 +572,16 @@ static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k,
   }
   vv_cand *cands = (vv_cand *)malloc(((size_t)pool + 1) * sizeof *cands);
   if (!cands) return VV_E_NOMEM;
-  vv_pins pins = {0};
+  vv_error *err = o ? o->err : NULL;
+  vv_pins pins = {.err = err};
   uint32_t n = 0;
   if (want && db->hnsw) {
     rc = vv_hnsw_search(db->hnsw, q, pool, ef, cands, &n);
-    if (!rc && db->lazy) rc = rerank(db, q, cands, n, want, budget, &n);
+    if (!rc && db->lazy) rc = rerank(db, q, cands, n, want, budget, &n, err);
   }
   /* The exact scan answers for the flat index, and for the rare graph walk
    * that found fewer live vectors than exist (heavy deletes). */
-  if (!rc && n < want) rc = vv_db_exact_search(db, q, want, cands, &n);
+  if (!rc && n < want) rc = vv_db_exact_search(db, q, want, cands, &n, err);
   if (!rc) rc = build_results(db, cands, n, o && o->include_vector, &pins, out);
   vv_pins_release(db, &pins);
   free(cands);

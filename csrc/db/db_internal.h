@@ -79,6 +79,7 @@ VV_NODISCARD int vv_db_codes_init(vv_db *db);
 typedef struct vv_pins {
   struct vv_pin *p;
   size_t n, cap;
+  vv_error *err; /* borrowed, may be NULL: which chunk object a failed read was */
 } vv_pins;
 
 /* The vector and metadata of a live or waypoint slot. */
@@ -87,6 +88,7 @@ VV_NODISCARD int vv_db_row(vv_db *db, uint32_t slot, vv_pins *pins, const float 
 void vv_pins_release(vv_db *db, vv_pins *pins);
 
 /* Exact search over every live vector, chunk by chunk when lazy. */
-VV_NODISCARD int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout);
+VV_NODISCARD int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout,
+                                    vv_error *err);
 
 #endif

@@ -385,11 +385,12 @@ typedef struct preload_req {
   uint64_t *seqs; /* NULL: as many as fit */
   size_t n;
   size_t loaded;
+  vv_error err;
 } preload_req;
 
 static int preload_execute(vvn_job *j) {
   preload_req *r = j->payload;
-  return vv_db_preload(j->owner->db, r->seqs, r->n, vvn_job_progress, j, &r->loaded);
+  return vv_db_preload_ex(j->owner->db, r->seqs, r->n, vvn_job_progress, j, &r->loaded, &r->err);
 }
 
 static napi_value preload_result(napi_env env, vvn_job *j) {
@@ -442,6 +443,7 @@ napi_value vvn_preload_async(napi_env env, napi_callback_info info) {
   }
   vvn_job *j = vvn_job_new(env, self, d, &kPreloadOps, r);
   if (!j) return NULL;
+  j->detail = &r->err;
   if (vvn_job_set_progress(env, j, argv[1]) || vvn_job_set_abort(env, j, argv[2])) {
     vvn_job_discard(env, j);
     return NULL;

@@ -301,10 +301,11 @@ static napi_value js_get(napi_env env, napi_callback_info info) {
   char *id = vvn_utf8(env, c.argv[0], &len);
   if (!id) return NULL;
   vv_record *rec = NULL;
-  int rc = vv_db_get(c.d->db, id, len, &rec);
+  vv_error err = {{0}};
+  int rc = vv_db_get_ex(c.d->db, id, len, &rec, &err);
   free(id);
   if (rc) {
-    vvn_throw_status(env, rc, NULL);
+    vvn_throw_status(env, rc, err.message[0] ? err.message : NULL);
     return NULL;
   }
   napi_value out, v;
@@ -396,6 +397,7 @@ typedef struct search_req {
   uint32_t k;
   int batch;
   vv_search_opts opts;
+  vv_error err;     /* opts.err points here */
   vv_results **res; /* nq entries */
 } search_req;
 
@@ -441,6 +443,7 @@ static search_req *read_search(napi_env env, call *c, int batch, int copy) {
   s->opts.threads = threads;
   s->opts.rerank = rerank;
   s->opts.max_chunk_reads = reads;
+  s->opts.err = &s->err;
   return s;
 }
 
@@ -462,7 +465,7 @@ static napi_value search_sync(napi_env env, napi_callback_info info, int batch) 
   int rc = run_search(c.d->db, s);
   napi_value out = NULL;
   if (rc)
-    vvn_throw_status(env, rc, NULL);
+    vvn_throw_status(env, rc, s->err.message[0] ? s->err.message : NULL);
   else if (!(out = search_result(env, s, c.d->dim)))
     vvn_throw(env, "ERR_INTERNAL", "could not build the results");
   search_req_free(s);
@@ -484,6 +487,7 @@ static napi_value search_async(napi_env env, napi_callback_info info, int batch)
   if (!s) return NULL;
   vvn_job *j = vvn_job_new(env, c.self, c.d, &kSearchOps, s);
   if (!j) return NULL;
+  j->detail = &s->err;
   return vvn_job_start(env, j);
 }
 

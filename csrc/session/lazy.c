@@ -10,6 +10,7 @@
 #endif
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,12 +31,24 @@ typedef struct csrc {
   size_t n;
 } csrc;
 
+/* Why a chunk failed to load, kept for the callers that share the load
+ * (the cache hands waiters only the status) and for the next ones. */
+#define FAIL_NOTES 8
+
+typedef struct fail_note {
+  int used;
+  uint64_t seq;
+  char message[sizeof ((vv_error *)0)->message];
+} fail_note;
+
 struct vv_lazy {
   struct vv_db *db;
-  pthread_mutex_t mu; /* guards cur and prev */
+  pthread_mutex_t mu; /* guards cur, prev and the notes */
   csrc *cur, *prev;
   vv_cache *cache;
   _Atomic uint64_t bytes_read;
+  fail_note notes[FAIL_NOTES]; /* a ring, newest at next - 1 */
+  unsigned next;
 };
 
 static void csrc_unref(csrc *s) {
@@ -109,9 +122,20 @@ static void drop_chunk(void *ctx, void *value) {
   free(m);
 }
 
+/* Records why chunk `seq` failed (message already formatted). */
+static void note_failure(vv_lazy *lz, uint64_t seq, const char *message) {
+  pthread_mutex_lock(&lz->mu);
+  fail_note *n = &lz->notes[lz->next++ % FAIL_NOTES];
+  n->used = 1;
+  n->seq = seq;
+  snprintf(n->message, sizeof n->message, "%s", message);
+  pthread_mutex_unlock(&lz->mu);
+}
+
 /* Checks the rows the store says live here, as an eager load does: a live
- * node's row carries its id, and no vector holds a non-finite value. */
-static int check_rows(const vv_db *db, const vv_lchunk *c) {
+ * node's row carries its id, and no vector holds a non-finite value.
+ * Returns the failing row's problem, or NULL. */
+static const char *check_rows(const vv_db *db, const vv_lchunk *c, uint32_t *bad_row) {
   const vv_store *st = &db->store;
   for (uint32_t row = 0; row < c->count; row++) {
     uint32_t slot = c->slots[row];
@@ -119,13 +143,17 @@ static int check_rows(const vv_db *db, const vv_lchunk *c) {
     uint8_t f = vv_store_flags(st, slot);
     if ((f & VV_SLOT_RESIDENT) || !(f & VV_SLOT_SAVED)) continue;
     const float *v = vv_lchunk_vec(c, row);
-    for (uint32_t d = 0; d < c->dim; d++)
-      if (!isfinite(v[d])) return VV_E_CHUNK_CORRUPT;
+    for (uint32_t d = 0; d < c->dim; d++) {
+      if (!isfinite(v[d])) {
+        *bad_row = row;
+        return "holds a non-finite value";
+      }
+    }
   }
-  return VV_OK;
+  return NULL;
 }
 
-static int check_ids(const vv_db *db, const vv_lchunk *c, const vv_chunk_view *v) {
+static const char *check_ids(const vv_db *db, const vv_lchunk *c, const vv_chunk_view *v, uint32_t *bad_row) {
   const vv_store *st = &db->store;
   for (uint32_t row = 0; row < c->count; row++) {
     uint32_t slot = c->slots[row];
@@ -133,10 +161,12 @@ static int check_ids(const vv_db *db, const vv_lchunk *c, const vv_chunk_view *v
     uint8_t f = vv_store_flags(st, slot);
     if ((f & VV_SLOT_RESIDENT) || !(f & VV_SLOT_SAVED)) continue;
     const vv_slotrec *rec = vv_store_rec(st, slot);
-    if (!v->ids[row] || rec->id_len != v->id_lens[row] || memcmp(rec->id, v->ids[row], rec->id_len) != 0)
-      return VV_E_CHUNK_CORRUPT;
+    if (!v->ids[row] || rec->id_len != v->id_lens[row] || memcmp(rec->id, v->ids[row], rec->id_len) != 0) {
+      *bad_row = row;
+      return "does not match the index";
+    }
   }
-  return VV_OK;
+  return NULL;
 }
 
 static int build_chunk(const vv_db *db, const vv_chunk_view *v, lchunk_mem **out, size_t *bytes) {
@@ -174,6 +204,27 @@ static int build_chunk(const vv_db *db, const vv_chunk_view *v, lchunk_mem **out
   return VV_OK;
 }
 
+/* Decodes and validates one chunk's plaintext; on failure *why says how it
+ * failed (with *row set when one row is to blame). */
+static int open_chunk(vv_lazy *lz, uint64_t seq, uint32_t want_count, const unsigned char *plain, size_t len,
+                      lchunk_mem **out, size_t *bytes, const char **why, uint32_t *row) {
+  vv_chunk_view v;
+  memset(&v, 0, sizeof v);
+  lchunk_mem *m = NULL;
+  int rc = vv_chunk_decode(plain, len, lz->db->cfg.dimension, &v);
+  if (rc == VV_E_CORRUPT || (!rc && (v.seq != seq || v.count != want_count))) {
+    rc = VV_E_CHUNK_CORRUPT;
+    *why = "does not decode (or is another chunk)";
+  }
+  if (!rc) rc = build_chunk(lz->db, &v, &m, bytes);
+  if (!rc && ((*why = check_ids(lz->db, &m->c, &v, row)) || (*why = check_rows(lz->db, &m->c, row))))
+    rc = VV_E_CHUNK_CORRUPT;
+  vv_chunk_view_free(&v);
+  if (rc) drop_chunk(NULL, m);
+  else *out = m;
+  return rc;
+}
+
 static int load_chunk(void *ctx, uint64_t seq, void **value, size_t *bytes) {
   vv_lazy *lz = ctx;
   pthread_mutex_lock(&lz->mu);
@@ -185,34 +236,42 @@ static int load_chunk(void *ctx, uint64_t seq, void **value, size_t *bytes) {
   }
   if (src) src->refs++;
   pthread_mutex_unlock(&lz->mu);
+  vv_error err = {{0}};
   if (!mc) {
     pthread_mutex_lock(&lz->mu);
     csrc_unref(src);
     pthread_mutex_unlock(&lz->mu);
+    snprintf(err.message, sizeof err.message, "chunk %llu is in no chunk list of this session",
+             (unsigned long long)seq);
+    note_failure(lz, seq, err.message);
     return VV_E_CHUNK_MISSING;
   }
   unsigned char *plain = NULL;
   size_t len = 0;
-  vv_error err = {{0}};
-  int rc = vv_object_read(&src->sc, &mc->ref, VV_OBJ_KIND_CHUNK, seq, &plain, &len, &err);
+  vv_objref ref = mc->ref; /* the source may go once unreferenced */
   uint32_t want_count = mc->count;
-  if (!rc) lz->bytes_read += mc->ref.bytes;
+  int rc = vv_object_read(&src->sc, &ref, VV_OBJ_KIND_CHUNK, seq, &plain, &len, &err);
+  if (!rc) lz->bytes_read += ref.bytes;
   pthread_mutex_lock(&lz->mu);
   csrc_unref(src);
   pthread_mutex_unlock(&lz->mu);
-  if (rc) return rc;
-  vv_chunk_view v;
-  memset(&v, 0, sizeof v);
-  rc = vv_chunk_decode(plain, len, lz->db->cfg.dimension, &v);
-  if (rc == VV_E_CORRUPT || (!rc && (v.seq != seq || v.count != want_count))) rc = VV_E_CHUNK_CORRUPT;
+  const char *why = NULL;
+  uint32_t row = UINT32_MAX;
   lchunk_mem *m = NULL;
-  if (!rc) rc = build_chunk(lz->db, &v, &m, bytes);
-  if (!rc) rc = check_ids(lz->db, &m->c, &v);
-  if (!rc) rc = check_rows(lz->db, &m->c);
-  vv_chunk_view_free(&v);
+  if (!rc) rc = open_chunk(lz, seq, want_count, plain, len, &m, bytes, &why, &row);
   free(plain);
   if (rc) {
-    drop_chunk(NULL, m);
+    if (why && row != UINT32_MAX)
+      snprintf(err.message, sizeof err.message, "chunk object %s (seq %llu) is corrupt: row %u %s", ref.name,
+               (unsigned long long)seq, row, why);
+    else if (why)
+      snprintf(err.message, sizeof err.message, "chunk object %s (seq %llu) is corrupt: it %s", ref.name,
+               (unsigned long long)seq, why);
+    else if (rc != VV_E_CHUNK_MISSING && rc != VV_E_CHUNK_CORRUPT) /* the reader's own message lacks the seq */
+      snprintf(err.message, sizeof err.message, "chunk object %s (seq %llu) could not be read: %s", ref.name,
+               (unsigned long long)seq,
+               rc == VV_E_IO && *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
+    note_failure(lz, seq, err.message);
     return rc;
   }
   *value = m;
@@ -294,6 +353,28 @@ int vv_lazy_peek(vv_lazy *lz, uint64_t seq, const vv_lchunk **out, vv_cache_ref 
 
 void vv_lazy_unpin(vv_lazy *lz, vv_cache_ref *ref) {
   if (ref) vv_cache_unpin(lz->cache, ref);
+}
+
+void vv_lazy_explain(vv_lazy *lz, uint64_t seq, int status, vv_error *err) {
+  if (!err) return;
+  pthread_mutex_lock(&lz->mu);
+  if (!err->message[0]) {
+    const fail_note *found = NULL;
+    for (unsigned i = 1; i <= FAIL_NOTES && !found; i++) {
+      const fail_note *n = &lz->notes[(lz->next - i) % FAIL_NOTES];
+      if (n->used && n->seq == seq) found = n;
+    }
+    const vv_mchunk *mc = csrc_find(lz->cur, seq);
+    if (!mc) mc = csrc_find(lz->prev, seq);
+    if (found && (status == VV_E_CHUNK_MISSING || status == VV_E_CHUNK_CORRUPT || status == VV_E_IO))
+      snprintf(err->message, sizeof err->message, "%s", found->message);
+    else if (mc)
+      snprintf(err->message, sizeof err->message, "chunk object %s (seq %llu): %s", mc->ref.name,
+               (unsigned long long)seq, vv_strerror(status));
+    else
+      snprintf(err->message, sizeof err->message, "chunk %llu: %s", (unsigned long long)seq, vv_strerror(status));
+  }
+  pthread_mutex_unlock(&lz->mu);
 }
 
 int vv_lazy_chunk_list(vv_lazy *lz, uint64_t **seqs, size_t *n) {

@@ -55,6 +55,11 @@ VV_NODISCARD int vv_lazy_rebind(vv_lazy *lz, const vv_io *io, const char *dir, c
  * VV_E_CHUNK_CORRUPT, VV_E_NOMEM, VV_E_IO. */
 VV_NODISCARD int vv_lazy_chunk(vv_lazy *lz, uint64_t seq, const vv_lchunk **out, vv_cache_ref **ref);
 void vv_lazy_unpin(vv_lazy *lz, vv_cache_ref *ref);
+/* After vv_lazy_chunk(lz, seq) failed with `status`: fills `err` (unless
+ * NULL or already filled, so the first of several failures wins) with
+ * which object failed and why: the chunk object's name, its seq and the
+ * check that failed, as recorded when it was read. Thread-safe. */
+void vv_lazy_explain(vv_lazy *lz, uint64_t seq, int status, vv_error *err);
 /* Pins chunk `seq` only if it is cached: VV_E_NOT_FOUND otherwise. */
 VV_NODISCARD int vv_lazy_peek(vv_lazy *lz, uint64_t seq, const vv_lchunk **out, vv_cache_ref **ref);
 
