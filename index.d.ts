@@ -422,9 +422,12 @@ export declare class VectorDB<M = unknown> {
   search(query: VectorLike, k: number, options: SearchOptionsWithVector): SearchResultWithVector<M>[];
   search(query: VectorLike, k: number, options?: SearchOptions): SearchResult<M>[];
 
-  /** `search` off the JS thread. */
-  searchAsync(query: VectorLike, k: number, options: SearchOptionsWithVector): Promise<SearchResultWithVector<M>[]>;
-  searchAsync(query: VectorLike, k: number, options?: SearchOptions): Promise<SearchResult<M>[]>;
+  /**
+   * `search` off the JS thread. With `signal`, rejects with `ERR_ABORTED`
+   * (name AbortError) as soon as it aborts; an already-aborted signal reads nothing.
+   */
+  searchAsync(query: VectorLike, k: number, options: SearchOptionsWithVector & { signal?: AbortSignal }): Promise<SearchResultWithVector<M>[]>;
+  searchAsync(query: VectorLike, k: number, options?: SearchOptions & { signal?: AbortSignal }): Promise<SearchResult<M>[]>;
 
   /** One `search` per query, in parallel on the worker threads; results in query order. */
   searchBatch(queries: QueriesLike, k: number, options: SearchOptionsWithVector): SearchResultWithVector<M>[][];
@@ -474,8 +477,12 @@ export declare class VectorDB<M = unknown> {
    */
   static load<M = unknown>(dir: string, options?: LoadOptions): Promise<VectorDB<M>>;
 
-  /** Read a session's manifest without a key. */
-  static inspect(dir: string): Promise<SessionInfo>;
+  /**
+   * Read a session's manifest without a key. With `signal`, rejects with
+   * `ERR_ABORTED` as soon as it aborts; an already-aborted signal reads nothing.
+   * @throws {VecvaultError} (rejects) `ERR_NOT_FOUND`, `ERR_MANIFEST_CORRUPT`, `ERR_IO`, `ERR_ABORTED`.
+   */
+  static inspect(dir: string, options?: { signal?: AbortSignal }): Promise<SessionInfo>;
 }
 
 /** Every {@link ErrorCode}, in a fixed order. */

@@ -188,6 +188,25 @@ function checkAsync({ onProgress, signal }) {
   return { onProgress: onProgress || null, signal: signal || null };
 }
 
+const SIGNAL_KEYS = ['signal'];
+
+/** `{ signal }` alone, for a method that reports no progress (inspect). */
+function parseSignalOptions(given, what) {
+  if (given === undefined) return { signal: null };
+  if (!isPlainObject(given)) throw invalid(`${what} options must be an object, got ${describe(given)}`);
+  return { signal: checkAsync(ownOptions(given, SIGNAL_KEYS, what)).signal };
+}
+
+/** searchAsync: the search options (for parseSearchOptions) and a `signal`. */
+function parseSearchAsyncOptions(given) {
+  if (given === undefined) return { search: undefined, signal: null };
+  if (!isPlainObject(given)) throw invalid(`search options must be an object, got ${describe(given)}`);
+  const search = ownOptions(given, [...SEARCH_KEYS, 'signal'], 'search');
+  const { signal } = checkAsync(search);
+  delete search.signal;
+  return { search, signal };
+}
+
 const LOAD_KEYS = ['key', 'passphrase', 'cacheSizeMb', 'lazy', 'onProgress', 'signal', 'threads', 'minGeneration'];
 
 function parseLoadOptions(given) {
@@ -233,4 +252,4 @@ module.exports = {
   OPTION_KEYS,
   ownFields,
   isWellFormed,
-  parseCacheSize, cacheBytes, parseLoadOptions, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseK, invalid, describe };
+  parseCacheSize, cacheBytes, parseLoadOptions, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseSignalOptions, parseSearchAsyncOptions, parseK, invalid, describe };

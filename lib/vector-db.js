@@ -11,6 +11,8 @@ const {
   parseDbOptions,
   parseSearchOptions,
   parseAsyncOptions,
+  parseSignalOptions,
+  parseSearchAsyncOptions,
   parseK,
   parseLoadOptions,
   parseCacheSize,
@@ -114,6 +116,26 @@ function applySecret(nativeDb, encrypt, key, passphrase) {
   } finally {
     if (typeof passphrase === 'string') pass.fill(0);
   }
+}
+
+/**
+ * `promise`, or AbortError as soon as `signal` aborts, for a native call
+ * without an abort flag (inspect, a lazy search). The call itself runs on
+ * to its end in the background and its outcome is dropped; it cannot block
+ * for long (a FIFO where a session file belongs is an error, not a wait:
+ * docs/FORMAT.md section 1), and close() waits for it.
+ */
+function untilAborted(promise, signal) {
+  if (!signal) return promise;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      promise.catch(() => {});
+      reject(abortError(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    const done = () => signal.removeEventListener('abort', onAbort);
+    promise.then((v) => { done(); resolve(v); }, (e) => { done(); reject(e); });
+  });
 }
 
 /**
@@ -343,8 +365,11 @@ class VectorDB {
    * Reads a session's manifest (checksum verified; no key needed, and
    * therefore not authenticated: load() authenticates).
    */
-  static async inspect(dir) {
-    const m = JSON.parse(await native.inspectAsync(checkDir(dir)));
+  static async inspect(dir, options) {
+    const where = checkDir(dir);
+    const { signal } = parseSignalOptions(options, 'VectorDB.inspect');
+    if (signal && signal.aborted) throw abortError(signal);
+    const m = JSON.parse(await untilAborted(native.inspectAsync(where), signal));
     const objects = [...m.chunks, ...m.index.base, ...m.index.deltas];
     return {
       format: m.format,
@@ -402,7 +427,10 @@ class VectorDB {
 
   async searchAsync(query, k, opts) {
     const n = this.#open();
-    return toResults(await n.searchAsync(...this.#searchArgs(query, k, opts)));
+    const { search, signal } = parseSearchAsyncOptions(opts);
+    const args = this.#searchArgs(query, k, search);
+    if (signal && signal.aborted) throw abortError(signal); // before any chunk is read
+    return toResults(await untilAborted(n.searchAsync(...args), signal));
   }
 
   #batchArgs(queries, k, opts) {
