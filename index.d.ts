@@ -94,7 +94,12 @@ export interface Item<M = unknown> {
   id: string;
   /** `dimension` finite numbers; not all zero under `'cosine'`. */
   vector: VectorLike;
-  /** JSON-serialisable value, at most 16 MiB as JSON. Missing or `undefined` is stored as `null`. */
+  /**
+   * JSON-serialisable value, at most 16 MiB as JSON. Every JSON value comes
+   * back exactly (`''`, `0`, `false`, `[]`, `{}` included). Missing,
+   * `undefined` and `null` all mean "no metadata" and read back as `null`.
+   * Only an own property of the item counts.
+   */
   metadata?: M;
 }
 
@@ -213,6 +218,8 @@ export type ErrorCode =
   | 'ERR_CHUNK_MISSING'
   /** An object is damaged, truncated, or from another session or slot (the message names it). */
   | 'ERR_CHUNK_CORRUPT'
+  /** A record's stored metadata is not JSON (a hand-edited unencrypted session, or written through the C API); `get()` or `search()` names the id. */
+  | 'ERR_METADATA_CORRUPT'
   /** The session was written by a newer format version. */
   | 'ERR_UNSUPPORTED_VERSION'
   /** Another process is saving into the same directory. */
@@ -405,7 +412,10 @@ export declare class VectorDB<M = unknown> {
    */
   addBatchAsync(items: readonly Item<M>[], options?: AddBatchAsyncOptions): Promise<void>;
 
-  /** The stored item, or `null` if the id is absent. */
+  /**
+   * The stored item, or `null` if the id is absent.
+   * @throws {VecvaultError} `ERR_METADATA_CORRUPT` if its stored metadata is not JSON (as do the searches, for a hit).
+   */
   get(id: string): StoredItem<M> | null;
 
   /** Whether the id is present. */

@@ -112,7 +112,9 @@ uint64_t vv_db_size(vv_db *db);     /* live vectors */
 uint64_t vv_db_memory(vv_db *db);
 
 /* One item to insert. `vector` holds `dimension` floats; `meta` is opaque
- * bytes (the JS layer stores JSON text) or NULL with meta_len 0. */
+ * bytes (the JS layer stores JSON text), 1..VV_MAX_METADATA_BYTES of them,
+ * or NULL with meta_len 0 for none; non-NULL with meta_len 0 is
+ * VV_E_BAD_METADATA. */
 typedef struct vv_item {
   const char *id;
   size_t id_len;

@@ -64,8 +64,17 @@ function encodeMetadata(meta, where) {
   return json;
 }
 
-function decodeMetadata(json) {
-  return json === undefined ? null : JSON.parse(json);
+/** Metadata as stored (JSON text, or undefined for none) back to a value.
+ * vecvault only stores JSON.stringify output, but a hand-edited unencrypted
+ * session or a C API caller can store anything: that is reported, not thrown
+ * as a bare SyntaxError. */
+function decodeMetadata(json, id) {
+  if (json === undefined) return null;
+  try {
+    return JSON.parse(json);
+  } catch (err) {
+    throw new VecvaultError(`the metadata of id ${JSON.stringify(id)} is not valid JSON: ${err.message}`, 'ERR_METADATA_CORRUPT', { cause: err });
+  }
 }
 
 /** Copies `v` into out[offset..] after checking shape and values. */
@@ -97,7 +106,7 @@ function toResults(raw) {
   const [ids, ds, metas, vectors] = raw;
   const out = new Array(ids.length);
   for (let i = 0; i < ids.length; i++) {
-    const r = { id: ids[i], distance: ds[2 * i], score: ds[2 * i + 1], metadata: decodeMetadata(metas[i]) };
+    const r = { id: ids[i], distance: ds[2 * i], score: ds[2 * i + 1], metadata: decodeMetadata(metas[i], ids[i]) };
     if (vectors) r.vector = vectors[i];
     out[i] = r;
   }
@@ -398,7 +407,7 @@ class VectorDB {
     checkId(id, '');
     const rec = n.get(id);
     if (rec === null) return null;
-    return { id, vector: rec[0], metadata: decodeMetadata(rec[1]) };
+    return { id, vector: rec[0], metadata: decodeMetadata(rec[1], id) };
   }
 
   has(id) {

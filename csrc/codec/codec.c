@@ -239,7 +239,7 @@ static int chunk_size(const vv_chunk_in *in, size_t *out) {
     uint32_t id_len = id ? in->id_lens[i] : 0, meta_len = meta ? in->meta_lens[i] : 0;
     if (!in->vectors[i]) return VV_E_INVALID;
     int rc = check_opt_text(id, id_len, 1, VV_MAX_ID_BYTES);
-    if (!rc) rc = check_opt_text(meta, meta_len, 0, VV_MAX_METADATA_BYTES);
+    if (!rc) rc = check_opt_text(meta, meta_len, 1, VV_MAX_METADATA_BYTES);
     if (rc) return rc;
     if (!sz_add(&total, opt_text_size(id, id_len)) || !sz_add(&total, opt_text_size(meta, meta_len)))
       return VV_E_NOMEM;
@@ -619,7 +619,7 @@ static int chunk_decode(reader *r, uint32_t expect_dim, vv_chunk_view *v) {
     return rc;
   if ((rc = want_text_eq(r, "vectors")) || (rc = want_bytes(r, n * v->dim * 4, &v->vectors))) return rc;
   if ((rc = want_text_eq(r, "meta")) ||
-      (rc = read_text_array(r, v->count, 0, VV_MAX_METADATA_BYTES, v->metas, v->meta_lens)))
+      (rc = read_text_array(r, v->count, 1, VV_MAX_METADATA_BYTES, v->metas, v->meta_lens)))
     return rc;
   return r->pos == r->len ? VV_OK : VV_E_CORRUPT;
 }

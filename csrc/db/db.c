@@ -41,7 +41,10 @@ static int check_vector(const vv_db *db, const float *v) {
 
 static int check_item(const vv_db *db, const vv_item *it) {
   if (!it->id || it->id_len == 0 || it->id_len > VV_MAX_ID_BYTES) return VV_E_BAD_ID;
-  if (it->meta_len > VV_MAX_METADATA_BYTES || (it->meta_len && !it->meta)) return VV_E_BAD_METADATA;
+  /* Metadata is NULL (none) or 1.. bytes: an empty text is no JSON, and
+   * storing it as "none" would silently change it. */
+  if (it->meta_len > VV_MAX_METADATA_BYTES || (it->meta_len && !it->meta) || (it->meta && !it->meta_len))
+    return VV_E_BAD_METADATA;
   if (!it->vector) return VV_E_INVALID;
   return check_vector(db, it->vector);
 }
