@@ -127,6 +127,10 @@ function applySecret(nativeDb, encrypt, key, passphrase) {
   }
 }
 
+// addEventListener options with a null prototype: it reads `signal` (and
+// more) from them, and an inherited aborted one would drop the listener.
+const ONCE = Object.freeze({ __proto__: null, once: true });
+
 /**
  * `promise`, or AbortError as soon as `signal` aborts, for a native call
  * without an abort flag (inspect, a lazy search). The call itself runs on
@@ -141,7 +145,7 @@ function untilAborted(promise, signal) {
       promise.catch(() => {});
       reject(abortError(signal));
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    signal.addEventListener('abort', onAbort, ONCE);
     const done = () => signal.removeEventListener('abort', onAbort);
     promise.then((v) => { done(); resolve(v); }, (e) => { done(); reject(e); });
   });
@@ -174,7 +178,7 @@ async function runJob(start, onProgress, signal, withInfo) {
     }
   };
   const onAbort = () => Atomics.store(abortFlag, 0, 1);
-  if (signal) signal.addEventListener('abort', onAbort, { once: true });
+  if (signal) signal.addEventListener('abort', onAbort, ONCE);
   let result;
   try {
     result = await start(onProgress ? report : null, abortFlag);

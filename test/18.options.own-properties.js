@@ -189,6 +189,20 @@ describe('18 options: own properties only', function () {
     });
   }
 
+  it('a polluted Object.prototype.signal cannot unhook the abort listener of a running job', async function () {
+    const { getEventListeners } = require('node:events');
+    const db = s.newDb({ dimension: DIM, encryptAtRest: false, threads: 1 });
+    const ac = new AbortController();
+    await polluted('signal', AbortSignal.abort(), async () => {
+      /* addEventListener(type, fn, { once: true }) reads `signal` from its
+       * options object: an inherited aborted one would drop the listener */
+      const p = db.addBatchAsync(h.randomVectors(20, DIM, 4).map((vector, i) => ({ id: `s${i}`, vector })), { signal: ac.signal });
+      assert.equal(getEventListeners(ac.signal, 'abort').length, 1, 'the job listens for abort');
+      await p;
+    });
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0, 'and stops listening when it ends');
+  });
+
   describe('contradictory and inconsistent options', function () {
     it('a key or passphrase with encryptAtRest: false is refused, not silently ignored', function () {
       for (const secret of [{ key: KEY }, { passphrase: 'pw' }, { passphrase: new Uint8Array([1]) }]) {
