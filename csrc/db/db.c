@@ -144,7 +144,8 @@ static void write_vector(vv_db *db, uint32_t slot, const float *v) {
  * keeps it amortised against the deletes that made it necessary. */
 static int maybe_consolidate(vv_db *db, uint32_t threads) {
   vv_store *s = &db->store;
-  if (!db->hnsw || s->ndead == 0 || s->ndead * 20 < s->nslots) return VV_OK;
+  /* Not while a save reads the slots it captured (vv_store_freeze). */
+  if (!db->hnsw || s->frozen || s->ndead == 0 || s->ndead * 20 < s->nslots) return VV_OK;
   int rc = vv_hnsw_consolidate(db->hnsw, threads ? threads : db->cfg.threads);
   if (!rc) vv_store_recycle(s);
   return rc;
@@ -203,9 +204,10 @@ static int reserve(vv_db *db, size_t n, uint32_t threads) {
 
 /* Binds the item to a slot and writes its vector. Under HNSW an upsert
  * moves the id to a fresh slot and retires the old one like a delete, so
- * graph edges never point at a vector that changed under them. */
+ * graph edges never point at a vector that changed under them; so does any
+ * upsert while a save reads the vectors it captured (store frozen). */
 static int place(vv_db *db, const vv_item *it, uint32_t *slot) {
-  if (db->hnsw) {
+  if (db->hnsw || db->store.frozen) {
     uint32_t old = vv_store_lookup(&db->store, it->id, it->id_len);
     if (old != VV_NO_SLOT) vv_store_remove(&db->store, old);
   }

@@ -22,6 +22,8 @@ int vv_db_set_secret(vv_db *db, int encrypt, const unsigned char *key, const cha
   char *copy = NULL;
   if (key && (rc = vv_keyring_create(key, &kr)) != VV_OK) return rc;
   if (pass && !(copy = vv_secret_dup(pass, pass_len))) return VV_E_NOMEM;
+  /* A save in progress reads the secrets without the database lock. */
+  pthread_mutex_lock(&db->save_mu);
   pthread_rwlock_wrlock(&db->lock);
   vv_keyring_free(s->kr);
   vv_secret_free(s->pass);
@@ -32,6 +34,7 @@ int vv_db_set_secret(vv_db *db, int encrypt, const unsigned char *key, const cha
   s->kdf = key ? VV_KDF_RAW : pass ? VV_KDF_ARGON2ID : VV_KDF_NONE;
   s->has_wrap = 0;
   pthread_rwlock_unlock(&db->lock);
+  pthread_mutex_unlock(&db->save_mu);
   return VV_OK;
 }
 

@@ -52,6 +52,7 @@ typedef struct vv_store {
   uint32_t *free_slots; /* LIFO of dead slots ready for reuse */
   size_t nfree, free_cap;
   int defer_reuse;      /* removed slots wait in `dead` until vv_store_recycle */
+  int frozen;           /* a save is reading slots: none is reused (vv_store_freeze) */
   uint32_t *dead;
   size_t ndead, dead_cap;
   /* id map: open addressing, linear probing, backward-shift deletion */
@@ -82,6 +83,14 @@ void vv_store_remove(vv_store *s, uint32_t slot);
 
 /* Make every parked slot reusable. */
 void vv_store_recycle(vv_store *s);
+
+/* While frozen, vv_store_place takes only never-used slots, so a save that
+ * captured slots can read their vectors without the database lock: a
+ * removed slot keeps its vector until the store thaws. The database also
+ * routes upserts to a fresh slot and postpones consolidation meanwhile.
+ * Called under the database lock. */
+static inline void vv_store_freeze(vv_store *s) { s->frozen = 1; }
+static inline void vv_store_thaw(vv_store *s) { s->frozen = 0; }
 
 /* Loading: sets or clears (id NULL) a slot's id and liveness without
  * touching the id map, so records can override each other in any order;
