@@ -1,16 +1,36 @@
 /*
- * test/c/fuzz/seeds.c: writes valid encodings as a starting corpus.
+ * test/c/fuzz/seeds.c: writes valid inputs as a starting corpus.
  *
  *   seeds <target> <dir>    e.g. seeds fuzz_chunk build/fuzz/corpus/fuzz_chunk
+ *
+ * Two sources. Hand-built encodings cover the codec's corners (every
+ * format, null ids and metadata, empty segments). Real sessions, made by
+ * running the engine in a temporary directory, give every target what
+ * vecvault actually writes: sessions of several shapes (plaintext, a raw
+ * key, a passphrase; HNSW and flat; every metric; empty; with index deltas
+ * and a changed chunk after a second save), whose manifest files (current
+ * and manifests/ copies) feed fuzz_json and fuzz_manifest, and whose
+ * chunk and index objects, opened with the session's key, feed fuzz_chunk
+ * and fuzz_index as plaintext.
  *
  * Unknown targets get no seeds (exit 0), so new fuzz_*.c files need no
  * change here to run. Seeds are named seed-N and overwritten on each run.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec/codec.h"
+#include "session/manifest.h"
+#include "session/object.h"
+#include "session/secrets.h"
+#include "vecvault.h"
 
 static const char *g_dir;
 static int g_n;
@@ -90,13 +110,204 @@ static void index_seeds(void) {
   }
 }
 
+/* ---- real sessions -------------------------------------------------------- */
+
+typedef enum { FOR_JSON, FOR_MANIFEST, FOR_CHUNK, FOR_INDEX } seed_kind;
+
+static void put_bytes(const void *p, size_t n, int mode_byte) {
+  vv_buf b = {0};
+  unsigned char mode = (unsigned char)mode_byte;
+  if ((mode_byte >= 0 && vv_buf_append(&b, &mode, 1)) || vv_buf_append(&b, p, n)) must(VV_E_NOMEM);
+  put(&b);
+}
+
+static unsigned char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  unsigned char *b = NULL;
+  long n = -1;
+  if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+      (b = malloc((size_t)n + 1)) && fread(b, 1, (size_t)n, f) != (size_t)n) {
+    free(b);
+    b = NULL;
+  }
+  if (f) fclose(f);
+  if (!b) {
+    perror(path);
+    exit(1);
+  }
+  *len = (size_t)n;
+  return b;
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(p);
+}
+
+/* One object's plaintext, opened as a load would. */
+static void object_seed(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t seq) {
+  unsigned char *plain = NULL;
+  size_t len = 0;
+  vv_error err = {{0}};
+  if (vv_object_read(sc, ref, kind, seq, &plain, &len, &err)) {
+    fprintf(stderr, "seeds: %s\n", err.message);
+    exit(1);
+  }
+  put_bytes(plain, len, -1);
+  free(plain);
+}
+
+/* Seeds from one manifest file of `dir` (and, for objects, the objects it lists). */
+static void manifest_seeds(const char *dir, const char *file, const vv_load_opts *lo, seed_kind kind) {
+  size_t len;
+  unsigned char *f = slurp(file, &len);
+  vv_manifest m;
+  const unsigned char *body;
+  size_t blen;
+  vv_error err = {{0}};
+  must(vv_manifest_parse(f, len, &m, &body, &blen, &err));
+  if (kind == FOR_JSON) {
+    put_bytes(f, len, 0);       /* even first byte: parse the whole file as a document */
+    put_bytes(body, blen, 0);   /* and the body alone */
+    put_bytes(m.created_at, strlen(m.created_at), 1); /* odd: write a string */
+  } else if (kind == FOR_MANIFEST) {
+    put_bytes(body, blen, -1);
+  } else {
+    vv_keyring *kr = NULL;
+    vv_sctx sc;
+    must(vv_secrets_for_load(&m, lo, &kr, &err));
+    must(vv_sctx_init(&sc, NULL, dir));
+    sc.kr = kr;
+    memcpy(sc.session_id, m.session_id, VV_SESSION_ID_BYTES);
+    if (kind == FOR_CHUNK)
+      for (size_t i = 0; i < m.nchunks; i++) object_seed(&sc, &m.chunks[i].ref, VV_OBJ_KIND_CHUNK, m.chunks[i].seq);
+    for (size_t i = 0; kind == FOR_INDEX && i < m.nbase + m.ndeltas; i++) {
+      const vv_mseg *g = i < m.nbase ? &m.base[i] : &m.deltas[i - m.nbase];
+      object_seed(&sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq);
+    }
+    vv_sctx_destroy(&sc);
+    vv_keyring_free(kr);
+  }
+  vv_manifest_free(&m);
+  free(f);
+}
+
+/* manifest.json for everything; the manifests/ copies only for the manifest
+ * targets (their objects may be collected already). */
+static void dir_seeds(const char *dir, const vv_load_opts *lo, seed_kind kind) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/manifest.json", dir);
+  manifest_seeds(dir, path, lo, kind);
+  if (kind != FOR_JSON && kind != FOR_MANIFEST) return;
+  snprintf(path, sizeof path, "%s/manifests", dir);
+  DIR *d = opendir(path);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    if (!strstr(e->d_name, ".json")) continue;
+    char copy[4096 + 300];
+    snprintf(copy, sizeof copy, "%s/%s", path, e->d_name);
+    manifest_seeds(dir, copy, lo, kind);
+  }
+  if (d) closedir(d);
+}
+
+typedef struct shape {
+  const char *name;
+  vv_metric metric;
+  vv_index_kind index;
+  uint32_t dim, n, chunk;
+  int seal; /* 0 plaintext, 1 raw key, 2 passphrase */
+  int second_save; /* deletes, upserts and adds, then a second (incremental) save */
+} shape;
+
+static const unsigned char kSeedKey[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                           17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+static const char kSeedPass[] = "seed passphrase";
+
+static void add_items(vv_db *db, const shape *s, uint32_t from, uint32_t to, float shift) {
+  static const char *metas[] = {NULL, "{\"k\":[1,2,{\"x\":null}]}", "\"caf\xc3\xa9\"", "\"\"", "3.5"};
+  for (uint32_t i = from; i < to; i++) {
+    char id[32];
+    float v[16];
+    int len = snprintf(id, sizeof id, i % 7 == 3 ? "\xf0\x9f\x98\x80-%u" : "id-%u", i);
+    for (uint32_t d = 0; d < s->dim; d++) v[d] = (float)((i * 31 + d * 17) % 23) / 7.0f - 1.5f + shift;
+    const char *meta = metas[i % 5];
+    vv_item it = {id, (size_t)len, v, meta, meta ? strlen(meta) : 0};
+    must(vv_db_add(db, &it));
+  }
+}
+
+static char g_root[] = "/tmp/vv-seeds-XXXXXX";
+
+static void remove_root(void) { nftw(g_root, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+static void session_seeds(seed_kind kind) {
+  static const shape shapes[] = {
+      {"plain-hnsw-deltas", VV_METRIC_COSINE, VV_INDEX_HNSW, 8, 60, 16, 0, 1},
+      {"key-hnsw-deltas", VV_METRIC_L2, VV_INDEX_HNSW, 16, 40, 8, 1, 1},
+      {"pass-flat", VV_METRIC_DOT, VV_INDEX_FLAT, 8, 30, 10, 2, 0},
+      {"plain-flat-deltas", VV_METRIC_L2, VV_INDEX_FLAT, 8, 25, 8, 0, 1},
+      {"plain-empty-hnsw", VV_METRIC_COSINE, VV_INDEX_HNSW, 8, 0, 8, 0, 0},
+      {"key-empty-flat", VV_METRIC_L2, VV_INDEX_FLAT, 16, 0, 8, 1, 0},
+  };
+  if (!mkdtemp(g_root)) {
+    perror("mkdtemp");
+    exit(1);
+  }
+  atexit(remove_root); /* also after a failure */
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    const shape *s = &shapes[i];
+    char dir[64];
+    snprintf(dir, sizeof dir, "%s/%s", g_root, s->name);
+    vv_config c = {.dimension = s->dim, .metric = s->metric, .index = s->index, .hnsw_m = 4,
+                   .ef_construction = 20, .chunk_size = s->chunk, .threads = 1, .seed = 5};
+    vv_db *db = NULL;
+    must(vv_db_create(&c, &db));
+    must(vv_db_set_secret(db, s->seal != 0, s->seal == 1 ? kSeedKey : NULL, s->seal == 2 ? kSeedPass : NULL,
+                          s->seal == 2 ? strlen(kSeedPass) : 0));
+    add_items(db, s, 0, s->n, 0.0f);
+    vv_error err = {{0}};
+    int rc = vv_db_save(db, dir, NULL, NULL, NULL, NULL, &err);
+    if (!rc && s->second_save) {
+      int removed;
+      for (uint32_t k = 0; k < s->n && !rc; k += 5) {
+        char id[32];
+        int len = snprintf(id, sizeof id, k % 7 == 3 ? "\xf0\x9f\x98\x80-%u" : "id-%u", k);
+        rc = vv_db_delete(db, id, (size_t)len, &removed);
+      }
+      add_items(db, s, 1, s->n / 3, 0.25f);     /* upserts */
+      add_items(db, s, s->n, s->n + 9, 0.5f);   /* new rows */
+      if (!rc) rc = vv_db_save(db, dir, NULL, NULL, NULL, NULL, &err);
+    }
+    vv_db_free(db);
+    if (rc) {
+      fprintf(stderr, "seeds: saving %s: %s (%s)\n", s->name, vv_status_code(rc), err.message);
+      exit(1);
+    }
+    vv_load_opts lo = {.key = s->seal == 1 ? kSeedKey : NULL, .pass = s->seal == 2 ? kSeedPass : NULL,
+                       .pass_len = s->seal == 2 ? strlen(kSeedPass) : 0};
+    dir_seeds(dir, &lo, kind);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: seeds <target> <dir>\n");
     return 2;
   }
   g_dir = argv[2];
-  if (strcmp(argv[1], "fuzz_chunk") == 0) chunk_seeds();
-  else if (strcmp(argv[1], "fuzz_index") == 0) index_seeds();
+  if (strcmp(argv[1], "fuzz_chunk") == 0) {
+    chunk_seeds();
+    session_seeds(FOR_CHUNK);
+  } else if (strcmp(argv[1], "fuzz_index") == 0) {
+    index_seeds();
+    session_seeds(FOR_INDEX);
+  } else if (strcmp(argv[1], "fuzz_json") == 0) {
+    session_seeds(FOR_JSON);
+  } else if (strcmp(argv[1], "fuzz_manifest") == 0) {
+    session_seeds(FOR_MANIFEST);
+  }
   return 0;
 }
