@@ -474,7 +474,10 @@ export declare class VectorDB<M = unknown> {
   /**
    * Save as a chunked session in `dir` (created if missing): encrypted
    * unless `encryptAtRest: false`, crash-safe, incremental when `dir` holds
-   * the generation this database last saved or loaded. Searches keep running.
+   * the generation this database last saved or loaded. The saved generation is
+   * the database at the save's capture (before the first object is written);
+   * searches, adds and deletes keep running while it writes, and go into the
+   * next save. A batch in flight contributes a prefix of its items.
    * @throws {VecvaultError} (rejects) `ERR_KEY_REQUIRED`, `ERR_LOCKED`, `ERR_IO`, `ERR_NOSPC`, `ERR_ABORTED`, `ERR_CLOSED`.
    */
   save(dir: string, options?: SaveOptions): Promise<SaveStats>;

@@ -220,7 +220,8 @@ typedef struct vv_save_stats {
 } vv_save_stats;
 
 /* Saves the database into `dir` (created if missing) as a new generation.
- * Searches keep running meanwhile; writers wait. Incremental when `dir`
+ * The generation is the database as a brief capture under the lock saw
+ * it; searches and writers run while it is written. Incremental when `dir`
  * still holds the generation this database last saved or loaded there.
  * On any failure the previous generation is left intact. */
 VV_NODISCARD int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_progress_fn progress,

@@ -10,7 +10,9 @@
  * or abort before the commit leaves the previous generation untouched; the
  * in-memory bookkeeping changes only after the commit.
  *
- * The save holds the database's read lock: searches run on, writers wait.
+ * The save captures what it writes under the database's read lock, briefly
+ * (capture()), writes with no lock while searches and writers run, and
+ * applies the result under the exclusive lock (apply()).
  * Vector chunks are append-only: a save writes new chunks for vectors that
  * changed (and for the live rows of chunks that became mostly dead) and
  * keeps the rest; the index is a base plus deltas of changed nodes, folded
