@@ -1,6 +1,6 @@
 'use strict';
 /*
- * 23.session.writes-during-save.js: what a save holds when the database keeps
+ * 24.session.writes-during-save.js: what a save holds when the database keeps
  * changing while it runs.
  *
  * Owns: a save writes the database as it was at one instant (its capture,
@@ -19,7 +19,7 @@ const DIM = 16;
 const KEY = s.keyFor('writes-during-save');
 
 for (const index of ['hnsw', 'flat']) {
-  describe(`23 writes during a save (${index})`, function () {
+  describe(`24 writes during a save (${index})`, function () {
     afterEach(s.closeTracked);
 
     it('the save holds its capture; writes made while it writes go into the next save', async function () {
