@@ -300,13 +300,14 @@ static vv_cand greedy(vv_hnsw *h, scratch *sc, const float *q, vv_cand cur, int 
   return cur;
 }
 
-/* Beam search on one level. Leaves the best `ef` eligible nodes in sc->top
- * (a max-heap of *ntop entries). Ineligible nodes (dead when filter_live,
- * or `exclude`) are walked through but never kept. */
-static int search_layer(vv_hnsw *h, scratch *sc, const float *q, vv_cand entry, uint32_t ef, int level,
-                        int locked, int filter_live, uint32_t exclude, size_t *ntop_out) {
+/* Beam search on one level from `nentry` (1 or 2) distinct start nodes.
+ * Leaves the best `ef` eligible nodes in sc->top (a max-heap of *ntop
+ * entries). Ineligible nodes (dead when filter_live, or `exclude`) are
+ * walked through but never kept. */
+static int search_layer(vv_hnsw *h, scratch *sc, const float *q, const vv_cand *entry, int nentry, uint32_t ef,
+                        int level, int locked, int filter_live, uint32_t exclude, size_t *ntop_out) {
   const vv_store *st = h->store;
-  int rc = grow_cands(&sc->top, &sc->top_cap, (size_t)ef + 1);
+  int rc = grow_cands(&sc->top, &sc->top_cap, (size_t)ef + 2);
   if (!rc) rc = grow_cands(&sc->cand, &sc->cand_cap, 256);
   if (rc) return rc;
   next_tag(sc);
@@ -314,12 +315,15 @@ static int search_layer(vv_hnsw *h, scratch *sc, const float *q, vv_cand entry, 
   uint16_t tag = sc->cur;
   size_t ncand = 0, ntop = 0;
   float bound = INFINITY;
-  tags[entry.slot] = tag;
-  if (entry.slot != exclude && (!filter_live || vv_store_is_live(st, entry.slot))) {
-    vv_heap_push_max(sc->top, &ntop, entry);
-    bound = entry.dist;
+  for (int e = 0; e < nentry; e++) {
+    tags[entry[e].slot] = tag;
+    if (entry[e].slot != exclude && (!filter_live || vv_store_is_live(st, entry[e].slot))) {
+      vv_heap_push_max(sc->top, &ntop, entry[e]);
+      if (ntop > ef) vv_heap_pop_max(sc->top, &ntop);
+      bound = sc->top[0].dist;
+    }
+    vv_heap_push_min(sc->cand, &ncand, entry[e]);
   }
-  vv_heap_push_min(sc->cand, &ncand, entry);
   while (ncand) {
     vv_cand c = vv_heap_pop_min(sc->cand, &ncand);
     if (c.dist > bound && ntop >= ef) break;
@@ -361,10 +365,17 @@ int vv_hnsw_search(vv_hnsw *h, const float *q, uint32_t k, uint32_t ef, vv_cand 
   if (rc) return rc;
   if (ef < k) ef = k;
   set_query(h, sc, q);
-  vv_cand cur = {dist_q(h, sc, q, h->ep), h->ep};
-  cur = greedy(h, sc, q, cur, h->max_level, 0, 0);
+  /* The level-0 beam starts at the end of the greedy descent and also at
+   * the entry point itself. The second start costs one distance and is
+   * expanded only while the beam has room, but it ties exhaustive search to
+   * the graph's invariant: every live node is reachable on level 0 from the
+   * entry point (vv_hnsw_check_reachable), not necessarily from wherever
+   * the descent ends, so a beam as wide as the database finds them all. */
+  vv_cand start[2];
+  start[1] = (vv_cand){dist_q(h, sc, q, h->ep), h->ep};
+  start[0] = greedy(h, sc, q, start[1], h->max_level, 0, 0);
   size_t ntop = 0;
-  rc = search_layer(h, sc, q, cur, ef, 0, 0, 1, NO_NODE, &ntop);
+  rc = search_layer(h, sc, q, start, start[0].slot == h->ep ? 1 : 2, ef, 0, 0, 1, NO_NODE, &ntop);
   if (!rc) {
     rc = grow_cands(&sc->work, &sc->work_cap, ntop);
     if (!rc) {
@@ -510,27 +521,40 @@ int vv_hnsw_insert(vv_hnsw *h, uint32_t s) {
   set_query(h, sc, q);
   vv_cand cur = {dist_q(h, sc, q, ep), ep};
   cur = greedy(h, sc, q, cur, max_level, level, 1);
-  for (int lc = VV_MIN(level, max_level); lc >= 0 && !rc; lc--) {
+  /* Two phases: first write this node's own list on every level, and only
+   * then add the back-links that let other inserts reach it. Linking level
+   * by level instead publishes the node on level l+1 while its level-l list
+   * is still empty; a concurrent insert that descends through it then finds
+   * only this node on level l, links to it alone, and adds itself to the
+   * empty list, which the writer below overwrites a moment later: the
+   * concurrent node loses its only in-edge and no search reaches it again.
+   * Until the second phase no other insert can reach this node, so nothing
+   * else writes its lists and no edge is lost. */
+  int top = VV_MIN(level, max_level);
+  uint32_t picked[MAX_LEVEL + 1][VV_HNSW_MAX_M];
+  uint32_t npicked[MAX_LEVEL + 1] = {0};
+  for (int lc = top; lc >= 0 && !rc; lc--) {
     size_t ntop = 0;
-    rc = search_layer(h, sc, q, cur, h->efc, lc, 1, 0, s, &ntop);
+    rc = search_layer(h, sc, q, &cur, 1, h->efc, lc, 1, 0, s, &ntop);
     if (!rc) rc = grow_cands(&sc->work, &sc->work_cap, ntop);
     if (rc) break;
     if (!ntop) continue;
     vv_heap_drain_sorted(sc->top, ntop, sc->work);
     cur = sc->work[0];
     uint32_t np = select_neighbors(h, sc, sc->work, ntop, h->m, sc->picked);
-    uint32_t picked[VV_HNSW_MAX_M * 2];
-    for (uint32_t j = 0; j < np; j++) picked[j] = sc->picked[j].slot;
+    for (uint32_t j = 0; j < np; j++) picked[lc][j] = sc->picked[j].slot;
+    npicked[lc] = np;
 
     pthread_mutex_lock(lock_of(h, s));
     uint32_t *p = links_at(h, s, lc);
-    memcpy(p + 1, picked, np * sizeof(uint32_t));
+    memcpy(p + 1, picked[lc], np * sizeof(uint32_t));
     p[0] = (p[0] & ~COUNT_MASK) | np;
     pthread_mutex_unlock(lock_of(h, s));
-
-    for (uint32_t j = 0; j < np && !rc; j++) rc = link_back(h, sc, picked[j], s, lc);
-    if (rc) break;
   }
+  /* Bottom up, so by the time a search can descend through this node on an
+   * upper level it is already reachable on the levels below. */
+  for (int lc = 0; lc <= top && !rc; lc++)
+    for (uint32_t j = 0; j < npicked[lc] && !rc; j++) rc = link_back(h, sc, picked[lc][j], s, lc);
   scratch_put(h, sc);
 done:
   if (raises) {
@@ -540,6 +564,141 @@ done:
     }
     pthread_mutex_unlock(&h->global);
   }
+  return rc;
+}
+
+/* ---- reachability ----------------------------------------------------- */
+
+/* Slots that can hold a node: those the store handed out and we reserved. */
+static inline uint64_t graph_slots(const vv_hnsw *h) {
+  return h->store->nslots < h->cap ? h->store->nslots : h->cap;
+}
+
+/* Marks in `seen` every node reachable from `from` over level-0 links, not
+ * re-entering nodes already marked. `queue` has room for graph_slots().
+ * Level 0 alone, because that is where a search's beam runs: upper levels
+ * only shortcut to nodes that are also on level 0, so this is stricter than
+ * a walk over every level. */
+static void reach_from(const vv_hnsw *h, uint8_t *seen, uint32_t *queue, uint32_t from) {
+  uint64_t n = graph_slots(h);
+  if (from >= n || seen[from] || node_level(h, from) < 0) return;
+  size_t head = 0, tail = 0;
+  seen[from] = 1;
+  queue[tail++] = from;
+  while (head < tail) {
+    const uint32_t *p = links_at(h, queue[head++], 0);
+    uint32_t cnt = p[0] & COUNT_MASK;
+    for (uint32_t j = 0; j < cnt; j++) {
+      uint32_t t = p[1 + j];
+      if (t >= n || seen[t] || node_level(h, t) < 0) continue;
+      seen[t] = 1;
+      queue[tail++] = t;
+    }
+  }
+}
+
+static int reach_alloc(const vv_hnsw *h, uint8_t **seen, uint32_t **queue) {
+  uint64_t n = graph_slots(h);
+  *seen = (uint8_t *)malloc(n ? n : 1);
+  *queue = (uint32_t *)malloc((n ? n : 1) * sizeof **queue);
+  if (*seen && *queue) return VV_OK;
+  free(*seen);
+  free(*queue);
+  return VV_E_NOMEM;
+}
+
+int vv_hnsw_check_reachable(const vv_hnsw *h, uint64_t *unreachable) {
+  *unreachable = 0;
+  uint8_t *seen;
+  uint32_t *queue;
+  if (reach_alloc(h, &seen, &queue)) return VV_E_NOMEM;
+  uint64_t n = graph_slots(h);
+  memset(seen, 0, n);
+  if (h->ep != NO_NODE) reach_from(h, seen, queue, h->ep);
+  for (uint64_t i = 0; i < h->store->nslots; i++)
+    if (vv_store_is_live(h->store, (uint32_t)i) && (i >= n || !seen[i])) (*unreachable)++;
+  free(seen);
+  free(queue);
+  return VV_OK;
+}
+
+/* Gives the unreachable node u an in-edge on level 0 from the nearest
+ * reachable node with room in its list. A level-0 search that starts at the
+ * entry point (no descent: the descent may end outside the entry point's
+ * level-0 reach) only ever finds reachable nodes, so its results are the
+ * candidates. When every
+ * candidate's list is full, the nearest one's farthest link makes way and
+ * *displaced is set: that node may need the same treatment. */
+static int attach(vv_hnsw *h, scratch *sc, uint32_t u, int *displaced) {
+  const float *q = node_vec(h, u, sc->dbuf[0]);
+  set_query(h, sc, q);
+  vv_cand start = {dist_q(h, sc, q, h->ep), h->ep};
+  size_t ntop = 0;
+  int rc = search_layer(h, sc, q, &start, 1, h->efc, 0, 0, 1, u, &ntop);
+  if (!rc) rc = grow_cands(&sc->work, &sc->work_cap, ntop);
+  if (rc || !ntop) return rc;
+  vv_heap_drain_sorted(sc->top, ntop, sc->work);
+  for (size_t i = 0; i < ntop; i++) {
+    uint32_t r = sc->work[i].slot;
+    uint32_t *p = links_at(h, r, 0);
+    uint32_t cnt = p[0] & COUNT_MASK;
+    if (cnt < h->m0) {
+      p[1 + cnt] = u;
+      p[0] = (p[0] & ~COUNT_MASK) | (cnt + 1);
+      vv_store_mark(h->store, r, VV_SLOT_REC_DIRTY);
+      return VV_OK;
+    }
+  }
+  uint32_t r = sc->work[0].slot;
+  uint32_t *p = links_at(h, r, 0);
+  const float *rv = node_vec(h, r, sc->dbuf[0]);
+  uint32_t far = 0;
+  float far_d = -INFINITY;
+  for (uint32_t j = 0; j < h->m0; j++) {
+    float d = dist_v(h, sc, rv, p[1 + j]);
+    if (d > far_d) {
+      far_d = d;
+      far = j;
+    }
+  }
+  p[1 + far] = u;
+  vv_store_mark(h->store, r, VV_SLOT_REC_DIRTY);
+  *displaced = 1;
+  return VV_OK;
+}
+
+/* Consolidation re-picks the lists of every node that lost a neighbour,
+ * and a live node whose in-edges all came from the dead, or were re-picked
+ * away, would no longer be found by any search. A whole-graph walk finds
+ * those and attach() gives each an in-edge; everything reachable from it
+ * comes back with it. Exclusive access. */
+static int reconnect_orphans(vv_hnsw *h) {
+  if (h->ep == NO_NODE) return VV_OK;
+  uint8_t *seen;
+  uint32_t *queue;
+  if (reach_alloc(h, &seen, &queue)) return VV_E_NOMEM;
+  scratch *sc = NULL;
+  int rc = VV_OK;
+  uint64_t n = graph_slots(h);
+  /* A displaced link can orphan another node, which the next round picks
+   * up. Lists are rarely full after the heuristic has thinned them, so one
+   * round is the rule; the bound only keeps a pathological graph of full
+   * lists from trading one orphan for another forever. */
+  for (int displaced = 1, round = 0; displaced && !rc && round < 16; round++) {
+    displaced = 0;
+    memset(seen, 0, n);
+    reach_from(h, seen, queue, h->ep);
+    for (uint64_t i = 0; i < n && !rc; i++) {
+      uint32_t u = (uint32_t)i;
+      if (seen[u] || !vv_store_is_live(h->store, u) || node_level(h, u) < 0) continue;
+      if (!sc && (rc = scratch_get(h, &sc)) != VV_OK) break;
+      rc = attach(h, sc, u, &displaced);
+      reach_from(h, seen, queue, u);
+    }
+  }
+  if (sc) scratch_put(h, sc);
+  free(seen);
+  free(queue);
   return rc;
 }
 
@@ -566,7 +725,8 @@ static int relink_by_search(vv_hnsw *h, scratch *sc, uint32_t n, int level, uint
   const float *bv = node_vec(h, n, sc->dbuf[0]);
   set_query(h, sc, bv);
   size_t ntop = 0;
-  int rc = search_layer(h, sc, bv, (vv_cand){0.0f, n}, h->efc, level, 1, 1, n, &ntop);
+  vv_cand self = {0.0f, n};
+  int rc = search_layer(h, sc, bv, &self, 1, h->efc, level, 1, 1, n, &ntop);
   if (!rc) rc = grow_cands(&sc->work, &sc->work_cap, ntop);
   if (rc || !ntop) return rc;
   vv_heap_drain_sorted(sc->top, ntop, sc->work);
@@ -656,7 +816,7 @@ int vv_hnsw_consolidate(vv_hnsw *h, unsigned threads) {
     h->ep = best;
     h->max_level = best_level;
   }
-  return VV_OK;
+  return reconnect_orphans(h);
 }
 
 /* ---- diagnostics ------------------------------------------------------ */

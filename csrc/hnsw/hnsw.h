@@ -70,6 +70,16 @@ int vv_hnsw_level(const vv_hnsw *h, uint32_t slot);
 uint32_t vv_hnsw_links(const vv_hnsw *h, uint32_t slot, int level, const uint32_t **links);
 uint32_t vv_hnsw_entry(const vv_hnsw *h, int *max_level);
 
+/* Diagnostic: counts in *unreachable the live slots that a breadth-first
+ * walk over level-0 links from the entry point does not reach. Upper levels
+ * only shortcut to nodes that are on level 0 too, and a search's beam starts
+ * on level 0 at the entry point as well as where its descent ends, so a
+ * count of 0 means a beam as wide as the database finds every live vector.
+ * Dead waypoints are walked through but not counted; an empty graph with
+ * live slots counts them all. The graph keeps this at 0 after builds and
+ * consolidation. Exclusive access; VV_OK or VV_E_NOMEM. */
+VV_NODISCARD int vv_hnsw_check_reachable(const vv_hnsw *h, uint64_t *unreachable);
+
 /* Loading: replace a slot's node with the given levels and links (nlevels
  * 0 unlinks it). Counts over the level's capacity are VV_E_CORRUPT; link
  * targets are checked by the caller. Exclusive access. */
