@@ -421,7 +421,7 @@ def check_chunk(v, ref, m, corrupt):
         if i is not None and (not isinstance(i, str) or not 1 <= len(i.encode("utf-8")) <= ID_MAX):
             raise corrupt("id")
     for t in v["meta"]:
-        if t is not None and (not isinstance(t, str) or len(t.encode("utf-8")) > META_MAX):
+        if t is not None and (not isinstance(t, str) or not 1 <= len(t.encode("utf-8")) <= META_MAX):
             raise corrupt("meta")
     return slots
 
