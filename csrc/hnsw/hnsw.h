@@ -49,8 +49,10 @@ VV_NODISCARD int vv_hnsw_insert(vv_hnsw *h, uint32_t slot);
 VV_NODISCARD int vv_hnsw_search(vv_hnsw *h, const float *query, uint32_t k, uint32_t ef, vv_cand *out,
                                 uint32_t *nout);
 
-/* Route every live node around the dead ones, then unlink the dead and
- * pick a live entry point. Exclusive access; uses up to `threads` threads. */
+/* Route every live node around the dead ones, then unlink the dead, pick
+ * a live entry point, and give every live node that is no longer reachable
+ * from it on level 0 an in-edge from its nearest reachable node (see
+ * vv_hnsw_check_reachable). Exclusive access; uses up to `threads` threads. */
 VV_NODISCARD int vv_hnsw_consolidate(vv_hnsw *h, unsigned threads);
 
 /* Internal distance between a query and a slot's stored vector. */
