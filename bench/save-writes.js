@@ -131,6 +131,7 @@ async function main(argv) {
   if (o.worker === 'build') {
     const p = sizeParams(o.size);
     const { VectorDB } = require(VECVAULT_MODULE);
+    fs.mkdirSync(path.join(CACHE, o.size), { recursive: true });
     const r = await buildVecvault(VectorDB, p, path.join(CACHE, o.size, 'session'), true);
     process.stdout.write(JSON.stringify(r) + '\n');
     return 0;
