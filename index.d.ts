@@ -434,7 +434,8 @@ export declare class VectorDB<M = unknown> {
 
   /**
    * `search` off the JS thread. With `signal`, rejects with `ERR_ABORTED`
-   * (name AbortError) as soon as it aborts; an already-aborted signal reads nothing.
+   * (name AbortError) as soon as it aborts, and a lazily loaded database's
+   * search reads no further chunk; an already-aborted signal reads nothing.
    */
   searchAsync(query: VectorLike, k: number, options: SearchOptionsWithVector & { signal?: AbortSignal }): Promise<SearchResultWithVector<M>[]>;
   searchAsync(query: VectorLike, k: number, options?: SearchOptions & { signal?: AbortSignal }): Promise<SearchResult<M>[]>;

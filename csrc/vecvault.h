@@ -162,6 +162,11 @@ typedef struct vv_search_opts {
                                (cached ones are free); 0 = VV_DEFAULT_CHUNK_READS, UINT32_MAX = any */
   vv_error *err;   /* or NULL; when a chunk read of a lazily loaded database fails, which
                              object and why (the first failure, for batches) */
+  /* Or NULL. Lazily loaded: polled before each chunk the search pins (read
+   * or cached); non-zero stops the search with VV_E_ABORTED. May be called
+   * from several threads at once in a batch search. */
+  int (*cancel)(void *ctx);
+  void *cancel_ctx;
 } vv_search_opts;
 
 #define VV_DEFAULT_CHUNK_READS 4u

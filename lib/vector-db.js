@@ -133,8 +133,9 @@ const ONCE = Object.freeze({ __proto__: null, once: true });
 
 /**
  * `promise`, or AbortError as soon as `signal` aborts, for a native call
- * without an abort flag (inspect, a lazy search). The call itself runs on
- * to its end in the background and its outcome is dropped; it cannot block
+ * that may not stop at once (inspect; a lazy search stops before its next
+ * chunk read when its abort flag is set). The call itself runs on to its
+ * end in the background and its outcome is dropped; it cannot block
  * for long (a FIFO where a session file belongs is an error, not a wait:
  * docs/FORMAT.md section 1), and close() waits for it.
  */
@@ -443,7 +444,16 @@ class VectorDB {
     const { search, signal } = parseSearchAsyncOptions(opts);
     const args = this.#searchArgs(query, k, search);
     if (signal && signal.aborted) throw abortError(signal); // before any chunk is read
-    return toResults(await untilAborted(n.searchAsync(...args), signal));
+    /* The flag stops a lazy search before its next chunk read; untilAborted
+     * rejects at once, whatever the native call is doing. */
+    const abortFlag = signal ? new Int32Array(new ArrayBuffer(4)) : null;
+    const onAbort = () => Atomics.store(abortFlag, 0, 1);
+    if (signal) signal.addEventListener('abort', onAbort, ONCE);
+    try {
+      return toResults(await untilAborted(n.searchAsync(...args, abortFlag), signal));
+    } finally {
+      if (signal) signal.removeEventListener('abort', onAbort);
+    }
   }
 
   #batchArgs(queries, k, opts) {

@@ -31,9 +31,10 @@ static int pin_chunk(vv_db *db, vv_pins *ps, uint64_t seq, const vv_lchunk **out
     ps->cap = cap;
   }
   struct vv_pin *pin = &ps->p[ps->n];
+  if (vv_reads_cancelled(ps->rd)) return VV_E_ABORTED;
   int rc = vv_lazy_chunk(db->lazy, seq, &pin->chunk, &pin->ref);
   if (rc) {
-    vv_lazy_explain(db->lazy, seq, rc, ps->err);
+    vv_lazy_explain(db->lazy, seq, rc, vv_reads_err(ps->rd));
     return rc;
   }
   pin->seq = seq;
@@ -65,7 +66,7 @@ int vv_db_row(vv_db *db, uint32_t slot, vv_pins *ps, const float **vec, const ch
   /* Load checked every location against its chunk's row count, and the
    * loader checked the row's slot; a mismatch now is damage. */
   if (row >= c->count || c->slots[row] != slot) {
-    vv_lazy_explain(db->lazy, VV_LOC_CHUNK(loc), VV_E_CHUNK_CORRUPT, ps->err);
+    vv_lazy_explain(db->lazy, VV_LOC_CHUNK(loc), VV_E_CHUNK_CORRUPT, vv_reads_err(ps->rd));
     return VV_E_CHUNK_CORRUPT;
   }
   *vec = vv_lchunk_vec(c, row);
@@ -84,7 +85,7 @@ static void offer(vv_cand *heap, size_t *n, uint32_t k, vv_cand c) {
   }
 }
 
-int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout, vv_error *err) {
+int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout, const vv_reads *rd) {
   if (!db->lazy) return vv_flat_search(&db->store, db->kern, db->sign, q, k, out, nout);
   *nout = 0;
   if (k == 0) return VV_OK;
@@ -99,9 +100,13 @@ int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint
   for (size_t i = 0; i < nseq && !rc; i++) {
     const vv_lchunk *c;
     vv_cache_ref *ref;
+    if (vv_reads_cancelled(rd)) {
+      rc = VV_E_ABORTED;
+      break;
+    }
     rc = vv_lazy_chunk(db->lazy, seqs[i], &c, &ref);
     if (rc) {
-      vv_lazy_explain(db->lazy, seqs[i], rc, err);
+      vv_lazy_explain(db->lazy, seqs[i], rc, vv_reads_err(rd));
       break;
     }
     for (uint32_t row = 0; row < c->count; row++) {

@@ -353,7 +353,8 @@ int vv_db_get_ex(vv_db *db, const char *id, size_t id_len, vv_record **out, vv_e
   int rc = VV_OK;
   pthread_rwlock_rdlock(&db->lock);
   uint32_t slot = vv_store_lookup(&db->store, id, id_len);
-  vv_pins pins = {.err = err};
+  vv_reads rd = {err, NULL, NULL};
+  vv_pins pins = {.rd = &rd};
   const float *vec;
   const char *meta;
   uint32_t meta_len;
@@ -482,7 +483,7 @@ static int cmp_dist(const void *a, const void *b) {
  * Then chunk by chunk, in location order, each pinned only while its
  * candidates are measured: a query holds at most one chunk beyond the cache. */
 static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k, uint32_t budget, uint32_t *nout,
-                  vv_error *err) {
+                  const vv_reads *rd) {
   const vv_store *st = &db->store;
   uint64_t *order = (uint64_t *)malloc((n ? n : 1) * 2 * sizeof *order);
   uint64_t *seen = (uint64_t *)malloc((n ? n : 1) * sizeof *seen); /* chunk seq << 1 | allowed */
@@ -528,7 +529,7 @@ static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k,
   int rc = VV_OK;
   for (uint32_t i = 0; i < m && !rc;) {
     /* One chunk's run (or the resident rows). */
-    vv_pins pins = {.err = err};
+    vv_pins pins = {.rd = rd};
     uint32_t end = i + 1;
     uint64_t seq = order[2 * i] ? VV_LOC_CHUNK(order[2 * i] - 1) : UINT64_MAX;
     while (end < m && (order[2 * end] ? VV_LOC_CHUNK(order[2 * end] - 1) : UINT64_MAX) == seq) end++;
@@ -577,16 +578,16 @@ static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k,
   }
   vv_cand *cands = (vv_cand *)malloc(((size_t)pool + 1) * sizeof *cands);
   if (!cands) return VV_E_NOMEM;
-  vv_error *err = o ? o->err : NULL;
-  vv_pins pins = {.err = err};
+  vv_reads rd = {o ? o->err : NULL, o ? o->cancel : NULL, o ? o->cancel_ctx : NULL};
+  vv_pins pins = {.rd = &rd};
   uint32_t n = 0;
   if (want && db->hnsw) {
     rc = vv_hnsw_search(db->hnsw, q, pool, ef, cands, &n);
-    if (!rc && db->lazy) rc = rerank(db, q, cands, n, want, budget, &n, err);
+    if (!rc && db->lazy) rc = rerank(db, q, cands, n, want, budget, &n, &rd);
   }
   /* The exact scan answers for the flat index, and for the rare graph walk
    * that found fewer live vectors than exist (heavy deletes). */
-  if (!rc && n < want) rc = vv_db_exact_search(db, q, want, cands, &n, err);
+  if (!rc && n < want) rc = vv_db_exact_search(db, q, want, cands, &n, &rd);
   if (!rc) rc = build_results(db, cands, n, o && o->include_vector, &pins, out);
   vv_pins_release(db, &pins);
   free(cands);

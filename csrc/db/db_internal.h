@@ -76,10 +76,23 @@ VV_NODISCARD int vv_db_codes_init(vv_db *db);
  * lazily loaded database, only in the chunk its loc names. Readers resolve
  * rows through a pin set, which keeps each chunk it touched pinned (loaded
  * once) until released. Callers hold the database lock. */
+/* What one call lends the chunk reads it causes (all borrowed, may be NULL):
+ * where to say which chunk object a failed read was, and a hook polled
+ * before each chunk is pinned, whose non-zero return stops the call with
+ * VV_E_ABORTED. */
+typedef struct vv_reads {
+  vv_error *err;
+  int (*cancel)(void *ctx);
+  void *cancel_ctx;
+} vv_reads;
+
+static inline vv_error *vv_reads_err(const vv_reads *rd) { return rd ? rd->err : NULL; }
+static inline int vv_reads_cancelled(const vv_reads *rd) { return rd && rd->cancel && rd->cancel(rd->cancel_ctx); }
+
 typedef struct vv_pins {
   struct vv_pin *p;
   size_t n, cap;
-  vv_error *err; /* borrowed, may be NULL: which chunk object a failed read was */
+  const vv_reads *rd;
 } vv_pins;
 
 /* The vector and metadata of a live or waypoint slot. */
@@ -89,6 +102,6 @@ void vv_pins_release(vv_db *db, vv_pins *pins);
 
 /* Exact search over every live vector, chunk by chunk when lazy. */
 VV_NODISCARD int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout,
-                                    vv_error *err);
+                                    const vv_reads *rd);
 
 #endif

@@ -162,6 +162,11 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+int vvn_job_aborted(void *ctx) {
+  const vvn_job *j = (const vvn_job *)ctx;
+  return j->abort_flag && __atomic_load_n(j->abort_flag, __ATOMIC_RELAXED) != 0;
+}
+
 int vvn_job_progress(void *ctx, uint64_t done, uint64_t total) {
   return vvn_job_session_progress(ctx, done, total, VV_PHASE_INSERT, 0);
 }
@@ -180,7 +185,7 @@ int vvn_job_session_progress(void *ctx, uint64_t done, uint64_t total, int phase
       if (!atomic_exchange(&p->queued, 1)) napi_call_threadsafe_function(j->tsfn, NULL, napi_tsfn_nonblocking);
     }
   }
-  return j->abort_flag && __atomic_load_n(j->abort_flag, __ATOMIC_RELAXED) != 0;
+  return vvn_job_aborted(j);
 }
 
 static void execute(napi_env env, void *data) {

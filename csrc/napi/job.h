@@ -86,5 +86,7 @@ void vvn_job_discard(napi_env env, vvn_job *j);
  * (done, total, phase, bytes). */
 int vvn_job_progress(void *ctx, uint64_t done, uint64_t total);
 int vvn_job_session_progress(void *ctx, uint64_t done, uint64_t total, int phase, uint64_t bytes);
+/* Non-zero once the job's abort flag is set (any thread; ctx is the job). */
+int vvn_job_aborted(void *ctx);
 
 #endif

@@ -16,7 +16,7 @@
 #include "napi_util.h"
 #include "session.h"
 
-#define MAX_ARGS 8
+#define MAX_ARGS 9
 
 /* ---- handle ------------------------------------------------------------- */
 
@@ -410,7 +410,8 @@ static void search_req_free(search_req *s) {
   free(s);
 }
 
-/* args: queries (Float32Array), nq, k, ef, includeVector(0/1), threads, rerank, maxChunkReads */
+/* args: queries (Float32Array), nq, k, ef, includeVector(0/1), threads, rerank, maxChunkReads
+ * (the async variants take an abort flag after these) */
 static search_req *read_search(napi_env env, call *c, int batch, int copy) {
   float *q;
   size_t len;
@@ -488,6 +489,13 @@ static napi_value search_async(napi_env env, napi_callback_info info, int batch)
   vvn_job *j = vvn_job_new(env, c.self, c.d, &kSearchOps, s);
   if (!j) return NULL;
   j->detail = &s->err;
+  /* args[8]: an abort flag, polled before each chunk a lazy search pins. */
+  if (vvn_job_set_abort(env, j, c.argv[8])) {
+    vvn_job_discard(env, j);
+    return NULL;
+  }
+  s->opts.cancel = vvn_job_aborted;
+  s->opts.cancel_ctx = j;
   return vvn_job_start(env, j);
 }
 
