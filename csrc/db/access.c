@@ -3,6 +3,7 @@
  * memory, or in a chunk of a lazily loaded session), and the exact search
  * that works either way. See db_internal.h.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,31 @@ static int pin_chunk(vv_db *db, vv_pins *ps, uint64_t seq, const vv_lchunk **out
   ps->n++;
   *out = pin->chunk;
   return VV_OK;
+}
+
+/* The lazy reader's check of a chunk it just decoded (vv_lazy_check_fn),
+ * against the rows the store says live there, as an eager load checks
+ * them: a live node's row carries its id, and no vector holds a non-finite
+ * value. Runs under the database lock its caller holds. */
+const char *vv_db_check_chunk(void *ctx, const vv_lchunk *c, const char *const *ids, const uint32_t *id_lens,
+                              uint32_t *bad_row) {
+  const vv_store *st = &((const vv_db *)ctx)->store;
+  for (uint32_t row = 0; row < c->count; row++) {
+    uint32_t slot = c->slots[row];
+    if (slot >= st->nslots || vv_store_loc(st, slot) != VV_LOC(c->seq, row)) continue;
+    uint8_t f = vv_store_flags(st, slot);
+    if ((f & VV_SLOT_RESIDENT) || !(f & VV_SLOT_SAVED)) continue;
+    *bad_row = row;
+    const vv_slotrec *rec = vv_store_rec(st, slot);
+    if (vv_store_is_live(st, slot) &&
+        (!ids[row] || rec->id_len != id_lens[row] || memcmp(rec->id, ids[row], rec->id_len) != 0))
+      return "does not match the index";
+    const float *v = vv_lchunk_vec(c, row);
+    for (uint32_t d = 0; d < c->dim; d++)
+      if (!isfinite(v[d])) return "holds a non-finite value";
+  }
+  *bad_row = UINT32_MAX;
+  return NULL;
 }
 
 void vv_pins_release(vv_db *db, vv_pins *ps) {

@@ -104,8 +104,7 @@ void vv_db_free(vv_db *db) {
   if (db->pq) vv_pq_destroy(db->pq);
   free(db->pq);
   if (db->has_codes) vv_arena_destroy(&db->codes);
-  vv_keyring_free(db->secrets.kr);
-  vv_secret_free(db->secrets.pass);
+  vv_secrets_clear(&db->secrets);
   free(db->session.dir);
   vv_manifest_free(&db->session.m);
   vv_hnsw_free(db->hnsw);
@@ -113,6 +112,16 @@ void vv_db_free(vv_db *db) {
   pthread_rwlock_destroy(&db->lock);
   pthread_mutex_destroy(&db->save_mu);
   free(db);
+}
+
+int vv_db_set_secret(vv_db *db, int encrypt, const unsigned char *key, const char *pass, size_t pass_len) {
+  /* A save in progress reads the secrets without the database lock. */
+  pthread_mutex_lock(&db->save_mu);
+  pthread_rwlock_wrlock(&db->lock);
+  int rc = vv_secrets_set(&db->secrets, encrypt, key, pass, pass_len);
+  pthread_rwlock_unlock(&db->lock);
+  pthread_mutex_unlock(&db->save_mu);
+  return rc;
 }
 
 uint32_t vv_db_dimension(const vv_db *db) { return db->cfg.dimension; }

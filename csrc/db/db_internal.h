@@ -12,6 +12,8 @@
 #include "../hnsw/hnsw.h"
 #include "../quant/pq.h"
 #include "../session/manifest.h"
+#include "../session/lazy.h"
+#include "../session/secrets.h"
 #include "../store/store.h"
 #include "../vecvault.h"
 
@@ -24,20 +26,6 @@ typedef struct vv_bound {
   vv_manifest m;                              /* that manifest */
 } vv_bound;
 
-/* Encryption settings for saves. */
-typedef struct vv_secrets {
-  int encrypt;      /* encryptAtRest */
-  vv_kdf kdf;       /* VV_KDF_RAW (key) or VV_KDF_ARGON2ID (passphrase); NONE = no secret given */
-  vv_keyring *kr;   /* data key ring: from the key, or unwrapped/created for a passphrase */
-  char *pass;       /* sodium_malloc'd passphrase copy (argon2id only) */
-  size_t pass_len;
-  /* For a passphrase: the parameters kr was wrapped with, valid when has_wrap. */
-  int has_wrap;
-  unsigned char wrap_session[VV_SESSION_ID_BYTES];
-  unsigned char salt[VV_SALT_BYTES];
-  uint64_t opslimit, memlimit;
-  unsigned char wrapped_key[VV_WRAPPED_KEY_BYTES];
-} vv_secrets;
 
 struct vv_db {
   vv_config cfg;
@@ -99,6 +87,10 @@ typedef struct vv_pins {
 VV_NODISCARD int vv_db_row(vv_db *db, uint32_t slot, vv_pins *pins, const float **vec, const char **meta,
                            uint32_t *meta_len);
 void vv_pins_release(vv_db *db, vv_pins *pins);
+
+/* vv_lazy_check_fn for a database's lazy reader (ctx: the vv_db). */
+const char *vv_db_check_chunk(void *ctx, const vv_lchunk *c, const char *const *ids, const uint32_t *id_lens,
+                              uint32_t *bad_row);
 
 /* Exact search over every live vector, chunk by chunk when lazy. */
 VV_NODISCARD int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout,

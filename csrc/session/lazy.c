@@ -4,10 +4,6 @@
  */
 #include "lazy.h"
 
-#include <math.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -15,7 +11,7 @@
 #include <string.h>
 
 #include "../codec/codec.h"
-#include "../db/db_internal.h"
+#include "../common/bigmem.h"
 #include "object.h"
 
 /* Where one generation's chunks live. Reference-counted: a load in flight
@@ -42,7 +38,9 @@ typedef struct fail_note {
 } fail_note;
 
 struct vv_lazy {
-  struct vv_db *db;
+  uint32_t dim;
+  vv_lazy_check_fn check;
+  void *check_ctx;
   pthread_mutex_t mu; /* guards cur, prev and the notes */
   csrc *cur, *prev;
   vv_cache *cache;
@@ -111,14 +109,15 @@ typedef struct lchunk_mem {
   vv_lchunk c;
   void *block; /* vecs (aligned) */
   void *rest;  /* slots, offsets, metadata */
+  size_t block_bytes, rest_bytes;
 } lchunk_mem;
 
 static void drop_chunk(void *ctx, void *value) {
   (void)ctx;
   lchunk_mem *m = value;
   if (!m) return;
-  free(m->block);
-  free(m->rest);
+  vv_big_free(m->block, m->block_bytes);
+  vv_big_free(m->rest, m->rest_bytes);
   free(m);
 }
 
@@ -132,45 +131,8 @@ static void note_failure(vv_lazy *lz, uint64_t seq, const char *message) {
   pthread_mutex_unlock(&lz->mu);
 }
 
-/* Checks the rows the store says live here, as an eager load does: a live
- * node's row carries its id, and no vector holds a non-finite value.
- * Returns the failing row's problem, or NULL. */
-static const char *check_rows(const vv_db *db, const vv_lchunk *c, uint32_t *bad_row) {
-  const vv_store *st = &db->store;
-  for (uint32_t row = 0; row < c->count; row++) {
-    uint32_t slot = c->slots[row];
-    if (slot >= st->nslots || vv_store_loc(st, slot) != VV_LOC(c->seq, row)) continue;
-    uint8_t f = vv_store_flags(st, slot);
-    if ((f & VV_SLOT_RESIDENT) || !(f & VV_SLOT_SAVED)) continue;
-    const float *v = vv_lchunk_vec(c, row);
-    for (uint32_t d = 0; d < c->dim; d++) {
-      if (!isfinite(v[d])) {
-        *bad_row = row;
-        return "holds a non-finite value";
-      }
-    }
-  }
-  return NULL;
-}
-
-static const char *check_ids(const vv_db *db, const vv_lchunk *c, const vv_chunk_view *v, uint32_t *bad_row) {
-  const vv_store *st = &db->store;
-  for (uint32_t row = 0; row < c->count; row++) {
-    uint32_t slot = c->slots[row];
-    if (slot >= st->nslots || !vv_store_is_live(st, slot) || vv_store_loc(st, slot) != VV_LOC(c->seq, row)) continue;
-    uint8_t f = vv_store_flags(st, slot);
-    if ((f & VV_SLOT_RESIDENT) || !(f & VV_SLOT_SAVED)) continue;
-    const vv_slotrec *rec = vv_store_rec(st, slot);
-    if (!v->ids[row] || rec->id_len != v->id_lens[row] || memcmp(rec->id, v->ids[row], rec->id_len) != 0) {
-      *bad_row = row;
-      return "does not match the index";
-    }
-  }
-  return NULL;
-}
-
-static int build_chunk(const vv_db *db, const vv_chunk_view *v, lchunk_mem **out, size_t *bytes) {
-  uint32_t dim = db->cfg.dimension, n = v->count;
+static int build_chunk(uint32_t dim, const vv_chunk_view *v, lchunk_mem **out, size_t *bytes) {
+  uint32_t n = v->count;
   size_t vbytes = (size_t)n * dim * sizeof(float);
   size_t metas = 0;
   for (uint32_t i = 0; i < n; i++) metas += v->metas[i] ? v->meta_lens[i] : 0;
@@ -178,8 +140,10 @@ static int build_chunk(const vv_db *db, const vv_chunk_view *v, lchunk_mem **out
   lchunk_mem *m = calloc(1, sizeof *m);
   if (!m) return VV_E_NOMEM;
   size_t rest = (size_t)n * 4 + ((size_t)n + 1) * 4 + metas;
-  if (posix_memalign(&m->block, 64, vbytes ? vbytes : 64)) m->block = NULL;
-  m->rest = malloc(rest);
+  m->block_bytes = vbytes ? vbytes : 64;
+  m->rest_bytes = rest;
+  m->block = vv_big_alloc(m->block_bytes);
+  m->rest = vv_big_alloc(m->rest_bytes);
   if (!m->block || !m->rest) {
     drop_chunk(NULL, m);
     return VV_E_NOMEM;
@@ -211,13 +175,13 @@ static int open_chunk(vv_lazy *lz, uint64_t seq, uint32_t want_count, const unsi
   vv_chunk_view v;
   memset(&v, 0, sizeof v);
   lchunk_mem *m = NULL;
-  int rc = vv_chunk_decode(plain, len, lz->db->cfg.dimension, &v);
+  int rc = vv_chunk_decode(plain, len, lz->dim, &v);
   if (rc == VV_E_CORRUPT || (!rc && (v.seq != seq || v.count != want_count))) {
     rc = VV_E_CHUNK_CORRUPT;
     *why = "does not decode (or is another chunk)";
   }
-  if (!rc) rc = build_chunk(lz->db, &v, &m, bytes);
-  if (!rc && ((*why = check_ids(lz->db, &m->c, &v, row)) || (*why = check_rows(lz->db, &m->c, row))))
+  if (!rc) rc = build_chunk(lz->dim, &v, &m, bytes);
+  if (!rc && lz->check && (*why = lz->check(lz->check_ctx, &m->c, v.ids, v.id_lens, row)))
     rc = VV_E_CHUNK_CORRUPT;
   vv_chunk_view_free(&v);
   if (rc) drop_chunk(NULL, m);
@@ -246,11 +210,12 @@ static int load_chunk(void *ctx, uint64_t seq, void **value, size_t *bytes) {
     note_failure(lz, seq, err.message);
     return VV_E_CHUNK_MISSING;
   }
-  unsigned char *plain = NULL;
+  vv_buf file = {.big = 1};
+  const unsigned char *plain = NULL;
   size_t len = 0;
   vv_objref ref = mc->ref; /* the source may go once unreferenced */
   uint32_t want_count = mc->count;
-  int rc = vv_object_read(&src->sc, &ref, VV_OBJ_KIND_CHUNK, seq, &plain, &len, &err);
+  int rc = vv_object_read_into(&src->sc, &ref, VV_OBJ_KIND_CHUNK, seq, &file, &plain, &len, &err);
   if (!rc) lz->bytes_read += ref.bytes;
   pthread_mutex_lock(&lz->mu);
   csrc_unref(src);
@@ -259,7 +224,7 @@ static int load_chunk(void *ctx, uint64_t seq, void **value, size_t *bytes) {
   uint32_t row = UINT32_MAX;
   lchunk_mem *m = NULL;
   if (!rc) rc = open_chunk(lz, seq, want_count, plain, len, &m, bytes, &why, &row);
-  free(plain);
+  vv_buf_free(&file);
   if (rc) {
     if (why && row != UINT32_MAX)
       snprintf(err.message, sizeof err.message, "chunk object %s (seq %llu) is corrupt: row %u %s", ref.name,
@@ -280,26 +245,14 @@ static int load_chunk(void *ctx, uint64_t seq, void **value, size_t *bytes) {
 
 /* ---- API ---------------------------------------------------------------- */
 
-#if defined(__GLIBC__)
-static void fix_mmap_threshold(void) { mallopt(M_MMAP_THRESHOLD, 1 << 20); }
-#endif
-
-int vv_lazy_create(struct vv_db *db, const vv_io *io, const char *dir, const vv_manifest *m, const vv_keyring *kr,
-                   size_t capacity, vv_lazy **out) {
+int vv_lazy_create(uint32_t dim, vv_lazy_check_fn check, void *check_ctx, const vv_io *io, const char *dir,
+                   const vv_manifest *m, const vv_keyring *kr, size_t capacity, vv_lazy **out) {
   *out = NULL;
   vv_lazy *lz = calloc(1, sizeof *lz);
   if (!lz) return VV_E_NOMEM;
-  lz->db = db;
-#if defined(__GLIBC__)
-  /* Chunks come and go in blocks of megabytes. glibc would otherwise raise
-   * its mmap threshold after the first one is freed and serve the rest from
-   * heaps that fragment and never shrink (measured: 6 GB resident after
-   * 1000 queries through a 150 MB cache). A fixed threshold maps every
-   * block of 1 MiB or more and gives it back on free. Process-wide, and
-   * harmless to everything else. */
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, fix_mmap_threshold);
-#endif
+  lz->dim = dim;
+  lz->check = check;
+  lz->check_ctx = check_ctx;
   atomic_init(&lz->bytes_read, 0);
   pthread_mutex_init(&lz->mu, NULL);
   int rc = csrc_create(io, dir, m, kr, &lz->cur);

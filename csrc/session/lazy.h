@@ -13,8 +13,14 @@
  * before the save's bookkeeping moved it (the old files stay: garbage
  * collection keeps the previous generations' objects).
  *
- * Every call here must run under the database lock (shared or exclusive):
- * chunk validation reads the store.
+ * This module knows nothing of the database: what a decoded chunk must
+ * agree with (the ids and locations the owner holds) is the owner's check
+ * callback, run on each chunk as it is loaded, on the loading thread. The
+ * owner decides what that callback may read and holds whatever lock that
+ * needs around every call here (db/ holds its database lock).
+ *
+ * Decoded chunks live in blocks this module maps itself (common/bigmem.h),
+ * so their coming and going leaves the host's malloc alone.
  */
 #ifndef VV_LAZY_H
 #define VV_LAZY_H
@@ -26,7 +32,6 @@
 #include "io.h"
 #include "manifest.h"
 
-struct vv_db;
 
 /* A decoded chunk as the cache holds it. */
 typedef struct vv_lchunk {
@@ -40,11 +45,20 @@ typedef struct vv_lchunk {
 
 typedef struct vv_lazy vv_lazy;
 
+/* Checks a freshly decoded chunk against the owner's state: `ids` and
+ * `id_lens` are the chunk's ids by row (NULL id: a waypoint). Returns NULL
+ * when the chunk is acceptable, else what is wrong (a static string) with
+ * *bad_row set to the row to blame (or left at UINT32_MAX). */
+typedef const char *(*vv_lazy_check_fn)(void *ctx, const vv_lchunk *c, const char *const *ids,
+                                         const uint32_t *id_lens, uint32_t *bad_row);
 
-/* Creates the reader for the chunks of manifest `m` in `dir`, read with a
- * clone of `kr` (NULL: unencrypted), caching at most `capacity` bytes. */
-VV_NODISCARD int vv_lazy_create(struct vv_db *db, const vv_io *io, const char *dir, const vv_manifest *m,
-                                const vv_keyring *kr, size_t capacity, vv_lazy **out);
+
+/* Creates the reader for the chunks (of `dim` floats a row) of manifest `m`
+ * in `dir`, read with a clone of `kr` (NULL: unencrypted), caching at most
+ * `capacity` bytes; `check` (or NULL) vets each chunk as it is loaded. */
+VV_NODISCARD int vv_lazy_create(uint32_t dim, vv_lazy_check_fn check, void *check_ctx, const vv_io *io,
+                                const char *dir, const vv_manifest *m, const vv_keyring *kr, size_t capacity,
+                                vv_lazy **out);
 void vv_lazy_free(vv_lazy *lz);
 
 /* After a save committed manifest `m` in `dir`: its chunks become current. */

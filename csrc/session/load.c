@@ -12,9 +12,6 @@
  */
 #include <math.h>
 #include <stdatomic.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,6 +519,9 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   l.seg_bufs = calloc(nseg ? nseg : 1, sizeof *l.seg_bufs);
   l.seg_plain = calloc(nseg ? nseg : 1, sizeof *l.seg_plain);
   l.seg_len = calloc(nseg ? nseg : 1, sizeof *l.seg_len);
+  /* Objects are megabytes each: their buffers are the engine's own blocks. */
+  for (unsigned i = 0; l.bufs && i < l.nbufs; i++) l.bufs[i].big = 1;
+  for (size_t i = 0; l.seg_bufs && i < (nseg ? nseg : 1); i++) l.seg_bufs[i].big = 1;
   if (!l.bufs || !l.seg_bufs || !l.seg_plain || !l.seg_len) {
     rc = VV_E_NOMEM;
     goto fail;
@@ -554,7 +554,7 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
     l.done += m.nchunks;
   }
   rc = validate(&l, cfg.threads);
-  if (!rc && lazy) rc = vv_lazy_create(db, io, dir, &m, kr, db->cache_bytes, &db->lazy);
+  if (!rc && lazy) rc = vv_lazy_create(db->cfg.dimension, vv_db_check_chunk, db, io, dir, &m, kr, db->cache_bytes, &db->lazy);
   if (!rc && lazy && db->hnsw && db->has_codes) vv_hnsw_use_codes(db->hnsw, db->pq, &db->codes);
   vv_db_refresh_memory(db);
   if (rc) goto fail;
@@ -587,10 +587,5 @@ fail:
   free(l.levels);
   free(file);
   pthread_mutex_destroy(&l.err_mu);
-#if defined(__GLIBC__)
-  /* The segment buffers were large and short-lived: give the pages back so
-   * the footprint after a load is what the database holds. */
-  malloc_trim(0);
-#endif
   return rc;
 }

@@ -916,7 +916,7 @@ static int prepare(save *s) {
   }
   memcpy(s->m.session_id, db->session_id, VV_SESSION_ID_BYTES);
   memcpy(s->sc.session_id, db->session_id, VV_SESSION_ID_BYTES);
-  int rc = vv_secrets_for_save(db, s->m.session_id, &s->m, s->err);
+  int rc = vv_secrets_for_save(&db->secrets, s->m.session_id, &s->m, s->err);
   if (rc) return rc;
   s->sc.kr = s->m.kdf != VV_KDF_NONE ? db->secrets.kr : NULL;
   uint64_t cur_gen;
@@ -1115,7 +1115,7 @@ int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_pr
   /* Refuse before touching the disk: nothing may be written in plaintext
    * by accident, not even an empty directory. */
   if (db->secrets.encrypt && db->secrets.kdf == VV_KDF_NONE) {
-    rc = vv_secrets_for_save(db, db->session_id, &s.m, err);
+    rc = vv_secrets_for_save(&db->secrets, db->session_id, &s.m, err);
     goto out;
   }
   /* Only into nothing, an empty directory or a session: never a stranger's

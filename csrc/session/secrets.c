@@ -13,34 +13,34 @@ static int say(vv_error *err, int rc, const char *msg) {
   return rc;
 }
 
-int vv_db_set_secret(vv_db *db, int encrypt, const unsigned char *key, const char *pass, size_t pass_len) {
+int vv_secrets_set(vv_secrets *s, int encrypt, const unsigned char *key, const char *pass, size_t pass_len) {
   if (key && pass) return VV_E_INVALID;
   int rc = vv_crypto_init();
   if (rc) return rc;
-  vv_secrets *s = &db->secrets;
   vv_keyring *kr = NULL;
   char *copy = NULL;
   if (key && (rc = vv_keyring_create(key, &kr)) != VV_OK) return rc;
-  if (pass && !(copy = vv_secret_dup(pass, pass_len))) return VV_E_NOMEM;
-  /* A save in progress reads the secrets without the database lock. */
-  pthread_mutex_lock(&db->save_mu);
-  pthread_rwlock_wrlock(&db->lock);
-  vv_keyring_free(s->kr);
-  vv_secret_free(s->pass);
+  if (pass && !(copy = vv_secret_dup(pass, pass_len))) {
+    vv_keyring_free(kr);
+    return VV_E_NOMEM;
+  }
+  vv_secrets_clear(s);
   s->encrypt = encrypt != 0;
   s->kr = kr;
   s->pass = copy;
   s->pass_len = copy ? pass_len : 0;
   s->kdf = key ? VV_KDF_RAW : pass ? VV_KDF_ARGON2ID : VV_KDF_NONE;
-  s->has_wrap = 0;
-  pthread_rwlock_unlock(&db->lock);
-  pthread_mutex_unlock(&db->save_mu);
   return VV_OK;
 }
 
-int vv_secrets_for_save(vv_db *db, const unsigned char session_id[VV_SESSION_ID_BYTES], vv_manifest *m,
+void vv_secrets_clear(vv_secrets *s) {
+  vv_keyring_free(s->kr);
+  vv_secret_free(s->pass);
+  memset(s, 0, sizeof *s);
+}
+
+int vv_secrets_for_save(vv_secrets *s, const unsigned char session_id[VV_SESSION_ID_BYTES], vv_manifest *m,
                         vv_error *err) {
-  vv_secrets *s = &db->secrets;
   m->kdf = VV_KDF_NONE;
   if (!s->encrypt) return VV_OK;
   if (s->kdf == VV_KDF_NONE)

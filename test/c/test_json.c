@@ -729,7 +729,7 @@ VV_TEST(writer_misuse_is_invalid_and_sticky) {
 VV_TEST(writer_out_of_memory_is_sticky) {
   /* A buffer that cannot grow: length near SIZE_MAX, no storage. Appending
    * fails inside vv_buf_reserve without touching memory. */
-  vv_buf b = {NULL, SIZE_MAX, SIZE_MAX};
+  vv_buf b = {NULL, SIZE_MAX, SIZE_MAX, 0};
   vv_jw w;
   vv_jw_init(&w, &b);
   vv_jw_array_begin(&w);
