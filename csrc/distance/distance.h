@@ -6,11 +6,16 @@
  * from the CPU's features. Kernels are named <op>_f32_<isa>.
  *
  * Every kernel is pure: it reads `n` floats from each pointer (no alignment
- * required), writes nothing, and never fails. Distances follow one rule:
- * smaller is nearer.
- *   l2   : squared Euclidean distance, sum (a[i]-b[i])^2
- *   dot  : negative inner product, -sum a[i]*b[i]
- *   cos  : 1 - sum a[i]*b[i], for vectors already normalised to unit length
+ * required), writes nothing, and never fails. There are two kernels, and
+ * they return raw sums, not distances:
+ *   l2sq : sum (a[i]-b[i])^2, the squared Euclidean distance (smaller is nearer)
+ *   dot  : sum a[i]*b[i], the plain inner product (LARGER is nearer)
+ * Callers turn a kernel's result into an internal distance, where smaller
+ * is always nearer, by multiplying it with a sign: +1 for l2, -1 for dot
+ * and cosine (cosine vectors are unit length, so -dot is cosine distance
+ * minus one). HNSW and the exact scan measure so (hnsw.c, flat.c), and the
+ * database turns that into what callers see (db.c: cosine distance =
+ * 1 + internal, dot distance = internal = -dot, l2 distance = sqrt).
  */
 #ifndef VV_DISTANCE_H
 #define VV_DISTANCE_H
@@ -28,7 +33,7 @@ typedef enum vv_isa {
 typedef struct vv_kernels {
   vv_isa isa;
   vv_dist_fn l2sq;   /* squared L2 */
-  vv_dist_fn dot;    /* plain inner product sum a*b (not negated) */
+  vv_dist_fn dot;    /* inner product sum a*b, not negated: larger is nearer */
 } vv_kernels;
 
 /* The kernels chosen for this CPU; decided once (thread-safe), then cached. */
