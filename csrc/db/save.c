@@ -1,22 +1,15 @@
 /*
- * session/save.c: writing a generation of a session (vv_db_save).
- *
- * The commit protocol (docs/FORMAT.md, "Commit"): take the directory's
- * writer lock; write every new object as a temporary file, fsync, rename to
- * its content hash; fsync the objects directory; write the manifest to
- * manifests/<generation>.json and then over manifest.json, each by
- * temp + fsync + rename + directory fsync. The rename of manifest.json is
- * the commit point. Only then are unreferenced objects deleted. A failure
- * or abort before the commit leaves the previous generation untouched; the
- * in-memory bookkeeping changes only after the commit.
+ * db/save.c: saving the database as a new generation of a session
+ * (vv_db_save): what to write and what the database learns from it. The
+ * storage format and the commit protocol are session/writer.h.
  *
  * The save captures what it writes under the database's read lock, briefly
  * (capture()), writes with no lock while searches and writers run, and
- * applies the result under the exclusive lock (apply()).
- * Vector chunks are append-only: a save writes new chunks for vectors that
- * changed (and for the live rows of chunks that became mostly dead) and
- * keeps the rest; the index is a base plus deltas of changed nodes, folded
- * back into a new base when the deltas grow.
+ * applies the result under the exclusive lock (apply()). Vector chunks are
+ * append-only: a save writes new chunks for vectors that changed (and for
+ * the live rows of chunks that became mostly dead) and keeps the rest; the
+ * index is a base plus deltas of changed nodes, folded back into a new base
+ * when the deltas grow.
  *
  * Format 2 adds what a lazy load needs (docs/FORMAT.md): every graph node
  * carries its PQ code (the codebook is learnt at the first save and rides
@@ -24,24 +17,18 @@
  * breadth-first balls over the HNSW graph (k-means clusters for the flat
  * index), so that a lazy search touches few chunks.
  */
-#include <errno.h>
-#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../codec/codec.h"
-#include "../common/parallel.h"
-#include "../db/db_internal.h"
 #include "../quant/kmeans.h"
 #include "../quant/pq.h"
-#include "gc.h"
-#include "io.h"
-#include "lazy.h"
-#include "manifest.h"
-#include "object.h"
-#include "secrets.h"
+#include "../session/lazy.h"
+#include "../session/secrets.h"
+#include "../session/writer.h"
+#include "db_internal.h"
 
 #define NO_LOC UINT64_MAX
 #define TO_REWRITE (UINT64_MAX - 1) /* placeholder until the row is written */
@@ -69,19 +56,14 @@ typedef struct snode {
 
 typedef struct save {
   vv_db *db;
-  vv_sctx sc;
+  vv_swriter w;      /* the session directory; w.m is the generation being written */
   vv_error *err;
   vv_session_progress_fn progress;
   void *pctx;
-  uint64_t done, total, bytes;
+  uint64_t done, total;
   vv_save_stats *st;
-  vv_buf plain, sealed;
-  vv_manifest m;     /* the generation being written */
-  size_t chunk_cap, base_cap, delta_cap;
-  char *mandir;
   /* Decided before the capture (prepare()). */
-  int exists, incremental;
-  unsigned char cur_hash[VV_HASH_BYTES];
+  int incremental;
   /* Captured under the database lock (capture()); what follows reads only this. */
   uint64_t nslots;      /* slots at the capture */
   int base;             /* write a new index base, not a delta */
@@ -119,7 +101,7 @@ static int fail(save *s, int rc, const char *what) {
 
 static int tick(save *s, int phase) {
   s->done++;
-  if (s->progress && s->progress(s->pctx, s->done, s->total, phase, s->bytes)) return VV_E_ABORTED;
+  if (s->progress && s->progress(s->pctx, s->done, s->total, phase, s->w.bytes)) return VV_E_ABORTED;
   return VV_OK;
 }
 
@@ -379,12 +361,13 @@ static int capture(save *s) {
     if (rewrite[i] == NO_NODE) rc = VV_E_INTERNAL;
   }
   for (size_t i = 0; i < s->nnodes; i++) s->pending[i] = is_rewrite[s->nodes[i].slot] ? TO_REWRITE : NO_LOC;
-  s->m.total_vectors = db->store.nlive;
-  s->m.slot_count = s->nslots;
-  s->m.entry = UINT32_MAX;
-  s->m.max_level = -1;
-  if (db->hnsw) s->m.entry = vv_hnsw_entry(db->hnsw, &s->m.max_level);
-  if (s->m.max_level < 0) s->m.entry = UINT32_MAX;
+  vv_manifest *m = &s->w.m;
+  m->total_vectors = db->store.nlive;
+  m->slot_count = s->nslots;
+  m->entry = UINT32_MAX;
+  m->max_level = -1;
+  if (db->hnsw) m->entry = vv_hnsw_entry(db->hnsw, &m->max_level);
+  if (m->max_level < 0) m->entry = UINT32_MAX;
   if (!rc) rc = capture_dirty(s);
   if (!rc) vv_store_freeze(&db->store);
   free(is_rewrite);
@@ -430,19 +413,7 @@ static int rows_alloc(chunk_rows *r, size_t n) {
   return VV_E_NOMEM;
 }
 
-static int push_chunk(save *s, const vv_mchunk *c) {
-  if (s->m.nchunks == s->chunk_cap) {
-    size_t cap = s->chunk_cap ? s->chunk_cap * 2 : 16;
-    vv_mchunk *p = realloc(s->m.chunks, cap * sizeof *p);
-    if (!p) return VV_E_NOMEM;
-    s->m.chunks = p;
-    s->chunk_cap = cap;
-  }
-  s->m.chunks[s->m.nchunks++] = *c;
-  return VV_OK;
-}
-
-/* Encodes the rows of nodes list[at..end) into s->plain. Rows still only
+/* Encodes the rows of nodes list[at..end) for the writer. Rows still only
  * in an old chunk (a lazy database compacting) are read through the cache
  * under the database's read lock, pinned until encoded. */
 static int encode_rows(save *s, const uint32_t *list, size_t at, size_t end, uint64_t seq, chunk_rows *r) {
@@ -475,8 +446,7 @@ static int encode_rows(save *s, const uint32_t *list, size_t at, size_t end, uin
     fail(s, rc, "reading vectors from the loaded session");
   } else {
     vv_chunk_in in = {seq, db->cfg.dimension, cnt, r->slots, r->vecs, r->ids, r->id_lens, r->metas, r->meta_lens};
-    s->plain.len = 0;
-    rc = vv_chunk_encode(&in, &s->plain);
+    rc = vv_swriter_chunk_begin(&s->w, &in);
   }
   vv_pins_release(db, &pins);
   if (lazy_rows) pthread_rwlock_unlock(&db->lock);
@@ -486,7 +456,7 @@ static int encode_rows(save *s, const uint32_t *list, size_t at, size_t end, uin
 /* Writes nodes list[at..end) as one chunk. */
 static int write_chunk(save *s, const uint32_t *list, size_t at, size_t end, chunk_rows *r) {
   vv_mchunk c = {0};
-  c.seq = s->m.next_chunk_seq++;
+  c.seq = s->w.m.next_chunk_seq++;
   c.count = (uint32_t)(end - at);
   c.slot_min = UINT32_MAX;
   if (c.seq > UINT32_MAX) return fail(s, VV_E_FULL, "numbering chunks");
@@ -497,10 +467,8 @@ static int write_chunk(save *s, const uint32_t *list, size_t at, size_t end, chu
     s->pending[list[i]] = VV_LOC(c.seq, i - at);
   }
   int rc = encode_rows(s, list, at, end, c.seq, r);
-  if (!rc) rc = vv_object_write(&s->sc, VV_OBJ_KIND_CHUNK, c.seq, s->plain.data, s->plain.len, &s->sealed, &c.ref, s->err);
-  if (!rc) rc = push_chunk(s, &c);
+  if (!rc) rc = vv_swriter_chunk_end(&s->w, &c);
   if (!rc) {
-    s->bytes += c.ref.bytes;
     s->st->chunks_written++;
     rc = tick(s, VV_PHASE_CHUNKS);
   }
@@ -747,21 +715,6 @@ static int plan_chunks(save *s, uint32_t *list, size_t n, size_t **ends_out, siz
 
 /* ---- index segments ---------------------------------------------------- */
 
-static int push_seg(save *s, int base, const vv_mseg *g) {
-  vv_mseg **arr = base ? &s->m.base : &s->m.deltas;
-  size_t *n = base ? &s->m.nbase : &s->m.ndeltas;
-  size_t *cap = base ? &s->base_cap : &s->delta_cap;
-  if (*n == *cap) {
-    size_t c = *cap ? *cap * 2 : 8;
-    vv_mseg *p = realloc(*arr, c * sizeof *p);
-    if (!p) return VV_E_NOMEM;
-    *arr = p;
-    *cap = c;
-  }
-  (*arr)[(*n)++] = *g;
-  return VV_OK;
-}
-
 static int encode_node(save *s, size_t i) {
   const snode *node = &s->nodes[i];
   vv_node_in n = {0};
@@ -787,7 +740,7 @@ static int encode_node(save *s, size_t i) {
   n.nlevels = node->nlevels;
   n.links = links;
   n.counts = counts;
-  return vv_index_encode_node(&s->plain, &n);
+  return vv_swriter_segment_node(&s->w, &n);
 }
 
 /* Writes every captured node as segments of at most chunk_size nodes. */
@@ -798,108 +751,21 @@ static int write_index(save *s) {
   for (size_t at = 0; (at < n || at == 0) && !rc; at += per) {
     uint32_t cnt = (uint32_t)(n - at < per ? n - at : per);
     vv_mseg g = {0};
-    g.seq = s->m.next_index_seq++;
+    g.seq = s->w.m.next_index_seq++;
     g.count = cnt;
-    s->plain.len = 0;
     /* The first base segment carries the codebook. */
     const vv_pq *pq = s->pq;
     vv_codebook_in cb = {0};
     if (pq) cb = (vv_codebook_in){pq->m, pq->ksub, pq->dsub, s->pq_trained_on, pq->centroids};
-    rc = vv_index_encode_begin_v2(&s->plain, g.seq, s->base, cnt, s->base && at == 0 && pq ? &cb : NULL);
+    rc = vv_swriter_segment_begin(&s->w, &g, s->base, s->base && at == 0 && pq ? &cb : NULL);
     for (uint32_t i = 0; i < cnt && !rc; i++) rc = encode_node(s, at + i);
-    if (!rc) rc = vv_object_write(&s->sc, VV_OBJ_KIND_INDEX, g.seq, s->plain.data, s->plain.len, &s->sealed, &g.ref, s->err);
-    if (!rc) rc = push_seg(s, s->base, &g);
+    if (!rc) rc = vv_swriter_segment_end(&s->w, s->base, &g);
     if (!rc) {
-      s->bytes += g.ref.bytes;
       s->st->index_written++;
       rc = tick(s, VV_PHASE_INDEX);
     }
   }
   return rc;
-}
-
-/* ---- manifest and commit (garbage collection: gc.c) --------------------- */
-
-static int ensure_dir(const vv_io *io, const char *path) {
-  int rc = io->mkdir(io->ctx, path, 0700);
-  if (rc < 0 && rc != -EEXIST) return vv_io_status(rc);
-  return VV_OK;
-}
-
-static int commit(save *s, const unsigned char *prev_hash, int has_prev, unsigned char new_hash[VV_HASH_BYTES]) {
-  const vv_io *io = s->sc.io;
-  vv_buf file = {0};
-  int rc = vv_io_fsync_dir(io, s->sc.objdir);
-  if (rc) return fail(s, rc, "syncing the objects directory");
-  s->m.has_parent = has_prev;
-  if (has_prev) memcpy(s->m.parent, prev_hash, VV_HASH_BYTES);
-  time_t now = time(NULL);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(s->m.created_at, sizeof s->m.created_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  rc = vv_manifest_write(&s->m, s->db->secrets.kr, &file);
-  if (rc) return rc;
-  char name[32];
-  snprintf(name, sizeof name, "%020llu.json", (unsigned long long)s->m.generation);
-  char *hist = vv_path_join(s->mandir, name);
-  char *main_path = vv_path_join(s->sc.dir, "manifest.json");
-  if (!hist || !main_path) rc = VV_E_NOMEM;
-  if (!rc) rc = vv_io_write_durable(io, s->mandir, hist, file.data, file.len);
-  if (!rc) rc = vv_io_fsync_dir(io, s->mandir);
-  if (!rc) rc = vv_io_write_durable(io, s->sc.dir, main_path, file.data, file.len);
-  if (rc) {
-    /* Not committed: drop the history copy so it cannot be mistaken for a
-     * generation that exists. */
-    if (hist) io->unlink(io->ctx, hist);
-    fail(s, rc, "writing the manifest");
-  } else {
-    /* The rename is visible; make it durable before reporting success. */
-    rc = vv_io_fsync_dir(io, s->sc.dir);
-    if (rc) fail(s, rc, "syncing the session directory");
-  }
-  if (!rc) {
-    vv_manifest_file_hash(file.data, file.len, new_hash);
-    s->bytes += file.len;
-  }
-  free(hist);
-  free(main_path);
-  vv_buf_free(&file);
-  return rc;
-}
-
-/* Reads the directory's current manifest, if any: its hash and, when it
- * parses, its generation and counters. A manifest that exists but cannot
- * be read fails the save (it must not be mistaken for "no session"); one
- * that reads but does not parse is replaced, numbered after the newest
- * generation in manifests/ so the count never goes back. */
-static int read_current(save *s, int *exists, unsigned char hash[VV_HASH_BYTES], uint64_t *gen,
-                        uint64_t *next_chunk, uint64_t *next_index) {
-  char *path = vv_path_join(s->sc.dir, "manifest.json");
-  unsigned char *file = NULL;
-  size_t len = 0;
-  *exists = 0;
-  *gen = 0;
-  if (!path) return VV_E_NOMEM;
-  int rc = vv_io_read_file(s->sc.io, path, VV_MANIFEST_MAX_BYTES, &file, &len);
-  free(path);
-  if (rc == VV_E_NOT_FOUND) return VV_OK;
-  if (rc && rc != VV_E_CORRUPT) return fail(s, rc, "reading the current manifest");
-  *exists = 1;
-  if (!rc) vv_manifest_file_hash(file, len, hash);
-  else memset(hash, 0, VV_HASH_BYTES);
-  vv_manifest cur;
-  const unsigned char *body;
-  size_t blen;
-  if (!rc && vv_manifest_parse(file, len, &cur, &body, &blen, NULL) == VV_OK) {
-    *gen = cur.generation;
-    if (cur.next_chunk_seq > *next_chunk) *next_chunk = cur.next_chunk_seq;
-    if (cur.next_index_seq > *next_index) *next_index = cur.next_index_seq;
-    vv_manifest_free(&cur);
-  } else {
-    *gen = vv_session_newest_history(s->sc.io, s->mandir);
-  }
-  free(file);
-  return VV_OK;
 }
 
 /* ---- the save, step by step -------------------------------------------- */
@@ -914,23 +780,22 @@ static int prepare(save *s) {
     vv_random_bytes(db->session_id, VV_SESSION_ID_BYTES);
     db->has_session_id = 1;
   }
-  memcpy(s->m.session_id, db->session_id, VV_SESSION_ID_BYTES);
-  memcpy(s->sc.session_id, db->session_id, VV_SESSION_ID_BYTES);
-  int rc = vv_secrets_for_save(&db->secrets, s->m.session_id, &s->m, s->err);
+  vv_manifest *m = &s->w.m;
+  memcpy(m->session_id, db->session_id, VV_SESSION_ID_BYTES);
+  int rc = vv_secrets_for_save(&db->secrets, m->session_id, m, s->err);
   if (rc) return rc;
-  s->sc.kr = s->m.kdf != VV_KDF_NONE ? db->secrets.kr : NULL;
-  uint64_t cur_gen;
-  s->m.next_chunk_seq = b->bound ? b->m.next_chunk_seq : 0;
-  s->m.next_index_seq = b->bound ? b->m.next_index_seq : 0;
-  rc = read_current(s, &s->exists, s->cur_hash, &cur_gen, &s->m.next_chunk_seq, &s->m.next_index_seq);
+  vv_swriter_seal_with(&s->w, m->kdf != VV_KDF_NONE ? db->secrets.kr : NULL, db->session_id);
+  m->next_chunk_seq = b->bound ? b->m.next_chunk_seq : 0;
+  m->next_index_seq = b->bound ? b->m.next_index_seq : 0;
+  rc = vv_swriter_read_current(&s->w, &m->next_chunk_seq, &m->next_index_seq);
   if (rc) return rc;
   /* Incremental only onto the very generation we know, sealed the same way. */
-  s->incremental = b->bound && s->exists && !strcmp(b->dir, s->sc.dir) &&
-                   !memcmp(s->cur_hash, b->manifest_hash, VV_HASH_BYTES) && b->m.kdf == s->m.kdf &&
-                   !memcmp(b->m.session_id, s->m.session_id, VV_SESSION_ID_BYTES) &&
-                   (s->m.kdf == VV_KDF_NONE || !memcmp(b->m.key_check, s->m.key_check, VV_HASH_BYTES));
+  s->incremental = b->bound && s->w.exists && !strcmp(b->dir, s->w.sc.dir) &&
+                   !memcmp(s->w.cur_hash, b->manifest_hash, VV_HASH_BYTES) && b->m.kdf == m->kdf &&
+                   !memcmp(b->m.session_id, m->session_id, VV_SESSION_ID_BYTES) &&
+                   (m->kdf == VV_KDF_NONE || !memcmp(b->m.key_check, m->key_check, VV_HASH_BYTES));
   s->st->full = !s->incremental;
-  s->m.generation = (s->exists ? cur_gen : 0) + 1;
+  m->generation = (s->w.exists ? s->w.cur_generation : 0) + 1;
   return VV_OK;
 }
 
@@ -951,12 +816,12 @@ static int write_capture(save *s, unsigned char new_hash[VV_HASH_BYTES]) {
   /* Carry over kept chunks and (for a delta) the index segments. */
   for (size_t i = 0; i < s->nold && !rc; i++) {
     if (!s->keep_chunk[i]) continue;
-    rc = push_chunk(s, &b->m.chunks[i]);
+    rc = vv_swriter_keep_chunk(&s->w, &b->m.chunks[i]);
     s->st->chunks_reused++;
   }
   if (!s->base) {
-    for (size_t i = 0; i < b->m.nbase && !rc; i++) rc = push_seg(s, 1, &b->m.base[i]);
-    for (size_t i = 0; i < b->m.ndeltas && !rc; i++) rc = push_seg(s, 0, &b->m.deltas[i]);
+    for (size_t i = 0; i < b->m.nbase && !rc; i++) rc = vv_swriter_keep_segment(&s->w, 1, &b->m.base[i]);
+    for (size_t i = 0; i < b->m.ndeltas && !rc; i++) rc = vv_swriter_keep_segment(&s->w, 0, &b->m.deltas[i]);
   }
   if (!rc) rc = write_chunks(s, s->rewrite, ends, npieces);
   free(ends);
@@ -964,21 +829,21 @@ static int write_capture(save *s, unsigned char new_hash[VV_HASH_BYTES]) {
   if (rc) return rc;
 
   /* The manifest describes exactly what was captured. */
-  s->m.version = VV_FORMAT_VERSION;
-  s->m.dimension = db->cfg.dimension;
-  s->m.metric = db->cfg.metric;
-  s->m.index = db->cfg.index;
-  s->m.m = db->cfg.hnsw_m;
-  s->m.ef_construction = db->cfg.ef_construction;
-  s->m.ef_search = db->cfg.ef_search;
-  s->m.chunk_size = db->cfg.chunk_size;
-  rc = commit(s, s->cur_hash, s->exists, new_hash);
+  vv_manifest *m = &s->w.m;
+  m->version = VV_FORMAT_VERSION;
+  m->dimension = db->cfg.dimension;
+  m->metric = db->cfg.metric;
+  m->index = db->cfg.index;
+  m->m = db->cfg.hnsw_m;
+  m->ef_construction = db->cfg.ef_construction;
+  m->ef_search = db->cfg.ef_search;
+  m->chunk_size = db->cfg.chunk_size;
+  rc = vv_swriter_commit(&s->w, s->w.sc.kr, m->generation, new_hash);
   if (rc) return rc;
-  s->st->generation = s->m.generation;
-  s->st->bytes_written = s->bytes;
+  s->st->generation = m->generation;
+  s->st->bytes_written = s->w.bytes;
   rc = tick(s, VV_PHASE_COMMIT);
   if (rc == VV_E_ABORTED) rc = VV_OK; /* too late to abort: it is committed */
-  vv_session_gc(s->sc.io, s->sc.dir, s->sc.objdir, s->mandir, &s->m);
   return rc;
 }
 
@@ -1013,8 +878,8 @@ static void apply(save *s, const unsigned char new_hash[VV_HASH_BYTES]) {
   /* A lazy database reads from the new generation from now on (the
    * previous one stays readable for locations not yet updated); if it
    * cannot, its rows stay where they were, and the next save is a full one. */
-  char *dir_copy = strdup(s->sc.dir);
-  if (dir_copy && db->lazy && vv_lazy_rebind(db->lazy, s->sc.io, dir_copy, &s->m, s->sc.kr) != VV_OK) {
+  char *dir_copy = strdup(s->w.sc.dir);
+  if (dir_copy && db->lazy && vv_lazy_rebind(db->lazy, s->w.sc.io, dir_copy, &s->w.m, s->w.sc.kr) != VV_OK) {
     free(dir_copy);
     b->bound = 0;
     return;
@@ -1031,8 +896,8 @@ static void apply(save *s, const unsigned char new_hash[VV_HASH_BYTES]) {
   free(b->dir);
   b->dir = dir_copy;
   vv_manifest_free(&b->m);
-  b->m = s->m;
-  memset(&s->m, 0, sizeof s->m);
+  b->m = s->w.m;
+  memset(&s->w.m, 0, sizeof s->w.m);
   memcpy(b->manifest_hash, new_hash, VV_HASH_BYTES);
   b->bound = 1;
 }
@@ -1081,9 +946,6 @@ static void save_free(save *s) {
     vv_pq_destroy(s->pq);
     free(s->pq);
   }
-  vv_manifest_free(&s->m);
-  vv_buf_free(&s->plain);
-  vv_buf_free(&s->sealed);
 }
 
 int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_progress_fn progress, void *ctx,
@@ -1102,55 +964,18 @@ int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_pr
   s.progress = progress;
   s.pctx = ctx;
   s.st = stats;
-  rc = vv_sctx_init(&s.sc, (const vv_io *)io, dir);
-  if (rc) return rc;
-  const vv_io *fio = s.sc.io;
-  s.mandir = vv_path_join(dir, "manifests");
-  char *lock_path = vv_path_join(dir, "lock");
-  int lock_fd = -1;
-  if (!s.mandir || !lock_path) {
-    rc = VV_E_NOMEM;
-    goto out;
-  }
   /* Refuse before touching the disk: nothing may be written in plaintext
    * by accident, not even an empty directory. */
   if (db->secrets.encrypt && db->secrets.kdf == VV_KDF_NONE) {
-    rc = vv_secrets_for_save(&db->secrets, db->session_id, &s.m, err);
-    goto out;
+    vv_manifest m;
+    memset(&m, 0, sizeof m);
+    rc = vv_secrets_for_save(&db->secrets, db->session_id, &m, err);
+  } else {
+    rc = vv_swriter_open(&s.w, io, dir, err);
+    if (!rc) rc = run(&s);
   }
-  /* Only into nothing, an empty directory or a session: never a stranger's
-   * directory, whose files the garbage collection could take for ours. */
-  rc = vv_session_check_dir(fio, dir, err);
-  if (rc) goto out;
-  rc = ensure_dir(fio, dir);
-  if (!rc) rc = ensure_dir(fio, s.sc.objdir);
-  if (!rc) rc = ensure_dir(fio, s.mandir);
-  if (rc) {
-    /* ENOENT here means a missing parent directory: an I/O error, not
-     * "no session". */
-    if (rc == VV_E_NOT_FOUND) rc = VV_E_IO;
-    fail(&s, rc, "creating the session directory");
-    goto out;
-  }
-  lock_fd = fio->open(fio->ctx, lock_path, O_RDWR | O_CREAT, 0600);
-  if (lock_fd < 0) {
-    rc = fail(&s, vv_io_status(lock_fd), "opening the session lock");
-    goto out;
-  }
-  int lr = fio->lock(fio->ctx, lock_fd);
-  if (lr < 0) {
-    rc = lr == -EWOULDBLOCK ? VV_E_LOCKED : vv_io_status(lr);
-    if (rc == VV_E_LOCKED && err)
-      snprintf(err->message, sizeof err->message, "another writer is saving into %s right now", dir);
-    goto out;
-  }
-  rc = run(&s);
-out:
-  if (lock_fd >= 0) fio->close(fio->ctx, lock_fd); /* releases the lock */
-  free(lock_path);
-  free(s.mandir);
   save_free(&s);
-  vv_sctx_destroy(&s.sc);
+  vv_swriter_close(&s.w);
   if (rc && err && !err->message[0]) snprintf(err->message, sizeof err->message, "%s", vv_strerror(rc));
   return rc;
 }

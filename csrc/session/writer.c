@@ -1,0 +1,214 @@
+/*
+ * session/writer.c: writing one generation of a session directory (see writer.h).
+ */
+#include "writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gc.h"
+
+/* Records what failed (the first failure only) and returns rc. */
+static int fail(vv_swriter *w, int rc, const char *what) {
+  if (w->err && !w->err->message[0]) {
+    int sys = rc == VV_E_IO || rc == VV_E_NOSPC;
+    snprintf(w->err->message, sizeof w->err->message, "%s: %s", what,
+             sys && *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
+  }
+  return rc;
+}
+
+static int ensure_dir(const vv_io *io, const char *path) {
+  int rc = io->mkdir(io->ctx, path, 0700);
+  if (rc < 0 && rc != -EEXIST) return vv_io_status(rc);
+  return VV_OK;
+}
+
+static int take_lock(vv_swriter *w, const char *dir) {
+  const vv_io *io = w->sc.io;
+  char *lock_path = vv_path_join(dir, "lock");
+  if (!lock_path) return VV_E_NOMEM;
+  w->lock_fd = io->open(io->ctx, lock_path, O_RDWR | O_CREAT, 0600);
+  free(lock_path);
+  if (w->lock_fd < 0) {
+    int rc = fail(w, vv_io_status(w->lock_fd), "opening the session lock");
+    w->lock_fd = -1;
+    return rc;
+  }
+  int lr = io->lock(io->ctx, w->lock_fd);
+  if (lr >= 0) return VV_OK;
+  int rc = lr == -EWOULDBLOCK ? VV_E_LOCKED : vv_io_status(lr);
+  if (rc == VV_E_LOCKED && w->err)
+    snprintf(w->err->message, sizeof w->err->message, "another writer is saving into %s right now", dir);
+  return rc;
+}
+
+int vv_swriter_open(vv_swriter *w, const vv_io *io, const char *dir, vv_error *err) {
+  memset(w, 0, sizeof *w);
+  w->lock_fd = -1;
+  w->err = err;
+  int rc = vv_sctx_init(&w->sc, io, dir);
+  if (rc) return rc;
+  const vv_io *fio = w->sc.io;
+  w->mandir = vv_path_join(dir, "manifests");
+  if (!w->mandir) return VV_E_NOMEM;
+  /* Only into nothing, an empty directory or a session: never a stranger's
+   * directory, whose files the garbage collection could take for ours. */
+  rc = vv_session_check_dir(fio, dir, err);
+  if (rc) return rc;
+  rc = ensure_dir(fio, dir);
+  if (!rc) rc = ensure_dir(fio, w->sc.objdir);
+  if (!rc) rc = ensure_dir(fio, w->mandir);
+  if (rc) {
+    /* ENOENT here means a missing parent directory: an I/O error, not "no session". */
+    return fail(w, rc == VV_E_NOT_FOUND ? VV_E_IO : rc, "creating the session directory");
+  }
+  return take_lock(w, dir);
+}
+
+int vv_swriter_read_current(vv_swriter *w, uint64_t *next_chunk, uint64_t *next_index) {
+  char *path = vv_path_join(w->sc.dir, "manifest.json");
+  unsigned char *file = NULL;
+  size_t len = 0;
+  w->exists = 0;
+  w->cur_generation = 0;
+  if (!path) return VV_E_NOMEM;
+  int rc = vv_io_read_file(w->sc.io, path, VV_MANIFEST_MAX_BYTES, &file, &len);
+  free(path);
+  if (rc == VV_E_NOT_FOUND) return VV_OK;
+  if (rc && rc != VV_E_CORRUPT) return fail(w, rc, "reading the current manifest");
+  w->exists = 1;
+  if (!rc) vv_manifest_file_hash(file, len, w->cur_hash);
+  else memset(w->cur_hash, 0, VV_HASH_BYTES);
+  vv_manifest cur;
+  const unsigned char *body;
+  size_t blen;
+  if (!rc && vv_manifest_parse(file, len, &cur, &body, &blen, NULL) == VV_OK) {
+    w->cur_generation = cur.generation;
+    if (cur.next_chunk_seq > *next_chunk) *next_chunk = cur.next_chunk_seq;
+    if (cur.next_index_seq > *next_index) *next_index = cur.next_index_seq;
+    vv_manifest_free(&cur);
+  } else {
+    w->cur_generation = vv_session_newest_history(w->sc.io, w->mandir);
+  }
+  free(file);
+  return VV_OK;
+}
+
+void vv_swriter_seal_with(vv_swriter *w, const vv_keyring *kr, const unsigned char session_id[VV_SESSION_ID_BYTES]) {
+  w->sc.kr = kr;
+  memcpy(w->sc.session_id, session_id, VV_SESSION_ID_BYTES);
+}
+
+/* Appends to a growable manifest array. */
+static int push(void **arr, size_t *n, size_t *cap, size_t size, const void *item) {
+  if (*n == *cap) {
+    size_t c = *cap ? *cap * 2 : 16;
+    void *p = realloc(*arr, c * size);
+    if (!p) return VV_E_NOMEM;
+    *arr = p;
+    *cap = c;
+  }
+  memcpy((char *)*arr + *n * size, item, size);
+  (*n)++;
+  return VV_OK;
+}
+
+int vv_swriter_keep_chunk(vv_swriter *w, const vv_mchunk *c) {
+  return push((void **)&w->m.chunks, &w->m.nchunks, &w->chunk_cap, sizeof *c, c);
+}
+
+int vv_swriter_keep_segment(vv_swriter *w, int base, const vv_mseg *g) {
+  if (base) return push((void **)&w->m.base, &w->m.nbase, &w->base_cap, sizeof *g, g);
+  return push((void **)&w->m.deltas, &w->m.ndeltas, &w->delta_cap, sizeof *g, g);
+}
+
+int vv_swriter_chunk_begin(vv_swriter *w, const vv_chunk_in *rows) {
+  w->plain.len = 0;
+  return vv_chunk_encode(rows, &w->plain);
+}
+
+int vv_swriter_chunk_end(vv_swriter *w, vv_mchunk *c) {
+  int rc = vv_object_write(&w->sc, VV_OBJ_KIND_CHUNK, c->seq, w->plain.data, w->plain.len, &w->sealed, &c->ref, w->err);
+  if (!rc) rc = vv_swriter_keep_chunk(w, c);
+  if (!rc) w->bytes += c->ref.bytes;
+  return rc;
+}
+
+int vv_swriter_segment_begin(vv_swriter *w, const vv_mseg *g, int base, const vv_codebook_in *cb) {
+  w->plain.len = 0;
+  return vv_index_encode_begin_v2(&w->plain, g->seq, base, (uint32_t)g->count, cb);
+}
+
+int vv_swriter_segment_node(vv_swriter *w, const vv_node_in *n) { return vv_index_encode_node(&w->plain, n); }
+
+int vv_swriter_segment_end(vv_swriter *w, int base, vv_mseg *g) {
+  int rc = vv_object_write(&w->sc, VV_OBJ_KIND_INDEX, g->seq, w->plain.data, w->plain.len, &w->sealed, &g->ref, w->err);
+  if (!rc) rc = vv_swriter_keep_segment(w, base, g);
+  if (!rc) w->bytes += g->ref.bytes;
+  return rc;
+}
+
+/* Writes the manifest file under manifests/ and then over manifest.json. */
+static int write_manifest(vv_swriter *w, const vv_buf *file) {
+  const vv_io *io = w->sc.io;
+  char name[32];
+  snprintf(name, sizeof name, "%020llu.json", (unsigned long long)w->m.generation);
+  char *hist = vv_path_join(w->mandir, name);
+  char *main_path = vv_path_join(w->sc.dir, "manifest.json");
+  int rc = hist && main_path ? VV_OK : VV_E_NOMEM;
+  if (!rc) rc = vv_io_write_durable(io, w->mandir, hist, file->data, file->len);
+  if (!rc) rc = vv_io_fsync_dir(io, w->mandir);
+  if (!rc) rc = vv_io_write_durable(io, w->sc.dir, main_path, file->data, file->len);
+  if (rc) {
+    /* Not committed: drop the history copy so it cannot be mistaken for a
+     * generation that exists. */
+    if (hist) io->unlink(io->ctx, hist);
+    fail(w, rc, "writing the manifest");
+  } else {
+    /* The rename is visible; make it durable before reporting success. */
+    rc = vv_io_fsync_dir(io, w->sc.dir);
+    if (rc) fail(w, rc, "syncing the session directory");
+  }
+  free(hist);
+  free(main_path);
+  return rc;
+}
+
+int vv_swriter_commit(vv_swriter *w, const vv_keyring *kr, uint64_t generation, unsigned char new_hash[VV_HASH_BYTES]) {
+  int rc = vv_io_fsync_dir(w->sc.io, w->sc.objdir);
+  if (rc) return fail(w, rc, "syncing the objects directory");
+  w->m.generation = generation;
+  w->m.has_parent = w->exists;
+  if (w->exists) memcpy(w->m.parent, w->cur_hash, VV_HASH_BYTES);
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(w->m.created_at, sizeof w->m.created_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  vv_buf file = {0};
+  rc = vv_manifest_write(&w->m, kr, &file);
+  if (!rc) rc = write_manifest(w, &file);
+  if (!rc) {
+    vv_manifest_file_hash(file.data, file.len, new_hash);
+    w->bytes += file.len;
+    vv_session_gc(w->sc.io, w->sc.dir, w->sc.objdir, w->mandir, &w->m);
+  }
+  vv_buf_free(&file);
+  return rc;
+}
+
+void vv_swriter_close(vv_swriter *w) {
+  /* (A zeroed writer, never opened, has no I/O table and no lock.) */
+  if (w->sc.io && w->lock_fd >= 0) w->sc.io->close(w->sc.io->ctx, w->lock_fd); /* releases the lock */
+  w->lock_fd = -1;
+  free(w->mandir);
+  w->mandir = NULL;
+  vv_manifest_free(&w->m);
+  vv_buf_free(&w->plain);
+  vv_buf_free(&w->sealed);
+  vv_sctx_destroy(&w->sc);
+}
