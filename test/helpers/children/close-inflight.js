@@ -2,11 +2,12 @@
 /*
  * close-inflight.js: close() a database while adds and searches run on
  * worker threads, at several moments (right away, after one loop turn,
- * after a few ms, from inside onProgress). Every in-flight promise must
+ * once the first search has settled, from inside onProgress). The moments
+ * are events, not delays, so each round closes where it says on any machine. Every in-flight promise must
  * settle (resolve, or reject with a VecvaultError), nothing may crash or
  * hang, and calls made after close must fail with ERR_CLOSED.
  */
-const { vecvault, randomFlat, items, tick, sleep, report, errInfo } = require('./common');
+const { vecvault, randomFlat, items, tick, report, errInfo } = require('./common');
 
 async function main() {
   const { VectorDB } = vecvault();
@@ -50,10 +51,12 @@ async function main() {
     ].map(capture);
     if (when === 0) db.close();
     else if (when === 1) { await tick(); db.close(); }
-    else if (when === 2) { await sleep(3); db.close(); }
+    else if (when === 2) { await Promise.race(ops.slice(2)); db.close(); }
     else {
-      /* when === 3: closed from onProgress; fall back in case progress never comes */
-      await sleep(50);
+      /* when === 3: closed from onProgress (at the latest its closing
+       * done === total report, before the batch resolves); once the batch
+       * has settled, close() here if that did not happen. */
+      await ops[0];
       if (!db.closed) db.close();
     }
     if (db.closed !== true) out.closedFlag = false;
