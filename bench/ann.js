@@ -1,5 +1,5 @@
 'use strict';
-// Issue 2: approximate-nearest-neighbour speed and quality of vecvault's HNSW
+// Approximate-nearest-neighbour speed and quality of vecvault's HNSW
 // against hnswlib-node and usearch, with the same graph parameters.
 //
 // The parent process loads each dataset once, makes sure the exact ground

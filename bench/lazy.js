@@ -1,5 +1,5 @@
 'use strict';
-// Issue 4, lazy loading: how fast an encrypted session opens to its first
+// Lazy loading: how fast an encrypted session opens to its first
 // result when only the manifest, the graph and the PQ codes are read, how much
 // memory it holds while vector chunks come and go through the byte-bounded
 // cache, how many chunks a query touches on an empty cache, and what search
@@ -49,7 +49,7 @@ const TARGETS = {
   recall: 0.95, // warm recall@10 at the headline efSearch
   warmOverInMemory: 0.8, // warm QPS (cache holding everything) / eager QPS
 };
-// The plan issue 4 started from, at 100K: we report how far past it we are.
+// The first plan for lazy loading, at 100K: we report how far past it we are.
 const SEED_PLAN = { loadSec: 5, warmSearchMs: 100, memoryMB: 200, chunksCached: 10 };
 
 // ---------------------------------------------------------------- small helpers
@@ -271,7 +271,7 @@ function efSettings(settings) {
 function requireApi(db, names) {
   const missing = names.filter((n) => typeof db[n] !== 'function');
   if (missing.length) {
-    throw new Error(`this vecvault build has no ${missing.map((n) => `db.${n}()`).join(', ')} (issue 4 lazy loading has not landed in ${VECVAULT_MODULE})`);
+    throw new Error(`this vecvault build has no ${missing.map((n) => `db.${n}()`).join(', ')} (lazy loading is not in ${VECVAULT_MODULE})`);
   }
 }
 
@@ -803,7 +803,7 @@ function matchedRecall(sz) {
 
 const fmtBest = (b) => (b ? `${fmt(b.qps, 0)} (${settingLabel(b)})` : 'not reached');
 
-// The plan issue 4 started from, at 100K: load < 5 s, warm search < 100 ms,
+// The first plan for lazy loading, at 100K: load < 5 s, warm search < 100 ms,
 // memory < 200 MB with 10 chunks cached. Memory comes from the default-bound
 // run when it held 10 chunks, else from the run whose cache holds everything.
 function seedPlan(sz) {

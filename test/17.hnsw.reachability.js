@@ -1,7 +1,7 @@
 'use strict';
 /*
  * 17.hnsw.reachability.js: a graph built with several threads finds every
- * vector it holds (issue 8, finding 2). Searching each stored vector for
+ * vector it holds (parallel inserts once orphaned nodes). Searching each stored vector for
  * itself with k = 1 and a beam as wide as the database must return that
  * vector, or one at distance 0 (an exact duplicate). Before the fix, parallel
  * inserts could orphan a node, which then no search found at any efSearch.
@@ -49,7 +49,7 @@ function buildAndCheck(vectors, options) {
 }
 
 describe('17 HNSW: every stored vector is found after a parallel build', function () {
-  it('100 graphs of 120 near-duplicates, threads: 2 (the issue\'s reproduction)', function () {
+  it('100 graphs of 120 near-duplicates, threads: 2 (where parallel builds used to orphan nodes)', function () {
     let badGraphs = 0;
     let misses = 0;
     for (let g = 0; g < 100; g++) {

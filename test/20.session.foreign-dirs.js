@@ -1,7 +1,7 @@
 'use strict';
 /*
  * 20.session.foreign-dirs.js: where a save may write, and what its
- * garbage collection may delete (issue 8, finding 1; docs/FORMAT.md
+ * garbage collection may delete (docs/FORMAT.md
  * section 1, "Where a save may write").
  *
  * Owns: save() into a directory that is not a session (refused with
@@ -80,7 +80,7 @@ describe('20 session: where a save may write', function () {
   });
 
   describe('refused: ERR_NOT_A_SESSION, nothing touched', function () {
-    it("the issue's example: manifests/deployment.yaml, objects/notes.txt, tmp-draft.txt, README.md all survive", async function () {
+    it("a project folder: manifests/deployment.yaml, objects/notes.txt, tmp-draft.txt, README.md all survive", async function () {
       const dir = s.tmpDir('foreign');
       writeFiles(dir, {
         'README.md': '# my project\n',

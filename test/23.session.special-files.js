@@ -1,8 +1,8 @@
 'use strict';
 /*
  * 23.session.special-files.js: files that are not regular files where a
- * session file belongs, and AbortSignal on every I/O path (issue 8,
- * finding 3; docs/FORMAT.md section 1).
+ * session file belongs, and AbortSignal on every I/O path (docs/FORMAT.md
+ * section 1).
  *
  * Owns: a FIFO in place of manifest.json, an index segment or the chunks
  * (load eager and lazy, inspect, the first lazy read by searchAsync,

@@ -1,6 +1,6 @@
 /*
  * cache/cache.h: a byte-bounded LRU cache of decoded chunks, for sessions
- * loaded lazily (issue 4). Thread-safe.
+ * loaded lazily. Thread-safe.
  *
  * - Bounded in bytes, not entries: the bytes of cached values never exceed
  *   the capacity. When pinned values leave no room for a new one, the new

@@ -1,7 +1,7 @@
 /*
  * quant/pq.h: product quantisation (Jégou et al., 2011) of float32 vectors
  * into m one-byte codes, and asymmetric distance computation (ADC) from a
- * per-query lookup table. Groundwork for lazy sessions (issue 4): graph
+ * per-query lookup table. What lazily loaded sessions rest on: graph
  * traversal over compact in-memory codes, with full vectors read from
  * chunks only to re-rank.
  *

@@ -1,6 +1,6 @@
 /*
  * test/c/test_concurrency_hnsw.c: graphs built by several threads at once
- * must be as searchable as graphs built by one (issue 8, finding 2).
+ * must be as searchable as graphs built by one: no node may be orphaned.
  *
  * Every live node must stay reachable from the entry point
  * (vv_hnsw_check_reachable) after parallel builds, deletes, consolidation
@@ -177,7 +177,7 @@ static void build_many(int graphs, size_t n, int near, uint32_t nthreads, uint64
   VV_CHECK(bad_graphs == 0);
 }
 
-/* The issue's reproduction: 100 graphs of 120 near-duplicates, built with
+/* The case that showed orphaned nodes: 100 graphs of 120 near-duplicates, built with
  * 2 to 4 threads. Before the fix about 70 of them had unreachable nodes. */
 VV_TEST(parallel_builds_of_near_duplicates_reach_every_node) { build_many(ROUNDS(100, 12), 120, 1, 3, 1000); }
 

@@ -1,7 +1,7 @@
 /*
  * test/c/test_gc.c: where a save may write, what its garbage collection may
  * delete (session/gc.c), and files that are not regular files where a
- * session file should be (session/io.c). Issue 8, findings 1 and 3.
+ * session file should be (session/io.c).
  *
  * Owns: the format's name patterns; vv_db_save refusing a foreign directory
  * and "/" with VV_E_NOT_A_SESSION with every file and directory left as it

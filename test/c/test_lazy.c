@@ -1,5 +1,5 @@
 /*
- * test/c/test_lazy.c: lazily loaded sessions (vv_load_opts.lazy; issue 4):
+ * test/c/test_lazy.c: lazily loaded sessions (vv_load_opts.lazy):
  * session/lazy.c, db/access.c and the lazy paths of load, save and search.
  *
  * Owns: what a lazy load reads (the manifest and the index, no chunk
