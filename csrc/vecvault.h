@@ -31,7 +31,10 @@ extern "C" {
 #define VV_NODISCARD
 #endif
 
-/* Status codes. Stable: the N-API layer maps them to err.code strings. */
+/* Status codes. Stable: the N-API layer maps them to err.code strings
+ * through common/status.c. Each comment starts with that string; a code
+ * added here needs its row there, in lib/errors.js, index.d.ts and the
+ * README's table (test/26.errors.codes.js checks all of them). */
 enum {
   VV_OK = 0,
   VV_E_NOMEM = -1,        /* ERR_NO_MEMORY */
@@ -43,7 +46,7 @@ enum {
   VV_E_ABORTED = -7,      /* ERR_ABORTED: a progress callback asked to stop */
   VV_E_FULL = -8,         /* ERR_CAPACITY: more slots than the engine addresses */
   VV_E_INTERNAL = -9,     /* ERR_INTERNAL: a broken invariant; a bug */
-  VV_E_CORRUPT = -10,     /* ERR_CORRUPT: malformed bytes (decoders); sessions map it to a specific code */
+  VV_E_CORRUPT = -10,     /* ERR_CORRUPT, engine-internal: malformed bytes seen by a decoder; every public call maps it to a specific code, so no caller sees it */
   VV_E_KEY_REQUIRED = -11,     /* ERR_KEY_REQUIRED */
   VV_E_WRONG_KEY = -12,        /* ERR_WRONG_KEY */
   VV_E_MANIFEST_CORRUPT = -13, /* ERR_MANIFEST_CORRUPT */

@@ -2,7 +2,10 @@
 // The one error class vecvault throws and rejects with. `code` is stable
 // and documented in the README; messages may improve over time.
 
-/** Every code vecvault can report. */
+/** Every code vecvault can report: the engine's (csrc/common/status.c,
+ * except those csrc/vecvault.h calls engine-internal) and the ones lib/ and
+ * the binding throw themselves. test/26.errors.codes.js checks this list
+ * against those files, index.d.ts's ErrorCode and the README's table. */
 const ERROR_CODES = Object.freeze([
   'ERR_INVALID_ARGUMENT',
   'ERR_DIMENSION_MISMATCH',
