@@ -276,6 +276,9 @@ export interface LoadOptions {
    * Default `true`: read only the manifest and the index (graph, ids, PQ
    * codes); vector chunks are read on demand into the cache. `false` reads
    * everything into memory. Sessions written by format 1 always load eagerly.
+   * Synchronous calls on a lazy database (`search`, `searchBatch`, `get`)
+   * read and decrypt the chunks they need on the JS thread; `searchAsync`
+   * and `searchBatchAsync` do it on the thread pool.
    */
   lazy?: boolean;
   /** Threads for loading and for later batch work. Default: all cores. */
@@ -414,6 +417,10 @@ export declare class VectorDB<M = unknown> {
 
   /**
    * The stored item, or `null` if the id is absent.
+   * On a lazily loaded database this may read, authenticate and decrypt
+   * the item's chunk on the JS thread, blocking the event loop for as long
+   * (tens of ms per chunk) if the chunk is not cached; there is no async
+   * `get` yet, so warm the cache with {@link VectorDB.preload} first.
    * @throws {VecvaultError} `ERR_METADATA_CORRUPT` if its stored metadata is not JSON (as do the searches, for a hit).
    */
   get(id: string): StoredItem<M> | null;
@@ -427,24 +434,37 @@ export declare class VectorDB<M = unknown> {
   /**
    * The `k` nearest live vectors (fewer only if the database holds fewer),
    * sorted by ascending distance.
+   *
+   * On a lazily loaded database, chunks this search needs that are not
+   * cached (up to `maxChunkReads` for HNSW, every chunk for `'flat'`) are
+   * read, authenticated and decrypted on the JS thread, blocking the event
+   * loop (tens of ms per chunk). Use {@link VectorDB.searchAsync} to do
+   * that on the thread pool.
    * @param k - a positive integer.
    */
   search(query: VectorLike, k: number, options: SearchOptionsWithVector): SearchResultWithVector<M>[];
   search(query: VectorLike, k: number, options?: SearchOptions): SearchResult<M>[];
 
   /**
-   * `search` off the JS thread. With `signal`, rejects with `ERR_ABORTED`
+   * `search` off the JS thread: chunk reads and decryption of a lazily
+   * loaded database happen on the thread pool. With `signal`, rejects with `ERR_ABORTED`
    * (name AbortError) as soon as it aborts, and a lazily loaded database's
    * search reads no further chunk; an already-aborted signal reads nothing.
    */
   searchAsync(query: VectorLike, k: number, options: SearchOptionsWithVector & { signal?: AbortSignal }): Promise<SearchResultWithVector<M>[]>;
   searchAsync(query: VectorLike, k: number, options?: SearchOptions & { signal?: AbortSignal }): Promise<SearchResult<M>[]>;
 
-  /** One `search` per query, in parallel on the worker threads; results in query order. */
+  /**
+   * One `search` per query, in parallel on the worker threads; results in
+   * query order. The call still blocks the JS thread until every query is
+   * done, including, on a lazily loaded database, reading and decrypting
+   * the chunks they need: use {@link VectorDB.searchBatchAsync} to keep the
+   * event loop free.
+   */
   searchBatch(queries: QueriesLike, k: number, options: SearchOptionsWithVector): SearchResultWithVector<M>[][];
   searchBatch(queries: QueriesLike, k: number, options?: SearchOptions): SearchResult<M>[][];
 
-  /** `searchBatch` off the JS thread. */
+  /** `searchBatch` off the JS thread: chunk reads of a lazily loaded database happen on the thread pool. */
   searchBatchAsync(queries: QueriesLike, k: number, options: SearchOptionsWithVector): Promise<SearchResultWithVector<M>[][]>;
   searchBatchAsync(queries: QueriesLike, k: number, options?: SearchOptions): Promise<SearchResult<M>[][]>;
 
