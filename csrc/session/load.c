@@ -24,6 +24,7 @@
 #include "lazy.h"
 #include "manifest.h"
 #include "object.h"
+#include "reader.h"
 #include "secrets.h"
 
 typedef struct load {
@@ -370,54 +371,6 @@ static int validate(load *l, unsigned threads) {
 
 /* ---- entry points ------------------------------------------------------ */
 
-/* Reads and parses <dir>/manifest.json. */
-static int read_manifest(const vv_io *io, const char *dir, unsigned char **file, size_t *len, vv_manifest *m,
-                         const unsigned char **body, size_t *blen, vv_error *err) {
-  char *path = vv_path_join(dir, "manifest.json");
-  if (!path) return VV_E_NOMEM;
-  int rc = vv_io_read_file(io, path, VV_MANIFEST_MAX_BYTES, file, len);
-  if ((rc == VV_E_IO || rc == VV_E_NOSPC) && err) /* e.g. a FIFO or a symlink there: io.h */
-    snprintf(err->message, sizeof err->message, "reading %s failed: %s", path, vv_io_last_error());
-  free(path);
-  if (rc == VV_E_NOT_FOUND) {
-    if (err) snprintf(err->message, sizeof err->message, "no vecvault session at %s (no manifest.json)", dir);
-    return VV_E_NOT_FOUND;
-  }
-  if (rc == VV_E_CORRUPT) {
-    if (err) snprintf(err->message, sizeof err->message, "manifest.json is larger than any valid manifest");
-    return VV_E_MANIFEST_CORRUPT;
-  }
-  if (rc) return rc;
-  rc = vv_manifest_parse(*file, *len, m, body, blen, err);
-  if (rc) {
-    free(*file);
-    *file = NULL;
-  }
-  return rc;
-}
-
-int vv_session_inspect(const char *dir, const struct vv_io *io, char **body_out, size_t *len_out, vv_error *err) {
-  *body_out = NULL;
-  if (err) err->message[0] = '\0';
-  if (!io) io = vv_io_posix();
-  unsigned char *file = NULL;
-  size_t len = 0, blen = 0;
-  const unsigned char *body;
-  vv_manifest m;
-  int rc = read_manifest(io, dir, &file, &len, &m, &body, &blen, err);
-  if (rc) return rc;
-  vv_manifest_free(&m);
-  char *copy = malloc(blen + 1);
-  if (copy) {
-    memcpy(copy, body, blen);
-    copy[blen] = '\0';
-    *body_out = copy;
-    *len_out = blen;
-  }
-  free(file);
-  return copy ? VV_OK : VV_E_NOMEM;
-}
-
 /* Keeps what a later save needs: the secrets (so it stays encrypted the
  * same way) and the session it came from (so it can be incremental). */
 static int bind_session(vv_db *db, const char *dir, const vv_manifest *m, vv_keyring *kr, const vv_load_opts *o,
@@ -460,33 +413,14 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   int rc = vv_crypto_init();
   if (rc) return rc;
   const vv_io *io = o->io ? o->io : vv_io_posix();
-  unsigned char *file = NULL;
-  size_t len = 0, blen = 0;
-  const unsigned char *body;
-  vv_manifest m;
-  memset(&m, 0, sizeof m);
-  rc = read_manifest(io, dir, &file, &len, &m, &body, &blen, err);
-  if (rc) return rc;
-  vv_keyring *kr = NULL;
   vv_db *db = NULL;
   size_t nseg_alloc = 0;
   load l;
   memset(&l, 0, sizeof l);
   pthread_mutex_init(&l.err_mu, NULL);
-  rc = vv_secrets_for_load(&m, o, &kr, err);
-  if (!rc && kr && vv_manifest_check_mac(file, len, kr) != VV_OK) {
-    rc = VV_E_MANIFEST_AUTH;
-    if (err) snprintf(err->message, sizeof err->message, "manifest.json failed authentication: it was modified");
-  }
-  /* Rollback: the generation is trustworthy now (authenticated, or only
-   * checksummed when the session is plaintext), and no object was read. */
-  if (!rc && m.generation < o->min_generation) {
-    rc = VV_E_ROLLBACK;
-    if (err)
-      snprintf(err->message, sizeof err->message,
-               "manifest.json is generation %llu, older than the required %llu: the session was rolled back",
-               (unsigned long long)m.generation, (unsigned long long)o->min_generation);
-  }
+  vv_sreader r;
+  rc = vv_sreader_open(&r, io, dir, o, err);
+  vv_manifest m = r.m;
   if (rc) goto fail;
 
   vv_config cfg = {0};
@@ -508,10 +442,7 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   l.pctx = ctx;
   /* A lazy load reads no chunks (a format-1 session loads eagerly). */
   l.total = m.nbase + m.ndeltas + (o->lazy && m.version >= 2 ? 0 : m.nchunks);
-  rc = vv_sctx_init(&l.sc, io, dir);
-  if (rc) goto fail;
-  l.sc.kr = kr;
-  memcpy(l.sc.session_id, m.session_id, VV_SESSION_ID_BYTES);
+  l.sc = r.sc;
   size_t nseg = m.nbase + m.ndeltas;
   nseg_alloc = nseg;
   l.nbufs = cfg.threads;
@@ -554,12 +485,11 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
     l.done += m.nchunks;
   }
   rc = validate(&l, cfg.threads);
-  if (!rc && lazy) rc = vv_lazy_create(db->cfg.dimension, vv_db_check_chunk, db, io, dir, &m, kr, db->cache_bytes, &db->lazy);
+  if (!rc && lazy) rc = vv_lazy_create(db->cfg.dimension, vv_db_check_chunk, db, io, dir, &m, r.kr, db->cache_bytes, &db->lazy);
   if (!rc && lazy && db->hnsw && db->has_codes) vv_hnsw_use_codes(db->hnsw, db->pq, &db->codes);
   vv_db_refresh_memory(db);
   if (rc) goto fail;
-  rc = bind_session(db, dir, &m, kr, o, file, len);
-  kr = NULL; /* owned by db now, even if binding failed */
+  rc = bind_session(db, dir, &m, vv_sreader_take_keyring(&r), o, r.file, r.len); /* db owns the ring now */
   if (rc) goto fail;
   stats->generation = m.generation;
   stats->total_vectors = db->store.nlive;
@@ -567,17 +497,15 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   stats->chunks_loaded = lazy ? 0 : m.nchunks;
   stats->lazy = lazy;
   stats->index_segments = m.nbase + m.ndeltas;
-  stats->bytes_read = l.bytes + len;
-  memset(&m, 0, sizeof m); /* moved into db->session */
+  stats->bytes_read = l.bytes + r.len;
+  memset(&r.m, 0, sizeof r.m); /* moved into db->session */
   *out = db;
   db = NULL;
 fail:
   if (rc && err && !err->message[0]) snprintf(err->message, sizeof err->message, "%s", vv_strerror(rc));
   for (size_t i = 0; l.seg_bufs && i < nseg_alloc; i++) vv_buf_free(&l.seg_bufs[i]);
   vv_db_free(db);
-  vv_keyring_free(kr);
-  vv_manifest_free(&m);
-  vv_sctx_destroy(&l.sc);
+  vv_sreader_close(&r); /* also frees l.sc, a copy of r.sc */
   for (unsigned i = 0; l.bufs && i < l.nbufs; i++) vv_buf_free(&l.bufs[i]);
   free(l.bufs);
   free(l.seg_bufs);
@@ -585,7 +513,6 @@ fail:
   free(l.seg_len);
   free(l.by_seq);
   free(l.levels);
-  free(file);
   pthread_mutex_destroy(&l.err_mu);
   return rc;
 }
