@@ -203,6 +203,46 @@ static void encode_code(vv_db *db, uint32_t slot) {
   vv_store_mark(&db->store, slot, VV_SLOT_CODED);
 }
 
+/* ---- the graph on codes: hnsw's distance provider over db->pq and db->codes */
+
+/* The ADC table of a query. It measures with the metric's own kernel; for
+ * cosine that is the inner product: a query's product with a
+ * reconstruction errs by q.e, while squared L2 would add the
+ * reconstruction's norm error 2x.e + |e|^2, larger unless the query is the
+ * stored vector itself (clustered 384-D data: recall 0.96 against 0.82 at
+ * the same beam). */
+static void codes_set_query(void *ctx, const float *q, void *state) {
+  const vv_db *db = (const vv_db *)ctx;
+  vv_pq_table(db->pq, q, db->cfg.metric == VV_METRIC_L2, (float *)state);
+}
+
+static float codes_distance(void *ctx, const void *state, uint32_t slot) {
+  const vv_db *db = (const vv_db *)ctx;
+  return vv_pq_adc(db->pq, (const float *)state, (const uint8_t *)vv_arena_at(&db->codes, slot));
+}
+
+static void codes_vector(void *ctx, uint32_t slot, float *out) {
+  const vv_db *db = (const vv_db *)ctx;
+  vv_pq_decode(db->pq, (const uint8_t *)vv_arena_at(&db->codes, slot), out);
+}
+
+static void codes_prefetch(void *ctx, uint32_t slot) {
+  const vv_db *db = (const vv_db *)ctx;
+  VV_PREFETCH(vv_arena_at(&db->codes, slot));
+}
+
+void vv_db_use_codes(vv_db *db) {
+  const vv_hnsw_provider p = {
+      .ctx = db,
+      .query_bytes = (size_t)db->pq->m * db->pq->ksub * sizeof(float),
+      .set_query = codes_set_query,
+      .distance = codes_distance,
+      .vector = codes_vector,
+      .prefetch = codes_prefetch,
+  };
+  vv_hnsw_use_provider(db->hnsw, &p);
+}
+
 uint64_t vv_db_memory(vv_db *db) { return db->mem_estimate; }
 
 /* Room for `n` more items in the store and the graph. Exclusive lock held. */

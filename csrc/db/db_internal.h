@@ -59,6 +59,11 @@ void vv_db_refresh_memory(vv_db *db);
  * slot the store can address. */
 VV_NODISCARD int vv_db_codes_init(vv_db *db);
 
+/* Puts the graph in code mode: it measures on the PQ codes (ADC), through
+ * a provider over db->pq and db->codes, which must stay in place from now
+ * on. Needs db->hnsw, db->pq and the codes arena. Exclusive access. */
+void vv_db_use_codes(vv_db *db);
+
 /* ---- rows that may live in chunks (db/access.c) ----
  * A slot's vector and metadata are in memory (VV_SLOT_RESIDENT) or, in a
  * lazily loaded database, only in the chunk its loc names. Readers resolve

@@ -7,10 +7,11 @@
  * uint32 (count, then m links, per level), found through a per-slot pointer.
  * hdr == 0 means the slot has never been linked.
  *
- * Code mode (vv_hnsw_use_codes, for lazily loaded sessions): distances come
- * from PQ codes instead of the store's vectors. A query's distance to a node
- * is its ADC table lookup; a node's distance to another (link selection)
- * uses both codes decoded. Queries themselves (a search's, or a new
+ * Code mode (vv_hnsw_use_provider, for lazily loaded sessions): distances
+ * come from a provider instead of the store's vectors. A query's distance
+ * to a node is the provider's (db/ looks up PQ codes in an ADC table); a
+ * node's distance to another (link selection) uses both nodes' vectors as
+ * the provider reconstructs them. Queries themselves (a search's, or a new
  * vector's on insert) are exact.
  */
 #include "hnsw.h"
@@ -24,7 +25,6 @@
 #include "../common/parallel.h"
 #include "../common/util.h"
 #include "../distance/distance.h"
-#include "../quant/pq.h"
 
 #define LOCK_STRIPES 4096u
 #define MAX_LEVEL 16
@@ -44,8 +44,8 @@ typedef struct scratch {
   size_t work_cap;
   vv_cand *picked;
   uint32_t *nbuf;      /* copy of a link list read under its lock */
-  float *table;        /* code mode: the current query's ADC table */
-  float *dbuf[2];      /* code mode: decoded node vectors */
+  void *qstate;        /* code mode: the provider's prepared query (query_bytes) */
+  float *dbuf[2];      /* code mode: reconstructed node vectors */
   struct scratch *next;
 } scratch;
 
@@ -54,8 +54,8 @@ struct vv_hnsw {
   uint32_t dim, m, m0, efc;
   float sign;          /* internal distance = sign * kern(a, b) */
   vv_dist_fn kern;
-  const vv_pq *pq;        /* code mode when set */
-  const vv_arena *codes;  /* pq->m bytes per slot */
+  int coded;              /* code mode: measure through `prov` */
+  vv_hnsw_provider prov;
   double level_mult;
   uint64_t seed;
   atomic_uint_fast64_t level_counter;
@@ -72,21 +72,17 @@ struct vv_hnsw {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static inline const uint8_t *code_of(const vv_hnsw *h, uint32_t s) {
-  return (const uint8_t *)vv_arena_at(h->codes, s);
-}
-
-/* The distance from the current query (whose ADC table sc->table holds in
- * code mode) to node s. */
+/* The distance from the current query (which the provider prepared in
+ * sc->qstate in code mode) to node s. */
 static inline float dist_q(const vv_hnsw *h, const scratch *sc, const float *q, uint32_t s) {
-  if (h->pq) return vv_pq_adc(h->pq, sc->table, code_of(h, s));
+  if (h->coded) return h->prov.distance(h->prov.ctx, sc->qstate, s);
   return h->sign * h->kern(q, vv_store_vec(h->store, s), h->dim);
 }
 
-/* A node's vector as the graph sees it: stored, or decoded into buf. */
+/* A node's vector as the graph sees it: stored, or reconstructed into buf. */
 static inline const float *node_vec(const vv_hnsw *h, uint32_t s, float *buf) {
-  if (!h->pq) return vv_store_vec(h->store, s);
-  vv_pq_decode(h->pq, code_of(h, s), buf);
+  if (!h->coded) return vv_store_vec(h->store, s);
+  h->prov.vector(h->prov.ctx, s, buf);
   return buf;
 }
 
@@ -96,17 +92,13 @@ static inline float dist_v(const vv_hnsw *h, scratch *sc, const float *a, uint32
 }
 
 static inline void prefetch_node(const vv_hnsw *h, uint32_t s) {
-  VV_PREFETCH(h->pq ? (const void *)code_of(h, s) : (const void *)vv_store_vec(h->store, s));
+  if (!h->coded) VV_PREFETCH(vv_store_vec(h->store, s));
+  else if (h->prov.prefetch) h->prov.prefetch(h->prov.ctx, s);
 }
 
-/* Makes `q` the current query: in code mode, fills its ADC table. Code
- * mode measures with the metric's own kernel; for cosine that is the inner
- * product: a query's product with a reconstruction errs by q.e, while
- * squared L2 would add the reconstruction's norm error 2x.e + |e|^2, larger
- * unless the query is the stored vector itself (clustered 384-D data:
- * recall 0.96 against 0.82 at the same beam). */
+/* Makes `q` the current query: in code mode, the provider prepares it. */
 static inline void set_query(const vv_hnsw *h, scratch *sc, const float *q) {
-  if (h->pq) vv_pq_table(h->pq, q, h->sign > 0, sc->table);
+  if (h->coded) h->prov.set_query(h->prov.ctx, q, sc->qstate);
 }
 
 static inline uint32_t *links_at(const vv_hnsw *h, uint32_t slot, int level) {
@@ -145,7 +137,7 @@ static void scratch_free(scratch *s) {
   free(s->work);
   free(s->picked);
   free(s->nbuf);
-  free(s->table);
+  free(s->qstate);
   free(s->dbuf[0]);
   free(s->dbuf[1]);
   free(s);
@@ -166,11 +158,11 @@ static int scratch_get(vv_hnsw *h, scratch **out) {
       return VV_E_NOMEM;
     }
   }
-  if (h->pq && !s->table) {
-    s->table = (float *)malloc((size_t)h->pq->m * h->pq->ksub * sizeof(float));
+  if (h->coded && !s->qstate) {
+    s->qstate = malloc(h->prov.query_bytes ? h->prov.query_bytes : 1);
     s->dbuf[0] = (float *)malloc((size_t)h->dim * sizeof(float));
     s->dbuf[1] = (float *)malloc((size_t)h->dim * sizeof(float));
-    if (!s->table || !s->dbuf[0] || !s->dbuf[1]) {
+    if (!s->qstate || !s->dbuf[0] || !s->dbuf[1]) {
       scratch_free(s);
       return VV_E_NOMEM;
     }
@@ -393,9 +385,10 @@ float vv_hnsw_distance(const vv_hnsw *h, const float *q, uint32_t slot) {
   return h->sign * h->kern(q, vv_store_vec(h->store, slot), h->dim);
 }
 
-void vv_hnsw_use_codes(vv_hnsw *h, const vv_pq *pq, const vv_arena *codes) {
-  h->pq = pq;
-  h->codes = codes;
+void vv_hnsw_use_provider(vv_hnsw *h, const vv_hnsw_provider *p) {
+  h->coded = p != NULL;
+  if (p) h->prov = *p;
+  else memset(&h->prov, 0, sizeof h->prov);
   /* Pooled scratch was sized for the other mode. */
   while (h->pool) {
     scratch *s = h->pool;

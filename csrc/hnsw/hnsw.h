@@ -58,16 +58,62 @@ VV_NODISCARD int vv_hnsw_consolidate(vv_hnsw *h, unsigned threads);
 /* Internal distance between a query and a slot's stored vector. */
 float vv_hnsw_distance(const vv_hnsw *h, const float *query, uint32_t slot);
 
-struct vv_pq;
-/* Code mode (lazily loaded sessions): from now on the graph measures
- * distances on the PQ codes in `codes` (pq->m bytes per slot, which must be
- * set for every linked slot before it is reached) instead of the store's
- * vectors, and searches return ADC distances for the caller to re-rank.
- * NULL turns it off. Exclusive access; pq and codes must outlive the graph
- * or the next call. */
-void vv_hnsw_use_codes(vv_hnsw *h, const struct vv_pq *pq, const vv_arena *codes);
+/*
+ * A distance provider: how the graph measures when the store does not hold
+ * every vector (a lazily loaded session, whose vectors stay in chunks). The
+ * graph then reads from the store only the vector of a node it is
+ * inserting (new vectors are in memory) and asks the provider for every
+ * other distance; db/ implements it over compact PQ codes, so this folder
+ * knows nothing of quantisation or sessions.
+ *
+ * Distances are on the graph's internal scale (see above: squared L2 for
+ * l2, negated inner product for dot and cosine; smaller is nearer). Any
+ * number of threads call the functions at once (every search and insert
+ * has its own `state`), so they must only read `ctx`. Every linked slot,
+ * and every slot a link names, must be measurable before it is reached.
+ */
+typedef struct vv_hnsw_provider {
+  void *ctx;          /* borrowed: passed back to every call; outlives the graph's code mode */
+  size_t query_bytes; /* scratch one prepared query needs; the graph allocates it (malloc alignment) */
+  /* Prepares `state` (query_bytes) for distances from q[dim], a full
+   * vector: a search's query, or the vector of a node being linked. */
+  void (*set_query)(void *ctx, const float *q, void *state);
+  /* The distance from the query prepared in `state` to `slot`. */
+  float (*distance)(void *ctx, const void *state, uint32_t slot);
+  /* `slot`'s vector as the provider knows it (a reconstruction), into
+   * out[dim]; the graph measures node-to-node distances on it with the
+   * metric's kernel when it selects links. */
+  void (*vector)(void *ctx, uint32_t slot, float *out);
+  /* Optional (NULL): distance(slot) follows soon; bring its bytes closer. */
+  void (*prefetch)(void *ctx, uint32_t slot);
+} vv_hnsw_provider;
 
-/* Diagnostics for tests: level of a slot (-1 if not linked), links at a level. */
+/* Code mode: from now on the graph measures through `p` (copied; p->ctx is
+ * borrowed) instead of the store's vectors, and searches return the
+ * provider's distances for the caller to re-rank. NULL turns it off.
+ * Exclusive access. */
+void vv_hnsw_use_provider(vv_hnsw *h, const vv_hnsw_provider *p);
+
+/*
+ * Reading the graph: production API, not test diagnostics. A save
+ * captures the graph through these, a load checks the graph it applied
+ * with them, and the C tests walk it.
+ *
+ * vv_hnsw_level: the top level of `slot`'s node, or -1 if it is not linked
+ * (never linked, unlinked by consolidation, or beyond the reserved
+ * capacity).
+ * vv_hnsw_links: the number of links of `slot` at `level` (0..its level),
+ * and in *links a pointer to them, borrowed from the graph: valid, and
+ * unchanging, only while no insert, consolidation or set_node runs. 0 and
+ * NULL for a level the node does not have.
+ * vv_hnsw_entry: the entry point (UINT32_MAX when the graph is empty) and
+ * in *max_level its level (-1 when empty).
+ *
+ * Locking: these take no lock. Call them with inserts and consolidation
+ * excluded: the database's lock held (shared is enough, since writers
+ * hold it exclusively), or exclusive access as while loading. A link list
+ * read under the shared lock stays valid until the lock is released.
+ */
 int vv_hnsw_level(const vv_hnsw *h, uint32_t slot);
 uint32_t vv_hnsw_links(const vv_hnsw *h, uint32_t slot, int level, const uint32_t **links);
 uint32_t vv_hnsw_entry(const vv_hnsw *h, int *max_level);

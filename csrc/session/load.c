@@ -486,7 +486,7 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   }
   rc = validate(&l, cfg.threads);
   if (!rc && lazy) rc = vv_lazy_create(db->cfg.dimension, vv_db_check_chunk, db, io, dir, &m, r.kr, db->cache_bytes, &db->lazy);
-  if (!rc && lazy && db->hnsw && db->has_codes) vv_hnsw_use_codes(db->hnsw, db->pq, &db->codes);
+  if (!rc && lazy && db->hnsw && db->has_codes) vv_db_use_codes(db);
   vv_db_refresh_memory(db);
   if (rc) goto fail;
   rc = bind_session(db, dir, &m, vv_sreader_take_keyring(&r), o, r.file, r.len); /* db owns the ring now */
