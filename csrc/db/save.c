@@ -250,24 +250,6 @@ static void restore_dirty(save *s) {
   for (size_t i = 0; i < s->ndirty; i++) vv_store_mark(&s->db->store, (uint32_t)(s->dirty[i] >> 2), (uint8_t)(s->dirty[i] & 3));
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
-}
-
-/* Index into the previous manifest's chunk list for a chunk seq, or -1. */
-static long find_chunk(const uint64_t *sorted, size_t n, uint64_t seq) {
-  size_t lo = 0, hi = n;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    uint64_t v = sorted[mid] >> 32;
-    if (v == seq) return (long)(uint32_t)sorted[mid];
-    if (v < seq) lo = mid + 1;
-    else hi = mid;
-  }
-  return -1;
-}
-
 /* Which rows go into new chunks: with no usable previous generation all of
  * them; otherwise those that changed, and the current rows of old chunks
  * whose current rows fell under half (their file can then go). Fills
@@ -276,13 +258,12 @@ static int plan_rows(save *s, uint32_t *rewrite, size_t *nrewrite, size_t *nlive
   vv_db *db = s->db;
   vv_bound *b = &db->session;
   size_t nold = s->incremental ? b->m.nchunks : 0;
-  uint64_t *sorted = malloc((nold ? nold : 1) * sizeof *sorted);
+  vv_chunk_index idx = {0};
   uint32_t *live_in = calloc(nold ? nold : 1, sizeof *live_in);
   s->keep_chunk = calloc(nold ? nold : 1, sizeof *s->keep_chunk);
   s->nold = nold;
-  int rc = sorted && live_in && s->keep_chunk ? VV_OK : VV_E_NOMEM;
-  for (size_t i = 0; i < nold && !rc; i++) sorted[i] = (b->m.chunks[i].seq << 32) | i;
-  if (!rc) qsort(sorted, nold, sizeof *sorted, cmp_u64);
+  int rc = live_in && s->keep_chunk ? VV_OK : VV_E_NOMEM;
+  if (!rc) rc = vv_chunk_index_build(&idx, b->m.chunks, nold);
   *nrewrite = *nlive = 0;
   for (int pass = 0; pass < 2 && !rc; pass++) {
     for (uint64_t i = 0; i < s->nslots; i++) {
@@ -291,7 +272,7 @@ static int plan_rows(save *s, uint32_t *rewrite, size_t *nrewrite, size_t *nlive
       uint8_t f = vv_store_flags(&db->store, slot);
       long c = -1;
       if (s->incremental && !(f & VV_SLOT_VEC_DIRTY) && (f & VV_SLOT_SAVED))
-        c = find_chunk(sorted, nold, VV_LOC_CHUNK(vv_store_loc(&db->store, slot)));
+        c = vv_chunk_index_find(&idx, VV_LOC_CHUNK(vv_store_loc(&db->store, slot)));
       if (pass == 0) {
         (*nlive)++;
         if (c >= 0) live_in[c]++;
@@ -302,7 +283,7 @@ static int plan_rows(save *s, uint32_t *rewrite, size_t *nrewrite, size_t *nlive
     for (size_t i = 0; pass == 0 && i < nold; i++)
       s->keep_chunk[i] = live_in[i] > 0 && (uint64_t)live_in[i] * 2 >= b->m.chunks[i].count;
   }
-  free(sorted);
+  vv_chunk_index_free(&idx);
   free(live_in);
   return rc;
 }

@@ -22,8 +22,8 @@ typedef struct csrc {
   vv_sctx sc;
   char *dir;
   vv_keyring *kr;
-  vv_mchunk *chunks; /* sorted by seq */
-  uint64_t *order;   /* seqs in manifest order */
+  vv_mchunk *chunks; /* in manifest order */
+  vv_chunk_index idx;
   size_t n;
 } csrc;
 
@@ -55,13 +55,8 @@ static void csrc_unref(csrc *s) {
   vv_keyring_free(s->kr);
   free(s->dir);
   free(s->chunks);
-  free(s->order);
+  vv_chunk_index_free(&s->idx);
   free(s);
-}
-
-static int cmp_seq(const void *a, const void *b) {
-  uint64_t x = ((const vv_mchunk *)a)->seq, y = ((const vv_mchunk *)b)->seq;
-  return (x > y) - (x < y);
 }
 
 static int csrc_create(const vv_io *io, const char *dir, const vv_manifest *m, const vv_keyring *kr, csrc **out) {
@@ -72,8 +67,11 @@ static int csrc_create(const vv_io *io, const char *dir, const vv_manifest *m, c
   s->n = m->nchunks;
   s->dir = strdup(dir);
   s->chunks = malloc((s->n ? s->n : 1) * sizeof *s->chunks);
-  s->order = malloc((s->n ? s->n : 1) * sizeof *s->order);
-  int rc = s->dir && s->chunks && s->order ? VV_OK : VV_E_NOMEM;
+  int rc = s->dir && s->chunks ? VV_OK : VV_E_NOMEM;
+  if (!rc) {
+    memcpy(s->chunks, m->chunks, s->n * sizeof *s->chunks);
+    rc = vv_chunk_index_build(&s->idx, s->chunks, s->n);
+  }
   if (!rc && kr) rc = vv_keyring_clone(kr, &s->kr);
   if (!rc) {
     s->io = *(io ? io : vv_io_posix());
@@ -85,22 +83,13 @@ static int csrc_create(const vv_io *io, const char *dir, const vv_manifest *m, c
   }
   s->sc.kr = s->kr;
   memcpy(s->sc.session_id, m->session_id, VV_SESSION_ID_BYTES);
-  for (size_t i = 0; i < s->n; i++) s->order[i] = m->chunks[i].seq;
-  memcpy(s->chunks, m->chunks, s->n * sizeof *s->chunks);
-  qsort(s->chunks, s->n, sizeof *s->chunks, cmp_seq);
   *out = s;
   return VV_OK;
 }
 
 static const vv_mchunk *csrc_find(const csrc *s, uint64_t seq) {
-  size_t lo = 0, hi = s ? s->n : 0;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    if (s->chunks[mid].seq == seq) return &s->chunks[mid];
-    if (s->chunks[mid].seq < seq) lo = mid + 1;
-    else hi = mid;
-  }
-  return NULL;
+  long i = s ? vv_chunk_index_find(&s->idx, seq) : -1;
+  return i < 0 ? NULL : &s->chunks[i];
 }
 
 /* ---- the cache's loader ------------------------------------------------- */
@@ -334,7 +323,7 @@ int vv_lazy_chunk_list(vv_lazy *lz, uint64_t **seqs, size_t *n) {
   pthread_mutex_lock(&lz->mu);
   size_t cnt = lz->cur->n;
   uint64_t *copy = malloc((cnt ? cnt : 1) * sizeof *copy);
-  if (copy) memcpy(copy, lz->cur->order, cnt * sizeof *copy);
+  for (size_t i = 0; copy && i < cnt; i++) copy[i] = lz->cur->chunks[i].seq;
   pthread_mutex_unlock(&lz->mu);
   if (!copy) return VV_E_NOMEM;
   *seqs = copy;

@@ -482,3 +482,44 @@ int vv_manifest_parse(const unsigned char *file, size_t len, vv_manifest *out, c
   *body_len_out = body_len;
   return VV_OK;
 }
+
+/* ---- the chunk index ------------------------------------------------------ */
+
+static int cmp_key(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+int vv_chunk_index_build(vv_chunk_index *x, const vv_mchunk *chunks, size_t n) {
+  x->n = 0;
+  x->keys = malloc((n ? n : 1) * sizeof *x->keys);
+  if (!x->keys) return VV_E_NOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if (chunks[i].seq > UINT32_MAX || i > UINT32_MAX) {
+      vv_chunk_index_free(x);
+      return VV_E_MANIFEST_CORRUPT;
+    }
+    x->keys[i] = chunks[i].seq << 32 | (uint64_t)i;
+  }
+  x->n = n;
+  qsort(x->keys, n, sizeof *x->keys, cmp_key);
+  return VV_OK;
+}
+
+long vv_chunk_index_find(const vv_chunk_index *x, uint64_t seq) {
+  size_t lo = 0, hi = x ? x->n : 0;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    uint64_t v = x->keys[mid] >> 32;
+    if (v == seq) return (long)(uint32_t)x->keys[mid];
+    if (v < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return -1;
+}
+
+void vv_chunk_index_free(vv_chunk_index *x) {
+  free(x->keys);
+  x->keys = NULL;
+  x->n = 0;
+}

@@ -70,6 +70,20 @@ typedef struct vv_manifest {
 
 void vv_manifest_free(vv_manifest *m); /* frees the arrays, not m */
 
+/* Finds a chunk of a manifest's list by its seq: the list's positions
+ * sorted by seq. The one lookup the save, the load and the lazy reader
+ * share. */
+typedef struct vv_chunk_index {
+  uint64_t *keys; /* (seq << 32) | position, sorted; seqs and positions fit in 32 bits */
+  size_t n;
+} vv_chunk_index;
+
+/* Indexes chunks[0..n). VV_E_NOMEM, or VV_E_MANIFEST_CORRUPT if a seq does not fit 32 bits. */
+VV_NODISCARD int vv_chunk_index_build(vv_chunk_index *x, const vv_mchunk *chunks, size_t n);
+/* The position of chunk `seq` in the indexed list, or -1. */
+long vv_chunk_index_find(const vv_chunk_index *x, uint64_t seq);
+void vv_chunk_index_free(vv_chunk_index *x);
+
 /* The whole file for `m` into `out` (cleared first). `kr` is required when
  * m->kdf != VV_KDF_NONE. */
 int vv_manifest_write(const vv_manifest *m, const vv_keyring *kr, vv_buf *out);
