@@ -1,6 +1,7 @@
 /*
- * session/load.c: opening a session (vv_db_load) and reading its manifest
- * without a key (vv_session_inspect).
+ * db/load.c: a database from a session (vv_db_load): the index applied to
+ * the store and the graph, the chunks read (or, lazily, left where they
+ * are), the whole checked. Opening the session is session/reader.c.
  *
  * Order of checks, each before anything later may trust the bytes: the
  * manifest's frame and checksum; its schema and version; the key (derived
@@ -19,13 +20,9 @@
 #include "../codec/codec.h"
 #include "../common/parallel.h"
 #include "../crypto/secret.h"
-#include "../db/db_internal.h"
-#include "io.h"
-#include "lazy.h"
-#include "manifest.h"
-#include "object.h"
-#include "reader.h"
-#include "secrets.h"
+#include "../session/lazy.h"
+#include "../session/reader.h"
+#include "db_internal.h"
 
 typedef struct load {
   vv_db *db;
@@ -43,7 +40,8 @@ typedef struct load {
   vv_buf *seg_bufs;    /* index segments, read in parallel, applied in order */
   const unsigned char **seg_plain;
   size_t *seg_len;
-  vv_mchunk *by_seq;   /* the manifest's chunks sorted by seq (lazy location checks) */
+  int lazy;            /* chunks stay unread: locations are checked against the index */
+  vv_chunk_index chunks; /* the manifest's chunks by seq (lazy location checks) */
   _Atomic uint8_t *claimed; /* while base segments are applied in parallel: slots seen */
   uint8_t *levels;     /* per slot: graph levels (0 = not a node); a dense copy for validation */
   uint64_t nlevels;
@@ -300,22 +298,6 @@ static int is_waypoint(void *ctx, uint32_t slot) {
   return db->hnsw && vv_hnsw_level(db->hnsw, slot) >= 0;
 }
 
-static int cmp_mchunk(const void *a, const void *b) {
-  uint64_t x = ((const vv_mchunk *)a)->seq, y = ((const vv_mchunk *)b)->seq;
-  return (x > y) - (x < y);
-}
-
-static const vv_mchunk *find_chunk(const load *l, uint64_t seq) {
-  size_t lo = 0, hi = l->m->nchunks;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    if (l->by_seq[mid].seq == seq) return &l->by_seq[mid];
-    if (l->by_seq[mid].seq < seq) lo = mid + 1;
-    else hi = mid;
-  }
-  return NULL;
-}
-
 /* Whether this session can be opened lazily: asked for, format 2, and (for
  * HNSW) a codebook to walk the graph with. Otherwise it loads eagerly. */
 static int can_be_lazy(const load *l, const vv_load_opts *o) {
@@ -331,11 +313,11 @@ static int validate_slot(void *ctx, size_t i, unsigned worker) {
   vv_db *db = l->db;
   uint32_t slot = (uint32_t)i;
   if (!node_exists(db, slot)) return VV_OK;
-  if (l->by_seq) {
+  if (l->lazy) {
     /* Lazy: the chunk is read later, but the row must exist in it now. */
     uint64_t loc = vv_store_loc(&db->store, slot);
-    const vv_mchunk *c = find_chunk(l, VV_LOC_CHUNK(loc));
-    if (!c || VV_LOC_ROW(loc) >= c->count)
+    long c = vv_chunk_index_find(&l->chunks, VV_LOC_CHUNK(loc));
+    if (c < 0 || VV_LOC_ROW(loc) >= l->m->chunks[c].count)
       return say(l, VV_E_CHUNK_CORRUPT, "%s", "a vector the index refers to is in no chunk");
     vv_store_mark(&db->store, slot, VV_SLOT_SAVED);
   } else if (!(vv_store_flags(&db->store, slot) & VV_SLOT_SAVED)) {
@@ -472,13 +454,9 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   if (rc) goto fail;
   int lazy = can_be_lazy(&l, o);
   if (lazy) {
-    l.by_seq = malloc((m.nchunks ? m.nchunks : 1) * sizeof *l.by_seq);
-    if (!l.by_seq) {
-      rc = VV_E_NOMEM;
-      goto fail;
-    }
-    memcpy(l.by_seq, m.chunks, m.nchunks * sizeof *l.by_seq);
-    qsort(l.by_seq, m.nchunks, sizeof *l.by_seq, cmp_mchunk);
+    l.lazy = 1;
+    rc = vv_chunk_index_build(&l.chunks, m.chunks, m.nchunks);
+    if (rc) goto fail;
   } else {
     rc = vv_parallel_for(m.nchunks, cfg.threads, load_chunk, &l, chunk_progress, &l, 0, m.nchunks);
     if (rc) goto fail;
@@ -511,7 +489,7 @@ fail:
   free(l.seg_bufs);
   free(l.seg_plain);
   free(l.seg_len);
-  free(l.by_seq);
+  vv_chunk_index_free(&l.chunks);
   free(l.levels);
   pthread_mutex_destroy(&l.err_mu);
   return rc;
