@@ -30,7 +30,7 @@ int vv_is_temp_name(const char *name);
  * entry that decided it; VV_E_IO when `dir` is not a directory; an I/O
  * status when it cannot be read. Creates, changes and deletes nothing, and
  * opens nothing in a way that can block (a FIFO is just a foreign entry). */
-int vv_session_check_dir(const vv_io *io, const char *dir, vv_error *err);
+VV_NODISCARD int vv_session_check_dir(const vv_io *io, const char *dir, vv_error *err);
 
 /* The highest generation named in `mandir` (history manifests), 0 if none
  * or if it cannot be listed. */

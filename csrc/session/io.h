@@ -52,14 +52,14 @@ int vv_io_not_regular(int neg_errno);
  * vv_io_status, for error messages ("" if none). */
 const char *vv_io_last_error(void);
 /* Writes all of buf, looping on short writes. */
-int vv_io_write_all(const vv_io *io, int fd, const void *buf, size_t n);
+VV_NODISCARD int vv_io_write_all(const vv_io *io, int fd, const void *buf, size_t n);
 /* Reads a whole regular file of at most `max` bytes into a malloc'd
  * buffer, never blocking and never following a final symbolic link.
  * VV_E_CORRUPT if it is larger than max; VV_E_IO if it is not a regular
  * file (vv_io_not_regular). */
-int vv_io_read_file(const vv_io *io, const char *path, size_t max, unsigned char **out, size_t *len);
+VV_NODISCARD int vv_io_read_file(const vv_io *io, const char *path, size_t max, unsigned char **out, size_t *len);
 /* The same into a reusable buffer (buf->len = bytes read). */
-int vv_io_read_file_buf(const vv_io *io, const char *path, size_t max, vv_buf *buf);
+VV_NODISCARD int vv_io_read_file_buf(const vv_io *io, const char *path, size_t max, vv_buf *buf);
 /* Temporary files are named "tmp-" + this many lowercase hex digits
  * (session/gc.c deletes exactly those). */
 #define VV_IO_TEMP_HEX 16
@@ -67,8 +67,8 @@ int vv_io_read_file_buf(const vv_io *io, const char *path, size_t max, vv_buf *b
  * (mode 0600, O_EXCL), fsyncs it, renames it over `path`. The directory
  * itself is not fsynced (callers batch that). On failure the temporary
  * file is removed and `path` is untouched. */
-int vv_io_write_durable(const vv_io *io, const char *dir, const char *path, const void *data, size_t n);
-int vv_io_fsync_dir(const vv_io *io, const char *dir);
+VV_NODISCARD int vv_io_write_durable(const vv_io *io, const char *dir, const char *path, const void *data, size_t n);
+VV_NODISCARD int vv_io_fsync_dir(const vv_io *io, const char *dir);
 /* "<a>/<b>" in a malloc'd string, or NULL. */
 char *vv_path_join(const char *a, const char *b);
 

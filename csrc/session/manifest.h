@@ -86,16 +86,16 @@ void vv_chunk_index_free(vv_chunk_index *x);
 
 /* The whole file for `m` into `out` (cleared first). `kr` is required when
  * m->kdf != VV_KDF_NONE. */
-int vv_manifest_write(const vv_manifest *m, const vv_keyring *kr, vv_buf *out);
+VV_NODISCARD int vv_manifest_write(const vv_manifest *m, const vv_keyring *kr, vv_buf *out);
 
 /* Checks the frame and the checksum, then parses and validates the body.
  * On success *body / *body_len point into `file`. Errors:
  * VV_E_MANIFEST_CORRUPT, VV_E_UNSUPPORTED_VERSION, VV_E_NOMEM. */
-int vv_manifest_parse(const unsigned char *file, size_t len, vv_manifest *out, const unsigned char **body,
+VV_NODISCARD int vv_manifest_parse(const unsigned char *file, size_t len, vv_manifest *out, const unsigned char **body,
                       size_t *body_len, vv_error *err);
 
 /* Checks the mac field against `kr`: VV_OK or VV_E_MANIFEST_AUTH. */
-int vv_manifest_check_mac(const unsigned char *file, size_t len, const vv_keyring *kr);
+VV_NODISCARD int vv_manifest_check_mac(const unsigned char *file, size_t len, const vv_keyring *kr);
 
 /* BLAKE2b-256 of the whole file (a generation's identity; the next
  * generation's parent). */

@@ -42,24 +42,24 @@ typedef struct vv_objref {
   uint64_t bytes;
 } vv_objref;
 
-int vv_sctx_init(vv_sctx *sc, const vv_io *io, const char *dir);
+VV_NODISCARD int vv_sctx_init(vv_sctx *sc, const vv_io *io, const char *dir);
 void vv_sctx_destroy(vv_sctx *sc);
 /* <objdir>/<name> into a malloc'd string, or NULL. */
 char *vv_object_path(const vv_sctx *sc, const char *name);
 
 /* Seals and durably writes one object (the objects directory is fsynced
  * separately). `scratch` is reused between calls to avoid reallocation. */
-int vv_object_write(const vv_sctx *sc, int kind, uint64_t seq, const unsigned char *plain, size_t len,
+VV_NODISCARD int vv_object_write(const vv_sctx *sc, int kind, uint64_t seq, const unsigned char *plain, size_t len,
                     vv_buf *scratch, vv_objref *out, vv_error *err);
 
 /* Reads, verifies and opens one object inside `file` (a reusable buffer;
  * decryption happens in place): *plain points into it. VV_E_CHUNK_MISSING
  * or VV_E_CHUNK_CORRUPT (err names the object). */
-int vv_object_read_into(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t seq, vv_buf *file,
+VV_NODISCARD int vv_object_read_into(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t seq, vv_buf *file,
                         const unsigned char **plain, size_t *len, vv_error *err);
 
 /* The same into a malloc'd plaintext buffer the caller frees. */
-int vv_object_read(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t seq, unsigned char **plain,
+VV_NODISCARD int vv_object_read(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t seq, unsigned char **plain,
                    size_t *len, vv_error *err);
 
 #endif
