@@ -411,7 +411,8 @@ static int encode_rows(save *s, const uint32_t *list, size_t at, size_t end, uin
     r->meta_lens[i] = n->meta_len;
     lazy_rows |= !n->resident;
   }
-  vv_pins pins = {0};
+  vv_reads rd = {s->err, NULL, NULL}; /* a failed chunk read names its object */
+  vv_pins pins = {.rd = &rd};
   int rc = VV_OK;
   if (lazy_rows) pthread_rwlock_rdlock(&db->lock);
   for (uint32_t i = 0; i < cnt && !rc; i++) {
