@@ -1,5 +1,6 @@
-// Lists the C sources for binding.gyp: every csrc/**/*.c, so a new engine
-// module needs no build edit. Paths are relative to the package root.
+// Lists the sources for binding.gyp: the engine's csrc/**/*.c (C11) and the
+// binding's csrc/napi/*.cc (C++ on node-addon-api), so a new module needs no
+// build edit. Paths are relative to the package root.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -10,7 +11,7 @@ const out = [];
   for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
     const rel = dir + '/' + e.name;
     if (e.isDirectory()) walk(rel);
-    else if (e.name.endsWith('.c')) out.push(rel);
+    else if (e.name.endsWith('.c') || (dir === 'csrc/napi' && e.name.endsWith('.cc'))) out.push(rel);
   }
 })('csrc');
 process.stdout.write(out.sort().join('\n') + '\n');

@@ -1,92 +1,74 @@
 /*
  * napi/job.h: asynchronous engine work on libuv's thread pool.
  *
- * A job copies or pins its inputs on the JS thread, runs `execute` on a
- * worker thread (which must not touch napi_env or any JS value), then
- * settles its promise on the JS thread. While it is in flight the job holds
- * a strong reference to its NativeDB, so the database cannot be garbage
- * collected or freed under it; close() only marks it and the last job frees.
+ * A Job (a Napi::AsyncWorker) copies or pins its inputs on the JS thread,
+ * runs Run() on a worker thread (which must not touch napi_env or any JS
+ * value), then settles its promise on the JS thread: Result() after VV_OK, a
+ * VecvaultError otherwise. While it is in flight the job holds a strong
+ * reference to its NativeDB and counts itself in the handle's `pending`, so
+ * the database is neither collected nor freed under it; the job that
+ * settles last frees an engine that was closed or collected meanwhile.
  *
  * Progress reaches JS only through a thread-safe function, coalesced: at
- * most one call is queued at a time and it reads the latest counts. An
- * abort flag (an Int32Array set with Atomics.store by lib/) is polled by the
- * engine's progress hook.
+ * most one call is queued at a time, at most one per 25 ms (and always the
+ * final one), and it reads the latest counts. An abort flag (an Int32Array
+ * set with Atomics.store by lib/) is polled by the engine's progress hook
+ * and by its cancel hook.
  */
 #ifndef VVN_JOB_H
 #define VVN_JOB_H
 
-#include <node_api.h>
-#include <stdint.h>
+#include <memory>
 
-#include "../vecvault.h"
+#include "binding.h"
 
-/* The native side of one JS VectorDB. */
-typedef struct vvn_dbh {
-  vv_db *db;        /* NULL once freed */
-  uint32_t dim;
-  int closed;       /* close() was called */
-  int finalized;    /* the JS object was garbage collected */
-  uint32_t pending; /* jobs in flight */
-  int64_t reported; /* native bytes reported to V8 (napi_adjust_external_memory) */
-} vvn_dbh;
+namespace vvn {
 
-/* Tells V8 how much native memory this database holds now, so garbage
- * collection of unclosed databases keeps pace with what they cost. */
-void vvn_dbh_account(napi_env env, vvn_dbh *d);
+struct Progress;
 
-/* Frees the engine once nothing uses it any more (and the handle itself
- * once the JS object is gone). `d` may be freed on return. */
-void vvn_dbh_release_if_idle(napi_env env, vvn_dbh *d);
+class Job : public Napi::AsyncWorker {
+ public:
+  /* `owner` and `self` (the NativeDB object): null for work that belongs to
+   * no database, like loading. */
+  Job(Napi::Env env, const char *name, Handle *owner = nullptr, Napi::Value self = Napi::Value());
+  ~Job() override;
 
-/* The handle behind `self`; throws (and returns NULL) for a foreign object
- * or, with ERR_CLOSED, after close(). */
-vvn_dbh *vvn_dbh_unwrap(napi_env env, napi_value self);
+  /* Keep `v` alive until the job settles. */
+  void Pin(const Napi::Value &v);
+  /* Poll this Int32Array's first element; non-zero means abort. Nullish: none. */
+  void SetAbort(const Napi::Value &flag);
+  /* Call fn(done, total, phase, bytes) with progress. Nullish: none. */
+  void SetProgress(const Napi::Value &fn);
+  /* Queue the job and return its promise; a job that fails to queue is freed. */
+  static Napi::Value Start(std::unique_ptr<Job> job);
+  /* The same, with SetProgress(progress) and SetAbort(abort) first. */
+  static Napi::Value Start(std::unique_ptr<Job> job, const Napi::Value &progress, const Napi::Value &abort);
 
-typedef struct vvn_job vvn_job;
+  /* Engine hooks; ctx is the job. Any thread. */
+  static int OnProgress(void *ctx, uint64_t done, uint64_t total);
+  static int OnSessionProgress(void *ctx, uint64_t done, uint64_t total, int phase, uint64_t bytes);
+  static int Aborted(void *ctx);
 
-typedef struct vvn_job_ops {
-  const char *name;
-  int (*execute)(vvn_job *j);                      /* worker thread; returns a status */
-  napi_value (*result)(napi_env env, vvn_job *j);  /* JS thread, after VV_OK; NULL = threw */
-  void (*destroy)(vvn_job *j);                     /* frees the payload; any thread state */
-} vvn_job_ops;
+ protected:
+  virtual int Run() = 0;                          /* worker thread; returns a status */
+  virtual Napi::Value Result(Napi::Env env) = 0;  /* JS thread, after VV_OK */
 
-struct vvn_job {
-  const vvn_job_ops *ops;
-  vvn_dbh *owner;
-  void *payload;
-  int status;
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref self_ref;
-  napi_ref pin_ref;
-  napi_ref abort_ref;
-  int32_t *abort_flag;
-  struct vvn_progress *progress;
-  napi_threadsafe_function tsfn;
-  const vv_error *detail; /* if set and non-empty: the rejection message */
+  Handle *owner_;
+  vv_error err_{}; /* the rejection message when the engine filled it */
+
+ private:
+  void Execute() override;
+  void OnOK() override;
+
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Value> self_, pin_, abort_ref_;
+  const int32_t *abort_flag_ = nullptr;
+  Progress *progress_ = nullptr; /* owned by the thread-safe function */
+  napi_threadsafe_function tsfn_ = nullptr;
+  int status_ = VV_OK;
+  bool queued_ = false;
 };
 
-/* A job for `self` (the NativeDB object; NULL with owner NULL for work that
- * belongs to no database, like loading). NULL after throwing. */
-vvn_job *vvn_job_new(napi_env env, napi_value self, vvn_dbh *owner, const vvn_job_ops *ops, void *payload);
-/* Keep `v` alive until the job settles. */
-int vvn_job_pin(napi_env env, vvn_job *j, napi_value v);
-/* Poll this Int32Array's first element; non-zero means abort. Undefined/null: none. */
-int vvn_job_set_abort(napi_env env, vvn_job *j, napi_value flag);
-/* Call fn(done, total) with progress. Undefined/null: none. */
-int vvn_job_set_progress(napi_env env, vvn_job *j, napi_value fn);
-/* Queue the job; returns its promise. On failure the job is destroyed and
- * an error thrown (NULL returned). */
-napi_value vvn_job_start(napi_env env, vvn_job *j);
-/* Destroy a job that was never started (after a setup error). */
-void vvn_job_discard(napi_env env, vvn_job *j);
-
-/* The engine progress callbacks for a job (ctx = the job). JS receives
- * (done, total, phase, bytes). */
-int vvn_job_progress(void *ctx, uint64_t done, uint64_t total);
-int vvn_job_session_progress(void *ctx, uint64_t done, uint64_t total, int phase, uint64_t bytes);
-/* Non-zero once the job's abort flag is set (any thread; ctx is the job). */
-int vvn_job_aborted(void *ctx);
+}  // namespace vvn
 
 #endif
