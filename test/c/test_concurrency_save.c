@@ -22,6 +22,8 @@
 #include "vecvault.h"
 #include "vvtest.h"
 
+#include "support.h"
+
 #define DIM 8
 /* For helpers that return a value (VV_REQUIRE returns from a void test). */
 #define MUST(cond)                                                     \
@@ -149,15 +151,11 @@ static vv_db *make_db(vv_index_kind kind, unsigned n) {
 }
 
 static char *temp_dir(void) {
-  char *d = strdup("/tmp/vv-concsave-XXXXXX");
-  MUST(d && mkdtemp(d));
+  char root[64];
+  MUST(make_root(root) == 0);
+  char *d = strdup(root);
+  MUST(d);
   return d;
-}
-
-static void remove_tree(const char *dir) {
-  char cmd[256];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  VV_CHECK(system(cmd) == 0);
 }
 
 /* 1 if `id` is in `db` with the vector and metadata of `version`. */
@@ -307,7 +305,7 @@ static void writes_during_save(vv_index_kind kind) {
   VV_CHECK(bad == 0);
   vv_db_free(saved);
   vv_db_free(db);
-  remove_tree(dir);
+  rm_rf(dir);
   free(dir);
 }
 
@@ -347,7 +345,7 @@ static void failed_save_keeps_changes(vv_index_kind kind) {
   VV_CHECK(bad == 0);
   vv_db_free(saved);
   vv_db_free(db);
-  remove_tree(dir);
+  rm_rf(dir);
   free(dir);
 }
 
@@ -383,7 +381,7 @@ VV_TEST(deletes_during_a_save_do_not_reuse_captured_slots) {
   for (unsigned i = 0; i < N0; i++) add_one(db, "e", i, 0);
   VV_CHECK(vv_db_size(db) == N0 / 2 + 2 * N0);
   vv_db_free(db);
-  remove_tree(dir);
+  rm_rf(dir);
   free(dir);
 }
 

@@ -24,8 +24,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +35,7 @@
 #include "vvtest.h"
 
 #include "faultio.h"
+#include "support.h"
 
 #if defined(__has_include)
 #if __has_include("session/gc.h")
@@ -50,39 +49,14 @@
 #define TMP16 "0123456789abcdef"
 #define HANG_SECONDS 60 /* far above any run; only a blocked open reaches it */
 
-__attribute__((format(printf, 3, 4))) static int strf(char *buf, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int r = vsnprintf(buf, n, fmt, ap);
-  va_end(ap);
-  return r;
-}
-
 /* ---- files ---------------------------------------------------------------- */
 
-static char g_root[96];
+static char g_root[64];
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
-
-static void remove_root(void) {
-  if (g_root[0]) nftw(g_root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* A new empty directory under the test root. */
+/* A new empty directory under the test root (removed at exit). */
 static void new_dir(char *out, size_t n, const char *tag) {
   static int seq;
-  if (!g_root[0]) {
-    const char *base = getenv("VV_TEST_TMPDIR");
-    if (!base || !*base || strlen(base) > 40) base = "/tmp";
-    strf(g_root, sizeof g_root, "%s/vvgc-XXXXXX", base);
-    if (!mkdtemp(g_root)) g_root[0] = '\0';
-    atexit(remove_root);
-  }
+  if (!g_root[0] && make_root(g_root) != 0) g_root[0] = '\0';
   strf(out, n, "%s/%s-%d", g_root, tag, seq++);
   mkdir(out, 0700);
 }

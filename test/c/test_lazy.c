@@ -23,10 +23,8 @@
 #endif
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,104 +41,7 @@
 #include "vvtest.h"
 
 #include "faultio.h"
-
-/* ---- files ------------------------------------------------------------------ */
-
-__attribute__((format(printf, 3, 4))) static int strf(char *buf, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int r = vsnprintf(buf, n, fmt, ap);
-  va_end(ap);
-  return r;
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
-
-static void rm_rf(const char *p) { nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
-
-/* Every root made is removed at exit too, so a test that stops at a failed
- * VV_REQUIRE leaves nothing behind. */
-static char g_roots[64][64];
-static int g_nroots;
-
-static void remove_roots(void) {
-  for (int i = 0; i < g_nroots; i++) rm_rf(g_roots[i]);
-}
-
-static int make_root(char out[64]) {
-  const char *base = getenv("VV_TEST_TMPDIR");
-  if (!base || !*base || strlen(base) > 32) base = "/tmp";
-  strf(out, 64, "%s/vvlazy-XXXXXX", base);
-  if (!mkdtemp(out)) return -1;
-  if (g_nroots == 0) atexit(remove_roots);
-  if (g_nroots < 64) memcpy(g_roots[g_nroots++], out, 64);
-  return 0;
-}
-
-static unsigned char *read_all(const char *path, size_t *len) {
-  *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-  if (b && n > 0 && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) *len = (size_t)n;
-  return b;
-}
-
-static int count_tmp(const char *dir) {
-  static const char *const subs[] = {"", "/objects", "/manifests"};
-  int n = 0;
-  for (int i = 0; i < 3; i++) {
-    char p[256];
-    strf(p, sizeof p, "%s%s", dir, subs[i]);
-    DIR *d = opendir(p);
-    if (!d) continue;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) n += strncmp(e->d_name, "tmp-", 4) == 0;
-    closedir(d);
-  }
-  return n;
-}
-
-/* Recreates the session in `from` at `to` with hard links: cheap, and safe
- * because sessions never write into an existing file. */
-static int link_dir(const char *from, const char *to) {
-  static const char *const subs[] = {"", "/objects", "/manifests"};
-  for (int i = 0; i < 3; i++) {
-    char p[256], q[256];
-    strf(p, sizeof p, "%s%s", from, subs[i]);
-    strf(q, sizeof q, "%s%s", to, subs[i]);
-    if (mkdir(q, 0700) != 0) return -1;
-    DIR *d = opendir(p);
-    if (!d) return -1;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-      char src[600], dst[600];
-      strf(src, sizeof src, "%s/%s", p, e->d_name);
-      strf(dst, sizeof dst, "%s/%s", q, e->d_name);
-      struct stat st;
-      if (e->d_name[0] == '.' || lstat(src, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-      if (link(src, dst) != 0) {
-        closedir(d);
-        return -1;
-      }
-    }
-    closedir(d);
-  }
-  return 0;
-}
+#include "support.h"
 
 /* The chunks dir/manifest.json lists (names, seqs, sizes), and its version. */
 typedef struct chunk_list {
@@ -150,15 +51,8 @@ typedef struct chunk_list {
 } chunk_list;
 
 static int list_chunks(const char *dir, chunk_list *out) {
-  char p[256];
-  strf(p, sizeof p, "%s/manifest.json", dir);
-  size_t len;
-  unsigned char *f = read_all(p, &len);
   vv_manifest m;
-  const unsigned char *body;
-  size_t blen;
-  int rc = f ? vv_manifest_parse(f, len, &m, &body, &blen, NULL) : VV_E_IO;
-  free(f);
+  int rc = read_manifest(dir, &m);
   if (rc) return rc;
   out->version = m.version;
   out->n = m.nchunks < 256 ? m.nchunks : 256;

@@ -12,7 +12,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,16 +20,11 @@
 #include "vecvault.h"
 #include "vvtest.h"
 
+#include "support.h"
+
 #define DIM 8
 #define N 400
 #define CHUNK 40
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
 
 static void vec_of(int i, float *v) {
   for (int d = 0; d < DIM; d++) v[d] = (float)((i * 7 + d * 3) % 11) - 5.0f + 0.01f * (float)i;
@@ -38,9 +32,8 @@ static void vec_of(int i, float *v) {
 
 /* A plaintext session of N vectors in chunks of CHUNK in `root`/s, opened
  * lazily; NULL on a fixture failure. */
-static vv_db *lazy_session(char *root, vv_index_kind kind) {
-  strcpy(root, "/tmp/vvlzcancel-XXXXXX");
-  if (!mkdtemp(root)) return NULL;
+static vv_db *lazy_session(char root[64], vv_index_kind kind) {
+  if (make_root(root)) return NULL;
   char dir[96];
   snprintf(dir, sizeof dir, "%s/s", root);
   vv_config c = {.dimension = DIM, .metric = VV_METRIC_L2, .index = kind, .chunk_size = CHUNK};
@@ -132,7 +125,7 @@ static void stops_before_the_next_read(vv_index_kind kind) {
   VV_CHECK(res->count == 5);
   vv_results_free(res);
   vv_db_free(db);
-  nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+  rm_rf(root);
 }
 
 VV_TEST(flat_exact_scan_stops_before_its_next_chunk) { stops_before_the_next_read(VV_INDEX_FLAT); }

@@ -14,7 +14,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,17 +24,11 @@
 #include "vvtest.h"
 
 #include "faultio.h"
+#include "support.h"
 
 #define DIM 4
 #define N 40
 #define CHUNK 10
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
 
 typedef struct fixture {
   char root[64];
@@ -55,8 +48,7 @@ static int id_of(int i, char *buf) { return snprintf(buf, 16, "id-%02d", i); }
  * through a faultio table that counts only reads of the victim chunk. */
 static int setup(fixture *x) {
   memset(x, 0, sizeof *x);
-  snprintf(x->root, sizeof x->root, "/tmp/vvlzerr-XXXXXX");
-  if (!mkdtemp(x->root)) return -1;
+  if (make_root(x->root)) return -1;
   snprintf(x->dir, sizeof x->dir, "%s/s", x->root);
   vv_config c = {.dimension = DIM, .metric = VV_METRIC_L2, .index = VV_INDEX_FLAT, .chunk_size = CHUNK};
   vv_db *db = NULL;
@@ -74,16 +66,8 @@ static int setup(fixture *x) {
   vv_db_free(db);
   if (rc) return rc;
 
-  char path[160];
-  snprintf(path, sizeof path, "%s/manifest.json", x->dir);
-  FILE *fp = fopen(path, "rb");
-  unsigned char buf[1 << 16];
-  size_t len = fp ? fread(buf, 1, sizeof buf, fp) : 0;
-  if (fp) fclose(fp);
   vv_manifest m;
-  const unsigned char *body;
-  size_t blen;
-  rc = vv_manifest_parse(buf, len, &m, &body, &blen, NULL);
+  rc = read_manifest(x->dir, &m);
   if (rc) return rc;
   if (m.nchunks < 2) rc = -1;
   else x->victim = m.chunks[1];
@@ -104,7 +88,7 @@ static int setup(fixture *x) {
 static void teardown(fixture *x) {
   vv_db_free(x->db);
   fio_destroy(&x->f);
-  nftw(x->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+  rm_rf(x->root);
 }
 
 /* The next counted read of the victim fails with EIO. */
