@@ -8,7 +8,8 @@
  * inputs are copied into exact-size heap blocks so any over-read trips the
  * sanitizer). Rules that need the session (a code's length against the
  * codebook's m, bytes below ksub, where a codebook may appear, m * dsub
- * against the dimension) are the loader's, tested in test_session.c.
+ * against the dimension) are the loader's, tested in
+ * test_session_formats.c.
  *
  * Golden examples (also for docs/FORMAT.md):
  *
