@@ -20,7 +20,7 @@ typedef struct vv_buf {
 } vv_buf;
 
 /* Ensure room for `extra` more bytes. VV_OK or VV_E_NOMEM. */
-static inline int vv_buf_reserve(vv_buf *b, size_t extra) {
+VV_NODISCARD static inline int vv_buf_reserve(vv_buf *b, size_t extra) {
   if (extra > SIZE_MAX - b->len) return VV_E_NOMEM;
   size_t need = b->len + extra;
   if (need <= b->cap) return VV_OK;
@@ -41,7 +41,7 @@ static inline int vv_buf_reserve(vv_buf *b, size_t extra) {
   return VV_OK;
 }
 
-static inline int vv_buf_append(vv_buf *b, const void *p, size_t n) {
+VV_NODISCARD static inline int vv_buf_append(vv_buf *b, const void *p, size_t n) {
   int rc = vv_buf_reserve(b, n);
   if (rc) return rc;
   if (n) memcpy(b->data + b->len, p, n);

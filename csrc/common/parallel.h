@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../vecvault.h"
+
 /* Body for item i, run by worker `worker` (0..threads-1). A non-zero return
  * stops the loop; the first such status is returned by vv_parallel_for. */
 typedef int (*vv_body_fn)(void *ctx, size_t i, unsigned worker);
@@ -18,8 +20,8 @@ typedef int (*vv_body_fn)(void *ctx, size_t i, unsigned worker);
 /* Returns VV_OK, the first failing body's status, or VV_E_ABORTED when
  * `progress` returned non-zero (progress may be NULL). `done_base` is added
  * to the done count given to progress, `total` is passed through. */
-int vv_parallel_for(size_t n, unsigned threads, vv_body_fn body, void *ctx,
-                    int (*progress)(void *, uint64_t, uint64_t), void *progress_ctx,
-                    uint64_t done_base, uint64_t total);
+VV_NODISCARD int vv_parallel_for(size_t n, unsigned threads, vv_body_fn body, void *ctx,
+                                 int (*progress)(void *, uint64_t, uint64_t), void *progress_ctx,
+                                 uint64_t done_base, uint64_t total);
 
 #endif

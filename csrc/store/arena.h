@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../vecvault.h"
+
 typedef struct vv_arena {
   size_t rec_size;       /* bytes per record */
   unsigned shift;        /* records per block = 1 << shift */
@@ -28,7 +30,7 @@ typedef struct vv_arena {
 void vv_arena_init(vv_arena *a, size_t rec_size, size_t block_bytes);
 void vv_arena_destroy(vv_arena *a);
 /* Ensure records [0, n) exist. VV_OK or VV_E_NOMEM (the arena is unchanged). */
-int vv_arena_reserve(vv_arena *a, uint64_t n);
+VV_NODISCARD int vv_arena_reserve(vv_arena *a, uint64_t n);
 
 static inline uint64_t vv_arena_capacity(const vv_arena *a) {
   return (uint64_t)a->nblocks << a->shift;

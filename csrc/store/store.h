@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "../vecvault.h"
 
 #define VV_NO_SLOT UINT32_MAX
 
@@ -62,11 +63,13 @@ typedef struct vv_store {
   size_t tab_count;
 } vv_store;
 
-int vv_store_init(vv_store *s, uint32_t dim);
+/* VV_OK today (the arenas allocate on reserve); checked all the same, so
+ * an init that allocates later cannot fail unnoticed. */
+VV_NODISCARD int vv_store_init(vv_store *s, uint32_t dim);
 void vv_store_destroy(vv_store *s);
 
 /* Make room so that `extra` more ids can be placed without allocation. */
-int vv_store_reserve(vv_store *s, size_t extra);
+VV_NODISCARD int vv_store_reserve(vv_store *s, size_t extra);
 
 uint32_t vv_store_lookup(const vv_store *s, const char *id, size_t len);
 
@@ -74,8 +77,8 @@ uint32_t vv_store_lookup(const vv_store *s, const char *id, size_t len);
  * id and metadata, and mark it live. The caller then writes the vector via
  * vv_store_vec. *slot receives the slot; *was_live says whether the id
  * already existed (an upsert). Needs a prior vv_store_reserve. */
-int vv_store_place(vv_store *s, const char *id, size_t id_len, const char *meta, size_t meta_len,
-                   uint32_t *slot, int *was_live);
+VV_NODISCARD int vv_store_place(vv_store *s, const char *id, size_t id_len, const char *meta, size_t meta_len,
+                                uint32_t *slot, int *was_live);
 
 /* Unbind a live slot: drop its id and metadata and queue it for reuse (or,
  * with defer_reuse, park it until the index has let go of it). */
@@ -95,17 +98,17 @@ static inline void vv_store_thaw(vv_store *s) { s->frozen = 0; }
 /* Loading: sets or clears (id NULL) a slot's id and liveness without
  * touching the id map, so records can override each other in any order;
  * vv_store_rebuild_ids then indexes the final state. */
-int vv_store_set_id_raw(vv_store *s, uint32_t slot, const char *id, size_t id_len);
+VV_NODISCARD int vv_store_set_id_raw(vv_store *s, uint32_t slot, const char *id, size_t id_len);
 /* Loading: rebuilds the id map and live count from the slots' ids.
  * VV_E_CORRUPT if two live slots carry the same id. */
-int vv_store_rebuild_ids(vv_store *s);
+VV_NODISCARD int vv_store_rebuild_ids(vv_store *s);
 /* Loading: rebuilds the dead and free lists from final slot states:
  * is_waypoint(ctx, slot) says a dead slot is still in use by the index. */
-int vv_store_rebuild_lists(vv_store *s, int (*is_waypoint)(void *ctx, uint32_t slot), void *ctx);
+VV_NODISCARD int vv_store_rebuild_lists(vv_store *s, int (*is_waypoint)(void *ctx, uint32_t slot), void *ctx);
 /* Replaces a slot's metadata (copied). */
-int vv_store_set_meta(vv_store *s, uint32_t slot, const char *meta, size_t meta_len);
+VV_NODISCARD int vv_store_set_meta(vv_store *s, uint32_t slot, const char *meta, size_t meta_len);
 /* Makes slots [0, n) addressable without binding them. */
-int vv_store_reserve_slots(vv_store *s, uint64_t n);
+VV_NODISCARD int vv_store_reserve_slots(vv_store *s, uint64_t n);
 
 static inline uint8_t vv_store_flags(const vv_store *s, uint32_t slot) {
   return __atomic_load_n((uint8_t *)vv_arena_at(&s->flags, slot), __ATOMIC_RELAXED);

@@ -49,7 +49,7 @@ static int add_n(vv_db *db, const float *v, size_t n, uint32_t dim, size_t id_ba
 
 VV_TEST(store_place_lookup_remove_reuse) {
   vv_store s;
-  vv_store_init(&s, 4);
+  VV_REQUIRE(vv_store_init(&s, 4) == VV_OK);
   VV_REQUIRE(vv_store_reserve(&s, 1000) == VV_OK);
   for (int i = 0; i < 1000; i++) {
     char id[16];
