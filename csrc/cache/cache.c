@@ -199,7 +199,7 @@ int vv_cache_peek(vv_cache *c, uint64_t key, void **value, vv_cache_ref **ref) {
   entry *dropped = NULL;
   pthread_mutex_lock(&c->mu);
   entry *e = find(c, key);
-  int rc = VV_E_NOT_FOUND;
+  int rc = VV_MISS;
   if (e && e->state == READY) {
     e->pins++;
     rc = finish_wait(c, e, value, ref, &dropped);

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/status.h"
 #include "../vecvault.h"
 
 typedef struct vv_cache vv_cache;
@@ -51,7 +52,7 @@ void vv_cache_free(vv_cache *c);
 VV_NODISCARD int vv_cache_get(vv_cache *c, uint64_t key, void **value, vv_cache_ref **ref);
 void vv_cache_unpin(vv_cache *c, vv_cache_ref *ref);
 /* Like vv_cache_get, but only if the value is in memory and ready:
- * VV_E_NOT_FOUND (and nothing counted) otherwise. Never loads or waits. */
+ * VV_MISS (common/status.h; nothing counted) otherwise. Never loads or waits. */
 VV_NODISCARD int vv_cache_peek(vv_cache *c, uint64_t key, void **value, vv_cache_ref **ref);
 
 /* Changes the bound, evicting unpinned values as needed (pinned ones go

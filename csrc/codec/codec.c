@@ -724,7 +724,7 @@ static int node_decode(reader *rd, int v2, vv_node_view *nd) {
 
 int vv_index_decode_next(vv_index_reader *r, vv_node_view *node) {
   memset(node, 0, sizeof *node);
-  if (r->remaining == 0) return r->pos == r->len ? VV_E_NOT_FOUND : VV_E_CORRUPT;
+  if (r->remaining == 0) return r->pos == r->len ? VV_END : VV_E_CORRUPT;
   reader rd = {r->p, r->len, r->pos};
   int rc = node_decode(&rd, r->v2, node);
   if (rc) {

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "../common/buf.h"
+#include "../common/status.h"
 #include "../vecvault.h"
 
 #define VV_CODEC_MAX_COUNT 10000000u /* rows per chunk, nodes per index segment */
@@ -125,7 +126,7 @@ typedef struct vv_index_reader {
 } vv_index_reader;
 
 /* Streaming decoder (either format; r->v2 says which): begin reads the header; next yields nodes (VV_OK) and
- * the end check runs after the last one: next returns VV_E_NOT_FOUND once
+ * the end check runs after the last one: next returns VV_END (common/status.h) once
  * all `count` nodes were read and the buffer ended exactly there. */
 VV_NODISCARD int vv_index_decode_begin(vv_index_reader *r, const unsigned char *p, size_t len, uint64_t *seq,
                                        int *base, uint32_t *count);

@@ -182,7 +182,7 @@ static int apply_segment(load *l, size_t i) {
   if (!rc && r.has_codebook && !l->db->pq) rc = install_codebook(l, &r.cb);
   vv_node_view n;
   while (!rc && (rc = vv_index_decode_next(&r, &n)) == VV_OK) rc = apply_node(l, &n, g->ref.name);
-  if (rc == VV_E_NOT_FOUND) rc = VV_OK; /* the end, exactly where it should be */
+  if (rc == VV_END) rc = VV_OK; /* the end, exactly where it should be */
   if (rc == VV_E_CORRUPT) rc = say(l, VV_E_CHUNK_CORRUPT, "index object %s does not decode", g->ref.name);
   vv_buf_free(&l->seg_bufs[i]);
   return rc;

@@ -74,7 +74,7 @@ void vv_lazy_unpin(vv_lazy *lz, vv_cache_ref *ref);
  * which object failed and why: the chunk object's name, its seq and the
  * check that failed, as recorded when it was read. Thread-safe. */
 void vv_lazy_explain(vv_lazy *lz, uint64_t seq, int status, vv_error *err);
-/* Pins chunk `seq` only if it is cached: VV_E_NOT_FOUND otherwise. */
+/* Pins chunk `seq` only if it is cached: VV_MISS (common/status.h) otherwise. */
 VV_NODISCARD int vv_lazy_peek(vv_lazy *lz, uint64_t seq, const vv_lchunk **out, vv_cache_ref **ref);
 
 /* A malloc'd copy of the current source's chunk seqs, in manifest order. */

@@ -142,7 +142,7 @@ static int decode_index_all(const unsigned char *p, size_t n) {
   int rc = vv_index_decode_begin(&r, q, n, &seq, &base, &count);
   vv_node_view nd;
   while (!rc && (rc = vv_index_decode_next(&r, &nd)) == VV_OK) seen++;
-  if (rc == VV_E_NOT_FOUND) rc = seen == count ? VV_OK : VV_E_INTERNAL;
+  if (rc == VV_END) rc = seen == count ? VV_OK : VV_E_INTERNAL;
   free(q);
   return rc;
 }
@@ -519,8 +519,8 @@ VV_TEST(index_golden_bytes) {
   VV_REQUIRE(vv_index_decode_next(&r, &nd) == VV_OK);
   VV_CHECK(nd.slot == 5 && nd.id == NULL && nd.chunk == 1 && nd.row == 1);
   VV_CHECK(nd.nlevels == 2 && nd.counts[0] == 1 && vv_le32(nd.links[0]) == 0 && nd.counts[1] == 0);
-  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_E_NOT_FOUND);
-  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_E_NOT_FOUND);
+  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_END);
+  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_END);
 }
 
 /* ---- index round trips ---- */
@@ -590,7 +590,7 @@ static void index_roundtrip(uint32_t count, uint32_t (*levels)(uint32_t), int ba
     VV_REQUIRE(vv_index_decode_next(&r, &nd) == VV_OK);
     VV_CHECK(node_matches(&nd, &nodes[i].in));
   }
-  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_E_NOT_FOUND);
+  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_END);
   vv_buf_free(&b);
   free(nodes);
 }
@@ -688,7 +688,7 @@ static int index_reencode(const unsigned char *p, size_t n, vv_buf *out) {
     rc = vv_index_encode_node(out, &in);
   }
   free(cents);
-  return rc == VV_E_NOT_FOUND ? VV_OK : rc;
+  return rc == VV_END ? VV_OK : rc;
 }
 
 /* Two segments decode to the same header, codebook and nodes. */
@@ -708,7 +708,7 @@ static int index_same(const unsigned char *a, size_t an, const unsigned char *b,
   for (;;) {
     int rx = vv_index_decode_next(&ra, &x), ry = vv_index_decode_next(&rb, &y);
     if (rx != ry) return 0;
-    if (rx == VV_E_NOT_FOUND) return 1;
+    if (rx == VV_END) return 1;
     if (rx) return 0;
     if (x.slot != y.slot || x.chunk != y.chunk || x.row != y.row || x.nlevels != y.nlevels) return 0;
     if (!str_eq(x.id, x.id_len, y.id, y.id_len)) return 0;
@@ -767,7 +767,7 @@ VV_TEST(index_v2_golden_bytes) {
   VV_CHECK(nd.slot == 5 && nd.id == NULL && nd.nlevels == 2 && nd.code_len == 1 && nd.code && nd.code[0] == 0);
   VV_REQUIRE(vv_index_decode_next(&r, &nd) == VV_OK);
   VV_CHECK(nd.slot == 7 && nd.id == NULL && nd.nlevels == 0 && nd.code == NULL && nd.code_len == 0);
-  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_E_NOT_FOUND);
+  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_END);
 
   /* Format 1 still decodes, and says so. */
   wn = unhex(GOLDEN_INDEX_HEX, want, sizeof want);
@@ -809,7 +809,7 @@ static void index_roundtrip_v2(uint32_t count, uint32_t (*levels)(uint32_t), int
     VV_REQUIRE(vv_index_decode_next(&r, &nd) == VV_OK);
     VV_CHECK(node_matches(&nd, &nodes[i].in));
   }
-  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_E_NOT_FOUND);
+  VV_CHECK(vv_index_decode_next(&r, &nd) == VV_END);
   /* Decoded and encoded again: the same bytes. */
   VV_CHECK(index_reencode(q, b.len, &again) == VV_OK);
   VV_CHECK(again.len == b.len && memcmp(again.data, b.data, b.len) == 0);

@@ -177,7 +177,7 @@ static int rewrite_segment(const char *dir, text *body, const vv_mseg *g, seg_ed
     }
     if (!rc) rc = vv_index_encode_node(&out, &n);
   }
-  if (rc == VV_E_NOT_FOUND) rc = VV_OK;
+  if (rc == VV_END) rc = VV_OK;
   free(cents);
   free(f);
   if (ed->node != N_KEEP && !ed->applied) rc = VV_E_NOT_FOUND;

@@ -2,7 +2,7 @@
  * test/c/fuzz/fuzz_index.c: libFuzzer target for the index segment reader
  * (vv_index_decode_begin / vv_index_decode_next).
  *
- * Every input must end in VV_E_NOT_FOUND (clean end) or VV_E_CORRUPT with
+ * Every input must end in VV_END (clean end) or VV_E_CORRUPT with
  * no out-of-bounds read or undefined behaviour. An accepted segment is
  * re-encoded node by node, in the format it was read in (format 2 with its
  * codebook and codes); the copy must decode to the same header, codebook
@@ -92,10 +92,10 @@ static int walk(const uint8_t *p, size_t n, vv_buf *out, const uint8_t *twin, si
       check(nodes_equal(&nd, &tn));
     }
   }
-  check(rc == VV_E_NOT_FOUND || rc == VV_E_CORRUPT);
-  if (rc == VV_E_NOT_FOUND) {
+  check(rc == VV_END || rc == VV_E_CORRUPT);
+  if (rc == VV_END) {
     check(seen == count);
-    if (twin) check(vv_index_decode_next(&t, &tn) == VV_E_NOT_FOUND);
+    if (twin) check(vv_index_decode_next(&t, &tn) == VV_END);
     rc = VV_OK;
   }
   return rc;
