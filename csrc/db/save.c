@@ -90,14 +90,7 @@ typedef struct save {
   uint8_t *codes;
 } save;
 
-static int fail(save *s, int rc, const char *what) {
-  if (s->err && !s->err->message[0]) {
-    int sys = rc == VV_E_IO || rc == VV_E_NOSPC;
-    snprintf(s->err->message, sizeof s->err->message, "%s: %s", what,
-             sys && *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
-  }
-  return rc;
-}
+static int fail(save *s, int rc, const char *what) { return vv_error_note(s->err, rc, what); }
 
 static int tick(save *s, int phase) {
   s->done++;

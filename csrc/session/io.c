@@ -215,3 +215,12 @@ char *vv_path_join(const char *a, const char *b) {
   if (p) snprintf(p, n, "%s/%s", a, b);
   return p;
 }
+
+int vv_error_note(vv_error *err, int rc, const char *what) {
+  if (err && !err->message[0]) {
+    int sys = rc == VV_E_IO || rc == VV_E_NOSPC;
+    snprintf(err->message, sizeof err->message, "%s: %s", what,
+             sys && *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
+  }
+  return rc;
+}

@@ -52,6 +52,10 @@ int vv_io_not_regular(int neg_errno);
  * vv_io_status, for error messages ("" if none). */
 const char *vv_io_last_error(void);
 /* Writes all of buf, looping on short writes. */
+/* Notes "<what>: <why>" in `err` (NULL: nowhere) unless it already holds a
+ * message, the why being the system's words for an I/O failure; returns rc. */
+int vv_error_note(vv_error *err, int rc, const char *what);
+
 VV_NODISCARD int vv_io_write_all(const vv_io *io, int fd, const void *buf, size_t n);
 /* Reads a whole regular file of at most `max` bytes into a malloc'd
  * buffer, never blocking and never following a final symbolic link.

@@ -12,15 +12,7 @@
 
 #include "gc.h"
 
-/* Records what failed (the first failure only) and returns rc. */
-static int fail(vv_swriter *w, int rc, const char *what) {
-  if (w->err && !w->err->message[0]) {
-    int sys = rc == VV_E_IO || rc == VV_E_NOSPC;
-    snprintf(w->err->message, sizeof w->err->message, "%s: %s", what,
-             sys && *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
-  }
-  return rc;
-}
+static int fail(vv_swriter *w, int rc, const char *what) { return vv_error_note(w->err, rc, what); }
 
 static int ensure_dir(const vv_io *io, const char *path) {
   int rc = io->mkdir(io->ctx, path, 0700);
