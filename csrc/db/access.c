@@ -48,22 +48,32 @@ static int pin_chunk(vv_db *db, vv_pins *ps, uint64_t seq, const vv_lchunk **out
  * against the rows the store says live there, as an eager load checks
  * them: a live node's row carries its id, and no vector holds a non-finite
  * value. Runs under the database lock its caller holds. */
+const char *vv_db_check_row(const vv_db *db, uint32_t slot, const char *id, uint32_t id_len, const float *vec) {
+  const vv_store *st = &db->store;
+  const vv_slotrec *rec = vv_store_rec(st, slot);
+  /* A waypoint's row may still carry the id it had when written (it died later). */
+  if (vv_store_is_live(st, slot) && (!id || rec->id_len != id_len || memcmp(rec->id, id, id_len) != 0))
+    return "does not match the index";
+  /* The engine never stores a non-finite component; one here is damage. */
+  for (uint32_t d = 0; d < db->cfg.dimension; d++)
+    if (!isfinite(vec[d])) return "holds a non-finite value";
+  return NULL;
+}
+
 const char *vv_db_check_chunk(void *ctx, const vv_lchunk *c, const char *const *ids, const uint32_t *id_lens,
                               uint32_t *bad_row) {
-  const vv_store *st = &((const vv_db *)ctx)->store;
+  const vv_db *db = ctx;
+  const vv_store *st = &db->store;
   for (uint32_t row = 0; row < c->count; row++) {
     uint32_t slot = c->slots[row];
     if (slot >= st->nslots || vv_store_loc(st, slot) != VV_LOC(c->seq, row)) continue;
     uint8_t f = vv_store_flags(st, slot);
     if ((f & VV_SLOT_RESIDENT) || !(f & VV_SLOT_SAVED)) continue;
-    *bad_row = row;
-    const vv_slotrec *rec = vv_store_rec(st, slot);
-    if (vv_store_is_live(st, slot) &&
-        (!ids[row] || rec->id_len != id_lens[row] || memcmp(rec->id, ids[row], rec->id_len) != 0))
-      return "does not match the index";
-    const float *v = vv_lchunk_vec(c, row);
-    for (uint32_t d = 0; d < c->dim; d++)
-      if (!isfinite(v[d])) return "holds a non-finite value";
+    const char *why = vv_db_check_row(db, slot, ids[row], id_lens[row], vv_lchunk_vec(c, row));
+    if (why) {
+      *bad_row = row;
+      return why;
+    }
   }
   *bad_row = UINT32_MAX;
   return NULL;

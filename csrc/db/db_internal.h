@@ -93,7 +93,13 @@ VV_NODISCARD int vv_db_row(vv_db *db, uint32_t slot, vv_pins *pins, const float 
                            uint32_t *meta_len);
 void vv_pins_release(vv_db *db, vv_pins *pins);
 
-/* vv_lazy_check_fn for a database's lazy reader (ctx: the vv_db). */
+/* The one check of a chunk row against the index, eager or lazy: the row
+ * of live `slot` carries its id, and its vector is finite. NULL when the
+ * row is sound, else what is wrong. */
+const char *vv_db_check_row(const vv_db *db, uint32_t slot, const char *id, uint32_t id_len, const float *vec);
+
+/* vv_lazy_check_fn for a database's lazy reader (ctx: the vv_db), checking
+ * the rows the store says live in the chunk with vv_db_check_row. */
 const char *vv_db_check_chunk(void *ctx, const vv_lchunk *c, const char *const *ids, const uint32_t *id_lens,
                               uint32_t *bad_row);
 

@@ -256,28 +256,16 @@ static int load_chunk(void *ctx, size_t i, unsigned worker) {
     /* Rows that a later chunk superseded are skipped: only the row the
      * index points at is the slot's current vector. */
     if (slot >= db->store.nslots || !node_exists(db, slot)) continue;
-    const vv_slotrec *rec = vv_store_rec(&db->store, slot);
     if (vv_store_loc(&db->store, slot) != VV_LOC(c->seq, row)) continue;
-    int live = vv_store_is_live(&db->store, slot);
-    /* A live node's row must carry its id; a waypoint's row may still carry
-     * the id it had when it was written (it died later). */
-    if (live && (!v.ids[row] || rec->id_len != v.id_lens[row] || memcmp(rec->id, v.ids[row], rec->id_len) != 0)) {
-      snprintf(local.message, sizeof local.message, "chunk object %s: row %u does not match the index", c->ref.name, row);
+    float *dst = vv_store_vec(&db->store, slot);
+    vv_read_f32le(v.vectors + (size_t)row * vbytes, db->cfg.dimension, dst);
+    const char *why = vv_db_check_row(db, slot, v.ids[row], v.id_lens[row], dst);
+    if (why) {
+      snprintf(local.message, sizeof local.message, "chunk object %s: row %u %s", c->ref.name, row, why);
       rc = VV_E_CHUNK_CORRUPT;
       break;
     }
-    float *dst = vv_store_vec(&db->store, slot);
-    vv_read_f32le(v.vectors + (size_t)row * vbytes, db->cfg.dimension, dst);
-    /* The engine never stores a non-finite component; one here is damage. */
-    for (uint32_t d = 0; d < db->cfg.dimension; d++) {
-      if (!isfinite(dst[d])) {
-        snprintf(local.message, sizeof local.message, "chunk object %s: row %u holds a non-finite value", c->ref.name, row);
-        rc = VV_E_CHUNK_CORRUPT;
-        break;
-      }
-    }
-    if (rc) break;
-    if (live && v.metas[row]) rc = vv_store_set_meta(&db->store, slot, v.metas[row], v.meta_lens[row]);
+    if (vv_store_is_live(&db->store, slot) && v.metas[row]) rc = vv_store_set_meta(&db->store, slot, v.metas[row], v.meta_lens[row]);
     vv_store_mark(&db->store, slot, VV_SLOT_SAVED | VV_SLOT_RESIDENT);
   }
   vv_chunk_view_free(&v);
