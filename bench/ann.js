@@ -8,7 +8,7 @@
 // the other, so memory numbers are clean and QPS runs see the same machine
 // state. A child prints one JSON object on stdout; its log goes to stderr.
 //
-// Usage: node bench/ann.js [--dataset fashion|synthetic10k|synthetic100k|synthetic1m|all]
+// Usage: node bench/ann.js [--dataset fashion|embedding10k|embedding100k|embedding1m|synthetic10k|synthetic100k|synthetic1m|all]
 //          [--queries 1000] [--libs vecvault,hnswlib,usearch] [--ef 16,32,...] [--out FILE]
 
 const fs = require('fs');
@@ -42,6 +42,18 @@ function syntheticDataset(n, tag) {
   };
 }
 
+function embeddingDataset(n, tag) {
+  return {
+    name: `embedding-${tag}-${SYNTHETIC_DIM}-angular`,
+    metric: 'cosine',
+    load(nq) {
+      const base = data.embedding(n, SYNTHETIC_DIM, { seed: 1 });
+      const queries = data.embedding(nq, SYNTHETIC_DIM, { seed: 2, clusters: base.clusters });
+      return { base: base.data, queries: queries.data, dim: SYNTHETIC_DIM, params: base.params };
+    },
+  };
+}
+
 const DATASETS = {
   fashion: {
     name: 'fashion-mnist-784-euclidean',
@@ -55,8 +67,12 @@ const DATASETS = {
   synthetic10k: syntheticDataset(10000, '10k'),
   synthetic100k: syntheticDataset(100000, '100k'),
   synthetic1m: syntheticDataset(1000000, '1m'),
+  embedding10k: embeddingDataset(10000, '10k'),
+  embedding100k: embeddingDataset(100000, '100k'),
+  embedding1m: embeddingDataset(1000000, '1m'),
 };
-const DEFAULT_DATASETS = ['fashion', 'synthetic100k'];
+// Embedding-shaped data is the yardstick; isotropic clusters are a stress case.
+const DEFAULT_DATASETS = ['fashion', 'embedding100k'];
 
 // ---------------------------------------------------------------- arguments
 
@@ -81,7 +97,7 @@ function parseArgs(argv) {
 }
 
 const HELP = `node bench/ann.js [options]
-  --dataset NAME      fashion | synthetic10k | synthetic100k | synthetic1m | all (default: all = fashion,synthetic100k)
+  --dataset NAME      fashion | embedding{10k,100k,1m} | synthetic{10k,100k,1m} | all (default: all = fashion,embedding100k)
   --queries N         number of queries (default 1000)
   --libs LIST         vecvault,hnswlib,usearch (default: all three)
   --ef LIST           efSearch sweep (default 16,32,64,128,256,512)
