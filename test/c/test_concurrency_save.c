@@ -173,6 +173,13 @@ static int has_version(vv_db *db, const char *prefix, unsigned id, unsigned vers
   return same;
 }
 
+/* Deletes a<i>, which must exist. */
+static void del_one(vv_db *db, unsigned i) {
+  char name[32];
+  int len = snprintf(name, sizeof name, "a%u", i), removed = 0;
+  VV_CHECK(vv_db_delete(db, name, (size_t)len, &removed) == VV_OK && removed);
+}
+
 static int has_id(vv_db *db, const char *prefix, unsigned id) {
   char name[32];
   int len = snprintf(name, sizeof name, "%s%u", prefix, id);
@@ -234,11 +241,7 @@ static void *writer_main(void *arg) {
 /* Adds NEW, deletes DELS, upserts UPS, and searches. */
 static void mixed_writes(writer_job *w) {
   for (unsigned i = 0; i < NEW; i++) add_one(w->db, "b", i, 0);
-  for (unsigned i = 0; i < DELS; i++) {
-    char name[32];
-    int len = snprintf(name, sizeof name, "a%u", i), removed = 0;
-    VV_CHECK(vv_db_delete(w->db, name, (size_t)len, &removed) == VV_OK && removed);
-  }
+  for (unsigned i = 0; i < DELS; i++) del_one(w->db, i);
   for (unsigned i = DELS; i < DELS + UPS; i++) add_one(w->db, "a", i, 1);
   float q[DIM];
   vec_for(DELS + 1, 1, q);
@@ -271,6 +274,15 @@ static int save_while(vv_db *db, const char *dir, int fail_later, void (*work)(w
   return sj.rc;
 }
 
+/* How many of mixed_writes' changes `saved` does not hold. */
+static unsigned mixed_writes_missing(vv_db *saved) {
+  unsigned bad = 0;
+  for (unsigned i = 0; i < DELS; i++) bad += has_id(saved, "a", i);
+  for (unsigned i = DELS; i < DELS + UPS; i++) bad += !has_version(saved, "a", i, 1);
+  for (unsigned i = 0; i < NEW; i++) bad += !has_version(saved, "b", i, 0);
+  return bad;
+}
+
 /* Holds a save at its first rename, writes meanwhile, then checks both
  * generations: the held save has the capture, the next save has the rest. */
 static void writes_during_save(vv_index_kind kind) {
@@ -297,11 +309,8 @@ static void writes_during_save(vv_index_kind kind) {
   VV_CHECK(stats.full == 0);
   saved = load_eager(dir);
   VV_CHECK(vv_db_size(saved) == N0 - DELS + NEW);
-  bad = 0;
-  for (unsigned i = 0; i < DELS; i++) bad += has_id(saved, "a", i);
-  for (unsigned i = DELS; i < DELS + UPS; i++) bad += !has_version(saved, "a", i, 1);
+  bad = mixed_writes_missing(saved);
   for (unsigned i = DELS + UPS; i < N0; i++) bad += !has_version(saved, "a", i, 0);
-  for (unsigned i = 0; i < NEW; i++) bad += !has_version(saved, "b", i, 0);
   VV_CHECK(bad == 0);
   vv_db_free(saved);
   vv_db_free(db);
@@ -322,11 +331,7 @@ static void failed_save_keeps_changes(vv_index_kind kind) {
   VV_REQUIRE(vv_db_save(db, dir, NULL, NULL, NULL, NULL, &err) == VV_OK);
   /* Changed before the failing save: its capture takes these dirty bits. */
   for (unsigned i = 0; i < 50; i++) add_one(db, "c", i, 0);
-  for (unsigned i = 100; i < 120; i++) {
-    char name[32];
-    int len = snprintf(name, sizeof name, "a%u", i), removed = 0;
-    VV_CHECK(vv_db_delete(db, name, (size_t)len, &removed) == VV_OK && removed);
-  }
+  for (unsigned i = 100; i < 120; i++) del_one(db, i);
   for (unsigned i = 120; i < 140; i++) add_one(db, "a", i, 2);
   int wrote;
   VV_CHECK(save_while(db, dir, 1, mixed_writes, &wrote, NULL) == VV_E_IO);
@@ -339,9 +344,7 @@ static void failed_save_keeps_changes(vv_index_kind kind) {
   for (unsigned i = 0; i < 50; i++) bad += !has_version(saved, "c", i, 0);
   for (unsigned i = 100; i < 120; i++) bad += has_id(saved, "a", i);
   for (unsigned i = 120; i < 140; i++) bad += !has_version(saved, "a", i, 2);
-  for (unsigned i = 0; i < DELS; i++) bad += has_id(saved, "a", i);
-  for (unsigned i = DELS; i < DELS + UPS; i++) bad += !has_version(saved, "a", i, 1);
-  for (unsigned i = 0; i < NEW; i++) bad += !has_version(saved, "b", i, 0);
+  bad += mixed_writes_missing(saved);
   VV_CHECK(bad == 0);
   vv_db_free(saved);
   vv_db_free(db);
@@ -355,11 +358,7 @@ VV_TEST(flat_failed_save_hands_back_its_changes) { failed_save_keeps_changes(VV_
 /* Half deleted, then as many new: without the freeze these would take the
  * freed slots and overwrite the captured vectors. */
 static void churn(writer_job *w) {
-  for (unsigned i = 0; i < N0 / 2; i++) {
-    char name[32];
-    int len = snprintf(name, sizeof name, "a%u", i), removed = 0;
-    VV_CHECK(vv_db_delete(w->db, name, (size_t)len, &removed) == VV_OK && removed);
-  }
+  for (unsigned i = 0; i < N0 / 2; i++) del_one(w->db, i);
   for (unsigned i = 0; i < N0; i++) add_one(w->db, "d", i, 7);
 }
 
