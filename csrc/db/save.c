@@ -201,7 +201,10 @@ static int capture_codebook(save *s, uint32_t *scratch) {
   vv_db *db = s->db;
   if (!db->hnsw) return VV_OK;
   size_t nres = 0;
-  for (uint64_t i = 0; i < s->nslots; i++) {
+  /* Listing the in-memory vectors is a pass over every slot: only when a
+   * codebook could be learnt now. */
+  int may_train = !db->pq || (!db->lazy && db->pq_trained_on < PQ_SAMPLE);
+  for (uint64_t i = 0; may_train && i < s->nslots; i++) {
     uint32_t slot = (uint32_t)i;
     if (vv_store_is_live(&db->store, slot) && (vv_store_flags(&db->store, slot) & VV_SLOT_RESIDENT))
       scratch[nres++] = slot;
