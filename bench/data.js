@@ -420,5 +420,6 @@ module.exports = {
   distance,
   norms,
   groundTruth,
+  gtCachePath,
   bruteForceRange,
 };
