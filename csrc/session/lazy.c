@@ -43,7 +43,7 @@ struct vv_lazy {
   void *check_ctx;
   pthread_mutex_t mu; /* guards cur, prev and the notes */
   csrc *cur, *prev;
-  vv_cache *cache;
+  vv_cache_client *cache; /* of a private vv_cache */
   _Atomic uint64_t bytes_read;
   fail_note notes[FAIL_NOTES]; /* a ring, newest at next - 1 */
   unsigned next;
@@ -245,7 +245,10 @@ int vv_lazy_create(uint32_t dim, vv_lazy_check_fn check, void *check_ctx, const 
   atomic_init(&lz->bytes_read, 0);
   pthread_mutex_init(&lz->mu, NULL);
   int rc = csrc_create(io, dir, m, kr, &lz->cur);
-  if (!rc) rc = vv_cache_create(capacity, load_chunk, drop_chunk, lz, &lz->cache);
+  vv_cache *own = NULL;
+  if (!rc) rc = vv_cache_create(capacity, &own);
+  if (!rc) rc = vv_cache_client_create(own, 0, load_chunk, drop_chunk, lz, &lz->cache);
+  vv_cache_release(own); /* the client holds it */
   if (rc) {
     vv_lazy_free(lz);
     return rc;
@@ -256,7 +259,7 @@ int vv_lazy_create(uint32_t dim, vv_lazy_check_fn check, void *check_ctx, const 
 
 void vv_lazy_free(vv_lazy *lz) {
   if (!lz) return;
-  vv_cache_free(lz->cache);
+  vv_cache_client_free(lz->cache);
   csrc_unref(lz->cur);
   csrc_unref(lz->prev);
   pthread_mutex_destroy(&lz->mu);
@@ -331,10 +334,12 @@ int vv_lazy_chunk_list(vv_lazy *lz, uint64_t **seqs, size_t *n) {
   return VV_OK;
 }
 
-void vv_lazy_set_capacity(vv_lazy *lz, size_t capacity) { vv_cache_set_capacity(lz->cache, capacity); }
+void vv_lazy_set_capacity(vv_lazy *lz, size_t capacity) {
+  vv_cache_set_capacity(vv_cache_client_cache(lz->cache), capacity);
+}
 
 void vv_lazy_get_stats(vv_lazy *lz, vv_cache_info *out) {
   vv_cache_stats cs;
-  vv_cache_get_stats(lz->cache, &cs);
+  vv_cache_client_stats(lz->cache, &cs);
   *out = (vv_cache_info){1, cs.hits, cs.misses, cs.evictions, cs.bytes, cs.capacity, cs.entries, lz->bytes_read};
 }
