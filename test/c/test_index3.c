@@ -1,0 +1,714 @@
+/*
+ * test/c/test_index3.c: tests for csrc/codec/index3 (the columnar
+ * format-3 index segment).
+ *
+ * Owns: golden bytes that pin the format (also the worked example of the
+ * format notes), round trips of random graphs against what the format-2
+ * encoder is given (null ids, waypoints, free slots, empty lists, every
+ * level, full lists, extreme gaps, unsorted and repeated links), blocks
+ * decoded on their own matching the node-by-node walk, the encoder's
+ * rejections, one rejection test per decoding rule on hand-built blocks,
+ * every truncation, and a seeded mutation smoke test. Inputs are copied
+ * into exact-size heap blocks so the ASan build catches any over-read.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/index3.h"
+#include "common/status.h"
+#include "vvtest.h"
+
+/* ---- helpers ---- */
+
+static size_t unhex(const char *s, unsigned char *out, size_t cap) {
+  size_t n = 0;
+  while (*s) {
+    if (*s == ' ' || *s == '\n') {
+      s++;
+      continue;
+    }
+    unsigned v;
+    if (sscanf(s, "%2x", &v) != 1) abort();
+    if (n < cap) out[n++] = (unsigned char)v;
+    s += 2;
+  }
+  return n;
+}
+
+static unsigned char *dup_exact(const unsigned char *p, size_t n) {
+  unsigned char *q = (unsigned char *)malloc(n ? n : 1);
+  if (!q) abort();
+  if (n) memcpy(q, p, n);
+  return q;
+}
+
+static uint64_t rng_state;
+static uint64_t rnd(void) { /* splitmix64 */
+  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+static uint32_t rndn(uint32_t n) { return n ? (uint32_t)(rnd() % n) : 0; }
+
+/* Walks a whole segment from an exact-size copy: VV_OK (nodes counted) or
+ * the first failure. */
+static int decode_all(const unsigned char *p, size_t n, uint32_t *nodes) {
+  unsigned char *q = dup_exact(p, n);
+  vv_index3_reader *r = malloc(sizeof *r);
+  if (!r) abort();
+  uint64_t seq;
+  int base;
+  uint32_t count, nblocks, seen = 0;
+  int rc = vv_index3_decode_begin(r, q, n, &seq, &base, &count, &nblocks);
+  vv_node_view nd;
+  const uint32_t *l32[VV_CODEC_MAX_LEVELS];
+  while (!rc && (rc = vv_index3_decode_next(r, &nd, l32)) == VV_OK) seen++;
+  if (rc == VV_END) rc = seen == count ? VV_OK : VV_E_INTERNAL;
+  if (nodes) *nodes = seen;
+  free(r);
+  free(q);
+  return rc;
+}
+
+/* ---- a random graph, kept as vv_node_in records ---- */
+
+typedef struct graph {
+  uint32_t n;
+  vv_node_in *in;
+  uint32_t (*links)[VV_CODEC_MAX_LEVELS][VV_CODEC_MAX_LINKS];
+  uint32_t (*counts)[VV_CODEC_MAX_LEVELS];
+  const uint32_t *(*lp)[VV_CODEC_MAX_LEVELS];
+  char (*ids)[24];
+  uint8_t (*codes)[48];
+} graph;
+
+static const char *k_ids[] = {"a", "caf\xc3\xa9", "\xf0\x9f\x98\x80", "\xe2\x82\xac-x", "id-0123456789"};
+
+static void graph_init(graph *g, uint32_t n, uint32_t m) {
+  g->n = n;
+  g->in = calloc(n, sizeof *g->in);
+  g->links = calloc(n, sizeof *g->links);
+  g->counts = calloc(n, sizeof *g->counts);
+  g->lp = calloc(n, sizeof *g->lp);
+  g->ids = calloc(n, sizeof *g->ids);
+  g->codes = calloc(n, sizeof *g->codes);
+  if (!g->in || !g->links || !g->counts || !g->lp || !g->ids || !g->codes) abort();
+  uint32_t slot = rndn(1000);
+  for (uint32_t i = 0; i < n; i++) {
+    vv_node_in *nd = &g->in[i];
+    uint32_t kind = rndn(10); /* 0: free slot, 1: waypoint, else live */
+    /* Slots mostly ascending, sometimes jumping back or to the extremes. */
+    uint32_t r = rndn(20);
+    slot = r == 0 ? rndn(slot + 1) : r == 1 ? VV_INDEX3_MAX_SLOT - rndn(3) : r == 2 ? 0 : slot + 1 + rndn(3);
+    if (slot > VV_INDEX3_MAX_SLOT) slot = rndn(100);
+    nd->slot = slot;
+    if (kind >= 2) {
+      if (rndn(2)) snprintf(g->ids[i], sizeof g->ids[i], "%s", k_ids[rndn(5)]);
+      else snprintf(g->ids[i], sizeof g->ids[i], "id-%u", rndn(1000000));
+      nd->id = g->ids[i];
+      nd->id_len = (uint32_t)strlen(g->ids[i]);
+    }
+    if (kind != 0) {
+      nd->chunk = rndn(8) == 0 ? UINT64_MAX - rndn(2) : rndn(100);
+      nd->row = rndn(8) == 0 ? UINT32_MAX : rndn(10000);
+      nd->nlevels = rndn(40) == 0 ? VV_CODEC_MAX_LEVELS : 1u + (rndn(4) == 0) + (rndn(16) == 0);
+      for (uint32_t l = 0; l < nd->nlevels; l++) {
+        uint32_t c = rndn(50) == 0 ? VV_CODEC_MAX_LINKS : rndn(50) == 0 ? 0 : rndn(33);
+        for (uint32_t j = 0; j < c; j++) {
+          uint32_t e = rndn(16);
+          g->links[i][l][j] = e == 0 ? 0 : e == 1 ? VV_INDEX3_MAX_SLOT : e == 2 && j ? g->links[i][l][j - 1]
+                                                                                    : rndn(2000000);
+        }
+        g->counts[i][l] = c;
+        g->lp[i][l] = g->links[i][l];
+      }
+      nd->links = g->lp[i];
+      nd->counts = g->counts[i];
+      if (m) {
+        for (uint32_t j = 0; j < m; j++) g->codes[i][j] = (uint8_t)rnd();
+        nd->code = g->codes[i];
+        nd->code_len = m;
+      }
+    }
+    nd->v2 = 1;
+  }
+}
+
+static void graph_free(graph *g) {
+  free(g->in);
+  free(g->links);
+  free(g->counts);
+  free(g->lp);
+  free(g->ids);
+  free(g->codes);
+}
+
+static void sort32(uint32_t *v, uint32_t n) {
+  for (uint32_t i = 1; i < n; i++)
+    for (uint32_t j = i; j && v[j - 1] > v[j]; j--) {
+      uint32_t t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+}
+
+/* A decoded node against the record it came from: links as sorted lists. */
+static int node_matches(const vv_node_view *v, const uint32_t *const *l32, const vv_node_in *in) {
+  if (v->slot != in->slot || v->chunk != in->chunk || v->row != in->row || v->nlevels != in->nlevels) return 0;
+  if (!v->id != !in->id || v->id_len != in->id_len || (in->id && memcmp(v->id, in->id, in->id_len))) return 0;
+  if (!v->code != !in->code || v->code_len != in->code_len || (in->code && memcmp(v->code, in->code, in->code_len)))
+    return 0;
+  for (uint32_t l = 0; l < in->nlevels; l++) {
+    uint32_t want[VV_CODEC_MAX_LINKS], c = in->counts[l];
+    if (v->counts[l] != c) return 0;
+    if (c) memcpy(want, in->links[l], c * 4u);
+    sort32(want, c);
+    for (uint32_t j = 0; j < c; j++)
+      if (l32[l][j] != want[j] || vv_le32(v->links[l] + 4 * j) != want[j]) return 0;
+  }
+  return 1;
+}
+
+/* The nodes as one segment cut into blocks of random sizes. */
+static uint32_t encode_segment(const graph *g, const vv_codebook_in *cb, vv_buf *out) {
+  uint32_t cuts[64], nb = 0, at = 0;
+  while (at < g->n && nb < 63) {
+    uint32_t take = nb == 62 ? g->n - at : 1 + rndn(g->n - at);
+    cuts[nb++] = take;
+    at += take;
+  }
+  if (at < g->n) cuts[nb - 1] += g->n - at;
+  if (vv_index3_encode_begin(out, 77, 1, g->n, nb, cb)) abort();
+  at = 0;
+  for (uint32_t b = 0; b < nb; b++) {
+    if (vv_index3_encode_block(g->in + at, cuts[b], out)) abort();
+    at += cuts[b];
+  }
+  return nb;
+}
+
+static const float k_cents[4] = {1.0f, 0.0f, -1.0f, 0.5f};
+
+/* A seeded random graph of n nodes (codes of m bytes, or none) as one
+ * segment, with the small codebook when it has codes. */
+static void random_segment(graph *g, uint64_t seed, uint32_t n, uint32_t m, vv_buf *out) {
+  rng_state = seed;
+  graph_init(g, n, m);
+  vv_codebook_in cb = {1, 2, 2, 4, k_cents};
+  encode_segment(g, m ? &cb : NULL, out);
+}
+
+/* ---- golden bytes ---- */
+
+static const char k_golden_header[] =
+    "a6 64 6b696e64 65 696e646578 63 736571 03 64 62617365 f5 65 636f756e74 03"
+    " 62 7071 a5 61 6d 01 64 6b737562 02 64 64737562 02 67 747261696e6564 04"
+    " 69 63656e74726f696473 50 0000803f 00000000 000080bf 0000003f"
+    " 66 626c6f636b73 81";
+static const char k_golden_block[] =
+    "a9 65 636f756e74 03"
+    " 65 736c6f7473 43 000a04"
+    " 65 666c616773 43 818200"
+    " 66 69646c656e73 43 010000"
+    " 63 696473 41 61"
+    " 64 6c6f6373 46 010001010000"
+    " 65 6c696e6b73 45 0105010000"
+    " 61 6d 01"
+    " 65 636f646573 42 0100";
+
+/* slot 0 "a" at (1, 0) links [[5]] code 01; slot 5 waypoint at (1, 1)
+ * links [[0], []] code 00; slot 7 free. */
+static void golden_nodes(vv_node_in nd[3]) {
+  static const uint32_t l5[] = {5}, l0[] = {0};
+  static const uint32_t *lp0[] = {l5}, *lp1[] = {l0, NULL};
+  static const uint32_t c0[] = {1}, c1[] = {1, 0};
+  static const uint8_t code1[] = {1}, code0[] = {0};
+  memset(nd, 0, 3 * sizeof *nd);
+  nd[0] = (vv_node_in){.slot = 0, .id = "a", .id_len = 1, .chunk = 1, .row = 0, .nlevels = 1, .links = lp0,
+                       .counts = c0, .code = code1, .code_len = 1};
+  nd[1] = (vv_node_in){.slot = 5, .chunk = 1, .row = 1, .nlevels = 2, .links = lp1, .counts = c1, .code = code0,
+                       .code_len = 1};
+  nd[2] = (vv_node_in){.slot = 7};
+}
+
+VV_TEST(golden_bytes) {
+  unsigned char want[512];
+  size_t hn = unhex(k_golden_header, want, sizeof want);
+  size_t n = hn + unhex(k_golden_block, want + hn, sizeof want - hn);
+  vv_node_in nd[3];
+  golden_nodes(nd);
+  vv_codebook_in cb = {1, 2, 2, 4, k_cents};
+  vv_buf b = {0};
+  VV_REQUIRE(vv_index3_encode_begin(&b, 3, 1, 3, 1, &cb) == VV_OK);
+  VV_REQUIRE(vv_index3_encode_block(nd, 3, &b) == VV_OK);
+  VV_CHECK(b.len == n && memcmp(b.data, want, n) == 0);
+
+  vv_index3_reader *r = malloc(sizeof *r);
+  VV_REQUIRE(r != NULL);
+  uint64_t seq;
+  int base;
+  uint32_t count, nblocks;
+  VV_REQUIRE(vv_index3_decode_begin(r, want, n, &seq, &base, &count, &nblocks) == VV_OK);
+  VV_CHECK(seq == 3 && base == 1 && count == 3 && nblocks == 1 && r->has_codebook);
+  VV_CHECK(r->cb.m == 1 && r->cb.ksub == 2 && r->cb.dsub == 2 && r->cb.trained == 4);
+  vv_node_view v;
+  const uint32_t *l32[VV_CODEC_MAX_LEVELS];
+  for (int i = 0; i < 3; i++) {
+    VV_REQUIRE(vv_index3_decode_next(r, &v, l32) == VV_OK);
+    VV_CHECK(node_matches(&v, l32, &nd[i]));
+  }
+  VV_CHECK(vv_index3_decode_next(r, &v, l32) == VV_END);
+  free(r);
+  vv_buf_free(&b);
+}
+
+VV_TEST(empty_segment_and_no_codebook) {
+  vv_buf b = {0};
+  VV_REQUIRE(vv_index3_encode_begin(&b, 9, 0, 0, 0, NULL) == VV_OK);
+  uint32_t seen = 99;
+  VV_CHECK(decode_all(b.data, b.len, &seen) == VV_OK && seen == 0);
+  vv_index3_reader r;
+  uint64_t seq;
+  int base;
+  uint32_t count, nblocks;
+  VV_REQUIRE(vv_index3_decode_begin(&r, b.data, b.len, &seq, &base, &count, &nblocks) == VV_OK);
+  VV_CHECK(seq == 9 && base == 0 && count == 0 && nblocks == 0 && !r.has_codebook);
+  vv_buf_free(&b);
+}
+
+/* ---- round trips ---- */
+
+static void roundtrip(uint32_t n, uint32_t m, uint64_t seed) {
+  graph g;
+  vv_buf b = {0};
+  random_segment(&g, seed, n, m, &b);
+  unsigned char *q = dup_exact(b.data, b.len);
+  vv_index3_reader *r = malloc(sizeof *r);
+  VV_REQUIRE(r != NULL);
+  uint64_t seq;
+  int base;
+  uint32_t count, nblocks;
+  VV_REQUIRE(vv_index3_decode_begin(r, q, b.len, &seq, &base, &count, &nblocks) == VV_OK);
+  VV_CHECK(count == n && r->has_codebook == (m != 0));
+  vv_node_view v;
+  const uint32_t *l32[VV_CODEC_MAX_LEVELS];
+  uint32_t i = 0, bad = 0;
+  int rc;
+  while ((rc = vv_index3_decode_next(r, &v, l32)) == VV_OK) {
+    if (i >= n || !node_matches(&v, l32, &g.in[i])) bad++;
+    i++;
+  }
+  VV_NOTE("n=%u m=%u seed=%llu", n, m, (unsigned long long)seed);
+  VV_CHECK(rc == VV_END && i == n && bad == 0);
+
+  /* The same blocks decoded on their own (as workers would). */
+  VV_REQUIRE(vv_index3_decode_begin(r, q, b.len, &seq, &base, &count, &nblocks) == VV_OK);
+  const unsigned char *bp;
+  size_t blen;
+  uint32_t bn, at = 0;
+  vv_index3_block *blk = malloc(sizeof *blk);
+  VV_REQUIRE(blk != NULL);
+  while ((rc = vv_index3_next_block(r, &bp, &blen, &bn)) == VV_OK) {
+    uint32_t c2;
+    unsigned char *own = dup_exact(bp, blen);
+    VV_CHECK(vv_index3_block_begin(blk, own, blen, &c2) == VV_OK && c2 == bn);
+    for (uint32_t k = 0; k < bn; k++) {
+      VV_CHECK(vv_index3_block_next(blk, &v, l32) == VV_OK);
+      if (!node_matches(&v, l32, &g.in[at + k])) bad++;
+    }
+    VV_CHECK(vv_index3_block_next(blk, &v, NULL) == VV_END);
+    at += bn;
+    free(own);
+  }
+  VV_CHECK(rc == VV_END && at == n && bad == 0);
+  free(blk);
+  free(r);
+  free(q);
+  vv_buf_free(&b);
+  graph_free(&g);
+}
+
+VV_TEST(random_graphs_roundtrip) {
+  roundtrip(1, 0, 1);
+  roundtrip(1, 48, 2);
+  roundtrip(7, 16, 3);
+  for (uint64_t s = 10; s < 20; s++) roundtrip(1 + (uint32_t)(s * 37 % 400), s % 3 ? 48 : 0, s);
+}
+
+/* The format-2 encoder's records, through both formats: the same nodes
+ * (format 3 giving the links sorted). */
+VV_TEST(same_nodes_as_format2) {
+  rng_state = 42;
+  graph g;
+  graph_init(&g, 300, 8);
+  vv_buf v2 = {0}, v3 = {0};
+  VV_REQUIRE(vv_index_encode_begin_v2(&v2, 1, 1, g.n, NULL) == VV_OK);
+  for (uint32_t i = 0; i < g.n; i++) VV_REQUIRE(vv_index_encode_node(&v2, &g.in[i]) == VV_OK);
+  VV_REQUIRE(vv_index3_encode_begin(&v3, 1, 1, g.n, 1, NULL) == VV_OK);
+  VV_REQUIRE(vv_index3_encode_block(g.in, g.n, &v3) == VV_OK);
+  vv_index_reader r2;
+  vv_index3_reader *r3 = malloc(sizeof *r3);
+  VV_REQUIRE(r3 != NULL);
+  uint64_t seq;
+  int base;
+  uint32_t count, nb, bad = 0;
+  VV_REQUIRE(vv_index_decode_begin(&r2, v2.data, v2.len, &seq, &base, &count) == VV_OK);
+  VV_REQUIRE(vv_index3_decode_begin(r3, v3.data, v3.len, &seq, &base, &count, &nb) == VV_OK);
+  vv_node_view a, b;
+  const uint32_t *l32[VV_CODEC_MAX_LEVELS];
+  for (uint32_t i = 0; i < g.n; i++) {
+    VV_REQUIRE(vv_index_decode_next(&r2, &a) == VV_OK && vv_index3_decode_next(r3, &b, l32) == VV_OK);
+    int same = a.slot == b.slot && a.chunk == b.chunk && a.row == b.row && a.nlevels == b.nlevels &&
+               a.id_len == b.id_len && !a.id == !b.id && (!a.id || !memcmp(a.id, b.id, a.id_len)) &&
+               a.code_len == b.code_len && !a.code == !b.code && (!a.code || !memcmp(a.code, b.code, a.code_len));
+    for (uint32_t l = 0; same && l < a.nlevels; l++) {
+      uint32_t x[VV_CODEC_MAX_LINKS];
+      same = a.counts[l] == b.counts[l];
+      for (uint32_t j = 0; same && j < a.counts[l]; j++) x[j] = vv_le32(a.links[l] + 4 * j);
+      sort32(x, a.counts[l]);
+      for (uint32_t j = 0; same && j < a.counts[l]; j++) same = x[j] == l32[l][j];
+    }
+    bad += !same;
+  }
+  VV_CHECK(bad == 0);
+  VV_CHECK(vv_index_decode_next(&r2, &a) == VV_END && vv_index3_decode_next(r3, &b, l32) == VV_END);
+  VV_CHECK(v3.len < v2.len);
+  free(r3);
+  vv_buf_free(&v2);
+  vv_buf_free(&v3);
+  graph_free(&g);
+}
+
+/* ---- the encoder refuses what the format cannot say ---- */
+
+VV_TEST(encoder_rejects_bad_input) {
+  vv_node_in nd[3];
+  static const uint32_t big[] = {VV_INDEX3_MAX_SLOT + 1};
+  static const uint32_t *bigp[] = {big};
+  static const uint32_t one[] = {1}, many[] = {VV_CODEC_MAX_LINKS + 1};
+  static const uint8_t c2[2] = {0, 1};
+  vv_buf b = {0};
+  VV_REQUIRE(vv_buf_append(&b, "xyz", 3) == VV_OK);
+#define REJECT(stmt, n)                                      \
+  do {                                                       \
+    golden_nodes(nd);                                        \
+    stmt;                                                    \
+    VV_NOTE("%s", #stmt);                                    \
+    VV_CHECK(vv_index3_encode_block(nd, n, &b) == VV_E_INVALID); \
+    VV_CHECK(b.len == 3 && memcmp(b.data, "xyz", 3) == 0);   \
+  } while (0)
+  REJECT((void)0, 0);
+  REJECT(nd[0].slot = VV_INDEX3_MAX_SLOT + 1, 3);
+  REJECT(nd[0].nlevels = VV_CODEC_MAX_LEVELS + 1, 3);
+  REJECT((nd[0].links = bigp, nd[0].counts = one), 3);
+  REJECT(nd[0].counts = many, 3);
+  REJECT(nd[0].links = NULL, 3);
+  REJECT((nd[0].id = "", nd[0].id_len = 0), 3);
+  REJECT((nd[0].id = "\xc3(", nd[0].id_len = 2), 3);
+  REJECT((nd[0].id = "\x80", nd[0].id_len = 1), 3);
+  REJECT(nd[0].id_len = VV_MAX_ID_BYTES + 1, 3);
+  REJECT((nd[1].code = c2, nd[1].code_len = 2), 3); /* codes of two lengths */
+  REJECT((nd[0].code_len = 0), 3);
+  REJECT((nd[0].code_len = VV_CODEC_MAX_CODE + 1, nd[1].code = NULL), 3);
+#undef REJECT
+  golden_nodes(nd);
+  VV_CHECK(vv_index3_encode_begin(&b, 1, 1, 3, 0, NULL) == VV_E_INVALID);
+  VV_CHECK(vv_index3_encode_begin(&b, 1, 1, 3, 4, NULL) == VV_E_INVALID);
+  VV_CHECK(vv_index3_encode_begin(&b, 1, 1, VV_CODEC_MAX_COUNT + 1, 1, NULL) == VV_E_INVALID);
+  vv_codebook_in cb = {1, 257, 2, 4, k_cents};
+  VV_CHECK(vv_index3_encode_begin(&b, 1, 1, 3, 1, &cb) == VV_E_INVALID);
+  VV_CHECK(b.len == 3);
+  vv_buf_free(&b);
+}
+
+/* ---- hand-built blocks: one test per decoding rule ---- */
+
+typedef struct raw {
+  const char *count, *slots, *flags, *idlens, *ids, *locs, *links, *m, *codes; /* hex */
+} raw;
+
+/* A valid raw block: the golden one. */
+static raw golden_raw(void) {
+  return (raw){"03", "000a04", "818200", "010000", "61", "010001010000", "0105010000", "01", "0100"};
+}
+
+static void put_hex_bytes(vv_buf *b, const char *hex) {
+  unsigned char tmp[600];
+  size_t n = unhex(hex, tmp, sizeof tmp);
+  unsigned char h[3] = {0x59, (unsigned char)(n >> 8), (unsigned char)n}; /* bytes, 2-byte length */
+  if (n < 24) {
+    h[0] = (unsigned char)(0x40 | n);
+    if (vv_buf_append(b, h, 1)) abort();
+  } else if (n < 256) {
+    h[0] = 0x58;
+    h[1] = (unsigned char)n;
+    if (vv_buf_append(b, h, 2)) abort();
+  } else if (vv_buf_append(b, h, 3)) {
+    abort();
+  }
+  if (vv_buf_append(b, tmp, n)) abort();
+}
+
+static void put_raw_hex(vv_buf *b, const char *hex) {
+  unsigned char tmp[64];
+  size_t n = unhex(hex, tmp, sizeof tmp);
+  if (vv_buf_append(b, tmp, n)) abort();
+}
+
+/* The nine keys in order; "count" and "m" are raw CBOR uints, the rest
+ * byte strings. */
+static void build_block(vv_buf *b, const raw *r) {
+  static const char *keys[] = {"count", "slots", "flags", "idlens", "ids", "locs", "links", "m", "codes"};
+  const char *const *f = (const char *const *)r;
+  put_raw_hex(b, "a9");
+  for (int i = 0; i < 9; i++) {
+    unsigned char h = (unsigned char)(0x60 | strlen(keys[i]));
+    if (vv_buf_append(b, &h, 1) || vv_buf_append(b, keys[i], strlen(keys[i]))) abort();
+    if (i == 0 || i == 7) put_raw_hex(b, f[i]);
+    else put_hex_bytes(b, f[i]);
+  }
+}
+
+/* Decodes one block wholly from an exact-size copy: VV_OK or VV_E_CORRUPT. */
+static int block_decode_all(const unsigned char *p, size_t n) {
+  unsigned char *q = dup_exact(p, n);
+  vv_index3_block *blk = malloc(sizeof *blk);
+  if (!blk) abort();
+  uint32_t count;
+  vv_node_view v;
+  int rc = vv_index3_block_begin(blk, q, n, &count);
+  while (!rc) rc = vv_index3_block_next(blk, &v, NULL);
+  free(blk);
+  free(q);
+  return rc == VV_END ? VV_OK : rc;
+}
+
+static int raw_decode(const raw *r) {
+  vv_buf b = {0};
+  build_block(&b, r);
+  int rc = block_decode_all(b.data, b.len);
+  vv_buf_free(&b);
+  return rc;
+}
+
+VV_TEST(raw_golden_block_decodes) {
+  raw r = golden_raw();
+  VV_CHECK(raw_decode(&r) == VV_OK);
+}
+
+VV_TEST(block_rules) {
+  static const struct {
+    const char *why;
+    int field; /* index into raw as an array of strings */
+    const char *hex;
+  } bad[] = {
+      {"count 0", 0, "00"},
+      {"count above the flags", 0, "04"},
+      {"count in a non-shortest head", 0, "1803"},
+      {"count past the cap", 0, "1a00989681"},
+      {"slots: an overlong varint", 1, "00 8a00 04"},
+      {"slots: a varint cut short", 1, "00 0a 84"},
+      {"slots: one value missing", 1, "000a"},
+      {"slots: a byte left over", 1, "000a0400"},
+      {"slots: below zero", 1, "01 0a 04"},
+      {"slots: past 2^31", 1, "feffffff0f 0a 04"},
+      {"slots: past 2^32", 1, "00 0a 8080808010"},
+      {"flags: 18 levels", 2, "928200"},
+      {"flags: a reserved bit", 2, "81a200"},
+      {"flags: one code too many", 2, "818280"},
+      {"flags: too few", 2, "8182"},
+      {"idlens: longer than the ids", 3, "020000"},
+      {"idlens: 4097", 3, "8120 0000"},
+      {"idlens: overlong zero", 3, "01 8000 00"},
+      {"idlens: one byte left over", 3, "01000000"},
+      {"ids: a byte left over", 4, "6162"},
+      {"ids: starts inside a sequence", 4, "80"},
+      {"ids: not UTF-8", 4, "ff"},
+      {"locs: a row past 2^32", 5, "01 8080808010 0101 0000"},
+      {"locs: a chunk past 2^64", 5, "ffffffffffffffffff02 00 0101 0000"},
+      {"locs: one value missing", 5, "0100010100"},
+      {"locs: a byte left over", 5, "01000101000000"},
+      {"links: 257 in a list", 6, "8102 05 010000"},
+      {"links: a list cut short", 6, "01 05 01 00 01"},
+      {"links: a sum past 2^31", 6, "02 feffffff07 02 01 00 00"},
+      {"links: a list missing", 6, "01050100"},
+      {"links: a byte left over", 6, "010501000000"},
+      {"m: codes without a length", 7, "00"},
+      {"m: past the cap", 7, "1a00010001"},
+      {"codes: missing", 8, ""},
+      {"codes: one byte short", 8, "01"},
+      {"codes: one byte over", 8, "010000"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    raw r = golden_raw();
+    ((const char **)&r)[bad[i].field] = bad[i].hex;
+    VV_NOTE("%s", bad[i].why);
+    VV_CHECK(raw_decode(&r) == VV_E_CORRUPT);
+  }
+  /* The block with no codes at all, and a zero-length id column, is fine. */
+  raw ok = {"02", "0002", "0000", "0000", "", "00000000", "", "00", ""};
+  VV_CHECK(raw_decode(&ok) == VV_OK);
+}
+
+/* Each id is valid UTF-8 on its own, even when the blob as a whole is. */
+VV_TEST(ids_split_inside_a_sequence) {
+  raw r = golden_raw();
+  r.idlens = "010100";
+  r.ids = "c3a9";
+  VV_CHECK(raw_decode(&r) == VV_E_CORRUPT);
+  r.idlens = "020000";
+  VV_CHECK(raw_decode(&r) == VV_OK);
+}
+
+/* Column sizes are settled before any node is yielded: a code pointer
+ * handed out must lie inside the input. */
+VV_TEST(begin_rejects_short_columns) {
+  static const struct {
+    int field;
+    const char *hex;
+  } bad[] = {{8, "01"}, {8, "010000"}, {1, "000a"}, {3, "0100"}, {5, "0100010100"}};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    raw r = golden_raw();
+    ((const char **)&r)[bad[i].field] = bad[i].hex;
+    vv_buf b = {0};
+    build_block(&b, &r);
+    vv_index3_block *x = malloc(sizeof *x);
+    VV_REQUIRE(x != NULL);
+    uint32_t count;
+    VV_NOTE("field %d = %s", bad[i].field, bad[i].hex);
+    VV_CHECK(vv_index3_block_begin(x, b.data, b.len, &count) == VV_E_CORRUPT);
+    free(x);
+    vv_buf_free(&b);
+  }
+}
+
+/* A flag saying "no levels" while the links column still holds a list. */
+VV_TEST(links_left_over_when_levels_say_less) {
+  raw r = golden_raw();
+  r.flags = "818100";
+  VV_CHECK(raw_decode(&r) == VV_E_CORRUPT);
+}
+
+static void golden_segment(vv_buf *b) {
+  vv_node_in nd[3];
+  golden_nodes(nd);
+  vv_codebook_in cb = {1, 2, 2, 4, k_cents};
+  if (vv_index3_encode_begin(b, 3, 1, 3, 1, &cb) || vv_index3_encode_block(nd, 3, b)) abort();
+}
+
+VV_TEST(segment_rules) {
+  vv_buf b = {0};
+  golden_segment(&b);
+  VV_CHECK(decode_all(b.data, b.len, NULL) == VV_OK);
+  /* Trailing bytes after the last block. */
+  VV_REQUIRE(vv_buf_append(&b, "\x00", 1) == VV_OK);
+  VV_CHECK(decode_all(b.data, b.len, NULL) == VV_E_CORRUPT);
+  vv_buf_free(&b);
+
+  /* A header counting other than its blocks hold, or more blocks than nodes. */
+  vv_node_in nd[3];
+  golden_nodes(nd);
+  vv_index3_reader r;
+  uint64_t seq;
+  int base;
+  uint32_t count, nblocks, bn;
+  const unsigned char *bp;
+  size_t blen;
+  for (uint32_t declared = 2; declared <= 4; declared += 2) {
+    vv_buf s = {0};
+    VV_REQUIRE(vv_index3_encode_begin(&s, 3, 1, declared, 1, NULL) == VV_OK);
+    VV_REQUIRE(vv_index3_encode_block(nd, 3, &s) == VV_OK);
+    VV_NOTE("declared %u", declared);
+    VV_CHECK(decode_all(s.data, s.len, NULL) == VV_E_CORRUPT);
+    /* More nodes than declared: refused before the block is handed out. */
+    VV_REQUIRE(vv_index3_decode_begin(&r, s.data, s.len, &seq, &base, &count, &nblocks) == VV_OK);
+    VV_CHECK(vv_index3_next_block(&r, &bp, &blen, &bn) == (declared < 3 ? VV_E_CORRUPT : VV_OK));
+    vv_buf_free(&s);
+  }
+  unsigned char hand[128];
+  /* nodes 1, blocks 2: the header alone is refused */
+  size_t n = unhex("a6 64 6b696e64 65 696e646578 63 736571 03 64 62617365 f5 65 636f756e74 01 62 7071 f6"
+                   " 66 626c6f636b73 82", hand, sizeof hand);
+  VV_CHECK(vv_index3_decode_begin(&r, hand, n, &seq, &base, &count, &nblocks) == VV_E_CORRUPT);
+  /* nodes 1, blocks 0 */
+  hand[n - 1] = 0x80;
+  VV_CHECK(vv_index3_decode_begin(&r, hand, n, &seq, &base, &count, &nblocks) == VV_E_CORRUPT);
+  /* A codebook with ksub 257, and one with the wrong centroid size. */
+  vv_buf c = {0};
+  golden_segment(&c);
+  unsigned char *ks = memmem(c.data, c.len, "\x64ksub\x02", 6);
+  VV_REQUIRE(ks != NULL);
+  ks[5] = 0x03; /* ksub 3: 16 bytes of centroids are then too few */
+  VV_CHECK(decode_all(c.data, c.len, NULL) == VV_E_CORRUPT);
+  vv_buf_free(&c);
+}
+
+/* Every strict prefix of a valid segment fails, and so does every block
+ * prefix on its own. */
+VV_TEST(truncated_at_every_byte) {
+  graph g;
+  vv_buf b = {0};
+  random_segment(&g, 7, 40, 4, &b);
+  uint32_t accepted = 0;
+  for (size_t n = 0; n < b.len; n++) accepted += decode_all(b.data, n, NULL) != VV_E_CORRUPT;
+  VV_CHECK(accepted == 0);
+  VV_CHECK(decode_all(b.data, b.len, NULL) == VV_OK);
+  vv_buf blk = {0};
+  VV_REQUIRE(vv_index3_encode_block(g.in, g.n, &blk) == VV_OK);
+  for (size_t n = 0; n < blk.len; n++) accepted += block_decode_all(blk.data, n) != VV_E_CORRUPT;
+  VV_CHECK(accepted == 0 && block_decode_all(blk.data, blk.len) == VV_OK);
+  vv_buf_free(&blk);
+  vv_buf_free(&b);
+  graph_free(&g);
+}
+
+/* A failed block stays failed. */
+VV_TEST(failure_is_sticky) {
+  raw r = golden_raw();
+  r.links = "01 05 01 00 ff"; /* fails on the second node */
+  vv_buf b = {0};
+  build_block(&b, &r);
+  vv_index3_block *x = malloc(sizeof *x);
+  VV_REQUIRE(x != NULL);
+  uint32_t count;
+  vv_node_view v;
+  VV_REQUIRE(vv_index3_block_begin(x, b.data, b.len, &count) == VV_OK);
+  VV_CHECK(vv_index3_block_next(x, &v, NULL) == VV_OK);
+  VV_CHECK(vv_index3_block_next(x, &v, NULL) == VV_E_CORRUPT);
+  VV_CHECK(vv_index3_block_next(x, &v, NULL) == VV_E_CORRUPT);
+  VV_CHECK(v.nlevels == 0 && v.id == NULL);
+  free(x);
+  vv_buf_free(&b);
+}
+
+/* Random byte flips, overwrites and cuts: never a crash or an over-read
+ * (the fuzz target goes further: what is accepted re-encodes exactly). */
+VV_TEST(mutation_smoke) {
+  graph g;
+  vv_buf b = {0};
+  random_segment(&g, 99, 30, 3, &b);
+  uint32_t odd = 0;
+  for (int iter = 0; iter < 3000; iter++) {
+    vv_buf m = {0};
+    VV_REQUIRE(vv_buf_append(&m, b.data, b.len) == VV_OK);
+    for (uint32_t k = 1 + rndn(3); k; k--) {
+      size_t at = rndn((uint32_t)m.len);
+      switch (rndn(3)) {
+      case 0: m.data[at] ^= (unsigned char)(1u << rndn(8)); break;
+      case 1: m.data[at] = (unsigned char)rnd(); break;
+      default: m.len = at + 1; break;
+      }
+    }
+    int rc = decode_all(m.data, m.len, NULL);
+    odd += rc != VV_OK && rc != VV_E_CORRUPT;
+    vv_buf_free(&m);
+  }
+  VV_CHECK(odd == 0);
+  vv_buf_free(&b);
+  graph_free(&g);
+}
+
+VV_TEST_MAIN()
