@@ -299,15 +299,16 @@ export interface LoadOptions {
 export interface CacheStats {
   /** `true` when vectors are read from chunks on demand. */
   lazy: boolean;
-  /** Chunk requests served from memory. */
+  /** Page requests served from memory. */
   hits: number;
-  /** Chunk loads from storage. */
+  /** Reads from storage: one per page (or chunk page table) not cached. */
   misses: number;
   evictions: number;
   /** Decoded bytes cached now; never above `capacityBytes`. */
   bytes: number;
   capacityBytes: number;
-  chunksCached: number;
+  /** Pages and page tables cached now. */
+  entries: number;
   /** Bytes of chunk objects read from storage so far. */
   bytesRead: number;
 }

@@ -160,9 +160,9 @@ typedef struct vv_search_opts {
   uint32_t ef_search;     /* 0 = the configured default */
   int include_vector;     /* copy stored vectors into results */
   uint32_t threads;       /* for batch searches; 0 = the configured default */
-  uint32_t rerank;        /* lazily loaded HNSW: candidates re-ranked by full vectors; 0 = default */
-  uint32_t max_chunk_reads; /* lazily loaded HNSW: chunks a query may read from storage
-                               (cached ones are free); 0 = VV_DEFAULT_CHUNK_READS, UINT32_MAX = any */
+  uint32_t rerank;        /* lazily loaded HNSW: candidates re-ranked by full vectors (all of them,
+                             each read if not cached: a query reads at most this many pages);
+                             0 = max(VV_RERANK_FACTOR * k, efSearch) */
   vv_error *err;   /* or NULL; when a chunk read of a lazily loaded database fails, which
                              object and why (the first failure, for batches) */
   /* Or NULL. Lazily loaded: polled before each chunk the search pins (read
@@ -172,7 +172,7 @@ typedef struct vv_search_opts {
   void *cancel_ctx;
 } vv_search_opts;
 
-#define VV_DEFAULT_CHUNK_READS 4u
+#define VV_RERANK_FACTOR 8u
 
 /* One hit. Strings point into the owning vv_results and are not
  * NUL-terminated; use the lengths. */
@@ -241,8 +241,11 @@ typedef struct vv_load_opts {
   size_t pass_len;
   uint32_t threads;         /* 0 = 1 */
   const struct vv_io *io;   /* NULL = POSIX */
-  int lazy;                 /* read vectors on demand (format 2 HNSW sessions; others load eagerly) */
-  uint64_t cache_bytes;     /* the chunk cache bound; 0 = 150 MiB */
+  int lazy;                 /* read vectors on demand (format 2 and 3 HNSW sessions; others load eagerly) */
+  uint64_t cache_bytes;     /* the page cache bound; 0 = 150 MiB. With `cache`: this session's cap in it
+                               (0 = none, only the shared bound) */
+  struct vv_cache *cache;   /* or NULL: a cache shared with other sessions (borrowed; the load keeps a
+                               reference while the database lives) */
   uint64_t min_generation;  /* refuse a session older than this with VV_E_ROLLBACK, checked as soon as
                                the manifest is authenticated, before any object is read; 0 = any */
 } vv_load_opts;
@@ -265,11 +268,11 @@ VV_NODISCARD int vv_db_load(const char *dir, const vv_load_opts *opts, vv_sessio
  * for one held wholly in memory). */
 typedef struct vv_cache_info {
   int lazy;
-  uint64_t hits, misses;  /* misses = chunk loads from storage */
+  uint64_t hits, misses;  /* misses = page (and page-table) reads from storage */
   uint64_t evictions;
   uint64_t bytes;         /* decoded bytes cached now; never above capacity */
   uint64_t capacity;
-  uint64_t chunks;        /* chunks cached now */
+  uint64_t entries;       /* pages and page tables cached now */
   uint64_t bytes_read;    /* object bytes read from storage by the cache */
 } vv_cache_info;
 void vv_db_cache_info(vv_db *db, vv_cache_info *out);

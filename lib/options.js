@@ -152,7 +152,7 @@ function parseDbOptions(given) {
 const SEARCH_KEYS = ['efSearch', 'includeVector', 'rerank', 'maxChunkReads'];
 
 function parseSearchOptions(given) {
-  if (given === undefined) return { efSearch: 0, includeVector: 0, rerank: 0, maxChunkReads: 0 };
+  if (given === undefined) return { efSearch: 0, includeVector: 0, rerank: 0 };
   if (!isPlainObject(given)) throw invalid(`search options must be an object, got ${describe(given)}`);
   const opts = ownOptions(given, SEARCH_KEYS, 'search');
   const efSearch = opts.efSearch === undefined ? 0 : intIn(opts.efSearch, 'efSearch', 1, LIMITS.maxEf);
@@ -160,11 +160,13 @@ function parseSearchOptions(given) {
     throw invalid(`includeVector must be a boolean, got ${describe(opts.includeVector)}`);
   }
   const rerank = opts.rerank === undefined ? 0 : intIn(opts.rerank, 'rerank', 1, LIMITS.maxEf);
-  // The engine reads 0 as "its default" and 2^32-1 as "no limit".
-  let maxChunkReads = 0;
-  if (opts.maxChunkReads === Infinity) maxChunkReads = 0xffffffff;
-  else if (opts.maxChunkReads !== undefined) maxChunkReads = intIn(opts.maxChunkReads, 'maxChunkReads', 1, 0xfffffffe);
-  return { efSearch, includeVector: opts.includeVector ? 1 : 0, rerank, maxChunkReads };
+  // A budget that dropped candidates made results depend on the cache; a
+  // lazy search now reads every page its candidates need (at most `rerank`).
+  if (opts.maxChunkReads !== undefined) {
+    throw invalid('maxChunkReads was removed: a lazy search reads only the pages of its re-ranked candidates ' +
+      '(at most `rerank` pages); lower `rerank` to read less');
+  }
+  return { efSearch, includeVector: opts.includeVector ? 1 : 0, rerank };
 }
 
 function parseK(k) {
@@ -207,7 +209,7 @@ function parseSearchAsyncOptions(given) {
   return { search, signal };
 }
 
-const LOAD_KEYS = ['key', 'passphrase', 'cacheSizeMb', 'lazy', 'onProgress', 'signal', 'threads', 'minGeneration'];
+const LOAD_KEYS = ['key', 'passphrase', 'cacheSizeMb', 'cache', 'lazy', 'onProgress', 'signal', 'threads', 'minGeneration'];
 
 function parseLoadOptions(given) {
   if (given !== undefined && !isPlainObject(given)) throw invalid(`load options must be an object, got ${describe(given)}`);
@@ -218,7 +220,28 @@ function parseLoadOptions(given) {
   if (opts.lazy !== undefined && typeof opts.lazy !== 'boolean') throw invalid(`lazy must be a boolean, got ${describe(opts.lazy)}`);
   const threads = opts.threads === undefined ? defaultThreads() : intIn(opts.threads, 'threads', 1, LIMITS.maxThreads);
   const minGeneration = parseMinGeneration(opts.minGeneration);
-  return { key, passphrase, cacheSizeMb, lazy: opts.lazy !== false, onProgress, signal, threads, minGeneration };
+  // `cache` is checked by lib/cache.js (sharedCache); with one, a cacheSizeMb
+  // left out means no cap of the session's own inside the shared budget.
+  const cacheSizeGiven = opts.cacheSizeMb !== undefined;
+  return { key, passphrase, cacheSizeMb, cacheSizeGiven, cache: opts.cache, lazy: opts.lazy !== false, onProgress, signal, threads, minGeneration };
+}
+
+const CACHE_KEYS = ['maxMb'];
+
+/** A shared cache's budget in MiB: the cacheSizeMb range, and required. */
+function parseMaxMb(v) {
+  if (typeof v !== 'number' || !(v > 0) || !(v <= LIMITS.maxCacheSizeMb)) {
+    throw invalid(`maxMb must be a positive number of MiB up to ${LIMITS.maxCacheSizeMb} (1 TiB), got ${describe(v)}`);
+  }
+  return v;
+}
+
+/** new VectorDB.Cache({ maxMb }) */
+function parseCacheOptions(given) {
+  if (!isPlainObject(given)) throw invalid(`VectorDB.Cache options must be an object, got ${describe(given)}`);
+  const opts = ownOptions(given, CACHE_KEYS, 'VectorDB.Cache');
+  if (opts.maxMb === undefined) throw invalid('VectorDB.Cache: "maxMb" is required');
+  return { maxMb: parseMaxMb(opts.maxMb) };
 }
 
 // A generation the caller saw before (loadStats.generation, inspect().generation):
@@ -245,6 +268,7 @@ const OPTION_KEYS = Object.freeze({
   search: SEARCH_KEYS,
   async: ASYNC_KEYS,
   load: LOAD_KEYS,
+  Cache: CACHE_KEYS,
   item: ITEM_KEYS,
 });
 
@@ -252,4 +276,4 @@ module.exports = {
   OPTION_KEYS,
   ownFields,
   isWellFormed,
-  parseCacheSize, cacheBytes, parseLoadOptions, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseSignalOptions, parseSearchAsyncOptions, parseK, invalid, describe };
+  parseCacheSize, cacheBytes, parseLoadOptions, parseCacheOptions, parseMaxMb, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseSignalOptions, parseSearchAsyncOptions, parseK, invalid, describe };

@@ -431,7 +431,7 @@ class VectorDB {
     const o = parseSearchOptions(opts);
     const kk = parseK(k);
     const q = toVector(query, this.#options.dimension, 'query');
-    return [q, 1, kk, o.efSearch, o.includeVector, 0, o.rerank, o.maxChunkReads];
+    return [q, 1, kk, o.efSearch, o.includeVector, 0, o.rerank];
   }
 
   search(query, k, opts) {
@@ -476,7 +476,7 @@ class VectorDB {
     } else {
       throw invalid(`queries must be an array of vectors or a Float32Array, got ${describe(queries)}`);
     }
-    return [flat, nq, kk, o.efSearch, o.includeVector, this.#options.threads, o.rerank, o.maxChunkReads];
+    return [flat, nq, kk, o.efSearch, o.includeVector, this.#options.threads, o.rerank];
   }
 
   searchBatch(queries, k, opts) {
@@ -496,7 +496,7 @@ class VectorDB {
   /**
    * The chunk cache of a lazily loaded session (see docs/PERFORMANCE.md).
    * For a database held wholly in memory every count is 0 and `lazy` false.
-   * @returns {{lazy, hits, misses, evictions, bytes, capacityBytes, chunksCached, bytesRead}}
+   * @returns {{lazy, hits, misses, evictions, bytes, capacityBytes, entries, bytesRead}}
    */
   cacheStats() {
     return this.#open().cacheStats();

@@ -288,6 +288,28 @@ int vv_chunk_encode(const vv_chunk_in *in, vv_buf *out) {
   return writer_close(&w, out);
 }
 
+int vv_ptable_encode(uint32_t npages, const uint32_t *rows, const uint32_t *bytes, const unsigned char *checks,
+                     vv_buf *out) {
+  if (npages > VV_CODEC_MAX_PAGES || (npages && (!rows || !bytes || !checks))) return VV_E_INVALID;
+  size_t n = npages;
+  size_t size = head_len(3) + key_size("rows") + head_len(n * 4) + n * 4 + key_size("bytes") + head_len(n * 4) +
+                n * 4 + key_size("checks") + head_len(n * VV_PAGE_CHECK_BYTES) + n * VV_PAGE_CHECK_BYTES;
+  writer w;
+  int rc = writer_open(&w, out, size);
+  if (rc) return rc;
+  w_map(&w, 3);
+  w_cstr(&w, "rows");
+  unsigned char *dst = w_bytes(&w, n * 4);
+  if (dst) write_u32s_le(dst, rows, n);
+  w_cstr(&w, "bytes");
+  dst = w_bytes(&w, n * 4);
+  if (dst) write_u32s_le(dst, bytes, n);
+  w_cstr(&w, "checks");
+  dst = w_bytes(&w, n * VV_PAGE_CHECK_BYTES);
+  if (dst && n) memcpy(dst, checks, n * VV_PAGE_CHECK_BYTES);
+  return writer_close(&w, out);
+}
+
 static int codebook_bytes(const vv_codebook_in *cb, size_t *n) {
   if (!cb->m || !cb->ksub || cb->ksub > 256 || !cb->dsub || !cb->centroids) return VV_E_INVALID;
   if ((uint64_t)cb->m * cb->dsub > VV_MAX_DIMENSION) return VV_E_INVALID;
@@ -631,6 +653,22 @@ int vv_chunk_decode(const unsigned char *p, size_t len, uint32_t expect_dim, vv_
   int rc = chunk_decode(&r, expect_dim, out);
   if (rc) vv_chunk_view_free(out);
   return rc;
+}
+
+/* ---- page table decode ---- */
+
+int vv_ptable_decode(const unsigned char *p, size_t len, uint32_t npages, vv_ptable_view *out) {
+  memset(out, 0, sizeof *out);
+  if (!p && len) return VV_E_INVALID;
+  if (npages > VV_CODEC_MAX_PAGES) return VV_E_CORRUPT;
+  reader r = {p, len, 0};
+  uint64_t n = npages;
+  int rc;
+  if ((rc = want_head(&r, TK_MAP, 3)) || (rc = want_text_eq(&r, "rows")) || (rc = want_bytes(&r, n * 4, &out->rows)) ||
+      (rc = want_text_eq(&r, "bytes")) || (rc = want_bytes(&r, n * 4, &out->bytes)) ||
+      (rc = want_text_eq(&r, "checks")) || (rc = want_bytes(&r, n * VV_PAGE_CHECK_BYTES, &out->checks)))
+    return rc;
+  return r.pos == r.len ? VV_OK : VV_E_CORRUPT;
 }
 
 /* ---- index segment decode ---- */

@@ -62,6 +62,25 @@ void vv_chunk_view_free(vv_chunk_view *v);
 uint32_t vv_le32(const unsigned char *p);
 void vv_read_f32le(const unsigned char *p, size_t n, float *out);
 
+/* ---- page table of a paged object (format 3; docs/FORMAT.md section 4.2) ----
+ * map(3) { "rows": bytes(P * 4), "bytes": bytes(P * 4), "checks": bytes(P * 16) }:
+ * per page, the rows (or nodes) it holds, its sealed length, and its check
+ * (the Poly1305 tag of an encrypted page, BLAKE2b-128 of a plain one). */
+#define VV_PAGE_CHECK_BYTES 16u
+#define VV_CODEC_MAX_PAGES 10000000u
+
+VV_NODISCARD int vv_ptable_encode(uint32_t npages, const uint32_t *rows, const uint32_t *bytes,
+                                  const unsigned char *checks, vv_buf *out);
+
+typedef struct vv_ptable_view {
+  const unsigned char *rows;   /* npages u32 LE */
+  const unsigned char *bytes;  /* npages u32 LE */
+  const unsigned char *checks; /* npages * VV_PAGE_CHECK_BYTES */
+} vv_ptable_view;
+
+/* Strict decode of a table that must have exactly `npages` pages. */
+VV_NODISCARD int vv_ptable_decode(const unsigned char *p, size_t len, uint32_t npages, vv_ptable_view *out);
+
 /* ---- index segment: graph nodes with ids and chunk locations ---- */
 
 typedef struct vv_node_in {

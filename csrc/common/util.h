@@ -31,6 +31,20 @@ static inline size_t vv_mul_size(size_t a, size_t b, int *overflow) {
   return a * b;
 }
 
+/* Little-endian integers in byte buffers (file formats), on any host. */
+static inline void vv_put_le32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void vv_put_le64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint32_t vv_get_le32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t vv_get_le64(const unsigned char *p) {
+  return (uint64_t)vv_get_le32(p) | (uint64_t)vv_get_le32(p + 4) << 32;
+}
+
 static inline uint64_t vv_splitmix64(uint64_t *state) {
   uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;

@@ -255,13 +255,21 @@ int vv_manifest_mac(const vv_keyring *kr, const unsigned char *body, size_t len,
   return VV_OK;
 }
 
-void vv_hash(const unsigned char *data, size_t len, unsigned char out[VV_HASH_BYTES]) {
+/* Unkeyed BLAKE2b of n bytes cannot fail; a NULL buffer with a length is a
+ * caller bug, answered with zeros rather than a crash or stale bytes. */
+static void hash_n(const unsigned char *data, size_t len, unsigned char *out, size_t n) {
   if (out == NULL)
     return;
-  /* Unkeyed BLAKE2b-256 cannot fail; a NULL buffer with a length is a
-   * caller bug, answered with zeros rather than a crash or stale bytes. */
-  if (bad_buf(data, len) || crypto_generichash(out, VV_HASH_BYTES, nonnull_bytes(data), len, NULL, 0) != 0)
-    memset(out, 0, VV_HASH_BYTES);
+  if (bad_buf(data, len) || crypto_generichash(out, n, nonnull_bytes(data), len, NULL, 0) != 0)
+    memset(out, 0, n);
+}
+
+void vv_hash(const unsigned char *data, size_t len, unsigned char out[VV_HASH_BYTES]) {
+  hash_n(data, len, out, VV_HASH_BYTES);
+}
+
+void vv_hash16(const unsigned char *data, size_t len, unsigned char out[VV_HASH16_BYTES]) {
+  hash_n(data, len, out, VV_HASH16_BYTES);
 }
 
 static crypto_generichash_state *hash_state(vv_hash_state *st) { return (crypto_generichash_state *)(void *)st->opaque; }

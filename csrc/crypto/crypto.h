@@ -86,6 +86,10 @@ VV_NODISCARD int vv_manifest_mac(const vv_keyring *kr, const unsigned char *body
  * a caller bug and yields an all-zero digest (vv_hash) or is ignored
  * (vv_hash_update). NULL out or state makes the call a no-op. */
 void vv_hash(const unsigned char *data, size_t len, unsigned char out[VV_HASH_BYTES]);
+/* Unkeyed BLAKE2b with a 16-byte digest: the check of one page of an
+ * unencrypted paged object (the same rules as vv_hash). */
+#define VV_HASH16_BYTES 16u
+void vv_hash16(const unsigned char *data, size_t len, unsigned char out[VV_HASH16_BYTES]);
 /* Incremental unkeyed BLAKE2b-256, for hashing a file while streaming. */
 typedef struct vv_hash_state {
   unsigned char opaque[384] __attribute__((aligned(64)));

@@ -11,37 +11,56 @@
 #include "../flat/flat.h"
 #include "../session/lazy.h"
 
+#include "../common/parallel.h"
+
+#define PAGE_KEY(seq, page) ((uint64_t)(seq) << 32 | (page))
+
 struct vv_pin {
-  uint64_t seq;
-  const vv_lchunk *chunk;
+  uint64_t key;
+  const vv_lpage *page;
   vv_cache_ref *ref;
 };
 
-static int pin_chunk(vv_db *db, vv_pins *ps, uint64_t seq, const vv_lchunk **out) {
-  for (size_t i = ps->n; i-- > 0;) { /* the newest pin is the likeliest */
-    if (ps->p[i].seq == seq) {
-      *out = ps->p[i].chunk;
-      return VV_OK;
-    }
-  }
-  if (ps->n == ps->cap) {
-    size_t cap = ps->cap ? ps->cap * 2 : 8;
-    struct vv_pin *p = realloc(ps->p, cap * sizeof *p);
-    if (!p) return VV_E_NOMEM;
-    ps->p = p;
-    ps->cap = cap;
-  }
-  struct vv_pin *pin = &ps->p[ps->n];
+static int pins_room(vv_pins *ps, size_t more) {
+  if (ps->n + more <= ps->cap) return VV_OK;
+  size_t cap = ps->cap ? ps->cap : 8;
+  while (cap < ps->n + more) cap *= 2;
+  struct vv_pin *p = realloc(ps->p, cap * sizeof *p);
+  if (!p) return VV_E_NOMEM;
+  ps->p = p;
+  ps->cap = cap;
+  return VV_OK;
+}
+
+static const vv_lpage *pinned(const vv_pins *ps, uint64_t key) {
+  for (size_t i = ps->n; i-- > 0;) /* the newest pin is the likeliest */
+    if (ps->p[i].key == key) return ps->p[i].page;
+  return NULL;
+}
+
+static int pin_page(vv_db *db, vv_pins *ps, uint64_t seq, uint32_t page, const vv_lpage **out) {
+  if ((*out = pinned(ps, PAGE_KEY(seq, page)))) return VV_OK;
+  int rc = pins_room(ps, 1);
+  if (rc) return rc;
   if (vv_reads_cancelled(ps->rd)) return VV_E_ABORTED;
-  int rc = vv_lazy_chunk(db->lazy, seq, &pin->chunk, &pin->ref);
+  struct vv_pin *pin = &ps->p[ps->n];
+  rc = vv_lazy_page(db->lazy, seq, page, &pin->page, &pin->ref);
   if (rc) {
-    vv_lazy_explain(db->lazy, seq, rc, vv_reads_err(ps->rd));
+    vv_lazy_explain(db->lazy, seq, page, rc, vv_reads_err(ps->rd));
     return rc;
   }
-  pin->seq = seq;
+  pin->key = PAGE_KEY(seq, page);
   ps->n++;
-  *out = pin->chunk;
+  *out = pin->page;
   return VV_OK;
+}
+
+/* The page that holds `loc`. */
+static int locate(vv_db *db, const vv_pins *ps, uint64_t loc, uint32_t *page) {
+  uint32_t npages;
+  int rc = vv_lazy_locate(db->lazy, VV_LOC_CHUNK(loc), VV_LOC_ROW(loc), page, &npages);
+  if (rc) vv_lazy_explain(db->lazy, VV_LOC_CHUNK(loc), UINT32_MAX, rc, vv_reads_err(ps->rd));
+  return rc;
 }
 
 /* The lazy reader's check of a chunk it just decoded (vv_lazy_check_fn),
@@ -60,16 +79,16 @@ const char *vv_db_check_row(const vv_db *db, uint32_t slot, const char *id, uint
   return NULL;
 }
 
-const char *vv_db_check_chunk(void *ctx, const vv_lchunk *c, const char *const *ids, const uint32_t *id_lens,
+const char *vv_db_check_chunk(void *ctx, const vv_lpage *p, const char *const *ids, const uint32_t *id_lens,
                               uint32_t *bad_row) {
   const vv_db *db = ctx;
   const vv_store *st = &db->store;
-  for (uint32_t row = 0; row < c->count; row++) {
-    uint32_t slot = c->slots[row];
-    if (slot >= st->nslots || vv_store_loc(st, slot) != VV_LOC(c->seq, row)) continue;
+  for (uint32_t i = 0; i < p->count; i++) {
+    uint32_t slot = p->slots[i], row = p->first + i;
+    if (slot >= st->nslots || vv_store_loc(st, slot) != VV_LOC(p->seq, row)) continue;
     uint8_t f = vv_store_flags(st, slot);
     if ((f & VV_SLOT_RESIDENT) || !(f & VV_SLOT_SAVED)) continue;
-    const char *why = vv_db_check_row(db, slot, ids[row], id_lens[row], vv_lchunk_vec(c, row));
+    const char *why = vv_db_check_row(db, slot, ids[i], id_lens[i], vv_lpage_vec(p, row));
     if (why) {
       *bad_row = row;
       return why;
@@ -95,19 +114,87 @@ int vv_db_row(vv_db *db, uint32_t slot, vv_pins *ps, const float **vec, const ch
     return VV_OK;
   }
   uint64_t loc = vv_store_loc(st, slot);
-  const vv_lchunk *c;
-  int rc = pin_chunk(db, ps, VV_LOC_CHUNK(loc), &c);
+  uint32_t page, row = VV_LOC_ROW(loc);
+  const vv_lpage *p;
+  int rc = locate(db, ps, loc, &page);
+  if (!rc) rc = pin_page(db, ps, VV_LOC_CHUNK(loc), page, &p);
   if (rc) return rc;
-  uint32_t row = VV_LOC_ROW(loc);
   /* Load checked every location against its chunk's row count, and the
    * loader checked the row's slot; a mismatch now is damage. */
-  if (row >= c->count || c->slots[row] != slot) {
-    vv_lazy_explain(db->lazy, VV_LOC_CHUNK(loc), VV_E_CHUNK_CORRUPT, vv_reads_err(ps->rd));
+  if (row < p->first || row - p->first >= p->count || p->slots[row - p->first] != slot) {
+    vv_lazy_explain(db->lazy, VV_LOC_CHUNK(loc), page, VV_E_CHUNK_CORRUPT, vv_reads_err(ps->rd));
     return VV_E_CHUNK_CORRUPT;
   }
-  *vec = vv_lchunk_vec(c, row);
-  *meta = vv_lchunk_meta(c, row, meta_len);
+  *vec = vv_lpage_vec(p, row);
+  *meta = vv_lpage_meta(p, row, meta_len);
   return VV_OK;
+}
+
+/* ---- reading many rows at once -------------------------------------------- */
+
+typedef struct fetch {
+  vv_db *db;
+  struct vv_pin *pins; /* one per page to read */
+  const vv_reads *rd;
+} fetch;
+
+static int fetch_one(void *ctx, size_t i, unsigned worker) {
+  (void)worker;
+  fetch *f = ctx;
+  struct vv_pin *pin = &f->pins[i];
+  if (vv_reads_cancelled(f->rd)) return VV_E_ABORTED;
+  int rc = vv_lazy_page(f->db->lazy, pin->key >> 32, (uint32_t)pin->key, &pin->page, &pin->ref);
+  if (rc) {
+    pin->ref = NULL;
+    vv_lazy_explain(f->db->lazy, pin->key >> 32, (uint32_t)pin->key, rc, vv_reads_err(f->rd));
+  }
+  return rc;
+}
+
+int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_pins *ps) {
+  if (!db->lazy) return VV_OK;
+  const vv_store *st = &db->store;
+  uint64_t *want = malloc((n ? n : 1) * sizeof *want);
+  if (!want) return VV_E_NOMEM;
+  size_t nwant = 0;
+  int rc = VV_OK;
+  /* The pages not pinned yet, once each; those in the cache are pinned now. */
+  for (size_t i = 0; i < n && !rc; i++) {
+    if (vv_store_flags(st, slots[i]) & VV_SLOT_RESIDENT) continue;
+    uint64_t loc = vv_store_loc(st, slots[i]);
+    uint32_t page;
+    rc = locate(db, ps, loc, &page);
+    if (rc) break;
+    uint64_t key = PAGE_KEY(VV_LOC_CHUNK(loc), page);
+    int dup = pinned(ps, key) != NULL;
+    for (size_t j = 0; j < nwant && !dup; j++) dup = want[j] == key;
+    if (dup) continue;
+    rc = pins_room(ps, 1);
+    if (rc) break;
+    struct vv_pin *pin = &ps->p[ps->n];
+    if (vv_lazy_peek(db->lazy, VV_LOC_CHUNK(loc), page, &pin->page, &pin->ref) == VV_OK) {
+      pin->key = key;
+      ps->n++;
+    } else {
+      want[nwant++] = key;
+    }
+  }
+  /* The rest are read in parallel: a few threads, each a positioned read. */
+  if (!rc && nwant) rc = pins_room(ps, nwant);
+  if (!rc && nwant) {
+    struct vv_pin *fresh = ps->p + ps->n;
+    for (size_t i = 0; i < nwant; i++) fresh[i] = (struct vv_pin){want[i], NULL, NULL};
+    unsigned threads = nwant >= 4 * VV_READ_THREADS ? VV_READ_THREADS : (unsigned)(nwant + 3) / 4;
+    fetch f = {db, fresh, ps->rd};
+    rc = vv_parallel_for(nwant, threads, fetch_one, &f, NULL, NULL, 0, 0);
+    /* Keep what was read (released with the rest), whatever failed. */
+    size_t kept = 0;
+    for (size_t i = 0; i < nwant; i++)
+      if (fresh[i].ref) fresh[kept++] = fresh[i];
+    ps->n += kept;
+  }
+  free(want);
+  return rc;
 }
 
 /* ---- exact search ---------------------------------------------------------- */
@@ -121,49 +208,72 @@ static void offer(vv_cand *heap, size_t *n, uint32_t k, vv_cand c) {
   }
 }
 
+/* Pins each page of chunk `seq` in turn, one at a time, for fn (NULL:
+ * just read it). */
+static int chunk_pages(vv_db *db, uint64_t seq, const vv_reads *rd, void (*fn)(void *ctx, const vv_lpage *p),
+                       void *ctx) {
+  uint32_t page, npages = 1;
+  int rc = vv_lazy_locate(db->lazy, seq, 0, &page, &npages);
+  if (rc) vv_lazy_explain(db->lazy, seq, UINT32_MAX, rc, vv_reads_err(rd));
+  for (uint32_t pg = 0; pg < npages && !rc; pg++) {
+    const vv_lpage *p;
+    vv_cache_ref *ref;
+    if (vv_reads_cancelled(rd)) return VV_E_ABORTED;
+    rc = vv_lazy_page(db->lazy, seq, pg, &p, &ref);
+    if (rc) {
+      vv_lazy_explain(db->lazy, seq, pg, rc, vv_reads_err(rd));
+      break;
+    }
+    if (fn) fn(ctx, p);
+    vv_lazy_unpin(db->lazy, ref);
+  }
+  return rc;
+}
+
+typedef struct exact {
+  vv_db *db;
+  const float *q;
+  vv_cand *heap;
+  size_t nh;
+  uint32_t k;
+} exact;
+
+/* Offers the rows of a page that still hold their slot's current vector. */
+static void offer_page(void *ctx, const vv_lpage *p) {
+  exact *e = ctx;
+  const vv_store *st = &e->db->store;
+  for (uint32_t i = 0; i < p->count; i++) {
+    uint32_t slot = p->slots[i], row = p->first + i;
+    if (slot >= st->nslots || !vv_store_is_live(st, slot)) continue;
+    if ((vv_store_flags(st, slot) & VV_SLOT_RESIDENT) || vv_store_loc(st, slot) != VV_LOC(p->seq, row)) continue;
+    float d = e->db->sign * e->db->kern(e->q, vv_lpage_vec(p, row), e->db->cfg.dimension);
+    offer(e->heap, &e->nh, e->k, (vv_cand){d, slot});
+  }
+}
+
 int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout, const vv_reads *rd) {
   if (!db->lazy) return vv_flat_search(&db->store, db->kern, db->sign, q, k, out, nout);
   *nout = 0;
   if (k == 0) return VV_OK;
   const vv_store *st = &db->store;
   uint32_t dim = db->cfg.dimension;
-  vv_cand *heap = malloc(((size_t)k + 1) * sizeof *heap);
+  exact e = {db, q, malloc(((size_t)k + 1) * sizeof *e.heap), 0, k};
   uint64_t *seqs = NULL;
-  size_t nseq = 0, nh = 0;
-  int rc = heap ? vv_lazy_chunk_list(db->lazy, &seqs, &nseq) : VV_E_NOMEM;
-  /* Chunk by chunk, one pinned at a time: rows that still hold their
-   * slot's current vector. */
-  for (size_t i = 0; i < nseq && !rc; i++) {
-    const vv_lchunk *c;
-    vv_cache_ref *ref;
-    if (vv_reads_cancelled(rd)) {
-      rc = VV_E_ABORTED;
-      break;
-    }
-    rc = vv_lazy_chunk(db->lazy, seqs[i], &c, &ref);
-    if (rc) {
-      vv_lazy_explain(db->lazy, seqs[i], rc, vv_reads_err(rd));
-      break;
-    }
-    for (uint32_t row = 0; row < c->count; row++) {
-      uint32_t slot = c->slots[row];
-      if (slot >= st->nslots || !vv_store_is_live(st, slot)) continue;
-      if ((vv_store_flags(st, slot) & VV_SLOT_RESIDENT) || vv_store_loc(st, slot) != VV_LOC(seqs[i], row)) continue;
-      offer(heap, &nh, k, (vv_cand){db->sign * db->kern(q, vv_lchunk_vec(c, row), dim), slot});
-    }
-    vv_lazy_unpin(db->lazy, ref);
-  }
+  size_t nseq = 0;
+  int rc = e.heap ? vv_lazy_chunk_list(db->lazy, &seqs, &nseq) : VV_E_NOMEM;
+  /* Page by page, one pinned at a time. */
+  for (size_t i = 0; i < nseq && !rc; i++) rc = chunk_pages(db, seqs[i], rd, offer_page, &e);
   /* Then the vectors held in memory (added or changed since the load). */
   for (uint64_t s = 0; s < st->nslots && !rc; s++) {
     uint32_t slot = (uint32_t)s;
     if (!vv_store_is_live(st, slot) || !(vv_store_flags(st, slot) & VV_SLOT_RESIDENT)) continue;
-    offer(heap, &nh, k, (vv_cand){db->sign * db->kern(q, vv_store_vec(st, slot), dim), slot});
+    offer(e.heap, &e.nh, k, (vv_cand){db->sign * db->kern(q, vv_store_vec(st, slot), dim), slot});
   }
   if (!rc) {
-    vv_heap_drain_sorted(heap, nh, out);
-    *nout = (uint32_t)nh;
+    vv_heap_drain_sorted(e.heap, e.nh, out);
+    *nout = (uint32_t)e.nh;
   }
-  free(heap);
+  free(e.heap);
   free(seqs);
   return rc;
 }
@@ -211,23 +321,18 @@ int vv_db_preload_ex(vv_db *db, const uint64_t *seqs, size_t n, vv_progress_fn p
   }
   /* Without a list: stop at the first chunk that no longer fits beside the
    * ones loaded (it would only evict them). */
-  uint64_t room = db->cache_bytes, est_row = (uint64_t)db->cfg.dimension * sizeof(float) + 8;
+  uint64_t est_row = (uint64_t)db->cfg.dimension * sizeof(float) + 8;
   for (size_t i = 0; i < nwant && !rc; i++) {
     vv_cache_info before, after;
     vv_lazy_get_stats(db->lazy, &before);
     if (!seqs) {
-      uint64_t free_bytes = room > before.bytes ? room - before.bytes : 0;
+      uint64_t free_bytes = before.capacity > before.bytes ? before.capacity - before.bytes : 0;
       uint64_t guess = (uint64_t)db->cfg.chunk_size * est_row;
-      if (before.chunks && guess > free_bytes) break;
+      if (before.entries && guess > free_bytes) break;
     }
-    const vv_lchunk *c;
-    vv_cache_ref *ref;
-    rc = vv_lazy_chunk(db->lazy, want[i], &c, &ref);
-    if (rc) {
-      vv_lazy_explain(db->lazy, want[i], rc, err);
-      break;
-    }
-    vv_lazy_unpin(db->lazy, ref);
+    vv_reads rd = {err, NULL, NULL};
+    rc = chunk_pages(db, want[i], &rd, NULL, NULL);
+    if (rc) break;
     vv_lazy_get_stats(db->lazy, &after);
     if (after.misses > before.misses) (*loaded)++;
     if (progress && progress(ctx, i + 1, nwant)) rc = VV_E_ABORTED;

@@ -512,95 +512,50 @@ static int build_results(vv_db *db, const vv_cand *c, uint32_t n, int include_ve
   return VV_OK;
 }
 
-static int cmp_loc(const void *a, const void *b) {
-  uint64_t x = ((const uint64_t *)a)[0], y = ((const uint64_t *)b)[0];
-  return (x > y) - (x < y);
-}
-
 static int cmp_dist(const void *a, const void *b) {
   float x = ((const vv_cand *)a)->dist, y = ((const vv_cand *)b)->dist;
-  return (x > y) - (x < y);
+  if (x != y) return (x > y) - (x < y);
+  uint32_t s = ((const vv_cand *)a)->slot, t = ((const vv_cand *)b)->slot; /* ties: a fixed order */
+  return (s > t) - (s < t);
 }
 
 /* Lazy search, second step. The graph walk ranked n candidates (c, nearest
- * first) on their codes; re-rank them by full vectors and keep the best k.
- *
- * Which chunks: walking the candidates best first, a chunk already in the
- * cache is always used (it costs nothing); a chunk that must be read from
- * storage is used while the query has read fewer than `budget` chunks
- * (UINT32_MAX: no limit), or while fewer than k candidates could be
- * measured. Candidates left in unread chunks are dropped: the codes ranked
- * them below those measured. So a cold query reads at most `budget` chunks
- * (plus what k results need), and a warm one re-ranks everything.
- *
- * Then chunk by chunk, in location order, each pinned only while its
- * candidates are measured: a query holds at most one chunk beyond the cache. */
-static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k, uint32_t budget, uint32_t *nout,
-                  const vv_reads *rd) {
-  const vv_store *st = &db->store;
-  uint64_t *order = (uint64_t *)malloc((n ? n : 1) * 2 * sizeof *order);
-  uint64_t *seen = (uint64_t *)malloc((n ? n : 1) * sizeof *seen); /* chunk seq << 1 | allowed */
-  if (!order || !seen) {
-    free(order);
-    free(seen);
-    return VV_E_NOMEM;
+ * first) on their codes; re-rank them all by full vectors and keep the best
+ * k. It reads exactly the pages that hold candidates not in memory, in
+ * parallel, whatever the cache holds, so the result depends on the session
+ * and the query only, and a query reads at most n pages. The pages stay
+ * pinned in `pins` for the results' metadata. */
+static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k, uint32_t *nout, vv_pins *pins) {
+  uint32_t *slots = (uint32_t *)malloc((n ? n : 1) * sizeof *slots);
+  if (!slots) return VV_E_NOMEM;
+  for (uint32_t i = 0; i < n; i++) slots[i] = c[i].slot;
+  int rc = vv_db_pin_rows(db, slots, n, pins);
+  free(slots);
+  for (uint32_t i = 0; i < n && !rc; i++) {
+    const float *vec;
+    const char *meta;
+    uint32_t meta_len;
+    rc = vv_db_row(db, c[i].slot, pins, &vec, &meta, &meta_len);
+    if (!rc) c[i].dist = db->sign * db->kern(q, vec, db->cfg.dimension);
   }
-  uint32_t nseen = 0, reads = 0, usable = 0, m = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t slot = c[i].slot;
-    uint64_t key = 0; /* resident rows sort first */
-    if (!(vv_store_flags(st, slot) & VV_SLOT_RESIDENT)) {
-      uint64_t loc = vv_store_loc(st, slot);
-      uint64_t seq = VV_LOC_CHUNK(loc);
-      int allowed = -1;
-      for (uint32_t j = 0; j < nseen && allowed < 0; j++)
-        if (seen[j] >> 1 == seq) allowed = (int)(seen[j] & 1);
-      if (allowed < 0) {
-        const vv_lchunk *ch;
-        vv_cache_ref *ref;
-        if (vv_lazy_peek(db->lazy, seq, &ch, &ref) == VV_OK) {
-          vv_lazy_unpin(db->lazy, ref);
-          allowed = 1;
-        } else if (reads < budget || usable < k) {
-          reads++;
-          allowed = 1;
-        } else {
-          allowed = 0;
-        }
-        seen[nseen++] = seq << 1 | (uint64_t)allowed;
-      }
-      if (!allowed) continue;
-      key = loc + 1;
-    }
-    usable++;
-    order[2 * m] = key;
-    order[2 * m + 1] = slot;
-    m++;
-  }
-  free(seen);
-  qsort(order, m, 2 * sizeof *order, cmp_loc);
-  int rc = VV_OK;
-  for (uint32_t i = 0; i < m && !rc;) {
-    /* One chunk's run (or the resident rows). */
-    vv_pins pins = {.rd = rd};
-    uint32_t end = i + 1;
-    uint64_t seq = order[2 * i] ? VV_LOC_CHUNK(order[2 * i] - 1) : UINT64_MAX;
-    while (end < m && (order[2 * end] ? VV_LOC_CHUNK(order[2 * end] - 1) : UINT64_MAX) == seq) end++;
-    for (; i < end && !rc; i++) {
-      uint32_t slot = (uint32_t)order[2 * i + 1];
-      const float *vec;
-      const char *meta;
-      uint32_t meta_len;
-      rc = vv_db_row(db, slot, &pins, &vec, &meta, &meta_len);
-      if (!rc) c[i] = (vv_cand){db->sign * db->kern(q, vec, db->cfg.dimension), slot};
-    }
-    vv_pins_release(db, &pins);
-  }
-  free(order);
   if (rc) return rc;
-  qsort(c, m, sizeof *c, cmp_dist);
-  *nout = m < k ? m : k;
+  qsort(c, n, sizeof *c, cmp_dist);
+  *nout = n < k ? n : k;
   return VV_OK;
+}
+
+/* The graph walk for `want` results: `pool` candidates with a beam of
+ * `ef`. When it finds fewer than `want` live vectors (heavy deletes leave
+ * long detours through waypoints) the beam widens, doubling, until it does
+ * or the beam covers every node: the graph keeps every node reachable, so
+ * that walk sees them all. Only the best `pool` are handed on. */
+static int walk(vv_db *db, const float *q, uint32_t want, uint32_t pool, uint32_t ef, vv_cand *cands, uint32_t *n) {
+  uint64_t nodes = db->store.nslots;
+  for (;;) {
+    int rc = vv_hnsw_search(db->hnsw, q, pool, ef, cands, n);
+    if (rc || *n >= want || ef >= nodes || ef >= VV_HNSW_MAX_EF) return rc;
+    ef = (uint64_t)ef * 2 > VV_HNSW_MAX_EF ? VV_HNSW_MAX_EF : ef * 2;
+  }
 }
 
 /* One query under an already-held read lock. `qbuf` has room for a
@@ -619,15 +574,17 @@ static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k,
   uint32_t want = (uint64_t)k < live ? k : (uint32_t)live;
   uint32_t ef = o && o->ef_search ? o->ef_search : db->cfg.ef_search;
   /* Lazily, the walk ranks on codes and hands over `pool` candidates for
-   * re-ranking by full vectors: by default all of its beam, which is twice
-   * the configured one (codes are approximate; see docs/PERFORMANCE.md). */
-  uint32_t pool = want, budget = 0;
+   * re-ranking by full vectors (the `rerank` option; by default
+   * VV_RERANK_FACTOR x k, at least the beam: see docs/PERFORMANCE.md). */
+  uint32_t pool = want;
   if (db->lazy && db->hnsw) {
+    /* Codes are approximate: the walk's beam is twice the configured one. */
     if (!(o && o->ef_search)) ef = 2 * db->cfg.ef_search > VV_HNSW_MAX_EF ? VV_HNSW_MAX_EF : 2 * db->cfg.ef_search;
-    pool = o && o->rerank ? o->rerank : ef;
+    uint64_t dflt = (uint64_t)VV_RERANK_FACTOR * want;
+    if (dflt < ef) dflt = ef;
+    pool = o && o->rerank ? o->rerank : (dflt > VV_HNSW_MAX_EF ? VV_HNSW_MAX_EF : (uint32_t)dflt);
     if (pool < want) pool = want;
     if (pool > ef) ef = pool;
-    budget = o && o->max_chunk_reads ? o->max_chunk_reads : VV_DEFAULT_CHUNK_READS;
   }
   vv_cand *cands = (vv_cand *)malloc(((size_t)pool + 1) * sizeof *cands);
   if (!cands) return VV_E_NOMEM;
@@ -635,13 +592,15 @@ static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k,
   vv_pins pins = {.rd = &rd};
   uint32_t n = 0;
   if (want && db->hnsw) {
-    rc = vv_hnsw_search(db->hnsw, q, pool, ef, cands, &n);
-    if (!rc && db->lazy) rc = rerank(db, q, cands, n, want, budget, &n, &rd);
+    rc = walk(db, q, want, pool, ef, cands, &n);
+    if (!rc && db->lazy) rc = rerank(db, q, cands, n, want, &n, &pins);
+    /* In memory, a graph a save has not yet repaired (vv_hnsw_repair) may
+     * hide a node even from the widest walk; the exact scan is cheap there. */
+    if (!rc && !db->lazy && n < want) rc = vv_db_exact_search(db, q, want, cands, &n, &rd);
+  } else if (want) {
+    rc = vv_db_exact_search(db, q, want, cands, &n, &rd); /* the flat index */
   }
-  /* The exact scan answers for the flat index, and for the rare graph walk
-   * that found fewer live vectors than exist (heavy deletes). */
-  if (!rc && n < want) rc = vv_db_exact_search(db, q, want, cands, &n, &rd);
-  if (!rc) rc = build_results(db, cands, n, o && o->include_vector, &pins, out);
+  if (!rc) rc = build_results(db, cands, n < want ? n : want, o && o->include_vector, &pins, out);
   vv_pins_release(db, &pins);
   free(cands);
   return rc;

@@ -67,7 +67,7 @@ void vv_db_use_codes(vv_db *db);
 /* ---- rows that may live in chunks (db/access.c) ----
  * A slot's vector and metadata are in memory (VV_SLOT_RESIDENT) or, in a
  * lazily loaded database, only in the chunk its loc names. Readers resolve
- * rows through a pin set, which keeps each chunk it touched pinned (loaded
+ * rows through a pin set, which keeps each page it touched pinned (loaded
  * once) until released. Callers hold the database lock. */
 /* What one call lends the chunk reads it causes (all borrowed, may be NULL):
  * where to say which chunk object a failed read was, and a hook polled
@@ -99,9 +99,17 @@ void vv_pins_release(vv_db *db, vv_pins *pins);
 const char *vv_db_check_row(const vv_db *db, uint32_t slot, const char *id, uint32_t id_len, const float *vec);
 
 /* vv_lazy_check_fn for a database's lazy reader (ctx: the vv_db), checking
- * the rows the store says live in the chunk with vv_db_check_row. */
-const char *vv_db_check_chunk(void *ctx, const vv_lchunk *c, const char *const *ids, const uint32_t *id_lens,
+ * the rows the store says live in the page with vv_db_check_row. */
+const char *vv_db_check_chunk(void *ctx, const vv_lpage *p, const char *const *ids, const uint32_t *id_lens,
                               uint32_t *bad_row);
+
+/* Pins, in `pins`, every page that holds one of the n slots' rows (none
+ * for rows in memory): the cached ones at once, the others read in
+ * parallel by up to VV_READ_THREADS threads, each with one positioned read.
+ * Every read error reaches the caller (the first one's detail in pins->rd);
+ * nothing is retried. Then vv_db_row finds each row pinned. */
+#define VV_READ_THREADS 4u
+VV_NODISCARD int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_pins *pins);
 
 /* Exact search over every live vector, chunk by chunk when lazy. */
 VV_NODISCARD int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout,

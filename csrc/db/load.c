@@ -21,8 +21,16 @@
 #include "../common/parallel.h"
 #include "../crypto/secret.h"
 #include "../session/lazy.h"
+#include "../session/paged.h"
 #include "../session/reader.h"
 #include "db_internal.h"
+
+/* One opened page of an index segment (format 3), or a whole segment. */
+struct seg_page {
+  const unsigned char *plain;
+  size_t len;
+  uint32_t nodes;
+};
 
 typedef struct load {
   vv_db *db;
@@ -38,8 +46,8 @@ typedef struct load {
   vv_buf *bufs;        /* one reusable read buffer per worker */
   unsigned nbufs;
   vv_buf *seg_bufs;    /* index segments, read in parallel, applied in order */
-  const unsigned char **seg_plain;
-  size_t *seg_len;
+  struct seg_page **seg_pages; /* per segment: its pages' plaintexts (one for formats 1 and 2) */
+  uint32_t *seg_np;
   int lazy;            /* chunks stay unread: locations are checked against the index */
   vv_chunk_index chunks; /* the manifest's chunks by seq (lazy location checks) */
   _Atomic uint8_t *claimed; /* while base segments are applied in parallel: slots seen */
@@ -157,13 +165,37 @@ static const vv_mseg *segment(const load *l, size_t i) {
   return i < l->m->nbase ? &l->m->base[i] : &l->m->deltas[i - l->m->nbase];
 }
 
+/* Reads segment i and opens its pages in place (format 3), or reads and
+ * opens the whole object (formats 1 and 2, one "page"). */
 static int read_segment(void *ctx, size_t i, unsigned worker) {
   (void)worker;
   load *l = ctx;
   const vv_mseg *g = segment(l, i);
   vv_error local = {{0}};
-  int rc = vv_object_read_into(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &l->seg_bufs[i], &l->seg_plain[i],
-                               &l->seg_len[i], &local);
+  int rc;
+  if (l->m->version < 3) {
+    l->seg_pages[i] = calloc(1, sizeof **l->seg_pages);
+    if (!l->seg_pages[i]) return VV_E_NOMEM;
+    l->seg_np[i] = 1;
+    l->seg_pages[i][0].nodes = g->count;
+    rc = vv_object_read_into(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &l->seg_bufs[i], &l->seg_pages[i][0].plain,
+                             &l->seg_pages[i][0].len, &local);
+  } else {
+    vv_ptable t;
+    rc = vv_paged_read_file(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, g->count, 0, &l->seg_bufs[i], &t, &local);
+    if (!rc) {
+      l->seg_pages[i] = calloc(t.npages, sizeof **l->seg_pages);
+      rc = l->seg_pages[i] ? VV_OK : VV_E_NOMEM;
+      if (!rc) l->seg_np[i] = t.npages;
+    }
+    for (uint32_t p = 0; !rc && p < t.npages; p++) {
+      struct seg_page *sp = &l->seg_pages[i][p];
+      sp->nodes = t.first[p + 1] - t.first[p];
+      rc = vv_paged_open_page(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &t, p, l->seg_bufs[i].data, &sp->plain,
+                              &sp->len, &local);
+    }
+    vv_ptable_free(&t);
+  }
   if (rc) return keep_error(l, rc, &local);
   l->bytes += g->ref.bytes;
   return VV_OK;
@@ -171,18 +203,22 @@ static int read_segment(void *ctx, size_t i, unsigned worker) {
 
 static int apply_segment(load *l, size_t i) {
   const vv_mseg *g = segment(l, i);
-  vv_index_reader r;
-  uint64_t seq;
-  int base;
-  uint32_t count;
-  int rc = vv_index_decode_begin(&r, l->seg_plain[i], l->seg_len[i], &seq, &base, &count);
-  if (!rc && (seq != g->seq || count != g->count || r.v2 != (l->m->version >= 2))) rc = VV_E_CORRUPT;
-  /* Only the first base segment may carry the codebook, and it comes first. */
-  if (!rc && r.has_codebook && i != 0) rc = VV_E_CORRUPT;
-  if (!rc && r.has_codebook && !l->db->pq) rc = install_codebook(l, &r.cb);
-  vv_node_view n;
-  while (!rc && (rc = vv_index_decode_next(&r, &n)) == VV_OK) rc = apply_node(l, &n, g->ref.name);
-  if (rc == VV_END) rc = VV_OK; /* the end, exactly where it should be */
+  int rc = VV_OK;
+  for (uint32_t p = 0; !rc && p < l->seg_np[i]; p++) {
+    const struct seg_page *sp = &l->seg_pages[i][p];
+    vv_index_reader r;
+    uint64_t seq;
+    int base;
+    uint32_t count;
+    rc = vv_index_decode_begin(&r, sp->plain, sp->len, &seq, &base, &count);
+    if (!rc && (seq != g->seq || count != sp->nodes || r.v2 != (l->m->version >= 2))) rc = VV_E_CORRUPT;
+    /* Only the first base segment may carry the codebook, in its first page. */
+    if (!rc && r.has_codebook && (i != 0 || p != 0)) rc = VV_E_CORRUPT;
+    if (!rc && r.has_codebook && !l->db->pq) rc = install_codebook(l, &r.cb);
+    vv_node_view n;
+    while (!rc && (rc = vv_index_decode_next(&r, &n)) == VV_OK) rc = apply_node(l, &n, g->ref.name);
+    if (rc == VV_END) rc = VV_OK; /* the end, exactly where it should be */
+  }
   if (rc == VV_E_CORRUPT) rc = say(l, VV_E_CHUNK_CORRUPT, "index object %s does not decode", g->ref.name);
   vv_buf_free(&l->seg_bufs[i]);
   return rc;
@@ -203,7 +239,9 @@ static int prepare_base(load *l) {
     int base;
     uint32_t count;
     /* A header that does not decode fails properly in apply_segment. */
-    if (vv_index_decode_begin(&r, l->seg_plain[0], l->seg_len[0], &seq, &base, &count) == VV_OK && r.has_codebook &&
+    if (l->seg_np[0] &&
+        vv_index_decode_begin(&r, l->seg_pages[0][0].plain, l->seg_pages[0][0].len, &seq, &base, &count) == VV_OK &&
+        r.has_codebook &&
         r.v2 == (l->m->version >= 2)) {
       int rc = install_codebook(l, &r.cb);
       if (rc == VV_E_CORRUPT) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: the PQ codebook is invalid", l->m->base[0].ref.name);
@@ -232,43 +270,73 @@ static int node_exists(const vv_db *db, uint32_t slot) {
   return vv_store_is_live(&db->store, slot) || (db->hnsw && vv_hnsw_level(db->hnsw, slot) >= 0);
 }
 
-static int load_chunk(void *ctx, size_t i, unsigned worker) {
-  load *l = ctx;
+/* Takes the current rows of one decoded chunk (or page, whose first row is
+ * row `first` of chunk c) into memory. */
+static int take_rows(load *l, const vv_mchunk *c, const vv_chunk_view *v, uint32_t first, vv_error *local) {
   vv_db *db = l->db;
-  const vv_mchunk *c = &l->m->chunks[i];
-  const unsigned char *plain = NULL;
-  size_t len = 0;
-  vv_error local = {{0}};
-  int rc = vv_object_read_into(&l->sc, &c->ref, VV_OBJ_KIND_CHUNK, c->seq, &l->bufs[worker], &plain, &len, &local);
-  vv_chunk_view v;
-  memset(&v, 0, sizeof v);
-  if (!rc) {
-    l->bytes += c->ref.bytes;
-    rc = vv_chunk_decode(plain, len, db->cfg.dimension, &v);
-    if (rc == VV_E_CORRUPT || (!rc && (v.seq != c->seq || v.count != c->count))) {
-      snprintf(local.message, sizeof local.message, "chunk object %s does not decode", c->ref.name);
-      rc = VV_E_CHUNK_CORRUPT;
-    }
-  }
   size_t vbytes = (size_t)db->cfg.dimension * sizeof(float);
-  for (uint32_t row = 0; !rc && row < v.count; row++) {
-    uint32_t slot = vv_le32(v.slots + 4 * (size_t)row);
+  int rc = VV_OK;
+  for (uint32_t i = 0; !rc && i < v->count; i++) {
+    uint32_t slot = vv_le32(v->slots + 4 * (size_t)i), row = first + i;
     /* Rows that a later chunk superseded are skipped: only the row the
      * index points at is the slot's current vector. */
     if (slot >= db->store.nslots || !node_exists(db, slot)) continue;
     if (vv_store_loc(&db->store, slot) != VV_LOC(c->seq, row)) continue;
     float *dst = vv_store_vec(&db->store, slot);
-    vv_read_f32le(v.vectors + (size_t)row * vbytes, db->cfg.dimension, dst);
-    const char *why = vv_db_check_row(db, slot, v.ids[row], v.id_lens[row], dst);
+    vv_read_f32le(v->vectors + (size_t)i * vbytes, db->cfg.dimension, dst);
+    const char *why = vv_db_check_row(db, slot, v->ids[i], v->id_lens[i], dst);
     if (why) {
-      snprintf(local.message, sizeof local.message, "chunk object %s: row %u %s", c->ref.name, row, why);
-      rc = VV_E_CHUNK_CORRUPT;
-      break;
+      snprintf(local->message, sizeof local->message, "chunk object %s: row %u %s", c->ref.name, row, why);
+      return VV_E_CHUNK_CORRUPT;
     }
-    if (vv_store_is_live(&db->store, slot) && v.metas[row]) rc = vv_store_set_meta(&db->store, slot, v.metas[row], v.meta_lens[row]);
+    if (vv_store_is_live(&db->store, slot) && v->metas[i])
+      rc = vv_store_set_meta(&db->store, slot, v->metas[i], v->meta_lens[i]);
     vv_store_mark(&db->store, slot, VV_SLOT_SAVED | VV_SLOT_RESIDENT);
   }
+  return rc;
+}
+
+/* Decodes one chunk (or page) plaintext of `count` rows and takes its rows. */
+static int take_plain(load *l, const vv_mchunk *c, const unsigned char *plain, size_t len, uint32_t first,
+                      uint32_t count, long page, vv_error *local) {
+  vv_chunk_view v;
+  int rc = vv_chunk_decode(plain, len, l->db->cfg.dimension, &v);
+  if (rc == VV_E_CORRUPT || (!rc && (v.seq != c->seq || v.count != count))) {
+    if (page >= 0)
+      snprintf(local->message, sizeof local->message, "chunk object %s page %ld does not decode", c->ref.name, page);
+    else
+      snprintf(local->message, sizeof local->message, "chunk object %s does not decode", c->ref.name);
+    rc = VV_E_CHUNK_CORRUPT;
+  }
+  if (!rc) rc = take_rows(l, c, &v, first, local);
   vv_chunk_view_free(&v);
+  return rc;
+}
+
+static int load_chunk(void *ctx, size_t i, unsigned worker) {
+  load *l = ctx;
+  const vv_mchunk *c = &l->m->chunks[i];
+  vv_buf *buf = &l->bufs[worker];
+  vv_error local = {{0}};
+  int rc;
+  if (l->m->version < 3) {
+    const unsigned char *plain = NULL;
+    size_t len = 0;
+    rc = vv_object_read_into(&l->sc, &c->ref, VV_OBJ_KIND_CHUNK, c->seq, buf, &plain, &len, &local);
+    if (!rc) rc = take_plain(l, c, plain, len, 0, c->count, -1, &local);
+  } else {
+    vv_ptable t;
+    rc = vv_paged_read_file(&l->sc, &c->ref, VV_OBJ_KIND_CHUNK, c->seq, c->count, l->db->cfg.dimension, buf, &t,
+                            &local);
+    for (uint32_t p = 0; !rc && p < t.npages; p++) {
+      const unsigned char *plain;
+      size_t len;
+      rc = vv_paged_open_page(&l->sc, &c->ref, VV_OBJ_KIND_CHUNK, c->seq, &t, p, buf->data, &plain, &len, &local);
+      if (!rc) rc = take_plain(l, c, plain, len, t.first[p], t.first[p + 1] - t.first[p], p, &local);
+    }
+    vv_ptable_free(&t);
+  }
+  if (!rc) l->bytes += c->ref.bytes;
   return rc ? keep_error(l, rc, &local) : VV_OK;
 }
 
@@ -418,12 +486,12 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   l.nbufs = cfg.threads;
   l.bufs = calloc(l.nbufs, sizeof *l.bufs);
   l.seg_bufs = calloc(nseg ? nseg : 1, sizeof *l.seg_bufs);
-  l.seg_plain = calloc(nseg ? nseg : 1, sizeof *l.seg_plain);
-  l.seg_len = calloc(nseg ? nseg : 1, sizeof *l.seg_len);
+  l.seg_pages = calloc(nseg ? nseg : 1, sizeof *l.seg_pages);
+  l.seg_np = calloc(nseg ? nseg : 1, sizeof *l.seg_np);
   /* Objects are megabytes each: their buffers are the engine's own blocks. */
   for (unsigned i = 0; l.bufs && i < l.nbufs; i++) l.bufs[i].big = 1;
   for (size_t i = 0; l.seg_bufs && i < (nseg ? nseg : 1); i++) l.seg_bufs[i].big = 1;
-  if (!l.bufs || !l.seg_bufs || !l.seg_plain || !l.seg_len) {
+  if (!l.bufs || !l.seg_bufs || !l.seg_pages || !l.seg_np) {
     rc = VV_E_NOMEM;
     goto fail;
   }
@@ -451,7 +519,9 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
     l.done += m.nchunks;
   }
   rc = validate(&l, cfg.threads);
-  if (!rc && lazy) rc = vv_lazy_create(db->cfg.dimension, vv_db_check_chunk, db, io, dir, &m, r.kr, db->cache_bytes, &db->lazy);
+  if (!rc && lazy)
+    rc = vv_lazy_create(db->cfg.dimension, vv_db_check_chunk, db, io, dir, &m, r.kr, o->cache,
+                        o->cache ? o->cache_bytes : db->cache_bytes, o->cache_bytes != 0, &db->lazy);
   if (!rc && lazy && db->hnsw && db->has_codes) vv_db_use_codes(db);
   vv_db_refresh_memory(db);
   if (rc) goto fail;
@@ -470,13 +540,14 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
 fail:
   if (rc && err && !err->message[0]) snprintf(err->message, sizeof err->message, "%s", vv_strerror(rc));
   for (size_t i = 0; l.seg_bufs && i < nseg_alloc; i++) vv_buf_free(&l.seg_bufs[i]);
+  for (size_t i = 0; l.seg_pages && i < nseg_alloc; i++) free(l.seg_pages[i]);
   vv_db_free(db);
   vv_sreader_close(&r); /* also frees l.sc, a copy of r.sc */
   for (unsigned i = 0; l.bufs && i < l.nbufs; i++) vv_buf_free(&l.bufs[i]);
   free(l.bufs);
   free(l.seg_bufs);
-  free(l.seg_plain);
-  free(l.seg_len);
+  free(l.seg_pages);
+  free(l.seg_np);
   vv_chunk_index_free(&l.chunks);
   free(l.levels);
   pthread_mutex_destroy(&l.err_mu);

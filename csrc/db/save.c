@@ -277,7 +277,8 @@ static int plan_rows(save *s, uint32_t *rewrite, size_t *nrewrite, size_t *nlive
       }
     }
     for (size_t i = 0; pass == 0 && i < nold; i++)
-      s->keep_chunk[i] = live_in[i] > 0 && (uint64_t)live_in[i] * 2 >= b->m.chunks[i].count;
+      s->keep_chunk[i] = live_in[i] > 0 && (uint64_t)live_in[i] * 2 >= b->m.chunks[i].count &&
+                         b->m.version >= 3; /* older chunks are not paged: the upgrade rewrites them */
   }
   vv_chunk_index_free(&idx);
   free(live_in);
@@ -309,9 +310,9 @@ static int capture(save *s) {
   uint64_t base_bytes = 0, delta_bytes = 0;
   for (size_t i = 0; s->incremental && i < b->m.nbase; i++) base_bytes += b->m.base[i].ref.bytes;
   for (size_t i = 0; s->incremental && i < b->m.ndeltas; i++) delta_bytes += b->m.deltas[i].ref.bytes;
-  /* New codes everywhere, or a format-1 base, also call for a new base. */
+  /* New codes everywhere, or a base of an older format, also call for a new base. */
   s->base = !s->incremental || b->m.nbase == 0 || b->m.ndeltas >= MAX_DELTAS || delta_bytes * 2 > base_bytes ||
-            ndirty * 2 > nlive || s->train || b->m.version < 2;
+            ndirty * 2 > nlive || s->train || b->m.version < 3;
   size_t nnodes = 0;
   for (uint64_t i = 0; i < s->nslots && !rc; i++) {
     uint32_t slot = (uint32_t)i;
@@ -880,6 +881,23 @@ static void apply(save *s, const unsigned char new_hash[VV_HASH_BYTES]) {
   b->bound = 1;
 }
 
+/* Every session a save writes keeps the graph's invariant: each live node
+ * is reachable from the entry point on level 0 (a lazy reader widens its
+ * walk on that promise instead of scanning the session). The check only
+ * reads the graph; the repair, rarely needed, takes the database lock
+ * exclusively. */
+static int repair_graph(vv_db *db) {
+  uint64_t orphans = 0;
+  pthread_rwlock_rdlock(&db->lock);
+  int rc = vv_hnsw_check_reachable(db->hnsw, &orphans);
+  pthread_rwlock_unlock(&db->lock);
+  if (rc || !orphans) return rc;
+  pthread_rwlock_wrlock(&db->lock);
+  rc = vv_hnsw_repair(db->hnsw);
+  pthread_rwlock_unlock(&db->lock);
+  return rc;
+}
+
 /* One save of a database at a time (they share its session bookkeeping).
  * The database lock is held twice, briefly: shared for the capture, then
  * exclusively to apply the result (or hand back the dirty bits). Writers
@@ -890,6 +908,7 @@ static int run(save *s) {
   pthread_mutex_lock(&db->save_mu);
   int rc = prepare(s);
   int captured = 0;
+  if (!rc && db->hnsw) rc = repair_graph(db);
   if (!rc) {
     pthread_rwlock_rdlock(&db->lock);
     rc = capture(s);

@@ -665,7 +665,7 @@ static int attach(vv_hnsw *h, scratch *sc, uint32_t u, int *displaced) {
  * away, would no longer be found by any search. A whole-graph walk finds
  * those and attach() gives each an in-edge; everything reachable from it
  * comes back with it. Exclusive access. */
-static int reconnect_orphans(vv_hnsw *h) {
+int vv_hnsw_repair(vv_hnsw *h) {
   if (h->ep == NO_NODE) return VV_OK;
   uint8_t *seen;
   uint32_t *queue;
@@ -809,7 +809,7 @@ int vv_hnsw_consolidate(vv_hnsw *h, unsigned threads) {
     h->ep = best;
     h->max_level = best_level;
   }
-  return reconnect_orphans(h);
+  return vv_hnsw_repair(h);
 }
 
 /* ---- diagnostics ------------------------------------------------------ */

@@ -55,6 +55,14 @@ VV_NODISCARD int vv_hnsw_search(vv_hnsw *h, const float *query, uint32_t k, uint
  * vv_hnsw_check_reachable). Exclusive access; uses up to `threads` threads. */
 VV_NODISCARD int vv_hnsw_consolidate(vv_hnsw *h, unsigned threads);
 
+/* Gives every live node that is not reachable from the entry point on
+ * level 0 an in-edge from its nearest reachable node, so that a beam as wide
+ * as the graph finds every live node. Inserts can leave such orphans (the
+ * link heuristic may prune a node out of every list that named it, most
+ * often under the inner-product metric); a save repairs them before it
+ * writes the graph. Exclusive access. */
+VV_NODISCARD int vv_hnsw_repair(vv_hnsw *h);
+
 /* Internal distance between a query and a slot's stored vector. */
 float vv_hnsw_distance(const vv_hnsw *h, const float *query, uint32_t slot);
 

@@ -234,7 +234,7 @@ Napi::Value ResultsToJs(Napi::Env env, const vv_results *r, uint32_t dim) {
 }
 
 /* A search request: (queries: Float32Array, nq, k, ef, includeVector (0/1),
- * threads, rerank, maxChunkReads). The queries are copied for async work
+ * threads, rerank). The queries are copied for async work
  * and borrowed for sync calls. */
 struct Search {
   std::vector<float> copy;
@@ -252,7 +252,6 @@ struct Search {
     opts.include_vector = U32(info[4]) != 0;
     opts.threads = U32(info[5]);
     opts.rerank = U32(info[6]);
-    opts.max_chunk_reads = U32(info[7]);
     opts.err = err;
     Napi::Float32Array q = Vectors(h, info[0], nq);
     queries = q.Data();
@@ -290,7 +289,7 @@ class SearchJob : public Job {
  public:
   SearchJob(const Napi::CallbackInfo &info, Handle &h, bool batch)
       : Job(info.Env(), "vecvault.search", &h, info.This()), s_(h, info, batch, true, &err_) {
-    /* A lazy search polls the abort flag before each chunk it pins. */
+    /* A lazy search polls the abort flag before each page it reads. */
     s_.opts.cancel = Aborted;
     s_.opts.cancel_ctx = this;
   }
@@ -305,7 +304,7 @@ class SearchJob : public Job {
 template <bool batch>
 Napi::Value SearchAsync(const Napi::CallbackInfo &info) {
   auto j = std::make_unique<SearchJob>(info, This(info), batch);
-  j->SetAbort(info[8]);
+  j->SetAbort(info[7]);
   return Job::Start(std::move(j));
 }
 

@@ -197,7 +197,7 @@ Napi::Value InspectAsync(const Napi::CallbackInfo &info) {
 
 /* ---- the chunk cache ------------------------------------------------------- */
 
-/* cacheStats() -> {lazy, hits, misses, evictions, bytes, capacityBytes, chunksCached, bytesRead} */
+/* cacheStats() -> {lazy, hits, misses, evictions, bytes, capacityBytes, entries, bytesRead} */
 Napi::Value CacheStats(const Napi::CallbackInfo &info) {
   vv_cache_info ci;
   vv_db_cache_info(This(info).db, &ci);
@@ -206,7 +206,7 @@ Napi::Value CacheStats(const Napi::CallbackInfo &info) {
                                         {"evictions", double(ci.evictions)},
                                         {"bytes", double(ci.bytes)},
                                         {"capacityBytes", double(ci.capacity)},
-                                        {"chunksCached", double(ci.chunks)},
+                                        {"entries", double(ci.entries)},
                                         {"bytesRead", double(ci.bytes_read)}});
   o.Set("lazy", ci.lazy != 0);
   return o;

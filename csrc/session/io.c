@@ -32,6 +32,14 @@ static ssize_t px_read(void *ctx, int fd, void *buf, size_t n) {
   return r < 0 ? -errno : r;
 }
 
+static ssize_t px_pread(void *ctx, int fd, void *buf, size_t n, uint64_t off) {
+  (void)ctx;
+  ssize_t r;
+  do r = pread(fd, buf, n, (off_t)off);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : r;
+}
+
 static ssize_t px_write(void *ctx, int fd, const void *buf, size_t n) {
   (void)ctx;
   ssize_t r;
@@ -96,7 +104,8 @@ static int px_list(void *ctx, const char *dir, int (*fn)(void *, const char *), 
 }
 
 static const vv_io kPosix = {NULL,     px_open,   px_read,   px_write, px_fsync, px_close,
-                             px_fsize, px_rename, px_unlink, px_mkdir, px_lock,  px_list};
+                             px_fsize, px_rename, px_unlink, px_mkdir, px_lock,  px_list,
+                             px_pread};
 
 const vv_io *vv_io_posix(void) { return &kPosix; }
 
@@ -155,6 +164,30 @@ int vv_io_read_file_buf(const vv_io *io, const char *path, size_t max, vv_buf *b
   io->close(io->ctx, fd);
   buf->len = rc ? 0 : got;
   return rc;
+}
+
+int vv_io_pread_all(const vv_io *io, int fd, void *buf, size_t n, uint64_t off) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = io->pread(io->ctx, fd, (unsigned char *)buf + got, n - got, off + got);
+    if (r < 0) return vv_io_status((int)r);
+    if (r == 0) return VV_E_CORRUPT; /* the file ended early */
+    got += (size_t)r;
+  }
+  return VV_OK;
+}
+
+int vv_io_open_sized(const vv_io *io, const char *path, uint64_t size) {
+  int fd = io->open(io->ctx, path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW, 0);
+  if (fd < 0) return vv_io_status(fd);
+  uint64_t have = 0;
+  int rc = io->fsize(io->ctx, fd, &have);
+  rc = rc < 0 ? vv_io_status(rc) : have != size ? VV_E_CORRUPT : VV_OK;
+  if (rc) {
+    io->close(io->ctx, fd);
+    return rc;
+  }
+  return fd;
 }
 
 int vv_io_read_file(const vv_io *io, const char *path, size_t max, unsigned char **out, size_t *len) {

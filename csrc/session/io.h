@@ -35,6 +35,8 @@ typedef struct vv_io {
   int (*lock)(void *ctx, int fd);  /* exclusive, non-blocking; -EWOULDBLOCK if held */
   /* Calls fn(arg, name) for each entry of a directory except . and .. */
   int (*list)(void *ctx, const char *dir, int (*fn)(void *arg, const char *name), void *arg);
+  /* Reads up to n bytes at offset `off` (fewer at the end of the file). */
+  ssize_t (*pread)(void *ctx, int fd, void *buf, size_t n, uint64_t off);
 } vv_io;
 
 const vv_io *vv_io_posix(void);
@@ -64,6 +66,14 @@ VV_NODISCARD int vv_io_write_all(const vv_io *io, int fd, const void *buf, size_
 VV_NODISCARD int vv_io_read_file(const vv_io *io, const char *path, size_t max, unsigned char **out, size_t *len);
 /* The same into a reusable buffer (buf->len = bytes read). */
 VV_NODISCARD int vv_io_read_file_buf(const vv_io *io, const char *path, size_t max, vv_buf *buf);
+/* Reads exactly n bytes at `off` of `fd`, looping on short reads;
+ * VV_E_CORRUPT if the file ends first. */
+VV_NODISCARD int vv_io_pread_all(const vv_io *io, int fd, void *buf, size_t n, uint64_t off);
+/* Opens a regular file for reading without blocking or following a final
+ * symbolic link, and checks its size is exactly `size`: the fd (>= 0), or
+ * a negative VV_E_* status (VV_E_NOT_FOUND, VV_E_IO, VV_E_CORRUPT for
+ * another size). */
+int vv_io_open_sized(const vv_io *io, const char *path, uint64_t size);
 /* Temporary files are named "tmp-" + this many lowercase hex digits
  * (session/gc.c deletes exactly those). */
 #define VV_IO_TEMP_HEX 16

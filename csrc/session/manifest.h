@@ -19,7 +19,7 @@
 #include "object.h"
 
 #define VV_FORMAT_NAME "vecvault-session"
-#define VV_FORMAT_VERSION 2 /* written; 1 is still read (eagerly: it has no codes) */
+#define VV_FORMAT_VERSION 3 /* written; 1 and 2 are still read (1 eagerly: it has no codes) */
 #define VV_MANIFEST_MAX_BYTES (64u << 20)
 #define VV_MANIFEST_PREFIX_BYTES 154u /* {"sum":"…","mac":"…","body": */
 

@@ -7,18 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/util.h"
+
 #include "../common/buf.h"
 #include "../vecvault.h"
-
-static void put_le64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_le64(const unsigned char *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
 
 static void make_header(unsigned char h[VV_OBJ_HEADER_BYTES], int kind, int encrypted, uint64_t seq, uint64_t len) {
   memcpy(h, VV_OBJ_MAGIC, 4);
@@ -26,8 +18,8 @@ static void make_header(unsigned char h[VV_OBJ_HEADER_BYTES], int kind, int encr
   h[5] = (unsigned char)kind;
   h[6] = encrypted ? VV_OBJ_FLAG_ENCRYPTED : 0;
   h[7] = 0;
-  put_le64(h + 8, seq);
-  put_le64(h + 16, len);
+  vv_put_le64(h + 8, seq);
+  vv_put_le64(h + 16, len);
 }
 
 /* AD = header || session id. */
@@ -138,8 +130,8 @@ int vv_object_read_into(const vv_sctx *sc, const vv_objref *ref, int kind, uint6
     return corrupt(err, kind, seq, ref->name, "content hash does not match its name");
   const unsigned char *h = file;
   if (flen < overhead || memcmp(h, VV_OBJ_MAGIC, 4) != 0 || h[4] != VV_OBJ_VERSION || h[5] != kind ||
-      h[6] != (enc ? VV_OBJ_FLAG_ENCRYPTED : 0) || h[7] != 0 || get_le64(h + 8) != seq ||
-      get_le64(h + 16) != flen - overhead)
+      h[6] != (enc ? VV_OBJ_FLAG_ENCRYPTED : 0) || h[7] != 0 || vv_get_le64(h + 8) != seq ||
+      vv_get_le64(h + 16) != flen - overhead)
     return corrupt(err, kind, seq, ref->name, "header does not match (kind, sequence, length or encryption)");
   size_t plen = flen - overhead;
   unsigned char *body = file + VV_OBJ_HEADER_BYTES;

@@ -119,27 +119,89 @@ int vv_swriter_keep_segment(vv_swriter *w, int base, const vv_mseg *g) {
   return push((void **)&w->m.deltas, &w->m.ndeltas, &w->delta_cap, sizeof *g, g);
 }
 
-int vv_swriter_chunk_begin(vv_swriter *w, const vv_chunk_in *rows) {
+/* One chunk page: rows [from, to) of `rows`, encoded as a chunk map of
+ * its own (docs/FORMAT.md section 5.1) and sealed. */
+static int chunk_page(vv_swriter *w, const vv_chunk_in *rows, uint32_t from, uint32_t to) {
+  vv_chunk_in part = *rows;
+  part.count = to - from;
+  part.slots = rows->slots + from;
+  part.vectors = rows->vectors + from;
+  part.ids = rows->ids ? rows->ids + from : NULL;
+  part.id_lens = rows->id_lens ? rows->id_lens + from : NULL;
+  part.metas = rows->metas ? rows->metas + from : NULL;
+  part.meta_lens = rows->meta_lens ? rows->meta_lens + from : NULL;
   w->plain.len = 0;
-  return vv_chunk_encode(rows, &w->plain);
+  int rc = vv_chunk_encode(&part, &w->plain);
+  if (!rc) rc = vv_pbuild_page(&w->pb, w->plain.data, w->plain.len, part.count);
+  return rc;
+}
+
+int vv_swriter_chunk_begin(vv_swriter *w, const vv_chunk_in *rows) {
+  vv_pbuild_free(&w->pb);
+  vv_pbuild_begin(&w->pb, &w->sc, VV_OBJ_KIND_CHUNK, rows->seq, rows->dim);
+  /* Rows go into a page until the next one would take it past the target;
+   * a page holds at least one row. */
+  size_t target = w->page_bytes ? w->page_bytes : VV_PAGE_DEFAULT_BYTES, used = 0;
+  uint32_t from = 0;
+  int rc = rows->count ? VV_OK : VV_E_INVALID;
+  for (uint32_t i = 0; !rc && i < rows->count; i++) {
+    size_t row = (size_t)rows->dim * 4 + 12;
+    if (rows->ids && rows->ids[i]) row += rows->id_lens[i];
+    if (rows->metas && rows->metas[i]) row += rows->meta_lens[i];
+    if (i > from && used + row > target) {
+      rc = chunk_page(w, rows, from, i);
+      from = i;
+      used = 0;
+    }
+    used += row;
+  }
+  if (!rc) rc = chunk_page(w, rows, from, rows->count);
+  return rc;
 }
 
 int vv_swriter_chunk_end(vv_swriter *w, vv_mchunk *c) {
-  int rc = vv_object_write(&w->sc, VV_OBJ_KIND_CHUNK, c->seq, w->plain.data, w->plain.len, &w->sealed, &c->ref, w->err);
+  int rc = vv_pbuild_write(&w->pb, &w->sealed, &c->ref, w->err);
+  vv_pbuild_free(&w->pb);
   if (!rc) rc = vv_swriter_keep_chunk(w, c);
   if (!rc) w->bytes += c->ref.bytes;
   return rc;
 }
 
 int vv_swriter_segment_begin(vv_swriter *w, const vv_mseg *g, int base, const vv_codebook_in *cb) {
+  vv_pbuild_free(&w->pb);
+  vv_pbuild_begin(&w->pb, &w->sc, VV_OBJ_KIND_INDEX, g->seq, 0);
+  w->seg_seq = g->seq;
+  w->seg_base = base;
+  w->seg_cb = cb;
+  w->seg_nodes = 0;
   w->plain.len = 0;
-  return vv_index_encode_begin_v2(&w->plain, g->seq, base, (uint32_t)g->count, cb);
+  return VV_OK;
 }
 
-int vv_swriter_segment_node(vv_swriter *w, const vv_node_in *n) { return vv_index_encode_node(&w->plain, n); }
+/* Seals the nodes gathered in `plain` as one page: a segment map of its
+ * own (docs/FORMAT.md section 5.2), the first page carrying the codebook. */
+static int segment_page(vv_swriter *w) {
+  vv_buf page = {.big = 1};
+  int rc = vv_index_encode_begin_v2(&page, w->seg_seq, w->seg_base, w->seg_nodes, w->pb.n ? NULL : w->seg_cb);
+  if (!rc) rc = vv_buf_append(&page, w->plain.data, w->plain.len);
+  if (!rc) rc = vv_pbuild_page(&w->pb, page.data, page.len, w->seg_nodes);
+  vv_buf_free(&page);
+  w->plain.len = 0;
+  w->seg_nodes = 0;
+  return rc;
+}
+
+int vv_swriter_segment_node(vv_swriter *w, const vv_node_in *n) {
+  int rc = vv_index_encode_node(&w->plain, n);
+  if (!rc) w->seg_nodes++;
+  if (!rc && w->plain.len >= VV_INDEX_PAGE_BYTES) rc = segment_page(w);
+  return rc;
+}
 
 int vv_swriter_segment_end(vv_swriter *w, int base, vv_mseg *g) {
-  int rc = vv_object_write(&w->sc, VV_OBJ_KIND_INDEX, g->seq, w->plain.data, w->plain.len, &w->sealed, &g->ref, w->err);
+  int rc = w->seg_nodes || w->pb.n == 0 ? segment_page(w) : VV_OK;
+  if (!rc) rc = vv_pbuild_write(&w->pb, &w->sealed, &g->ref, w->err);
+  vv_pbuild_free(&w->pb);
   if (!rc) rc = vv_swriter_keep_segment(w, base, g);
   if (!rc) w->bytes += g->ref.bytes;
   return rc;
@@ -202,5 +264,6 @@ void vv_swriter_close(vv_swriter *w) {
   vv_manifest_free(&w->m);
   vv_buf_free(&w->plain);
   vv_buf_free(&w->sealed);
+  vv_pbuild_free(&w->pb);
   vv_sctx_destroy(&w->sc);
 }

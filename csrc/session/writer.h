@@ -28,6 +28,15 @@
 #include "io.h"
 #include "manifest.h"
 #include "object.h"
+#include "paged.h"
+
+/* Format 3 writes objects in pages (paged.h): a chunk page is cut after
+ * about this many plaintext bytes (rows are never split), an index page
+ * after about VV_INDEX_PAGE_BYTES. */
+#define VV_PAGE_DEFAULT_BYTES 8192u
+#define VV_PAGE_MIN_BYTES 1024u
+#define VV_PAGE_MAX_TARGET (1u << 20)
+#define VV_INDEX_PAGE_BYTES (256u << 10)
 
 typedef struct vv_swriter {
   vv_sctx sc;         /* I/O table, paths, key ring and session id for sealing */
@@ -35,6 +44,13 @@ typedef struct vv_swriter {
   int lock_fd;
   vv_error *err;      /* borrowed, may be NULL: the first failure's detail */
   vv_buf plain, sealed; /* reused between objects */
+  uint32_t page_bytes;  /* target plaintext bytes of a chunk page (VV_PAGE_DEFAULT_BYTES) */
+  vv_pbuild pb;         /* the paged object being built */
+  /* The index segment being built: its header, and its nodes since the last page. */
+  uint64_t seg_seq;
+  int seg_base;
+  const vv_codebook_in *seg_cb; /* borrowed until segment_end */
+  uint32_t seg_nodes;           /* in `plain`, not yet paged */
   vv_manifest m;      /* the generation being written: objects are appended here */
   size_t chunk_cap, base_cap, delta_cap;
   uint64_t bytes;     /* object and manifest bytes written */

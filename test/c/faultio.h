@@ -178,18 +178,25 @@ static inline int fio_open(void *ctx, const char *path, int flags, int mode) {
   return rc;
 }
 
-static inline ssize_t fio_read(void *ctx, int fd, void *buf, size_t n) {
+/* A read, positioned (off >= 0) or not: one gate, one log kind. */
+static inline ssize_t fio_any_read(void *ctx, int fd, void *buf, size_t n, int64_t off) {
   fio *f = (fio *)ctx;
   pthread_mutex_lock(&f->mu);
   ssize_t rc = fio_gate(f, FIO_READ, fio_fdpath(f, fd), 0);
   int inj = rc < 0;
   if (!inj) {
     if (f->short_read && n > f->short_read) n = f->short_read;
-    rc = f->real->read(f->real->ctx, fd, buf, n);
+    rc = off < 0 ? f->real->read(f->real->ctx, fd, buf, n) : f->real->pread(f->real->ctx, fd, buf, n, (uint64_t)off);
   }
   fio_log(f, FIO_READ, fio_fdpath(f, fd), (long)rc, inj);
   pthread_mutex_unlock(&f->mu);
   return rc;
+}
+
+static inline ssize_t fio_read(void *ctx, int fd, void *buf, size_t n) { return fio_any_read(ctx, fd, buf, n, -1); }
+
+static inline ssize_t fio_pread(void *ctx, int fd, void *buf, size_t n, uint64_t off) {
+  return fio_any_read(ctx, fd, buf, n, (int64_t)off);
 }
 
 static inline ssize_t fio_write(void *ctx, int fd, const void *buf, size_t n) {
@@ -332,6 +339,7 @@ static inline void fio_init(fio *f, const vv_io *real) {
   f->io.mkdir = fio_mkdir;
   f->io.lock = fio_lock;
   f->io.list = fio_list;
+  f->io.pread = fio_pread;
   f->err = EIO;
   pthread_mutex_init(&f->mu, NULL);
   fio_reset(f);

@@ -55,6 +55,9 @@ static ssize_t g_read(void *c, int fd, void *b, size_t n) { return ((gate *)c)->
 static ssize_t g_write(void *c, int fd, const void *b, size_t n) {
   return ((gate *)c)->real->write(((gate *)c)->real->ctx, fd, b, n);
 }
+static ssize_t g_pread(void *c, int fd, void *b, size_t n, uint64_t off) {
+  return ((gate *)c)->real->pread(((gate *)c)->real->ctx, fd, b, n, off);
+}
 static int g_fsync(void *c, int fd) { return ((gate *)c)->real->fsync(((gate *)c)->real->ctx, fd); }
 static int g_close(void *c, int fd) { return ((gate *)c)->real->close(((gate *)c)->real->ctx, fd); }
 static int g_fsize(void *c, int fd, uint64_t *s) { return ((gate *)c)->real->fsize(((gate *)c)->real->ctx, fd, s); }
@@ -83,7 +86,7 @@ static int g_rename(void *c, const char *from, const char *to) {
 static void gate_init(gate *g, int hold_at, int fail_after) {
   memset(g, 0, sizeof *g);
   g->real = vv_io_posix();
-  g->io = (vv_io){g, g_open, g_read, g_write, g_fsync, g_close, g_fsize, g_rename, g_unlink, g_mkdir, g_lock, g_list};
+  g->io = (vv_io){g, g_open, g_read, g_write, g_fsync, g_close, g_fsize, g_rename, g_unlink, g_mkdir, g_lock, g_list, g_pread};
   pthread_mutex_init(&g->mu, NULL);
   pthread_cond_init(&g->cv, NULL);
   g->hold_at = hold_at;

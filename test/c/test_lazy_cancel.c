@@ -88,7 +88,7 @@ static void stops_before_the_next_read(vv_index_kind kind) {
 
   /* A hook that never stops: the search runs to its end, polling once per chunk pinned. */
   counter never = {0, 0};
-  vv_search_opts o = {.max_chunk_reads = UINT32_MAX, .rerank = 64, .cancel = cancel_after, .cancel_ctx = &never};
+  vv_search_opts o = {.rerank = 64, .cancel = cancel_after, .cancel_ctx = &never};
   vv_results *res = NULL;
   uint64_t m0 = misses(db);
   VV_REQUIRE(vv_db_search(db, q, 5, &o, &res) == VV_OK);
