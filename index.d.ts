@@ -247,6 +247,12 @@ export interface SaveOptions {
   onProgress?: (done: number, total: number, info: SessionProgressInfo) => void;
   /** Aborts the save; the previous generation stays intact. Rejects with `AbortError`. */
   signal?: AbortSignalLike;
+  /**
+   * Row bytes per page of the chunks this save writes, in KiB (1..1024, default 8): a lazy search reads
+   * one page per re-ranked candidate that is not cached. Smaller pages read less from local disks;
+   * larger ones suit storage that charges per request. Chunks written earlier keep their pages.
+   */
+  pageKb?: number;
 }
 
 /** What a save did. */

@@ -235,6 +235,18 @@ typedef struct vv_save_stats {
 VV_NODISCARD int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_progress_fn progress,
                             void *ctx, vv_save_stats *stats, vv_error *err);
 
+/* How a save lays out what it writes. All zero = the defaults. */
+typedef struct vv_save_opts {
+  uint32_t page_bytes; /* row bytes per chunk page, VV_PAGE_MIN_BYTES..VV_PAGE_MAX_BYTES; 0 = 8 KiB.
+                          Smaller pages read less per lazy search from local disks; larger ones
+                          suit storage with a high cost per request (docs/PERFORMANCE.md) */
+} vv_save_opts;
+#define VV_PAGE_MIN_BYTES 1024u
+#define VV_PAGE_MAX_BYTES (1u << 20)
+/* vv_db_save with options (NULL = defaults); VV_E_INVALID for a page size out of range. */
+VV_NODISCARD int vv_db_save_with(vv_db *db, const char *dir, const struct vv_io *io, const vv_save_opts *opts,
+                                 vv_session_progress_fn progress, void *ctx, vv_save_stats *stats, vv_error *err);
+
 typedef struct vv_load_opts {
   const unsigned char *key; /* 32 bytes, or NULL */
   const char *pass;         /* or a passphrase, or NULL */

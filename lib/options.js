@@ -183,6 +183,17 @@ function parseAsyncOptions(given) {
   return checkAsync(ownOptions(given, ASYNC_KEYS, 'options'));
 }
 
+const SAVE_KEYS = [...ASYNC_KEYS, 'pageKb'];
+
+/** save(dir, { onProgress, signal, pageKb }): pageKb, the row bytes of a chunk page, in KiB (1..1024). */
+function parseSaveOptions(given) {
+  if (given === undefined) return { onProgress: null, signal: null, pageBytes: 0 };
+  if (!isPlainObject(given)) throw invalid(`options must be an object, got ${describe(given)}`);
+  const opts = ownOptions(given, SAVE_KEYS, 'save');
+  const pageBytes = opts.pageKb === undefined ? 0 : intIn(opts.pageKb, 'pageKb', 1, 1024) * 1024;
+  return { ...checkAsync(opts), pageBytes };
+}
+
 /** onProgress and signal of options already read by ownOptions. */
 function checkAsync({ onProgress, signal }) {
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('onProgress must be a function');
@@ -267,6 +278,7 @@ const OPTION_KEYS = Object.freeze({
   hnsw: HNSW_KEYS,
   search: SEARCH_KEYS,
   async: ASYNC_KEYS,
+  save: SAVE_KEYS,
   load: LOAD_KEYS,
   Cache: CACHE_KEYS,
   item: ITEM_KEYS,

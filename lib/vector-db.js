@@ -11,6 +11,7 @@ const {
   parseDbOptions,
   parseSearchOptions,
   parseAsyncOptions,
+  parseSaveOptions,
   parseSignalOptions,
   parseSearchAsyncOptions,
   parseK,
@@ -315,9 +316,9 @@ class VectorDB {
   async save(dir, options) {
     const native = this.#open();
     const where = checkDir(dir);
-    const { onProgress, signal } = parseAsyncOptions(options);
+    const { onProgress, signal, pageBytes } = parseSaveOptions(options);
     const t0 = performance.now();
-    const job = await runJob((report, abortFlag) => native.saveAsync(where, report, abortFlag), onProgress, signal, true);
+    const job = await runJob((report, abortFlag) => native.saveAsync(where, report, abortFlag, pageBytes), onProgress, signal, true);
     const r = job.result;
     job.finish(r.chunksWritten + r.indexSegmentsWritten + 1, PHASES.indexOf('commit'), r.bytesWritten);
     return { ...r, timeMs: performance.now() - t0 };

@@ -947,11 +947,18 @@ static void save_free(save *s) {
 
 int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_progress_fn progress, void *ctx,
                vv_save_stats *stats, vv_error *err) {
+  return vv_db_save_with(db, dir, io, NULL, progress, ctx, stats, err);
+}
+
+int vv_db_save_with(vv_db *db, const char *dir, const struct vv_io *io, const vv_save_opts *opts,
+                    vv_session_progress_fn progress, void *ctx, vv_save_stats *stats, vv_error *err) {
   vv_save_stats local;
   if (!stats) stats = &local;
   memset(stats, 0, sizeof *stats);
   if (err) err->message[0] = '\0';
   if (!dir || !*dir) return VV_E_INVALID;
+  uint32_t page_bytes = opts ? opts->page_bytes : 0;
+  if (page_bytes && (page_bytes < VV_PAGE_MIN_BYTES || page_bytes > VV_PAGE_MAX_BYTES)) return VV_E_INVALID;
   int rc = vv_crypto_init();
   if (rc) return rc;
   save s;
@@ -969,6 +976,7 @@ int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, vv_session_pr
     rc = vv_secrets_for_save(&db->secrets, db->session_id, &m, err);
   } else {
     rc = vv_swriter_open(&s.w, io, dir, err);
+    s.w.page_bytes = page_bytes;
     if (!rc) rc = run(&s);
   }
   save_free(&s);

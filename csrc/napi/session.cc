@@ -52,10 +52,14 @@ namespace {
 class SaveJob : public Job {
  public:
   SaveJob(const Napi::CallbackInfo &info, Handle &h)
-      : Job(info.Env(), "vecvault.save", &h, info.This()), dir_(Utf8(info[0])) {}
+      : Job(info.Env(), "vecvault.save", &h, info.This()), dir_(Utf8(info[0])) {
+    opts_.page_bytes = U32(info[3]);
+  }
 
  private:
-  int Run() override { return vv_db_save(owner_->db, dir_.c_str(), nullptr, OnSessionProgress, this, &st_, &err_); }
+  int Run() override {
+    return vv_db_save_with(owner_->db, dir_.c_str(), nullptr, &opts_, OnSessionProgress, this, &st_, &err_);
+  }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Numbers(env, {{"generation", double(st_.generation)},
                                    {"chunksWritten", double(st_.chunks_written)},
@@ -66,12 +70,13 @@ class SaveJob : public Job {
     return o;
   }
   std::string dir_;
+  vv_save_opts opts_{};
   vv_save_stats st_{};
 };
 
 }  // namespace
 
-/* saveAsync(dir, onProgress|null, abortFlag|null) */
+/* saveAsync(dir, onProgress|null, abortFlag|null, pageBytes (0 = default)) */
 Napi::Value SaveAsync(const Napi::CallbackInfo &info) {
   return Job::Start(std::make_unique<SaveJob>(info, This(info)), info[1], info[2]);
 }

@@ -34,8 +34,6 @@
  * about this many plaintext bytes (rows are never split), an index page
  * after about VV_INDEX_PAGE_BYTES. */
 #define VV_PAGE_DEFAULT_BYTES 8192u
-#define VV_PAGE_MIN_BYTES 1024u
-#define VV_PAGE_MAX_TARGET (1u << 20)
 #define VV_INDEX_PAGE_BYTES (256u << 10)
 
 typedef struct vv_swriter {

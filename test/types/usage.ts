@@ -189,6 +189,7 @@ async function sessions(): Promise<void> {
   const db = new VectorDB<{ title: string }>({ dimension: 3, key, chunkSize: 100 });
   const stats: SaveStats = await db.save('/tmp/x', {
     onProgress: (done: number, total: number, info: SessionProgressInfo) => void [done, total, info.phase, info.bytes],
+    pageKb: 16,
   });
   const gen: number = stats.generation;
   const db2 = await VectorDB.load<{ title: string }>('/tmp/x', { key, lazy: false, threads: 2 });
