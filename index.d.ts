@@ -276,8 +276,10 @@ export interface LoadOptions {
   key?: Uint8Array;
   /** Or its passphrase (a string must not hold a lone UTF-16 surrogate). */
   passphrase?: Uint8Array | string;
-  /** Chunk cache bound in MiB (decoded bytes; never exceeded): above 0 and at most 1048576 (1 TiB). Default 150. */
+  /** Chunk cache bound in MiB (decoded bytes; never exceeded): above 0 and at most 1048576 (1 TiB). Default 150. With `cache`: this session's cap inside the shared budget (default: none, only the shared bound). */
   cacheSizeMb?: number;
+  /** A budget shared with other sessions instead of a cache of the session's own (README, "Many sessions, one cache budget"). */
+  cache?: VectorDB.Cache;
   /**
    * Default `true`: read only the manifest and the index (graph, ids, PQ
    * codes); vector chunks are read on demand into the cache. `false` reads
@@ -524,6 +526,47 @@ export declare class VectorDB<M = unknown> {
    * @throws {VecvaultError} (rejects) `ERR_NOT_FOUND`, `ERR_MANIFEST_CORRUPT`, `ERR_IO`, `ERR_ABORTED`.
    */
   static inspect(dir: string, options?: { signal?: AbortSignal }): Promise<SessionInfo>;
+}
+
+/** Options for `new VectorDB.Cache()`. Unknown keys are rejected. */
+export interface CacheOptions {
+  /** The budget in MiB over every session loaded with the cache: above 0 and at most 1048576 (1 TiB). Required. */
+  maxMb: number;
+}
+
+/** `cache.stats()`: the whole budget; each session's share is its `cacheStats()`. */
+export interface SharedCacheStats {
+  /** Decoded bytes cached now over every session; never above `capacityBytes`. */
+  bytes: number;
+  capacityBytes: number;
+  /** Summed over the sessions that used the cache, closed ones included. */
+  hits: number;
+  misses: number;
+  evictions: number;
+  /** Values served uncached because pinned ones left no room. */
+  bypasses: number;
+  /** Values cached now. */
+  entries: number;
+  /** Sessions using the cache now. */
+  sessions: number;
+}
+
+export declare namespace VectorDB {
+  /**
+   * One cache budget shared by the sessions loaded with it (`load(dir, { cache })`).
+   * One least-recently-used order spans every session; a session over its own
+   * `cacheSizeMb` cap recycles its own values first. The cache lives while
+   * any session loaded with it does, whatever happens to this object.
+   * @throws {VecvaultError} `ERR_INVALID_ARGUMENT` for bad options.
+   */
+  class Cache {
+    constructor(options: CacheOptions);
+    /** The budget in MiB. */
+    readonly maxMb: number;
+    stats(): SharedCacheStats;
+    /** Change the budget (MiB, the `maxMb` rule), evicting at once if needed. */
+    setMaxMb(mb: number): void;
+  }
 }
 
 /** Every {@link ErrorCode}, in a fixed order. */

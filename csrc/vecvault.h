@@ -290,6 +290,27 @@ typedef struct vv_cache_info {
 void vv_db_cache_info(vv_db *db, vv_cache_info *out);
 /* Changes the cache bound (bytes > 0), evicting as needed. */
 VV_NODISCARD int vv_db_set_cache_size(vv_db *db, uint64_t bytes);
+
+/* A cache shared by lazily loaded sessions (vv_load_opts.cache): one byte
+ * bound over the cached values of all of them. One LRU order spans every
+ * session; a session with its own cap (its cache_bytes) that would pass it
+ * recycles its own least recently used values first. Thread-safe. */
+typedef struct vv_cache vv_cache;
+typedef struct vv_shared_cache_info {
+  uint64_t hits, misses, evictions, bypasses; /* summed over its sessions, past ones included */
+  uint64_t bytes;    /* cached now; never above capacity */
+  uint64_t capacity;
+  uint64_t entries;  /* values cached now */
+  uint64_t sessions; /* sessions using it now */
+} vv_shared_cache_info;
+/* A cache of `bytes` (> 0); the caller holds one reference. */
+VV_NODISCARD int vv_cache_open(uint64_t bytes, vv_cache **out);
+/* Drops the caller's reference. Each session loaded with the cache holds
+ * its own until it is freed; the last reference frees the cache. NULL is a no-op. */
+void vv_cache_close(vv_cache *c);
+/* Changes the shared bound (bytes > 0), evicting as needed. */
+VV_NODISCARD int vv_cache_resize(vv_cache *c, uint64_t bytes);
+void vv_cache_shared_info(vv_cache *c, vv_shared_cache_info *out);
 /* Loads chunks into the cache: the `n` chunk seqs given (VV_E_INVALID if
  * one is not a chunk of the session), or with seqs NULL as many as fit, in
  * manifest order. *loaded counts chunks read from storage. A no-op for a

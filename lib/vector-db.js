@@ -4,6 +4,7 @@
 const path = require('path');
 const native = require('./native');
 const { VecvaultError, abortError } = require('./errors');
+const { Cache, sharedCache } = require('./cache');
 const {
   METRICS,
   INDEXES,
@@ -331,13 +332,16 @@ class VectorDB {
   static async load(dir, options) {
     const where = checkDir(dir);
     const o = parseLoadOptions(options);
+    const shared = sharedCache(o.cache);
+    // With a shared cache, cacheSizeMb (if given) caps this session inside it; 0 = no cap of its own.
+    const bytes = shared && !o.cacheSizeGiven ? 0 : cacheBytes(o.cacheSizeMb);
     const t0 = performance.now();
     const pass = typeof o.passphrase === 'string' ? Buffer.from(o.passphrase, 'utf8') : o.passphrase;
     let job;
     try {
       job = await runJob(
         (report, abortFlag) =>
-          native.loadAsync(where, o.key, pass, o.threads, o.lazy ? 1 : 0, cacheBytes(o.cacheSizeMb), report, abortFlag, o.minGeneration),
+          native.loadAsync(where, o.key, pass, o.threads, o.lazy ? 1 : 0, bytes, report, abortFlag, o.minGeneration, shared),
         o.onProgress,
         o.signal,
         true
@@ -548,5 +552,8 @@ class VectorDB {
     return `VectorDB { dimension: ${o.dimension}, metric: '${o.metric}', index: '${o.index}', size: ${size} }`;
   }
 }
+
+/** new VectorDB.Cache({ maxMb }): one budget for many sessions (lib/cache.js). */
+Object.defineProperty(VectorDB, 'Cache', { value: Cache, enumerable: true });
 
 module.exports = { VectorDB };

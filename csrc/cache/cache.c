@@ -446,3 +446,26 @@ void vv_cache_unpin(vv_cache_client *cl, vv_cache_ref *e) {
   pthread_mutex_unlock(&c->mu);
   drop_all(c, dropped);
 }
+
+/* ---- the public handle (vecvault.h) -------------------------------------- */
+
+int vv_cache_open(uint64_t bytes, vv_cache **out) {
+  *out = NULL;
+  if (bytes == 0 || bytes > SIZE_MAX) return VV_E_INVALID;
+  return vv_cache_create((size_t)bytes, out);
+}
+
+void vv_cache_close(vv_cache *c) { vv_cache_release(c); }
+
+int vv_cache_resize(vv_cache *c, uint64_t bytes) {
+  if (bytes == 0 || bytes > SIZE_MAX) return VV_E_INVALID;
+  vv_cache_set_capacity(c, (size_t)bytes);
+  return VV_OK;
+}
+
+void vv_cache_shared_info(vv_cache *c, vv_shared_cache_info *out) {
+  vv_cache_stats st;
+  vv_cache_get_stats(c, &st);
+  *out = (vv_shared_cache_info){st.hits, st.misses, st.evictions, st.bypasses, st.bytes, st.capacity, st.entries,
+                                st.clients};
+}

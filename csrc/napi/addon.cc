@@ -84,6 +84,11 @@ const napi_type_tag *LoadedTag() {
   return &tag;
 }
 
+const napi_type_tag *CacheTag() {
+  static const napi_type_tag tag = ImageTag(0x7663766361636865ull); /* "vvcache" */
+  return &tag;
+}
+
 bool HasTag(const Napi::Value &v, const napi_type_tag *tag) {
   bool ok = false;
   return (v.IsObject() || v.IsExternal()) && napi_check_object_type_tag(v.Env(), v, tag, &ok) == napi_ok && ok;
@@ -103,6 +108,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   using namespace vvn;
   env.SetInstanceData(new AddonState());
   exports.Set("NativeDB", DefineNativeDB(env));
+  exports.Set("Cache", DefineCache(env));
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("simd", Napi::String::New(env, vv_simd_name()));
   exports.Set("loadAsync", Napi::Function::New(env, LoadAsync, "loadAsync"));

@@ -55,6 +55,7 @@ Napi::Float32Array F32Copy(Napi::Env env, const float *src, size_t n);
  * layout) has different ones. */
 const napi_type_tag *NativeDBTag();
 const napi_type_tag *LoadedTag();
+const napi_type_tag *CacheTag();
 bool HasTag(const Napi::Value &v, const napi_type_tag *tag);
 
 /* The native side of one JS NativeDB, on the JS thread only. It outlives the
@@ -81,6 +82,12 @@ Napi::Function DefineNativeDB(Napi::Env env);
 /* The handle behind `this`: ERR_INVALID_ARGUMENT for anything but one of this
  * addon's NativeDB objects, ERR_CLOSED after close() when `open`. */
 Handle &This(const Napi::CallbackInfo &info, bool open = true);
+
+/* The Cache class (cache.cc), a byte budget shared by lazily loaded sessions. */
+Napi::Function DefineCache(Napi::Env env);
+/* The engine cache behind one of this addon's Cache objects; throws
+ * ERR_INVALID_ARGUMENT for anything else. Borrowed: valid while the object is. */
+vv_cache *CacheOf(const Napi::Value &v);
 
 /* Session entry points (session.cc). */
 Napi::Value SetSecret(const Napi::CallbackInfo &info);

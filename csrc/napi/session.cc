@@ -96,8 +96,15 @@ class LoadJob : public Job {
     Napi::Uint8Array key = Key(info[1]), pass = OptBytes(info[2]);
     o_.threads = U32(info[3]);
     o_.lazy = U32(info[4]) != 0;
-    o_.cache_bytes = CacheBytes(info[5]);
     o_.min_generation = MinGeneration(info[8]);
+    if (Nullish(info[9])) {
+      o_.cache_bytes = CacheBytes(info[5]);
+    } else {
+      /* Pinned so the cache outlives the job; the loaded session then holds its own reference. */
+      o_.cache = CacheOf(info[9]);
+      Pin(info[9]);
+      o_.cache_bytes = info[5].IsNumber() && info[5].As<Napi::Number>().DoubleValue() == 0 ? 0 : CacheBytes(info[5]);
+    }
     if (key.Data()) key_.assign(key.Data(), key.Data() + 32);
     /* reserve: an empty passphrase is still a passphrase (non-NULL) */
     if ((has_pass_ = pass.Data() != nullptr)) pass_.reserve(pass.ByteLength() + 1);
@@ -169,7 +176,8 @@ vv_db *AdoptLoaded(const Napi::Value &v) {
 }
 
 /* loadAsync(dir, key|null, passphrase|null, threads, lazy (0/1), cacheBytes, onProgress|null, abortFlag|null,
- *           minGeneration (BigInt)|undefined) -> Promise<[loaded, stats]> */
+ *           minGeneration (BigInt)|undefined, cache (Cache)|undefined) -> Promise<[loaded, stats]>
+ * With a cache, cacheBytes is the session's cap in it, 0 for none. */
 Napi::Value LoadAsync(const Napi::CallbackInfo &info) {
   if (info.Length() < 8) Throw(info.Env(), "ERR_INVALID_ARGUMENT", "loadAsync needs 8 arguments");
   return Job::Start(std::make_unique<LoadJob>(info), info[6], info[7]);

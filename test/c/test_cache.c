@@ -638,4 +638,29 @@ VV_TEST(client_free_waits_for_its_values_dropped_by_others) {
   vv_cache_release(c);
 }
 
+VV_TEST(the_public_handle_opens_resizes_reports_and_closes) {
+  vv_cache *c;
+  VV_CHECK(vv_cache_open(0, &c) == VV_E_INVALID && c == NULL);
+  VV_REQUIRE(vv_cache_open(1000, &c) == VV_OK);
+  loader la;
+  init_fixed(&la, 1);
+  vv_cache_client *a;
+  VV_REQUIRE(vv_cache_client_create(c, 0, load_fn, drop_fn, &la, &a) == VV_OK);
+  for (uint64_t k = 0; k < 12; k++) VV_CHECK(touch(a, k, 1));
+  VV_CHECK(touch(a, 11, 1));
+  vv_shared_cache_info info;
+  vv_cache_shared_info(c, &info);
+  VV_CHECK(info.bytes == 1000 && info.capacity == 1000 && info.entries == 10 && info.sessions == 1);
+  VV_CHECK(info.hits == 1 && info.misses == 12 && info.evictions == 2 && info.bypasses == 0);
+  VV_CHECK(vv_cache_resize(c, 0) == VV_E_INVALID);
+  VV_REQUIRE(vv_cache_resize(c, 250) == VV_OK);
+  vv_cache_shared_info(c, &info);
+  VV_CHECK(info.bytes == 200 && info.capacity == 250 && info.evictions == 10);
+  vv_cache_close(c); /* the client keeps it */
+  VV_CHECK(touch(a, 0, 1));
+  vv_cache_client_free(a);
+  VV_CHECK(atomic_load(&la.live_values) == 0);
+  vv_cache_close(NULL);
+}
+
 VV_TEST_MAIN()

@@ -15,6 +15,7 @@ import type {
   SaveStats,
   SessionInfo,
   CacheStats,
+  SharedCacheStats,
   SessionProgressInfo,
   Metric,
   SearchOptions,
@@ -204,6 +205,16 @@ async function sessions(): Promise<void> {
   lazy.search([0.1, 0.2], 5, { efSearch: 128, rerank: 64, maxChunkReads: Infinity });
   // @ts-expect-error rerank is a number
   lazy.search([0.1, 0.2], 5, { rerank: '64' });
-  void [gen, ls, enc, cached, read];
+  const budget = new VectorDB.Cache({ maxMb: 512 });
+  const tenant = await VectorDB.load('/tmp/x', { key, cache: budget, cacheSizeMb: 64 });
+  const whole: SharedCacheStats = budget.stats();
+  const shared: number = whole.bytes + whole.capacityBytes + whole.sessions + whole.evictions + tenant.cacheStats().bytes;
+  budget.setMaxMb(256);
+  const mb: number = budget.maxMb;
+  // @ts-expect-error maxMb is required
+  new VectorDB.Cache({});
+  // @ts-expect-error cache must be a VectorDB.Cache
+  void VectorDB.load('/tmp/x', { cache: { maxMb: 1 } });
+  void [gen, ls, enc, cached, read, shared, mb];
 }
 void sessions;
