@@ -356,9 +356,16 @@ void put_le64(unsigned char *p, uint64_t v) {
   for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
+size_t object_named_bytes(const unsigned char *data, size_t len) {
+  if (len < VV_PAGED_HEADER_BYTES || memcmp(data, VV_OBJ_MAGIC, 4) != 0 || data[4] != VV_PAGED_VERSION) return len;
+  size_t unit = vv_get_le32(data + 28) + ((data[6] & VV_OBJ_FLAG_ENCRYPTED) ? VV_NONCE_BYTES + VV_TAG_BYTES : 0);
+  size_t named = VV_PAGED_HEADER_BYTES + unit;
+  return named < len ? named : len;
+}
+
 int write_object(const char *dir, const unsigned char *data, size_t len, char name[65]) {
   unsigned char h[VV_HASH_BYTES];
-  vv_hash(data, len, h);
+  vv_hash(data, object_named_bytes(data, len), h);
   vv_hex_encode(h, VV_HASH_BYTES, name);
   char p[512];
   strf(p, sizeof p, "%s/objects/%s", dir, name);
@@ -473,6 +480,217 @@ int read_manifest(const char *dir, vv_manifest *m) {
   size_t blen;
   int rc = f ? vv_manifest_parse(f, len, m, &body, &blen, NULL) : VV_E_IO;
   free(f);
+  return rc;
+}
+
+/* ---- paged objects (format 3) and older formats ----------------------------- */
+
+uint32_t object_npages(const char *dir, const char *name) {
+  size_t len;
+  unsigned char *f = read_object(dir, name, &len);
+  uint32_t n = 0;
+  if (f && len >= VV_PAGED_HEADER_BYTES && memcmp(f, VV_OBJ_MAGIC, 4) == 0 && f[4] == VV_PAGED_VERSION)
+    n = vv_get_le32(f + 24);
+  free(f);
+  return n;
+}
+
+int session_ctx_open(session_ctx *c, const char *dir, const unsigned char *key) {
+  memset(c, 0, sizeof *c);
+  int rc = vv_crypto_init();
+  if (!rc) rc = read_manifest(dir, &c->m);
+  if (rc) return rc;
+  c->have_m = 1;
+  if (key) rc = vv_keyring_create(key, &c->kr);
+  if (!rc) rc = vv_sctx_init(&c->sc, vv_io_posix(), dir);
+  if (!rc) {
+    c->have_sc = 1;
+    c->sc.kr = c->kr;
+    memcpy(c->sc.session_id, c->m.session_id, VV_SESSION_ID_BYTES);
+  }
+  if (rc) session_ctx_close(c);
+  return rc;
+}
+
+void session_ctx_close(session_ctx *c) {
+  if (c->have_sc) vv_sctx_destroy(&c->sc);
+  vv_keyring_free(c->kr);
+  if (c->have_m) vv_manifest_free(&c->m);
+  memset(c, 0, sizeof *c);
+}
+
+int chunk_table(const session_ctx *c, const vv_mchunk *mc, vv_ptable *t) {
+  vv_error err = {{0}};
+  return vv_paged_read_table(&c->sc, &mc->ref, VV_OBJ_KIND_CHUNK, mc->seq, mc->count, c->m.dimension, t, &err);
+}
+
+/* A chunk of format 3 as one format-1/2 chunk map: every page's rows in order. */
+static int downgrade_chunk(const session_ctx *c, const vv_mchunk *mc, vv_buf *out) {
+  vv_buf file = {0};
+  vv_ptable t;
+  vv_error err = {{0}};
+  uint32_t dim = c->m.dimension, n = mc->count;
+  int rc = vv_paged_read_file(&c->sc, &mc->ref, VV_OBJ_KIND_CHUNK, mc->seq, n, dim, &file, &t, &err);
+  if (rc) {
+    vv_buf_free(&file);
+    return rc;
+  }
+  vv_chunk_view *views = calloc(t.npages, sizeof *views);
+  uint32_t *slots = malloc((n + 1) * sizeof *slots), *id_lens = malloc((n + 1) * 4), *meta_lens = malloc((n + 1) * 4);
+  float *vecs = malloc(((size_t)n * dim + 1) * sizeof *vecs);
+  const float **vp = malloc((n + 1) * sizeof *vp);
+  const char **ids = malloc((n + 1) * sizeof *ids), **metas = malloc((n + 1) * sizeof *metas);
+  if (!views || !slots || !id_lens || !meta_lens || !vecs || !vp || !ids || !metas) rc = VV_E_NOMEM;
+  for (uint32_t pg = 0; pg < t.npages && !rc; pg++) {
+    const unsigned char *plain;
+    size_t plen;
+    rc = vv_paged_open_page(&c->sc, &mc->ref, VV_OBJ_KIND_CHUNK, mc->seq, &t, pg, file.data, &plain, &plen, &err);
+    if (!rc) rc = vv_chunk_decode(plain, plen, dim, &views[pg]);
+    for (uint32_t i = 0; !rc && i < views[pg].count; i++) {
+      uint32_t r = t.first[pg] + i;
+      slots[r] = vv_get_le32(views[pg].slots + 4 * (size_t)i);
+      vv_read_f32le(views[pg].vectors + (size_t)i * dim * 4, dim, vecs + (size_t)r * dim);
+      vp[r] = vecs + (size_t)r * dim;
+      ids[r] = views[pg].ids[i];
+      id_lens[r] = views[pg].id_lens[i];
+      metas[r] = views[pg].metas[i];
+      meta_lens[r] = views[pg].meta_lens[i];
+    }
+  }
+  if (!rc) {
+    vv_chunk_in in = {mc->seq, dim, n, slots, (const float *const *)vp, ids, id_lens, metas, meta_lens};
+    rc = vv_chunk_encode(&in, out);
+  }
+  for (uint32_t pg = 0; views && pg < t.npages; pg++) vv_chunk_view_free(&views[pg]);
+  free(views);
+  free(slots);
+  free(id_lens);
+  free(meta_lens);
+  free(vecs);
+  free(vp);
+  free(ids);
+  free(metas);
+  vv_ptable_free(&t);
+  vv_buf_free(&file);
+  return rc;
+}
+
+/* An index segment of format 3 as one segment map of format `version`
+ * (1: no codebook, no codes). */
+static int downgrade_segment(const session_ctx *c, const vv_mseg *g, int base, int version, vv_buf *out) {
+  static uint32_t store[VV_CODEC_MAX_LEVELS][VV_CODEC_MAX_LINKS];
+  vv_buf file = {0};
+  vv_ptable t;
+  vv_error err = {{0}};
+  int rc = vv_paged_read_file(&c->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, g->count, 0, &file, &t, &err);
+  float *cents = NULL;
+  for (uint32_t pg = 0; pg < t.npages && !rc; pg++) {
+    const unsigned char *plain;
+    size_t plen;
+    rc = vv_paged_open_page(&c->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &t, pg, file.data, &plain, &plen, &err);
+    vv_index_reader r;
+    uint64_t seq;
+    int b;
+    uint32_t count;
+    if (!rc) rc = vv_index_decode_begin(&r, plain, plen, &seq, &b, &count);
+    if (!rc && pg == 0) {
+      vv_codebook_in cb = {0};
+      if (r.has_codebook && version == 2) {
+        size_t nf = (size_t)r.cb.m * r.cb.ksub * r.cb.dsub;
+        cents = malloc(nf * sizeof *cents);
+        vv_read_f32le(r.cb.centroids, nf, cents);
+        cb = (vv_codebook_in){r.cb.m, r.cb.ksub, r.cb.dsub, r.cb.trained, cents};
+      }
+      rc = version == 2 ? vv_index_encode_begin_v2(out, g->seq, base, g->count, cents ? &cb : NULL)
+                        : vv_index_encode_begin(out, g->seq, base, g->count);
+    }
+    vv_node_view nd;
+    while (!rc && (rc = vv_index_decode_next(&r, &nd)) == VV_OK) {
+      const uint32_t *links[VV_CODEC_MAX_LEVELS];
+      for (uint32_t l = 0; l < nd.nlevels; l++) {
+        for (uint32_t k = 0; k < nd.counts[l]; k++) store[l][k] = vv_get_le32(nd.links[l] + 4 * (size_t)k);
+        links[l] = store[l];
+      }
+      vv_node_in n = {.slot = nd.slot, .id = nd.id, .id_len = nd.id_len, .chunk = nd.chunk, .row = nd.row,
+                      .nlevels = nd.nlevels, .links = links, .counts = nd.counts, .v2 = version == 2,
+                      .code = version == 2 ? nd.code : NULL, .code_len = version == 2 ? nd.code_len : 0};
+      rc = vv_index_encode_node(out, &n);
+    }
+    if (rc == VV_END) rc = VV_OK;
+  }
+  free(cents);
+  vv_ptable_free(&t);
+  vv_buf_free(&file);
+  return rc;
+}
+
+int downgrade_session(const char *dir, int version) {
+  session_ctx c;
+  int rc = session_ctx_open(&c, dir, NULL);
+  if (rc) return rc;
+  text body = {0};
+  char mac[65];
+  if (c.m.version != VV_FORMAT_VERSION || c.m.kdf != VV_KDF_NONE || manifest_read(dir, &body, mac)) rc = VV_E_INVALID;
+  vv_buf plain = {0}, scratch = {0};
+  vv_error err = {{0}};
+  size_t nseg = c.m.nbase + c.m.ndeltas;
+  for (size_t i = 0; i < c.m.nchunks + nseg && !rc; i++) {
+    vv_objref ref, *old;
+    plain.len = 0;
+    if (i < c.m.nchunks) {
+      old = &c.m.chunks[i].ref;
+      rc = downgrade_chunk(&c, &c.m.chunks[i], &plain);
+      if (!rc) rc = vv_object_write(&c.sc, VV_OBJ_KIND_CHUNK, c.m.chunks[i].seq, plain.data, plain.len, &scratch, &ref, &err);
+    } else {
+      size_t j = i - c.m.nchunks;
+      int base = j < c.m.nbase;
+      const vv_mseg *g = base ? &c.m.base[j] : &c.m.deltas[j - c.m.nbase];
+      old = (vv_objref *)&g->ref;
+      rc = downgrade_segment(&c, g, base, version, &plain);
+      if (!rc) rc = vv_object_write(&c.sc, VV_OBJ_KIND_INDEX, g->seq, plain.data, plain.len, &scratch, &ref, &err);
+    }
+    if (!rc && manifest_retarget(&body, old->name, ref.name, ref.bytes, -1, -1)) rc = VV_E_INTERNAL;
+    /* The format-3 object goes: the session holds only objects of its format. */
+    if (!rc) {
+      char p[512];
+      strf(p, sizeof p, "%s/objects/%s", dir, old->name);
+      unlink(p);
+    }
+  }
+  char from[24], to[24];
+  strf(from, sizeof from, "\"version\":%d,", VV_FORMAT_VERSION);
+  long at = rc ? -1 : text_find(&body, from, 0);
+  if (!rc && at < 0) rc = VV_E_INTERNAL;
+  if (!rc) {
+    int tl = strf(to, sizeof to, "\"version\":%d,", version);
+    text_splice(&body, (size_t)at, strlen(from), to, (size_t)tl);
+    rc = manifest_write(dir, &body, mac) ? VV_E_IO : VV_OK;
+  }
+  /* Older generations' manifests name objects just removed: only this
+   * generation's history copy stays, rewritten like manifest.json. */
+  char mdir[256], mine[32];
+  strf(mdir, sizeof mdir, "%s/manifests", dir);
+  strf(mine, sizeof mine, "%020llu.json", (unsigned long long)c.m.generation);
+  DIR *d = rc ? NULL : opendir(mdir);
+  for (struct dirent *e; d && (e = readdir(d));) {
+    if (e->d_name[0] == '.' || !strcmp(e->d_name, mine)) continue;
+    char p[512];
+    strf(p, sizeof p, "%s/%s", mdir, e->d_name);
+    unlink(p);
+  }
+  if (d) closedir(d);
+  if (!rc) {
+    text f = {0};
+    manifest_compose(&body, mac, &f);
+    char p[512];
+    strf(p, sizeof p, "%s/%s", mdir, mine);
+    rc = write_all(p, f.p, f.n) ? VV_E_IO : VV_OK;
+    free(f.p);
+  }
+  vv_buf_free(&plain);
+  vv_buf_free(&scratch);
+  free(body.p);
+  session_ctx_close(&c);
   return rc;
 }
 

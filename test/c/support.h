@@ -31,6 +31,8 @@
 #include <stdint.h>
 
 #include "session/manifest.h"
+#include "session/object.h"
+#include "session/paged.h"
 #include "vecvault.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -126,8 +128,11 @@ int snap_equal(const snap *a, const snap *b);
 /* ---- editing sessions: objects, manifests ---------------------------------- */
 
 void put_le64(unsigned char *p, uint64_t v);
-/* Writes `data` as an object named by its hash into dir/objects; the name
- * goes to `name`. */
+/* How many leading bytes of an object its name hashes: the header and page
+ * table of a paged object (format 3, session/paged.h), else all of it. */
+size_t object_named_bytes(const unsigned char *data, size_t len);
+/* Writes `data` as an object named by its hash (object_named_bytes) into
+ * dir/objects; the name goes to `name`. */
 int write_object(const char *dir, const unsigned char *data, size_t len, char name[65]);
 unsigned char *read_object(const char *dir, const char *name, size_t *len);
 
@@ -153,6 +158,33 @@ int manifest_retarget(text *body, const char *old, const char *neu, uint64_t byt
                       long long seq_to);
 /* dir/manifest.json parsed (vv_manifest_free it); a status. */
 int read_manifest(const char *dir, vv_manifest *m);
+
+/* ---- paged objects (format 3) and older formats ------------------------------ */
+
+/* Pages of the format-3 object `name` of dir (its header's count), or 0
+ * for an object of another format or an unreadable one. */
+uint32_t object_npages(const char *dir, const char *name);
+
+/* What the engine's own object readers need for the session in `dir`: its
+ * manifest, a key ring (key: the raw 32-byte key, or NULL) and a context. */
+typedef struct session_ctx {
+  vv_manifest m;
+  vv_keyring *kr;
+  vv_sctx sc;
+  int have_m, have_sc;
+} session_ctx;
+int session_ctx_open(session_ctx *c, const char *dir, const unsigned char *key);
+void session_ctx_close(session_ctx *c);
+/* The verified page table of chunk `mc` (vv_ptable_free it); a status. */
+int chunk_table(const session_ctx *c, const vv_mchunk *mc, vv_ptable *t);
+
+/* Rewrites the unencrypted format-3 session in `dir` as format `version`
+ * (1 or 2) would have stored it: every object of the current generation
+ * whole (one envelope, named by its hash; segments without codes for 1),
+ * the manifest's version and entries changed and its sum recomputed; the
+ * format-3 objects and the older generations' manifests are removed. A
+ * status. */
+int downgrade_session(const char *dir, int version);
 
 /* ---- the session tests' database model (opt-in) ---------------------------- */
 

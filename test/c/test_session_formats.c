@@ -34,7 +34,9 @@
 #include "crypto/crypto.h"
 #include "session/io.h"
 #include "session/manifest.h"
+#include "session/gc.h"
 #include "session/object.h"
+#include "session/paged.h"
 #include "vecvault.h"
 #include "vvtest.h"
 
@@ -78,6 +80,55 @@ static int read_codebook(const char *dir, const vv_objref *ref, vv_codebook_in *
   }
   free(f);
   return rc;
+}
+
+/* The codebook of a format-3 base segment: in its first page only. */
+static int read_codebook3(const char *dir, const vv_mseg *g, vv_codebook_in *cb, float **cents) {
+  session_ctx c;
+  int rc = session_ctx_open(&c, dir, NULL);
+  if (rc) return rc;
+  vv_buf file = {0};
+  vv_ptable t;
+  vv_error err = {{0}};
+  rc = vv_paged_read_file(&c.sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, g->count, 0, &file, &t, &err);
+  for (uint32_t pg = 0; !rc && pg < t.npages; pg++) {
+    const unsigned char *plain;
+    size_t plen;
+    vv_index_reader r;
+    uint64_t seq;
+    int base;
+    uint32_t count;
+    rc = vv_paged_open_page(&c.sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &t, pg, file.data, &plain, &plen, &err);
+    if (!rc) rc = vv_index_decode_begin(&r, plain, plen, &seq, &base, &count);
+    if (!rc && r.has_codebook != (pg == 0)) rc = VV_E_CORRUPT; /* page 0 has it, no other page */
+    if (!rc && pg == 0) {
+      size_t nf = (size_t)r.cb.m * r.cb.ksub * r.cb.dsub;
+      *cents = malloc(nf * sizeof **cents);
+      vv_read_f32le(r.cb.centroids, nf, *cents);
+      *cb = (vv_codebook_in){r.cb.m, r.cb.ksub, r.cb.dsub, r.cb.trained, *cents};
+    }
+  }
+  if (!rc) vv_ptable_free(&t);
+  vv_buf_free(&file);
+  session_ctx_close(&c);
+  return rc;
+}
+
+/* Objects in dir/objects of envelope version `v` (byte 4 of the header). */
+static int objects_of_version(const char *dir, int v) {
+  char od[256];
+  strf(od, sizeof od, "%s/objects", dir);
+  DIR *d = opendir(od);
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    if (strlen(e->d_name) != 64) continue;
+    size_t len;
+    unsigned char *f = read_object(dir, e->d_name, &len);
+    n += f && len > 5 && f[4] == v;
+    free(f);
+  }
+  if (d) closedir(d);
+  return n;
 }
 
 /* In the manifest body, the entry naming `old` now names `neu` with
@@ -201,7 +252,8 @@ static int rewrite_segment(const char *dir, text *body, const vv_mseg *g, seg_ed
 
 /* A small unencrypted HNSW session with two base segments (the first
  * carries the codebook) and a delta: 60 vectors, chunks of 20, and one
- * upsert saved after the first save. */
+ * upsert saved after the first save; stored as format 2 stored it
+ * (downgrade_session, support.h). */
 static int coded_session(const char *dir, model *content, vv_index_kind kind) {
   model_a(content, SMALL_N);
   vv_db *db = make_db(SMALL_CHUNK, kind);
@@ -215,6 +267,8 @@ static int coded_session(const char *dir, model *content, vv_index_kind kind) {
   if (!rc) rc = save_clean(db, dir);
   *content = next;
   vv_db_free(db);
+  /* Saves write format 3; these rules are format 2's. */
+  if (!rc) rc = downgrade_session(dir, 2);
   return rc;
 }
 
@@ -364,10 +418,63 @@ VV_TEST(format2_free_slot_with_code_is_refused) {
   VV_ISOLATED(format2_free_slot_with_code_is_refused_body, NULL);
 }
 
+/* The first save into `dir` of `db`, loaded from a session of format 1 or
+ * 2 there holding `content` in `nchunks` chunks: it rewrites everything as
+ * format 3 (a codebook in the first page of the first base segment), which
+ * then loads lazily with the same data; the older objects stay while a kept
+ * generation names them and are collected after VV_KEEP_MANIFESTS newer
+ * ones. Frees db. */
+static void upgrade_by_saving(vv_db *db, const char *dir, model *content, size_t nchunks) {
+  vv_manifest m;
+  VV_REQUIRE(read_manifest(dir, &m) == VV_OK);
+  int old = (int)(m.nchunks + m.nbase + m.ndeltas); /* what the old generation names */
+  vv_manifest_free(&m);
+  VV_CHECK(objects_of_version(dir, VV_OBJ_VERSION) >= old && objects_of_version(dir, VV_PAGED_VERSION) == 0);
+  fio f;
+  fio_init(&f, NULL);
+  vv_save_stats ss;
+  vv_error err = {{0}};
+  VV_REQUIRE(vv_db_save(db, dir, fio_io(&f), NULL, NULL, &ss, &err) == VV_OK);
+  /* Format 3 keeps no whole-object chunk: every chunk is rewritten paged. */
+  VV_CHECK(ss.chunks_reused == 0 && ss.chunks_written >= nchunks && ss.index_written >= 1);
+  VV_REQUIRE(read_manifest(dir, &m) == VV_OK);
+  VV_CHECK(m.version == VV_FORMAT_VERSION && m.ndeltas == 0 && m.nbase >= 1);
+  for (size_t i = 0; i < m.nchunks; i++) VV_CHECK(object_npages(dir, m.chunks[i].ref.name) >= 1);
+  vv_codebook_in cb = {0};
+  float *cents = NULL;
+  VV_CHECK(m.nbase && read_codebook3(dir, &m.base[0], &cb, &cents) == VV_OK);
+  VV_CHECK(cb.m * cb.dsub == DIM);
+  free(cents);
+  vv_manifest_free(&m);
+  VV_CHECK(objects_of_version(dir, VV_OBJ_VERSION) == old); /* the previous generation stays whole */
+  VV_CHECK(dir_differs_as(dir, NULL, 0, content) == NULL);
+  vv_load_stats st;
+  vv_db *lz = NULL;
+  VV_REQUIRE(load_dir_opts(dir, NULL, NULL, 1, &lz, &st, &err) == VV_OK);
+  VV_CHECK(st.lazy == 1 && st.chunks_loaded == 0);
+  VV_CHECK(db_differs(lz, content) == NULL);
+  VV_CHECK(search_works(lz));
+  vv_db_free(lz);
+
+  /* Newer generations push the old one out of the kept history. */
+  for (int g = 0; g < VV_KEEP_MANIFESTS + 1; g++) {
+    model next = *content;
+    model_set(&next, g, 20 + (uint64_t)g, NULL);
+    VV_REQUIRE(apply_model(db, content, &next) == VV_OK);
+    *content = next;
+    VV_REQUIRE(vv_db_save(db, dir, fio_io(&f), NULL, NULL, &ss, &err) == VV_OK);
+  }
+  vv_db_free(db);
+  fio_destroy(&f);
+  VV_CHECK(objects_of_version(dir, VV_OBJ_VERSION) == 0);
+  VV_CHECK(missing_objects(dir) == 0);
+  VV_CHECK(dir_differs_as(dir, NULL, 0, content) == NULL);
+  VV_CHECK(dir_differs_as(dir, NULL, 1, content) == NULL);
+}
+
 /* A version-1 session (every segment re-encoded as format 1, the manifest
  * says 1): it loads, eagerly even when asked for a lazy load; its first
- * save, incremental onto it, reuses every chunk and writes a format-2
- * base with a codebook, after which it opens lazily. */
+ * save rewrites it as format 3 (upgrade_by_saving). */
 static void version1_session_loads_eagerly_and_upgrades_on_save_body(void *arg) {
   (void)arg;
   char root[64], dir[128];
@@ -411,32 +518,47 @@ static void version1_session_loads_eagerly_and_upgrades_on_save_body(void *arg) 
   VV_CHECK(strstr(inspect, "\"version\":1,") != NULL);
   free(inspect);
 
-  fio f;
-  fio_init(&f, NULL);
-  vv_save_stats ss;
-  VV_REQUIRE(vv_db_save(db, dir, fio_io(&f), NULL, NULL, &ss, &err) == VV_OK);
-  vv_db_free(db);
-  fio_destroy(&f);
-  VV_CHECK(ss.full == 0 && ss.chunks_reused == nchunks && ss.chunks_written == 0 && ss.index_written >= 1);
-  VV_REQUIRE(read_manifest(dir, &m) == VV_OK);
-  VV_CHECK(m.version == 2 && m.ndeltas == 0 && m.nbase >= 1);
-  vv_codebook_in cb;
-  float *cents = NULL;
-  VV_CHECK(m.nbase && read_codebook(dir, &m.base[0].ref, &cb, &cents) == VV_OK);
-  VV_CHECK(cb.m * cb.dsub == DIM);
-  free(cents);
-  vv_manifest_free(&m);
-  VV_CHECK(dir_differs_as(dir, NULL, 0, &content) == NULL);
-  VV_REQUIRE(load_dir_opts(dir, NULL, NULL, 1, &db, &st, &err) == VV_OK);
-  VV_CHECK(st.lazy == 1 && st.chunks_loaded == 0);
-  VV_CHECK(db_differs(db, &content) == NULL);
-  VV_CHECK(search_works(db));
-  vv_db_free(db);
+  upgrade_by_saving(db, dir, &content, nchunks);
   rm_rf(root);
 }
 
 VV_TEST(version1_session_loads_eagerly_and_upgrades_on_save) {
   VV_ISOLATED(version1_session_loads_eagerly_and_upgrades_on_save_body, NULL);
+}
+
+/* A version-2 session (whole objects: chunks, and segments with codes)
+ * loads eagerly and lazily, the lazy reader reading each chunk whole, as
+ * its one page; its first save rewrites it as format 3. */
+static void version2_session_loads_lazily_and_upgrades_on_save_body(void *arg) {
+  (void)arg;
+  char root[64], dir[128];
+  VV_REQUIRE(make_root(root) == 0);
+  strf(dir, sizeof dir, "%s/s", root);
+  model content;
+  VV_REQUIRE(coded_session(dir, &content, VV_INDEX_HNSW) == 0);
+  vv_manifest m;
+  VV_REQUIRE(read_manifest(dir, &m) == VV_OK);
+  VV_CHECK(m.version == 2);
+  size_t nchunks = m.nchunks;
+  vv_manifest_free(&m);
+  VV_CHECK(dir_differs_as(dir, NULL, 0, &content) == NULL);
+  vv_db *db = NULL;
+  vv_load_stats st;
+  vv_error err = {{0}};
+  VV_REQUIRE(load_dir_opts(dir, NULL, NULL, 1, &db, &st, &err) == VV_OK);
+  VV_CHECK(st.lazy == 1 && st.chunks_loaded == 0);
+  VV_CHECK(db_differs(db, &content) == NULL);
+  vv_cache_info ci;
+  vv_db_cache_info(db, &ci);
+  /* One page (the whole chunk) per chunk, no page tables. */
+  VV_CHECK(ci.lazy == 1 && ci.misses == nchunks && ci.entries == nchunks);
+  VV_CHECK(search_works(db));
+  upgrade_by_saving(db, dir, &content, nchunks);
+  rm_rf(root);
+}
+
+VV_TEST(version2_session_loads_lazily_and_upgrades_on_save) {
+  VV_ISOLATED(version2_session_loads_lazily_and_upgrades_on_save_body, NULL);
 }
 
 VV_TEST_MAIN()

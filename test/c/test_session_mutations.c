@@ -182,7 +182,7 @@ static void manifest_parser_survives_mutations_body(void *arg) {
     VV_CHECK(rc == VV_OK || rc == VV_E_MANIFEST_CORRUPT || rc == VV_E_UNSUPPORTED_VERSION);
     if (rc == VV_OK) {
       ok++;
-      VV_CHECK((m.version == 1 || m.version == 2) && m.dimension >= 1 && m.dimension <= VV_MAX_DIMENSION);
+      VV_CHECK(m.version >= 1 && m.version <= VV_FORMAT_VERSION && m.dimension >= 1 && m.dimension <= VV_MAX_DIMENSION);
       VV_CHECK(m.total_vectors <= m.slot_count);
       VV_CHECK(b == (const unsigned char *)file.p + VV_MANIFEST_PREFIX_BYTES && blen == file.n - 156);
       vv_manifest_free(&m);
