@@ -5,9 +5,12 @@
  * The structure is a handful of CBOR heads around long byte strings, so it
  * is read with a small definite-head parser of its own (shortest form
  * required, as the writer produces) rather than a token per field: the
- * per-node work is varint decoding from flat columns, no allocation, no
- * per-node CBOR. The encoder builds each column in a temporary buffer and
- * then writes the map around them.
+ * per-node work is a few varints and fixed-width link gaps from flat
+ * columns, no allocation, no per-node CBOR. Link gaps are bit-packed rather
+ * than varints because a run of varints decodes serially (each one's start
+ * depends on the last one's length), about 4 ns each, while packed gaps are
+ * independent loads. The encoder builds each column in a temporary buffer
+ * and then writes the map around them.
  */
 #include "index3.h"
 
@@ -69,7 +72,27 @@ static inline bool varint_get(const unsigned char **pp, const unsigned char *end
   return varint_slow(pp, end, max, out);
 }
 
+/* The common u32 case reads eight bytes at once when they are there, with
+ * no branch on the varint's length (which the data makes unpredictable):
+ * it ends at the first byte without its high bit, and its value is the low
+ * seven bits of each byte up to there. */
 static inline bool varint_get32(const unsigned char **pp, const unsigned char *end, uint32_t max, uint32_t *out) {
+  const unsigned char *p = *pp;
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (end - p >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    uint64_t stop = ~w & 0x8080808080808080ull;
+    unsigned len = stop ? ((unsigned)__builtin_ctzll(stop) >> 3) + 1 : 9;
+    uint64_t v = (w & 0x7f) | (w >> 1 & 0x3f80) | (w >> 2 & 0x1fc000) | (w >> 3 & 0xfe00000) | (w >> 4 & 0x7f0000000ull);
+    v &= (1ull << (7 * len)) - 1; /* len <= 9: the shift stays below 64 */
+    /* too long, not the shortest form (a final zero byte), or too large */
+    if (len > 5 || (len > 1 && p[len - 1] == 0) || v > max) return false;
+    *out = (uint32_t)v;
+    *pp = p + len;
+    return true;
+  }
+#endif
   uint64_t v;
   if (!varint_get(pp, end, max, &v)) return false;
   *out = (uint32_t)v;
@@ -248,16 +271,34 @@ static int check_node(const vv_node_in *nd, uint32_t m) {
   return VV_OK;
 }
 
-/* One level's list: its count, then the smallest link, then the gaps. */
+/* Bits needed for v (0 for 0). */
+static unsigned bit_width(uint32_t v) { return v ? 32u - (unsigned)__builtin_clz(v) : 0u; }
+
+/* One level's list, sorted: its count, the smallest link, then the n - 1
+ * gaps bit-packed at the width of the largest (LSB first). Fixed-width
+ * gaps decode without the serial length dependency varints have. */
 static int put_links(vv_buf *b, const uint32_t *links, uint32_t n) {
-  uint32_t sorted[VV_CODEC_MAX_LINKS];
+  uint32_t sorted[VV_CODEC_MAX_LINKS], or_all = 0;
   if (n) memcpy(sorted, links, (size_t)n * sizeof *links);
   sort_u32(sorted, n);
-  int rc = vv_buf_reserve(b, 5 + (size_t)n * 5);
+  for (uint32_t j = 1; j < n; j++) or_all |= sorted[j] - sorted[j - 1];
+  unsigned w = bit_width(or_all);
+  size_t packed = n > 1 ? ((size_t)(n - 1) * w + 7) / 8 : 0;
+  int rc = vv_buf_reserve(b, 5 + 5 + 1 + packed);
   if (rc) return rc;
   unsigned char *p = b->data + b->len;
   p += varint_put(p, n);
-  for (uint32_t j = 0; j < n; j++) p += varint_put(p, sorted[j] - (j ? sorted[j - 1] : 0));
+  if (n) p += varint_put(p, sorted[0]);
+  if (n > 1) {
+    *p++ = (unsigned char)w;
+    uint64_t acc = 0; /* bits not yet written: fewer than 8 + 31 */
+    unsigned nacc = 0;
+    for (uint32_t j = 1; j < n; j++) {
+      acc |= (uint64_t)(sorted[j] - sorted[j - 1]) << nacc;
+      for (nacc += w; nacc >= 8; nacc -= 8, acc >>= 8) *p++ = (unsigned char)acc;
+    }
+    if (nacc) *p++ = (unsigned char)acc;
+  }
   b->len = (size_t)(p - b->data);
   return VV_OK;
 }
@@ -436,17 +477,46 @@ int vv_index3_block_begin(vv_index3_block *b, const unsigned char *p, size_t len
   return VV_OK;
 }
 
-/* One level: count, first, gaps; values stay below 2^31. */
+/* Eight bytes from p, zero past end (only the last few gaps of a column
+ * take this branch). */
+static inline uint64_t load64(const unsigned char *p, const unsigned char *end) {
+  uint64_t x = 0;
+  memcpy(&x, p, end - p >= 8 ? 8 : (size_t)(end - p));
+#if !(defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+  x = __builtin_bswap64(x);
+#endif
+  return x;
+}
+
+/* One level: count, first, width, packed gaps. The width must be the
+ * smallest that holds the largest gap, the padding bits zero, and every
+ * value below 2^31 (the sum is checked once: 255 gaps below 2^31 cannot
+ * overflow 64 bits). */
 static bool read_links(vv_index3_block *b, uint32_t *dst, uint32_t *count) {
-  uint32_t n, v = 0;
+  uint32_t n, first;
   if (!varint_get32(&b->links, b->links_end, VV_CODEC_MAX_LINKS, &n)) return false;
-  for (uint32_t j = 0; j < n; j++) {
-    uint32_t gap;
-    if (!varint_get32(&b->links, b->links_end, VV_INDEX3_MAX_SLOT - v, &gap)) return false;
-    v += gap;
-    dst[j] = v;
-  }
   *count = n;
+  if (n == 0) return true;
+  if (!varint_get32(&b->links, b->links_end, VV_INDEX3_MAX_SLOT, &first)) return false;
+  dst[0] = first;
+  if (n == 1) return true;
+  const unsigned char *p = b->links, *end = b->links_end;
+  if (p == end || *p > 31) return false;
+  unsigned w = *p++;
+  size_t bits = (size_t)(n - 1) * w, packed = (bits + 7) / 8;
+  if (packed > (size_t)(end - p)) return false;
+  uint64_t mask = (1ull << w) - 1, v = first;
+  uint32_t or_all = 0;
+  for (uint32_t j = 1; j < n; j++) {
+    size_t bit = (size_t)(j - 1) * w;
+    uint32_t gap = (uint32_t)(load64(p + (bit >> 3), end) >> (bit & 7) & mask);
+    or_all |= gap;
+    v += gap;
+    dst[j] = (uint32_t)v;
+  }
+  if (bit_width(or_all) != w || v > VV_INDEX3_MAX_SLOT) return false;
+  if ((bits & 7) && (p[packed - 1] >> (bits & 7))) return false;
+  b->links = p + packed;
   return true;
 }
 
@@ -505,13 +575,21 @@ static int node_decode(vv_index3_block *b, vv_node_view *nd, const uint32_t *lin
   return VV_OK;
 }
 
+/* Only the scalars: links[] and counts[] are defined up to nlevels. */
+static void view_clear(vv_node_view *v) {
+  v->slot = v->id_len = v->row = v->nlevels = v->code_len = 0;
+  v->id = NULL;
+  v->chunk = 0;
+  v->code = NULL;
+}
+
 int vv_index3_block_next(vv_index3_block *b, vv_node_view *node, const uint32_t *links32[VV_CODEC_MAX_LEVELS]) {
-  memset(node, 0, sizeof *node);
+  view_clear(node);
   if (b->failed) return VV_E_CORRUPT;
   if (b->done == b->count) return columns_ended(b) ? VV_END : block_fail(b);
   int rc = node_decode(b, node, links32);
   if (rc) {
-    memset(node, 0, sizeof *node);
+    view_clear(node);
     return block_fail(b);
   }
   b->done++;
@@ -604,11 +682,11 @@ int vv_index3_decode_next(vv_index3_reader *r, vv_node_view *node, const uint32_
     uint32_t n;
     int rc = vv_index3_next_block(r, &bp, &blen, &n);
     if (rc) {
-      memset(node, 0, sizeof *node);
+      view_clear(node);
       return rc;
     }
     if (vv_index3_block_begin(&r->blk, bp, blen, &n)) {
-      memset(node, 0, sizeof *node);
+      view_clear(node);
       return reader_fail(r);
     }
     r->in_block = 1;

@@ -7,10 +7,11 @@
  * a few byte strings holding a run of nodes column by column: slots as
  * zigzag deltas, one flags byte per node (its level count and whether it
  * has a PQ code), id lengths and one blob of id bytes, chunk locations,
- * link lists sorted and delta-coded, and the codes as one blob. All
- * integers inside the byte strings are unsigned LEB128 varints in their
- * shortest form. A block is encoded and decoded on its own, so a writer
- * may seal blocks separately and a reader may decode them in parallel.
+ * link lists sorted with their gaps bit-packed at the width of the largest,
+ * and the codes as one blob. Other integers inside the byte strings are
+ * unsigned LEB128 varints in their shortest form. A block is encoded and
+ * decoded on its own, so a writer may seal blocks separately and a reader
+ * may decode them in parallel.
  *
  * Link lists come back sorted ascending by slot, whatever order they were
  * encoded in: HNSW never depends on the order of a node's links.

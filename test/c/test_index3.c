@@ -533,9 +533,20 @@ VV_TEST(block_rules) {
       {"locs: a byte left over", 5, "01000101000000"},
       {"links: 257 in a list", 6, "8102 05 010000"},
       {"links: a list cut short", 6, "01 05 01 00 01"},
-      {"links: a sum past 2^31", 6, "02 feffffff07 02 01 00 00"},
+      {"links: a sum past 2^31", 6, "02 feffffff07 02 02 01 00 00"},
       {"links: a list missing", 6, "01050100"},
       {"links: a byte left over", 6, "010501000000"},
+      /* with eight bytes or more left in the column (read a word at a time) */
+      {"links: an overlong varint", 6, "05 8500 01 01 03 00 02 06 00"},
+      {"links: a first link of 2^32", 6, "05 8080808010 01 01 03 00 02 06 00"},
+      {"links: a six-byte varint", 6, "05 808080808001 01 01 03 00 02 06 00"},
+      {"links: a first link past 2^31", 6, "05 ffffffff0f 01 01 03 00 02 06 00"},
+      /* the packed gaps */
+      {"links: a width of 32", 6, "02 05 20 01000000 01 00 00"},
+      {"links: a width of 64", 6, "02 05 40 0100000000000000 01 00 00"},
+      {"links: a width wider than the largest gap", 6, "02 05 02 01 01 00 00"},
+      {"links: padding bits set", 6, "02 05 01 03 01 00 00"},
+      {"links: packed bytes missing", 6, "03 05 08 01"},
       {"m: codes without a length", 7, "00"},
       {"m: past the cap", 7, "1a00010001"},
       {"codes: missing", 8, ""},
@@ -551,6 +562,9 @@ VV_TEST(block_rules) {
   /* The block with no codes at all, and a zero-length id column, is fine. */
   raw ok = {"02", "0002", "0000", "0000", "", "00000000", "", "00", ""};
   VV_CHECK(raw_decode(&ok) == VV_OK);
+  raw words = golden_raw(); /* the long-column cases above, made valid */
+  words.links = "05 8501 01 01 03 00 02 06 00"; /* 133 134 134 134 134; 0 2 3 */
+  VV_CHECK(raw_decode(&words) == VV_OK);
 }
 
 /* Each id is valid UTF-8 on its own, even when the blob as a whole is. */
