@@ -199,7 +199,29 @@ static void encode_v3(const nodes *s, uint64_t seq, const vv_codebook_in *cb, ui
 typedef struct totals {
   double read, hash, aead, v2, v2conv, v3;
   uint64_t file_bytes, v2_bytes, v3_bytes, nodes;
+  uint64_t col[7]; /* format-3 bytes per column: slots flags idlens ids locs links codes */
 } totals;
+
+/* Adds each column's bytes over the blocks of a format-3 segment. */
+static void column_sizes(const unsigned char *p, size_t len, vv_index3_reader *r, uint64_t col[7]) {
+  uint64_t seq;
+  int base;
+  uint32_t count, nb, bn;
+  const unsigned char *bp;
+  size_t blen;
+  if (vv_index3_decode_begin(r, p, len, &seq, &base, &count, &nb)) die("v3 header", VV_E_CORRUPT);
+  while (vv_index3_next_block(r, &bp, &blen, &bn) == VV_OK) {
+    vv_index3_block *b = &r->blk;
+    if (vv_index3_block_begin(b, bp, blen, &bn)) die("v3 block", VV_E_CORRUPT);
+    col[0] += (uint64_t)(b->slots_end - b->slots);
+    col[1] += b->count;
+    col[2] += (uint64_t)(b->idlens_end - b->idlens);
+    col[3] += (uint64_t)(b->ids_end - b->ids);
+    col[4] += (uint64_t)(b->locs_end - b->locs);
+    col[5] += (uint64_t)(b->links_end - b->links);
+    col[6] += (uint64_t)(b->codes_end - b->codes);
+  }
+}
 
 static vv_codebook_in codebook_of(const vv_index_reader *r, float **cents) {
   vv_codebook_in cb = {0};
@@ -251,6 +273,7 @@ static void one_segment(const vv_sctx *sc, const vv_mseg *g, vv_index3_reader *r
   double t6 = now();
   g_sink += walk_v3(v3.data, v3.len, r3);
   double t7 = now();
+  column_sizes(v3.data, v3.len, r3, t->col);
   t->read += t1 - t0;
   t->hash += t2 - t1;
   t->aead += t3 - t2;
@@ -308,11 +331,14 @@ static void bench_session(const char *dir, const unsigned char key[32]) {
   for (size_t i = 0; i < m.nbase + m.ndeltas; i++) one_segment(&sc, i < m.nbase ? &m.base[i] : &m.deltas[i - m.nbase], r3, &t);
   double c1, c2, l1 = time_load(dir, key, 1, &c1), l2 = time_load(dir, key, 2, &c2);
   printf("{\"what\":\"session\",\"segments\":%zu,\"nodes\":%llu,\"fileBytes\":%llu,\"v2PlainBytes\":%llu,"
-         "\"v3Bytes\":%llu,\"v3BlockNodes\":%u,\"ms\":{\"read\":%.1f,\"blake2b\":%.1f,\"aeadOpen\":%.1f,"
+         "\"v3Bytes\":%llu,\"v3BlockNodes\":%u,\"v3Columns\":{\"slots\":%llu,\"flags\":%llu,\"idlens\":%llu,"
+         "\"ids\":%llu,\"locs\":%llu,\"links\":%llu,\"codes\":%llu},\"ms\":{\"read\":%.1f,\"blake2b\":%.1f,\"aeadOpen\":%.1f,"
          "\"v2Decode\":%.1f,\"v2DecodeAndLinks\":%.1f,\"v3DecodeAndLinks\":%.1f,\"lazyLoad1ThreadWall\":%.1f,"
          "\"lazyLoad1ThreadCpu\":%.1f,\"lazyLoad2ThreadsWall\":%.1f,\"lazyLoad2ThreadsCpu\":%.1f}}\n",
          m.nbase + m.ndeltas, (unsigned long long)t.nodes, (unsigned long long)t.file_bytes,
-         (unsigned long long)t.v2_bytes, (unsigned long long)t.v3_bytes, BLOCK, t.read * 1e3, t.hash * 1e3,
+         (unsigned long long)t.v2_bytes, (unsigned long long)t.v3_bytes, BLOCK, (unsigned long long)t.col[0],
+         (unsigned long long)t.col[1], (unsigned long long)t.col[2], (unsigned long long)t.col[3],
+         (unsigned long long)t.col[4], (unsigned long long)t.col[5], (unsigned long long)t.col[6], t.read * 1e3, t.hash * 1e3,
          t.aead * 1e3, t.v2 * 1e3, t.v2conv * 1e3, t.v3 * 1e3, l1 * 1e3, c1 * 1e3, l2 * 1e3, c2 * 1e3);
   free(r3);
   vv_sctx_destroy(&sc);
