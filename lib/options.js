@@ -288,4 +288,4 @@ module.exports = {
   OPTION_KEYS,
   ownFields,
   isWellFormed,
-  parseCacheSize, cacheBytes, parseLoadOptions, parseCacheOptions, parseMaxMb, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseSignalOptions, parseSearchAsyncOptions, parseK, invalid, describe };
+  parseCacheSize, cacheBytes, parseLoadOptions, parseCacheOptions, parseMaxMb, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseSaveOptions, parseSignalOptions, parseSearchAsyncOptions, parseK, invalid, describe };
