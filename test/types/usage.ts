@@ -199,7 +199,7 @@ async function sessions(): Promise<void> {
   const enc: boolean = info.encrypted;
   const lazy = await VectorDB.load('/tmp/x', { key, lazy: true, cacheSizeMb: 64 });
   const cs: CacheStats = lazy.cacheStats();
-  const cached: number = cs.bytes + cs.capacityBytes + cs.chunksCached + cs.misses;
+  const cached: number = cs.bytes + cs.capacityBytes + cs.entries + cs.misses;
   lazy.setCacheSize(32);
   const read: number = await lazy.preload([info.chunks[0].id]);
   lazy.search([0.1, 0.2], 5, { efSearch: 128, rerank: 64, maxChunkReads: Infinity });
