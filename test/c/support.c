@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -481,6 +482,20 @@ int read_manifest(const char *dir, vv_manifest *m) {
   int rc = f ? vv_manifest_parse(f, len, m, &body, &blen, NULL) : VV_E_IO;
   free(f);
   return rc;
+}
+
+/* ---- the cache bound, sampled ---------------------------------------------------- */
+
+void *cache_watch_thread(void *arg) {
+  cache_watch *w = arg;
+  while (!atomic_load(&w->stop)) {
+    vv_cache_info ci;
+    vv_db_cache_info(w->db, &ci);
+    w->samples++;
+    w->over += ci.bytes > ci.capacity;
+    usleep(100);
+  }
+  return NULL;
 }
 
 /* ---- paged objects (format 3) and older formats ----------------------------- */

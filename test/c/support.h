@@ -159,6 +159,18 @@ int manifest_retarget(text *body, const char *old, const char *neu, uint64_t byt
 /* dir/manifest.json parsed (vv_manifest_free it); a status. */
 int read_manifest(const char *dir, vv_manifest *m);
 
+/* ---- the cache bound, sampled --------------------------------------------------- */
+
+/* Run cache_watch_thread(&w) beside threads that use w.db: until w.stop is
+ * set it samples vv_db_cache_info, counting samples and those over the
+ * capacity. */
+typedef struct cache_watch {
+  vv_db *db;
+  _Atomic int stop;
+  long samples, over;
+} cache_watch;
+void *cache_watch_thread(void *arg);
+
 /* ---- paged objects (format 3) and older formats ------------------------------ */
 
 /* Pages of the format-3 object `name` of dir (its header's count), or 0
