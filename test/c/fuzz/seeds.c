@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "codec/codec.h"
+#include "codec/index3.h"
 #include "session/manifest.h"
 #include "session/object.h"
 #include "session/secrets.h"
@@ -34,6 +35,7 @@
 
 static const char *g_dir;
 static int g_n;
+static int g_index3; /* index objects are written as format 3 (fuzz_index3) */
 
 static void put(vv_buf *b) {
   char path[4096];
@@ -112,7 +114,7 @@ static void index_seeds(void) {
 
 /* ---- real sessions -------------------------------------------------------- */
 
-typedef enum { FOR_JSON, FOR_MANIFEST, FOR_CHUNK, FOR_INDEX } seed_kind;
+typedef enum { FOR_JSON, FOR_MANIFEST, FOR_CHUNK, FOR_INDEX, FOR_INDEX3 } seed_kind;
 
 static void put_bytes(const void *p, size_t n, int mode_byte) {
   vv_buf b = {0};
@@ -139,6 +141,76 @@ static unsigned char *slurp(const char *path, size_t *len) {
   return b;
 }
 
+/* Format 3 (columnar): the nodes a format-2 segment holds, re-encoded in
+ * blocks of at most `per` nodes; NULL `plain` gives index_seeds' shapes. */
+static void index3_from_v2(const unsigned char *plain, size_t len, uint32_t per) {
+  vv_index_reader r;
+  uint64_t seq;
+  int base;
+  uint32_t count;
+  must(vv_index_decode_begin(&r, plain, len, &seq, &base, &count) == VV_OK ? VV_OK : VV_E_CORRUPT);
+  vv_node_in *in = calloc(count ? count : 1, sizeof *in);
+  uint32_t(*links)[VV_CODEC_MAX_LEVELS][VV_CODEC_MAX_LINKS] = calloc(count ? count : 1, sizeof *links);
+  const uint32_t *(*lp)[VV_CODEC_MAX_LEVELS] = calloc(count ? count : 1, sizeof *lp);
+  uint32_t(*counts)[VV_CODEC_MAX_LEVELS] = calloc(count ? count : 1, sizeof *counts);
+  if (!in || !links || !lp || !counts) must(VV_E_NOMEM);
+  vv_node_view v;
+  for (uint32_t i = 0; vv_index_decode_next(&r, &v) == VV_OK; i++) {
+    in[i] = (vv_node_in){.slot = v.slot, .id = v.id, .id_len = v.id_len, .chunk = v.chunk, .row = v.row,
+                         .nlevels = v.nlevels, .links = lp[i], .counts = counts[i], .code = v.code,
+                         .code_len = v.code_len};
+    for (uint32_t l = 0; l < v.nlevels; l++) {
+      for (uint32_t j = 0; j < v.counts[l]; j++) links[i][l][j] = vv_le32(v.links[l] + 4 * j);
+      lp[i][l] = links[i][l];
+      counts[i][l] = v.counts[l];
+    }
+  }
+  float *cents = NULL;
+  vv_codebook_in cb = {0};
+  if (r.has_codebook) {
+    size_t nf = (size_t)r.cb.m * r.cb.ksub * r.cb.dsub;
+    if (!(cents = malloc(nf * sizeof *cents))) must(VV_E_NOMEM);
+    vv_read_f32le(r.cb.centroids, nf, cents);
+    cb = (vv_codebook_in){r.cb.m, r.cb.ksub, r.cb.dsub, r.cb.trained, cents};
+  }
+  vv_buf b = {0};
+  must(vv_index3_encode_begin(&b, seq, base, count, (count + per - 1) / per, r.has_codebook ? &cb : NULL));
+  for (uint32_t at = 0; at < count; at += per) must(vv_index3_encode_block(in + at, count - at < per ? count - at : per, &b));
+  put(&b);
+  free(cents);
+  free(in);
+  free(links);
+  free(lp);
+  free(counts);
+}
+
+/* The format-2 hand-built segments (index_seeds, written to a scratch
+ * directory first) in blocks of one node and of all. */
+static void index3_seeds(void) {
+  const char *dir = g_dir;
+  int first = g_n;
+  char tmp[] = "/tmp/vv-seeds3-XXXXXX";
+  if (!mkdtemp(tmp)) {
+    perror("mkdtemp");
+    exit(1);
+  }
+  g_dir = tmp;
+  index_seeds();
+  int last = g_n;
+  g_dir = dir;
+  for (int i = first; i < last; i++) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/seed-%d", tmp, i);
+    size_t len;
+    unsigned char *p = slurp(path, &len);
+    index3_from_v2(p, len, 1);
+    index3_from_v2(p, len, 1000);
+    free(p);
+    remove(path);
+  }
+  rmdir(tmp);
+}
+
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
   (void)sb;
   (void)flag;
@@ -155,7 +227,8 @@ static void object_seed(const vv_sctx *sc, const vv_objref *ref, int kind, uint6
     fprintf(stderr, "seeds: %s\n", err.message);
     exit(1);
   }
-  put_bytes(plain, len, -1);
+  if (kind == VV_OBJ_KIND_INDEX && g_index3) index3_from_v2(plain, len, 7);
+  else put_bytes(plain, len, -1);
   free(plain);
 }
 
@@ -183,7 +256,7 @@ static void manifest_seeds(const char *dir, const char *file, const vv_load_opts
     memcpy(sc.session_id, m.session_id, VV_SESSION_ID_BYTES);
     if (kind == FOR_CHUNK)
       for (size_t i = 0; i < m.nchunks; i++) object_seed(&sc, &m.chunks[i].ref, VV_OBJ_KIND_CHUNK, m.chunks[i].seq);
-    for (size_t i = 0; kind == FOR_INDEX && i < m.nbase + m.ndeltas; i++) {
+    for (size_t i = 0; (kind == FOR_INDEX || kind == FOR_INDEX3) && i < m.nbase + m.ndeltas; i++) {
       const vv_mseg *g = i < m.nbase ? &m.base[i] : &m.deltas[i - m.nbase];
       object_seed(&sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq);
     }
@@ -304,6 +377,10 @@ int main(int argc, char **argv) {
   } else if (strcmp(argv[1], "fuzz_index") == 0) {
     index_seeds();
     session_seeds(FOR_INDEX);
+  } else if (strcmp(argv[1], "fuzz_index3") == 0) {
+    index3_seeds();
+    g_index3 = 1;
+    session_seeds(FOR_INDEX3);
   } else if (strcmp(argv[1], "fuzz_json") == 0) {
     session_seeds(FOR_JSON);
   } else if (strcmp(argv[1], "fuzz_manifest") == 0) {
