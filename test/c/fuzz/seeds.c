@@ -142,7 +142,7 @@ static unsigned char *slurp(const char *path, size_t *len) {
 }
 
 /* Format 3 (columnar): the nodes a format-2 segment holds, re-encoded in
- * blocks of at most `per` nodes; NULL `plain` gives index_seeds' shapes. */
+ * blocks of at most `per` (>= 1) nodes, written as one seed. */
 static void index3_from_v2(const unsigned char *plain, size_t len, uint32_t per) {
   vv_index_reader r;
   uint64_t seq;
