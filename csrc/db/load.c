@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../codec/codec.h"
+#include "../codec/index3.h"
 #include "../common/parallel.h"
 #include "../crypto/secret.h"
 #include "../session/lazy.h"
@@ -91,7 +92,9 @@ static int ensure_slot(load *l, uint32_t slot) {
   return rc;
 }
 
-static int apply_node(load *l, const vv_node_view *n, const char *obj) {
+/* `links32`: the node's links as native arrays (format 3), or NULL to
+ * read them from n->links (LE bytes). */
+static int apply_node(load *l, const vv_node_view *n, const uint32_t *const *links32, const char *obj) {
   vv_db *db = l->db;
   int rc = n->slot < l->m->slot_count ? ensure_slot(l, n->slot) : VV_OK;
   if (rc) return rc;
@@ -129,6 +132,10 @@ static int apply_node(load *l, const vv_node_view *n, const char *obj) {
     uint32_t buf[VV_CODEC_MAX_LEVELS][VV_CODEC_MAX_LINKS];
     const uint32_t *links[VV_CODEC_MAX_LEVELS];
     for (uint32_t lv = 0; lv < n->nlevels; lv++) {
+      if (links32) {
+        links[lv] = links32[lv];
+        continue;
+      }
       for (uint32_t j = 0; j < n->counts[lv]; j++) buf[lv][j] = vv_le32(n->links[lv] + 4 * j);
       links[lv] = buf[lv];
     }
@@ -204,7 +211,23 @@ static int read_segment(void *ctx, size_t i, unsigned worker) {
 static int apply_segment(load *l, size_t i) {
   const vv_mseg *g = segment(l, i);
   int rc = VV_OK;
-  for (uint32_t p = 0; !rc && p < l->seg_np[i]; p++) {
+  for (uint32_t p = 0; !rc && p < l->seg_np[i] && l->m->version >= 3; p++) {
+    const struct seg_page *sp = &l->seg_pages[i][p];
+    vv_index3_reader r;
+    uint64_t seq;
+    int base;
+    uint32_t count, nblocks;
+    rc = vv_index3_decode_begin(&r, sp->plain, sp->len, &seq, &base, &count, &nblocks);
+    if (!rc && (seq != g->seq || count != sp->nodes)) rc = VV_E_CORRUPT;
+    /* Only the first base segment may carry the codebook, in its first page. */
+    if (!rc && r.has_codebook && (i != 0 || p != 0)) rc = VV_E_CORRUPT;
+    if (!rc && r.has_codebook && !l->db->pq) rc = install_codebook(l, &r.cb);
+    vv_node_view n;
+    const uint32_t *links32[VV_CODEC_MAX_LEVELS];
+    while (!rc && (rc = vv_index3_decode_next(&r, &n, links32)) == VV_OK) rc = apply_node(l, &n, links32, g->ref.name);
+    if (rc == VV_END) rc = VV_OK;
+  }
+  for (uint32_t p = 0; !rc && p < l->seg_np[i] && l->m->version < 3; p++) {
     const struct seg_page *sp = &l->seg_pages[i][p];
     vv_index_reader r;
     uint64_t seq;
@@ -216,7 +239,7 @@ static int apply_segment(load *l, size_t i) {
     if (!rc && r.has_codebook && (i != 0 || p != 0)) rc = VV_E_CORRUPT;
     if (!rc && r.has_codebook && !l->db->pq) rc = install_codebook(l, &r.cb);
     vv_node_view n;
-    while (!rc && (rc = vv_index_decode_next(&r, &n)) == VV_OK) rc = apply_node(l, &n, g->ref.name);
+    while (!rc && (rc = vv_index_decode_next(&r, &n)) == VV_OK) rc = apply_node(l, &n, NULL, g->ref.name);
     if (rc == VV_END) rc = VV_OK; /* the end, exactly where it should be */
   }
   if (rc == VV_E_CORRUPT) rc = say(l, VV_E_CHUNK_CORRUPT, "index object %s does not decode", g->ref.name);
@@ -233,7 +256,20 @@ static int apply_base(void *ctx, size_t i, unsigned worker) {
  * first one's header) and storage for every slot the manifest counts, so
  * no worker grows anything. */
 static int prepare_base(load *l) {
-  if (l->m->nbase) {
+  if (l->m->nbase && l->m->version >= 3 && l->seg_np[0]) {
+    vv_index3_reader r;
+    uint64_t seq;
+    int base;
+    uint32_t count, nblocks;
+    /* A header that does not decode fails properly in apply_segment. */
+    if (vv_index3_decode_begin(&r, l->seg_pages[0][0].plain, l->seg_pages[0][0].len, &seq, &base, &count,
+                               &nblocks) == VV_OK &&
+        r.has_codebook) {
+      int rc = install_codebook(l, &r.cb);
+      if (rc == VV_E_CORRUPT) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: the PQ codebook is invalid", l->m->base[0].ref.name);
+      if (rc) return rc;
+    }
+  } else if (l->m->nbase) {
     vv_index_reader r;
     uint64_t seq;
     int base;

@@ -86,7 +86,9 @@ static int corrupt(vv_error *err, int kind, uint64_t seq, const vv_objref *ref, 
   return VV_E_CHUNK_CORRUPT;
 }
 
-static int io_failed(vv_error *err, int rc, int kind, uint64_t seq, const vv_objref *ref) {
+static int io_failed(vv_error *err, int rc, int kind, uint64_t seq, const vv_objref *ref, long page) {
+  char where[32] = "";
+  if (page >= 0) snprintf(where, sizeof where, " page %ld", page);
   if (rc == VV_E_NOT_FOUND) {
     if (err)
       snprintf(err->message, sizeof err->message, "%s object %s (seq %llu) is missing", kind_name(kind), ref->name,
@@ -96,8 +98,8 @@ static int io_failed(vv_error *err, int rc, int kind, uint64_t seq, const vv_obj
   if (rc == VV_E_CORRUPT)
     return corrupt(err, kind, seq, ref, -1, "size differs from the manifest (truncated or extended)");
   if (err && rc != VV_E_NOMEM)
-    snprintf(err->message, sizeof err->message, "reading %s object %s (seq %llu) failed: %s", kind_name(kind),
-             ref->name, (unsigned long long)seq, *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
+    snprintf(err->message, sizeof err->message, "reading %s object %s (seq %llu)%s failed: %s", kind_name(kind),
+             ref->name, (unsigned long long)seq, where, *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
   return rc;
 }
 
@@ -139,7 +141,7 @@ static int pbuild_grow(vv_pbuild *b) {
 int vv_pbuild_page(vv_pbuild *b, const unsigned char *plain, size_t len, uint32_t rows) {
   if (b->n == VV_CODEC_MAX_PAGES || (uint64_t)b->count + rows > VV_CODEC_MAX_COUNT) return VV_E_INVALID;
   size_t unit = len + seal_overhead(b->sc);
-  if (unit > VV_PAGE_MAX_BYTES || len == 0) return VV_E_INVALID;
+  if (unit > VV_PAGE_UNIT_MAX || len == 0) return VV_E_INVALID;
   if (b->n == b->cap && pbuild_grow(b)) return VV_E_NOMEM;
   int rc = vv_buf_reserve(&b->units, unit);
   if (rc) return rc;
@@ -301,7 +303,7 @@ static int open_table(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_
     t->first[i] = (uint32_t)rows;
     t->off[i] = off;
     if (r == 0 && !(n == 1 && t->count == 0)) why = "has an empty page";
-    else if (b <= seal_overhead(sc) || b > VV_PAGE_MAX_BYTES) why = "has a page of impossible length";
+    else if (b <= seal_overhead(sc) || b > VV_PAGE_UNIT_MAX) why = "has a page of impossible length";
     rows += r;
     off += b;
   }
@@ -323,16 +325,16 @@ int vv_paged_read_table(const vv_sctx *sc, const vv_objref *ref, int kind, uint6
   if (!path) return VV_E_NOMEM;
   int fd = vv_io_open_sized(sc->io, path, ref->bytes);
   free(path);
-  if (fd < 0) return io_failed(err, fd, kind, seq, ref);
+  if (fd < 0) return io_failed(err, fd, kind, seq, ref, -1);
   unsigned char h[VV_PAGED_HEADER_BYTES];
   unsigned char *unit = NULL;
   int rc = ref->bytes < sizeof h ? VV_E_CORRUPT : vv_io_pread_all(sc->io, fd, h, sizeof h, 0);
-  if (rc) rc = io_failed(err, rc, kind, seq, ref);
+  if (rc) rc = io_failed(err, rc, kind, seq, ref, -1);
   if (!rc) rc = check_header(sc, ref, h, kind, seq, count, dim, err);
   if (!rc) {
     unit = malloc(table_unit_len(sc, h));
     rc = unit ? vv_io_pread_all(sc->io, fd, unit, table_unit_len(sc, h), sizeof h) : VV_E_NOMEM;
-    if (rc) rc = io_failed(err, rc, kind, seq, ref);
+    if (rc) rc = io_failed(err, rc, kind, seq, ref, -1);
   }
   sc->io->close(sc->io->ctx, fd);
   if (!rc) rc = open_table(sc, ref, kind, seq, h, unit, out, err);
@@ -380,10 +382,10 @@ int vv_paged_read_page(const vv_sctx *sc, const vv_objref *ref, int kind, uint64
   if (!path) return VV_E_NOMEM;
   int fd = vv_io_open_sized(sc->io, path, ref->bytes);
   free(path);
-  if (fd < 0) return io_failed(err, fd, kind, seq, ref);
+  if (fd < 0) return io_failed(err, fd, kind, seq, ref, page);
   rc = vv_io_pread_all(sc->io, fd, buf->data, ulen, t->off[page]);
   sc->io->close(sc->io->ctx, fd);
-  if (rc) return io_failed(err, rc, kind, seq, ref);
+  if (rc) return io_failed(err, rc, kind, seq, ref, page);
   buf->len = ulen;
   return open_unit(sc, ref, kind, seq, t, page, buf->data, plain, len, err);
 }
@@ -397,7 +399,7 @@ int vv_paged_read_file(const vv_sctx *sc, const vv_objref *ref, int kind, uint64
   int rc = vv_io_read_file_buf(sc->io, path, (size_t)ref->bytes + 1, file);
   free(path);
   if (!rc && file->len != ref->bytes) rc = VV_E_CORRUPT;
-  if (rc) return io_failed(err, rc, kind, seq, ref);
+  if (rc) return io_failed(err, rc, kind, seq, ref, -1);
   if (file->len < VV_PAGED_HEADER_BYTES)
     return corrupt(err, kind, seq, ref, -1, "shorter than its header");
   rc = check_header(sc, ref, file->data, kind, seq, count, dim, err);

@@ -31,7 +31,7 @@
 
 #define VV_PAGED_VERSION 2 /* the envelope version byte of a paged object */
 #define VV_PAGED_HEADER_BYTES 32u
-#define VV_PAGE_MAX_BYTES (64u << 20) /* a sealed page unit, at most */
+#define VV_PAGE_UNIT_MAX (64u << 20) /* a sealed page unit, at most */
 
 /* A verified page table. */
 typedef struct vv_ptable {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../codec/index3.h"
 #include "gc.h"
 
 static int fail(vv_swriter *w, int rc, const char *what) { return vv_error_note(w->err, rc, what); }
@@ -173,33 +174,59 @@ int vv_swriter_segment_begin(vv_swriter *w, const vv_mseg *g, int base, const vv
   w->seg_seq = g->seq;
   w->seg_base = base;
   w->seg_cb = cb;
-  w->seg_nodes = 0;
-  w->plain.len = 0;
+  w->npend = 0;
+  w->pend_bytes = 0;
   return VV_OK;
 }
 
-/* Seals the nodes gathered in `plain` as one page: a segment map of its
- * own (docs/FORMAT.md section 5.2), the first page carrying the codebook. */
+/* Seals the pending nodes as one page: a segment map of its own, the first
+ * page carrying the codebook. */
 static int segment_page(vv_swriter *w) {
-  vv_buf page = {.big = 1};
-  int rc = vv_index_encode_begin_v2(&page, w->seg_seq, w->seg_base, w->seg_nodes, w->pb.n ? NULL : w->seg_cb);
-  if (!rc) rc = vv_buf_append(&page, w->plain.data, w->plain.len);
-  if (!rc) rc = vv_pbuild_page(&w->pb, page.data, page.len, w->seg_nodes);
-  vv_buf_free(&page);
+  for (uint32_t i = 0; i < w->npend; i++) {
+    w->pend[i].links = w->pend_links + (size_t)i * VV_CODEC_MAX_LEVELS;
+    w->pend[i].counts = w->pend_counts + (size_t)i * VV_CODEC_MAX_LEVELS;
+  }
   w->plain.len = 0;
-  w->seg_nodes = 0;
+  int rc = vv_index3_encode_begin(&w->plain, w->seg_seq, w->seg_base, w->npend, w->npend ? 1 : 0,
+                                  w->pb.n ? NULL : w->seg_cb);
+  if (!rc && w->npend) rc = vv_index3_encode_block(w->pend, w->npend, &w->plain);
+  if (!rc) rc = vv_pbuild_page(&w->pb, w->plain.data, w->plain.len, w->npend);
+  w->npend = 0;
+  w->pend_bytes = 0;
   return rc;
+}
+
+static int pend_grow(vv_swriter *w) {
+  uint32_t cap = w->pend_cap ? w->pend_cap * 2 : 256;
+  vv_node_in *p = realloc(w->pend, cap * sizeof *p);
+  if (p) w->pend = p;
+  const uint32_t **l = realloc(w->pend_links, (size_t)cap * VV_CODEC_MAX_LEVELS * sizeof *l);
+  if (l) w->pend_links = l;
+  uint32_t *c = realloc(w->pend_counts, (size_t)cap * VV_CODEC_MAX_LEVELS * sizeof *c);
+  if (c) w->pend_counts = c;
+  if (!p || !l || !c) return VV_E_NOMEM;
+  w->pend_cap = cap;
+  return VV_OK;
 }
 
 int vv_swriter_segment_node(vv_swriter *w, const vv_node_in *n) {
-  int rc = vv_index_encode_node(&w->plain, n);
-  if (!rc) w->seg_nodes++;
-  if (!rc && w->plain.len >= VV_INDEX_PAGE_BYTES) rc = segment_page(w);
-  return rc;
+  if (n->nlevels > VV_CODEC_MAX_LEVELS) return VV_E_INVALID;
+  if (w->npend == w->pend_cap && pend_grow(w)) return VV_E_NOMEM;
+  size_t at = (size_t)w->npend * VV_CODEC_MAX_LEVELS;
+  w->pend[w->npend] = *n;
+  size_t bytes = 16 + n->id_len + n->code_len;
+  for (uint32_t l = 0; l < n->nlevels; l++) {
+    w->pend_links[at + l] = n->links[l];
+    w->pend_counts[at + l] = n->counts[l];
+    bytes += 2 * (size_t)n->counts[l]; /* packed gaps: about two bytes a link */
+  }
+  w->npend++;
+  w->pend_bytes += bytes;
+  return w->pend_bytes >= VV_INDEX_PAGE_BYTES ? segment_page(w) : VV_OK;
 }
 
 int vv_swriter_segment_end(vv_swriter *w, int base, vv_mseg *g) {
-  int rc = w->seg_nodes || w->pb.n == 0 ? segment_page(w) : VV_OK;
+  int rc = w->npend || w->pb.n == 0 ? segment_page(w) : VV_OK;
   if (!rc) rc = vv_pbuild_write(&w->pb, &w->sealed, &g->ref, w->err);
   vv_pbuild_free(&w->pb);
   if (!rc) rc = vv_swriter_keep_segment(w, base, g);
@@ -265,5 +292,8 @@ void vv_swriter_close(vv_swriter *w) {
   vv_buf_free(&w->plain);
   vv_buf_free(&w->sealed);
   vv_pbuild_free(&w->pb);
+  free(w->pend);
+  free(w->pend_links);
+  free(w->pend_counts);
   vv_sctx_destroy(&w->sc);
 }

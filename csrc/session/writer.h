@@ -36,6 +36,9 @@
 #define VV_PAGE_DEFAULT_BYTES 8192u
 #define VV_INDEX_PAGE_BYTES (256u << 10)
 
+/* An index page's plaintext is a format-3 segment map (codec/index3.h) of
+ * one block holding the page's nodes. */
+
 typedef struct vv_swriter {
   vv_sctx sc;         /* I/O table, paths, key ring and session id for sealing */
   char *mandir;
@@ -44,11 +47,17 @@ typedef struct vv_swriter {
   vv_buf plain, sealed; /* reused between objects */
   uint32_t page_bytes;  /* target plaintext bytes of a chunk page (VV_PAGE_DEFAULT_BYTES) */
   vv_pbuild pb;         /* the paged object being built */
-  /* The index segment being built: its header, and its nodes since the last page. */
+  /* The index segment being built: its header, and its nodes since the
+   * last page (copies of the records; what they point at is the caller's,
+   * borrowed until segment_end). */
   uint64_t seg_seq;
   int seg_base;
-  const vv_codebook_in *seg_cb; /* borrowed until segment_end */
-  uint32_t seg_nodes;           /* in `plain`, not yet paged */
+  const vv_codebook_in *seg_cb;
+  vv_node_in *pend;
+  const uint32_t **pend_links; /* VV_CODEC_MAX_LEVELS per pending node */
+  uint32_t *pend_counts;
+  uint32_t npend, pend_cap;
+  size_t pend_bytes;           /* about what the pending nodes encode to */
   vv_manifest m;      /* the generation being written: objects are appended here */
   size_t chunk_cap, base_cap, delta_cap;
   uint64_t bytes;     /* object and manifest bytes written */
