@@ -6,6 +6,9 @@
  *                                        bench key, sha256("vecvault-bench
  *                                        session key v1"))
  *   open_index load <dir> [threads]      one lazy vv_db_load, for a profiler
+ *   open_index convert <src> <dst> [per] a copy of a session (bench key) whose
+ *                                        index objects are format 3, in blocks
+ *                                        of `per` nodes (256)
  *   open_index synth [nodes]             a synthetic HNSW graph (default 1M)
  *
  * Single-threaded throughout, so the figures add up. For a session, per
@@ -25,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "codec/codec.h"
 #include "codec/index3.h"
@@ -347,6 +352,81 @@ static void bench_session(const char *dir, const unsigned char key[32]) {
   free(f);
 }
 
+/* ---- a format-3 copy of a session ---- */
+
+/* dst becomes src with every index object re-encoded as format 3 (blocks
+ * of `per` nodes) and sealed anew, chunk objects hard-linked, the manifest
+ * rewritten (same version: until the loader reads format 3 this copy only
+ * opens with a loader patched to try it). */
+static void convert_session(const char *src, const char *dst, const unsigned char key[32], uint32_t per) {
+  char path[4096], to[4096];
+  snprintf(path, sizeof path, "%s/manifest.json", src);
+  size_t len;
+  unsigned char *f = slurp(path, &len);
+  vv_manifest m;
+  const unsigned char *body;
+  size_t blen;
+  vv_error err = {{0}};
+  if (vv_manifest_parse(f, len, &m, &body, &blen, &err)) die(err.message, -1);
+  vv_load_opts lo = {.key = key};
+  vv_keyring *kr = NULL;
+  vv_sctx in, out;
+  snprintf(to, sizeof to, "%s/objects", dst);
+  if (mkdir(dst, 0700) || mkdir(to, 0700)) die(dst, -1);
+  snprintf(to, sizeof to, "%s/manifests", dst);
+  if (mkdir(to, 0700)) die(to, -1);
+  if (vv_secrets_for_load(&m, &lo, &kr, &err) || vv_sctx_init(&in, NULL, src) || vv_sctx_init(&out, NULL, dst))
+    die(err.message, -1);
+  in.kr = out.kr = kr;
+  memcpy(in.session_id, m.session_id, VV_SESSION_ID_BYTES);
+  memcpy(out.session_id, m.session_id, VV_SESSION_ID_BYTES);
+  for (size_t i = 0; i < m.nchunks; i++) {
+    snprintf(path, sizeof path, "%s/objects/%s", src, m.chunks[i].ref.name);
+    snprintf(to, sizeof to, "%s/objects/%s", dst, m.chunks[i].ref.name);
+    if (link(path, to)) die(to, -1);
+  }
+  vv_buf scratch = {0};
+  for (size_t i = 0; i < m.nbase + m.ndeltas; i++) {
+    vv_mseg *g = i < m.nbase ? &m.base[i] : &m.deltas[i - m.nbase];
+    unsigned char *plain;
+    size_t plen;
+    if (vv_object_read(&in, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &plain, &plen, &err)) die(err.message, -1);
+    nodes keep = {0};
+    g_sink += walk_v2(plain, plen, 0, &keep);
+    const uint32_t *(*lp)[VV_CODEC_MAX_LEVELS] = calloc(keep.n ? keep.n : 1, sizeof *lp);
+    if (!lp) die("calloc", VV_E_NOMEM);
+    nodes_finish(&keep, lp);
+    vv_index_reader r2;
+    uint64_t seq;
+    int base;
+    uint32_t count;
+    if (vv_index_decode_begin(&r2, plain, plen, &seq, &base, &count)) die("v2 header", VV_E_CORRUPT);
+    float *cents = NULL;
+    vv_codebook_in cb = codebook_of(&r2, &cents);
+    vv_buf v3 = {0};
+    uint32_t n = (uint32_t)keep.n;
+    int rc = vv_index3_encode_begin(&v3, g->seq, base, n, (n + per - 1) / per, r2.has_codebook ? &cb : NULL);
+    for (uint32_t at = 0; !rc && at < n; at += per) rc = vv_index3_encode_block(keep.in + at, n - at < per ? n - at : per, &v3);
+    if (rc || vv_object_write(&out, VV_OBJ_KIND_INDEX, g->seq, v3.data, v3.len, &scratch, &g->ref, &err)) die("v3 write", rc);
+    vv_buf_free(&v3);
+    free(cents);
+    free(lp);
+    nodes_free(&keep);
+    free(plain);
+  }
+  vv_buf mf = {0};
+  snprintf(path, sizeof path, "%s/manifest.json", dst);
+  FILE *o = fopen(path, "wb");
+  if (vv_manifest_write(&m, kr, &mf) || !o || fwrite(mf.data, 1, mf.len, o) != mf.len || fclose(o)) die(path, -1);
+  vv_buf_free(&mf);
+  vv_buf_free(&scratch);
+  vv_sctx_destroy(&in);
+  vv_sctx_destroy(&out);
+  vv_keyring_free(kr);
+  vv_manifest_free(&m);
+  free(f);
+}
+
 /* ---- a synthetic graph ---- */
 
 static uint64_t g_rng = 12345;
@@ -462,6 +542,10 @@ int main(int argc, char **argv) {
       die("key", -1);
     }
     bench_session(argv[2], key);
+  } else if (argc >= 4 && strcmp(argv[1], "convert") == 0) {
+    unsigned char key[32];
+    if (vv_hex_decode(BENCH_KEY_HEX, 64, key, 32)) die("key", -1);
+    convert_session(argv[2], argv[3], key, argc >= 5 ? (uint32_t)atoi(argv[4]) : 256u);
   } else if (argc >= 3 && strcmp(argv[1], "load") == 0) {
     /* one lazy load (bench key), for a profiler: open_index load <dir> [threads] */
     unsigned char key[32];
@@ -471,7 +555,8 @@ int main(int argc, char **argv) {
   } else if (argc >= 2 && strcmp(argv[1], "synth") == 0) {
     bench_synth(argc >= 3 ? (uint32_t)strtoul(argv[2], NULL, 10) : 1000000u);
   } else {
-    fprintf(stderr, "usage: open_index session <dir> [key-hex] | load <dir> [threads] | synth [nodes]\n");
+    fprintf(stderr, "usage: open_index session <dir> [key-hex] | load <dir> [threads] | convert <src> <dst> [per] | "
+                    "synth [nodes]\n");
     return 2;
   }
   return 0;
