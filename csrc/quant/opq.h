@@ -2,7 +2,7 @@
  * quant/opq.h: optimised product quantisation (Ge et al., CVPR 2013, the
  * non-parametric version): a PQ over vectors rotated by an orthogonal R
  * learnt so that the rotated data quantises well. Training alternates,
- * from a random rotation: train a PQ on the rotated sample, then refit R
+ * from the identity: train a PQ on the rotated sample, then refit R
  * to map each vector onto its reconstruction (orthogonal Procrustes,
  * rotation.h).
  *

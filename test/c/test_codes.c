@@ -348,6 +348,64 @@ VV_TEST(decode_approximates_the_vector) {
   free(v);
 }
 
+/* Mean squared reconstruction error of rows [0, n). */
+static double distortion(const vv_codes *c, const float *v, size_t n, uint32_t dim) {
+  float dec[64];
+  uint8_t code[64];
+  double e = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (vv_codes_encode(c, v + i * dim, code) != VV_OK || vv_codes_decode(c, code, dec) != VV_OK) abort();
+    e += exact(dec, v + i * dim, dim, 1);
+  }
+  return e / n;
+}
+
+/* OPQ's and PQ's distortion (m = 4) on rows v. */
+static void opq_vs_pq(const float *v, size_t n, uint32_t dim, double *pq_err, double *opq_err) {
+  vv_codes *pq, *opq;
+  vv_codes_params p = params(VV_CODE_PQ);
+  p.m = 4;
+  if (vv_codes_train(&p, v, n, dim, 1, &pq) != VV_OK) abort();
+  p.kind = VV_CODE_OPQ;
+  p.rounds = 4;
+  if (vv_codes_train(&p, v, n, dim, 1, &opq) != VV_OK) abort();
+  *pq_err = distortion(pq, v, n, dim);
+  *opq_err = distortion(opq, v, n, dim);
+  vv_codes_free(pq);
+  vv_codes_free(opq);
+}
+
+VV_TEST(opq_distorts_less_than_pq_where_a_rotation_helps_and_no_more_elsewhere) {
+  const uint32_t dim = 32, latent = 6;
+  const size_t n = 2000;
+  uint64_t st = 31;
+  float map[32 * 6], *v = malloc(sizeof(float) * n * dim);
+  double a, b;
+  /* Rows from a 6-D latent space lifted to 32-D by a random map: every
+   * dimension correlates with every other, across PQ's subspaces. */
+  for (size_t i = 0; i < dim * latent; i++) map[i] = uni(&st);
+  for (size_t i = 0; i < n; i++) {
+    float z[6];
+    for (uint32_t k = 0; k < latent; k++) z[k] = uni(&st);
+    for (uint32_t d = 0; d < dim; d++) {
+      float x = 0.01f * uni(&st);
+      for (uint32_t k = 0; k < latent; k++) x += map[d * latent + k] * z[k];
+      v[i * dim + d] = x;
+    }
+  }
+  opq_vs_pq(v, n, dim, &a, &b);
+  VV_NOTE("correlated: pq %.5f opq %.5f", a, b);
+  VV_CHECK(b < 0.9 * a);
+  /* Independent dimensions whose spread shrinks within each subspace:
+   * already the best axes for PQ, which a rotation can only mix up. */
+  for (size_t i = 0; i < n; i++)
+    for (uint32_t d = 0; d < dim; d++) v[i * dim + d] = uni(&st) * (float)(1u << (d % 8)) / 128.0f;
+  opq_vs_pq(v, n, dim, &a, &b);
+  VV_NOTE("axis-aligned: pq %.5f opq %.5f", a, b);
+  VV_CHECK(b <= 1.01 * a);
+  free(v);
+}
+
 /* ---- the parameter blob ---- */
 
 static uint8_t *saved(const vv_codes *c, size_t *len) {
