@@ -192,9 +192,9 @@ static uint64_t walk_v3(const unsigned char *p, size_t len, vv_index3_reader *r)
   return sum;
 }
 
-static void encode_v3(const nodes *s, uint64_t seq, const vv_codebook_in *cb, uint32_t block, vv_buf *out) {
+static void encode_v3(const nodes *s, uint64_t seq, int base, const vv_codebook_in *cb, uint32_t block, vv_buf *out) {
   uint32_t n = (uint32_t)s->n, nb = (n + block - 1) / block;
-  int rc = vv_index3_encode_begin(out, seq, 1, n, nb, cb);
+  int rc = vv_index3_encode_begin(out, seq, base, n, nb, cb);
   for (uint32_t at = 0; !rc && at < n; at += block) rc = vv_index3_encode_block(s->in + at, n - at < block ? n - at : block, out);
   if (rc) die("v3 encode", rc);
 }
@@ -238,6 +238,29 @@ static vv_codebook_in codebook_of(const vv_index_reader *r, float **cents) {
   return (vv_codebook_in){r->cb.m, r->cb.ksub, r->cb.dsub, r->cb.trained, *cents};
 }
 
+/* A format-2 segment's nodes (and codebook) as format 3, in blocks of `per`;
+ * returns the node count. */
+static size_t reencode_v3(const unsigned char *plain, size_t plen, uint32_t per, vv_buf *out) {
+  nodes keep = {0};
+  g_sink += walk_v2(plain, plen, 0, &keep);
+  const uint32_t *(*lp)[VV_CODEC_MAX_LEVELS] = calloc(keep.n ? keep.n : 1, sizeof *lp);
+  if (!lp) die("calloc", VV_E_NOMEM);
+  nodes_finish(&keep, lp);
+  vv_index_reader r2;
+  uint64_t seq;
+  int base;
+  uint32_t count;
+  if (vv_index_decode_begin(&r2, plain, plen, &seq, &base, &count)) die("v2 header", VV_E_CORRUPT);
+  float *cents = NULL;
+  vv_codebook_in cb = codebook_of(&r2, &cents);
+  encode_v3(&keep, seq, base, r2.has_codebook ? &cb : NULL, per, out);
+  size_t n = keep.n;
+  free(cents);
+  free(lp);
+  nodes_free(&keep);
+  return n;
+}
+
 static void one_segment(const vv_sctx *sc, const vv_mseg *g, vv_index3_reader *r3, totals *t) {
   char *path = vv_object_path(sc, g->ref.name);
   double t0 = now();
@@ -259,22 +282,10 @@ static void one_segment(const vv_sctx *sc, const vv_mseg *g, vv_index3_reader *r
   double t3 = now();
   g_sink += walk_v2(body, plen, 0, NULL);
   double t4 = now();
-  nodes keep = {0};
   g_sink += walk_v2(body, plen, 1, NULL);
   double t5 = now();
-  g_sink += walk_v2(body, plen, 0, &keep);
-  const uint32_t *(*lp)[VV_CODEC_MAX_LEVELS] = calloc(keep.n ? keep.n : 1, sizeof *lp);
-  if (!lp) die("calloc", VV_E_NOMEM);
-  nodes_finish(&keep, lp);
-  vv_index_reader r2;
-  uint64_t seq;
-  int base;
-  uint32_t count;
-  if (vv_index_decode_begin(&r2, body, plen, &seq, &base, &count)) die("v2 header", VV_E_CORRUPT);
-  float *cents = NULL;
-  vv_codebook_in cb = codebook_of(&r2, &cents);
   vv_buf v3 = {0};
-  encode_v3(&keep, g->seq, r2.has_codebook ? &cb : NULL, BLOCK, &v3);
+  size_t n = reencode_v3(body, plen, BLOCK, &v3);
   double t6 = now();
   g_sink += walk_v3(v3.data, v3.len, r3);
   double t7 = now();
@@ -288,11 +299,8 @@ static void one_segment(const vv_sctx *sc, const vv_mseg *g, vv_index3_reader *r
   t->file_bytes += flen;
   t->v2_bytes += plen;
   t->v3_bytes += v3.len;
-  t->nodes += keep.n;
+  t->nodes += n;
   vv_buf_free(&v3);
-  free(cents);
-  free(lp);
-  nodes_free(&keep);
   free(file);
   free(path);
 }
@@ -314,22 +322,29 @@ static double time_load(const char *dir, const unsigned char *key, uint32_t thre
   return t;
 }
 
-static void bench_session(const char *dir, const unsigned char key[32]) {
+/* The manifest of `dir` (its file in *file, to free), the key ring for
+ * `key`, and an object context for `dir`. */
+static void open_session(const char *dir, const unsigned char key[32], vv_manifest *m, unsigned char **file,
+                         vv_keyring **kr, vv_sctx *sc) {
   char path[4096];
   snprintf(path, sizeof path, "%s/manifest.json", dir);
-  size_t len;
-  unsigned char *f = slurp(path, &len);
-  vv_manifest m;
+  size_t len, blen;
   const unsigned char *body;
-  size_t blen;
   vv_error err = {{0}};
-  if (vv_manifest_parse(f, len, &m, &body, &blen, &err)) die(err.message, -1);
+  *file = slurp(path, &len);
+  if (vv_manifest_parse(*file, len, m, &body, &blen, &err)) die(err.message, -1);
   vv_load_opts lo = {.key = key};
+  if (vv_secrets_for_load(m, &lo, kr, &err) || vv_sctx_init(sc, NULL, dir)) die(err.message, -1);
+  sc->kr = *kr;
+  memcpy(sc->session_id, m->session_id, VV_SESSION_ID_BYTES);
+}
+
+static void bench_session(const char *dir, const unsigned char key[32]) {
+  vv_manifest m;
+  unsigned char *f;
   vv_keyring *kr = NULL;
   vv_sctx sc;
-  if (vv_secrets_for_load(&m, &lo, &kr, &err) || vv_sctx_init(&sc, NULL, dir)) die(err.message, -1);
-  sc.kr = kr;
-  memcpy(sc.session_id, m.session_id, VV_SESSION_ID_BYTES);
+  open_session(dir, key, &m, &f, &kr, &sc);
   vv_index3_reader *r3 = malloc(sizeof *r3);
   if (!r3) die("malloc", VV_E_NOMEM);
   totals t = {0};
@@ -360,25 +375,17 @@ static void bench_session(const char *dir, const unsigned char key[32]) {
  * opens with a loader patched to try it). */
 static void convert_session(const char *src, const char *dst, const unsigned char key[32], uint32_t per) {
   char path[4096], to[4096];
-  snprintf(path, sizeof path, "%s/manifest.json", src);
-  size_t len;
-  unsigned char *f = slurp(path, &len);
   vv_manifest m;
-  const unsigned char *body;
-  size_t blen;
-  vv_error err = {{0}};
-  if (vv_manifest_parse(f, len, &m, &body, &blen, &err)) die(err.message, -1);
-  vv_load_opts lo = {.key = key};
+  unsigned char *f;
   vv_keyring *kr = NULL;
   vv_sctx in, out;
+  vv_error err = {{0}};
+  open_session(src, key, &m, &f, &kr, &in);
   snprintf(to, sizeof to, "%s/objects", dst);
   if (mkdir(dst, 0700) || mkdir(to, 0700)) die(dst, -1);
   snprintf(to, sizeof to, "%s/manifests", dst);
-  if (mkdir(to, 0700)) die(to, -1);
-  if (vv_secrets_for_load(&m, &lo, &kr, &err) || vv_sctx_init(&in, NULL, src) || vv_sctx_init(&out, NULL, dst))
-    die(err.message, -1);
-  in.kr = out.kr = kr;
-  memcpy(in.session_id, m.session_id, VV_SESSION_ID_BYTES);
+  if (mkdir(to, 0700) || vv_sctx_init(&out, NULL, dst)) die(to, -1);
+  out.kr = kr;
   memcpy(out.session_id, m.session_id, VV_SESSION_ID_BYTES);
   for (size_t i = 0; i < m.nchunks; i++) {
     snprintf(path, sizeof path, "%s/objects/%s", src, m.chunks[i].ref.name);
@@ -391,27 +398,10 @@ static void convert_session(const char *src, const char *dst, const unsigned cha
     unsigned char *plain;
     size_t plen;
     if (vv_object_read(&in, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &plain, &plen, &err)) die(err.message, -1);
-    nodes keep = {0};
-    g_sink += walk_v2(plain, plen, 0, &keep);
-    const uint32_t *(*lp)[VV_CODEC_MAX_LEVELS] = calloc(keep.n ? keep.n : 1, sizeof *lp);
-    if (!lp) die("calloc", VV_E_NOMEM);
-    nodes_finish(&keep, lp);
-    vv_index_reader r2;
-    uint64_t seq;
-    int base;
-    uint32_t count;
-    if (vv_index_decode_begin(&r2, plain, plen, &seq, &base, &count)) die("v2 header", VV_E_CORRUPT);
-    float *cents = NULL;
-    vv_codebook_in cb = codebook_of(&r2, &cents);
     vv_buf v3 = {0};
-    uint32_t n = (uint32_t)keep.n;
-    int rc = vv_index3_encode_begin(&v3, g->seq, base, n, (n + per - 1) / per, r2.has_codebook ? &cb : NULL);
-    for (uint32_t at = 0; !rc && at < n; at += per) rc = vv_index3_encode_block(keep.in + at, n - at < per ? n - at : per, &v3);
-    if (rc || vv_object_write(&out, VV_OBJ_KIND_INDEX, g->seq, v3.data, v3.len, &scratch, &g->ref, &err)) die("v3 write", rc);
+    reencode_v3(plain, plen, per, &v3);
+    if (vv_object_write(&out, VV_OBJ_KIND_INDEX, g->seq, v3.data, v3.len, &scratch, &g->ref, &err)) die("v3 write", -1);
     vv_buf_free(&v3);
-    free(cents);
-    free(lp);
-    nodes_free(&keep);
     free(plain);
   }
   vv_buf mf = {0};
@@ -484,9 +474,9 @@ static void bench_synth(uint32_t n) {
     v2_bytes += v2[k].len;
   }
   double t0 = now();
-  encode_v3(&s, 0, NULL, BLOCK, &v3);
+  encode_v3(&s, 0, 1, NULL, BLOCK, &v3);
   double t1 = now();
-  encode_v3(&s, 0, NULL, n, &v3big);
+  encode_v3(&s, 0, 1, NULL, n, &v3big);
   double d2 = 0, d2c = 0, hash = 0, aead = 0;
   vv_keyring *kr;
   if (vv_keyring_random(&kr)) die("keyring", -1);
