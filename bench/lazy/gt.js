@@ -14,24 +14,29 @@ const data = require('../data');
 
 const SOURCE = path.join(__dirname, 'bruteforce.c');
 
-// The binary's name carries a hash of its source: an edit builds a new one.
-function compile(log) {
-  const src = fs.readFileSync(SOURCE);
-  const bin = path.join(data.CACHE_DIR, 'bin', `bruteforce-${crypto.createHash('sha256').update(src).digest('hex').slice(0, 12)}`);
+// Compiles `source` once into ~/.cache/vecvault-bench/bin/; the binary's name
+// carries a hash of the source and flags, so an edit builds a new one.
+// Returns its path, or null (logged) when there is no working compiler.
+function compileOnce(source, compiler, flags, libs, log) {
+  const src = fs.readFileSync(source);
+  const hash = crypto.createHash('sha256').update(src).update(flags.join(' ')).digest('hex').slice(0, 12);
+  const bin = path.join(data.CACHE_DIR, 'bin', `${path.basename(source).replace(/\.\w+$/, '')}-${hash}`);
   if (fs.existsSync(bin)) return bin;
   fs.mkdirSync(path.dirname(bin), { recursive: true });
   const tmp = `${bin}.tmp-${process.pid}`;
-  // Reassociation lets the float64 sums vectorise; -ffast-math would also
-  // assume no infinities, which the top-k's sentinels are.
-  const r = spawnSync('cc', ['-O3', '-march=native', '-fassociative-math', '-fno-signed-zeros', '-fno-trapping-math', '-pthread',
-    '-o', tmp, SOURCE, '-lm'], { encoding: 'utf8' });
+  const r = spawnSync(compiler, [...flags, '-o', tmp, source, ...libs], { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
-    log(`[gt] no native brute force (${r.error ? r.error.message : r.stderr.trim().split('\n')[0]}); using plain JS`);
+    log(`[native] cannot build ${path.basename(source)} (${r.error ? r.error.message : r.stderr.trim().split('\n')[0]})`);
     return null;
   }
   fs.renameSync(tmp, bin);
   return bin;
 }
+
+// Reassociation lets the float64 sums vectorise; -ffast-math would also
+// assume no infinities, which the top-k's sentinels are.
+const compile = (log) => compileOnce(SOURCE, 'cc',
+  ['-O3', '-march=native', '-fassociative-math', '-fno-signed-zeros', '-fno-trapping-math', '-pthread'], ['-lm'], log);
 
 function writeF32(file, arr) {
   fs.writeFileSync(file, Buffer.from(arr.buffer, arr.byteOffset, arr.byteLength));
@@ -71,4 +76,4 @@ async function groundTruth(name, base, queries, dim, metric, k, { baseFile = nul
   }
 }
 
-module.exports = { groundTruth };
+module.exports = { groundTruth, compileOnce, writeF32 };
