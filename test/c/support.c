@@ -20,10 +20,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "codec/codec.h"
+#include "codec/index3.h"
 #include "common/util.h"
 #include "crypto/crypto.h"
 #include "session/io.h"
 #include "session/manifest.h"
+#include "session/object.h"
+#include "session/paged.h"
 #include "vecvault.h"
 
 #define VT_SESSION_MODEL
@@ -590,8 +594,8 @@ static int downgrade_chunk(const session_ctx *c, const vv_mchunk *mc, vv_buf *ou
   return rc;
 }
 
-/* An index segment of format 3 as one segment map of format `version`
- * (1: no codebook, no codes). */
+/* An index segment of format 3 (pages of columnar segments, codec/index3.h)
+ * as one segment map of format `version` (1: no codebook, no codes). */
 static int downgrade_segment(const session_ctx *c, const vv_mseg *g, int base, int version, vv_buf *out) {
   static uint32_t store[VV_CODEC_MAX_LEVELS][VV_CODEC_MAX_LINKS];
   vv_buf file = {0};
@@ -603,11 +607,11 @@ static int downgrade_segment(const session_ctx *c, const vv_mseg *g, int base, i
     const unsigned char *plain;
     size_t plen;
     rc = vv_paged_open_page(&c->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &t, pg, file.data, &plain, &plen, &err);
-    vv_index_reader r;
+    vv_index3_reader r;
     uint64_t seq;
     int b;
-    uint32_t count;
-    if (!rc) rc = vv_index_decode_begin(&r, plain, plen, &seq, &b, &count);
+    uint32_t count, nblocks;
+    if (!rc) rc = vv_index3_decode_begin(&r, plain, plen, &seq, &b, &count, &nblocks);
     if (!rc && pg == 0) {
       vv_codebook_in cb = {0};
       if (r.has_codebook && version == 2) {
@@ -620,7 +624,8 @@ static int downgrade_segment(const session_ctx *c, const vv_mseg *g, int base, i
                         : vv_index_encode_begin(out, g->seq, base, g->count);
     }
     vv_node_view nd;
-    while (!rc && (rc = vv_index_decode_next(&r, &nd)) == VV_OK) {
+    const uint32_t *links32[VV_CODEC_MAX_LEVELS];
+    while (!rc && (rc = vv_index3_decode_next(&r, &nd, links32)) == VV_OK) {
       const uint32_t *links[VV_CODEC_MAX_LEVELS];
       for (uint32_t l = 0; l < nd.nlevels; l++) {
         for (uint32_t k = 0; k < nd.counts[l]; k++) store[l][k] = vv_get_le32(nd.links[l] + 4 * (size_t)k);

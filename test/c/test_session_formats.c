@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "codec/codec.h"
+#include "codec/index3.h"
 #include "common/util.h"
 #include "crypto/crypto.h"
 #include "session/io.h"
@@ -94,12 +95,12 @@ static int read_codebook3(const char *dir, const vv_mseg *g, vv_codebook_in *cb,
   for (uint32_t pg = 0; !rc && pg < t.npages; pg++) {
     const unsigned char *plain;
     size_t plen;
-    vv_index_reader r;
+    vv_index3_reader r;
     uint64_t seq;
     int base;
-    uint32_t count;
+    uint32_t count, nblocks;
     rc = vv_paged_open_page(&c.sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &t, pg, file.data, &plain, &plen, &err);
-    if (!rc) rc = vv_index_decode_begin(&r, plain, plen, &seq, &base, &count);
+    if (!rc) rc = vv_index3_decode_begin(&r, plain, plen, &seq, &base, &count, &nblocks);
     if (!rc && r.has_codebook != (pg == 0)) rc = VV_E_CORRUPT; /* page 0 has it, no other page */
     if (!rc && pg == 0) {
       size_t nf = (size_t)r.cb.m * r.cb.ksub * r.cb.dsub;
