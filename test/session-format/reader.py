@@ -2,12 +2,14 @@
 """
 test/session-format/reader.py: an independent reader of vecvault sessions.
 
-Written only from docs/FORMAT.md (format versions 1 and 2), with Debian's
+Written only from docs/FORMAT.md (format versions 1, 2 and 3), with Debian's
 python3-cbor2 and python3-nacl and nothing of vecvault's own code, so that the
 format, not the implementation, is what the tests hold vecvault to. It
 verifies everything the spec states (frame, sum, key check, MAC, object size,
 hash, header and AEAD tag, the exact CBOR schema of the session's version, the
-PQ codebook and codes of version 2, the index rules of section 5.3) and prints
+PQ codebook and codes of version 2, version 3's paged objects with their page
+table and per-page checks and associated data (section 4.2), the index rules
+of section 5.3) and prints
 
     {"generation": G, "sessionId": "...", "vectors": [{"id", "vector", "metadata"}, ...]}
 
@@ -35,7 +37,8 @@ MEMLIMIT_CAP = 1 << 30
 HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 ID_MAX = 4096
 META_MAX = 16 * 1024 * 1024
-VERSIONS = (1, 2)  # the format versions this reader knows
+VERSIONS = (1, 2, 3)  # the format versions this reader knows
+PAGE_UNIT_MAX = 64 * 1024 * 1024  # section 4.2: a page unit is at most 64 MiB
 
 
 class Fail(Exception):
@@ -336,7 +339,9 @@ SEGMENT_KEYS = {
 
 def decode_segment(plain, version):
     """Section 5.2: the map's size says which version wrote the segment, and
-    that must be the manifest's version."""
+    that must be the manifest's version (version 3 pages use version 2's
+    schema, section 4.2)."""
+    version = min(version, 2)
     end = cbor_walk(plain, 0, 0)
     if end != len(plain):
         raise ValueError("trailing bytes")
@@ -348,7 +353,166 @@ def decode_segment(plain, version):
     return cbor_checked(plain, SEGMENT_KEYS[version])
 
 
+# ---- version 3: the columnar index page --------------------------------------------
+#
+# Not yet in docs/FORMAT.md when this was written: read from the format-3
+# writer's contract (csrc/codec/index3.h). An index page of a version-3
+# object is a segment map whose "nodes" are replaced by "blocks", each block
+# a map of columns (byte strings) holding its nodes column by column.
+
+SEG3_KEYS = ["kind", "seq", "base", "count", "pq", "blocks"]
+BLOCK_KEYS = ["count", "slots", "flags", "idlens", "ids", "locs", "links", "m", "codes"]
+MAX_SLOT = (1 << 31) - 1
+MAX_LEVELS = 17
+MAX_LINKS = 256
+MAX_CODE = 65536
+
+
+class Column:
+    """A cursor over one byte-string column."""
+
+    def __init__(self, data, what):
+        self.b, self.i, self.what = data, 0, what
+
+    def varint(self, hi):
+        """Unsigned LEB128, shortest form, at most `hi`."""
+        v, shift = 0, 0
+        while True:
+            if self.i >= len(self.b):
+                raise ValueError("%s: a varint runs past the column" % self.what)
+            c = self.b[self.i]
+            self.i += 1
+            v |= (c & 0x7F) << shift
+            if c < 0x80:
+                if c == 0 and shift:
+                    raise ValueError("%s: a varint not in its shortest form" % self.what)
+                break
+            shift += 7
+            if shift > 63:
+                raise ValueError("%s: a varint past 64 bits" % self.what)
+        if v > hi:
+            raise ValueError("%s: %d is above %d" % (self.what, v, hi))
+        return v
+
+    def take(self, n):
+        if n > len(self.b) - self.i:
+            raise ValueError("%s: %d bytes past the column" % (self.what, n))
+        out = self.b[self.i:self.i + n]
+        self.i += n
+        return out
+
+    def ended(self):
+        return self.i == len(self.b)
+
+
+def read_links(col):
+    """One level: n, the smallest link, the width w, then n - 1 gaps of w bits
+    (LSB first) between the sorted links; w is the smallest that holds the
+    largest gap and the padding bits are zero."""
+    n = col.varint(MAX_LINKS)
+    if n == 0:
+        return []
+    first = col.varint(MAX_SLOT)
+    if n == 1:
+        return [first]
+    w = col.take(1)[0]
+    if w > 31:
+        raise ValueError("links: width %d" % w)
+    bits = (n - 1) * w
+    packed = int.from_bytes(col.take((bits + 7) // 8), "little")
+    if packed >> bits:
+        raise ValueError("links: padding bits are not zero")
+    out, v, or_all = [first], first, 0
+    for j in range(n - 1):
+        gap = (packed >> (j * w)) & ((1 << w) - 1)
+        or_all |= gap
+        v += gap
+        out.append(v)
+    if or_all.bit_length() != w:
+        raise ValueError("links: width %d is not the smallest for these gaps" % w)
+    if v > MAX_SLOT:
+        raise ValueError("links: a link above 2^31 - 1")
+    return out
+
+
+def decode_block(blk):
+    n = blk["count"]
+    if not is_int(n) or not 1 <= n <= 10000000:
+        raise ValueError("block count %r" % (n,))
+    for k in BLOCK_KEYS[1:7] + ["codes"]:
+        if not isinstance(blk[k], bytes):
+            raise ValueError("block %s is not bytes" % k)
+    m = blk["m"]
+    if not is_int(m) or m > MAX_CODE:
+        raise ValueError("block m %r" % (m,))
+    flags = blk["flags"]
+    if len(flags) != n:
+        raise ValueError("flags: %d bytes for %d nodes" % (len(flags), n))
+    coded = 0
+    for f in flags:
+        if f & 0x60 or (f & 0x1F) > MAX_LEVELS:
+            raise ValueError("flags byte 0x%02x" % f)
+        coded += f >> 7
+    if (m == 0) != (coded == 0) or len(blk["codes"]) != coded * m:
+        raise ValueError("codes: %d bytes for %d coded nodes of %d bytes" % (len(blk["codes"]), coded, m))
+    try:
+        blk["ids"].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("ids are not UTF-8")
+    slots, idlens, ids = Column(blk["slots"], "slots"), Column(blk["idlens"], "idlens"), Column(blk["ids"], "ids")
+    locs, links, codes = Column(blk["locs"], "locs"), Column(blk["links"], "links"), Column(blk["codes"], "codes")
+    nodes, prev = [], 0
+    for i in range(n):
+        zz = slots.varint(0xFFFFFFFF)
+        slot = prev + (-(zz >> 1) - 1 if zz & 1 else zz >> 1)
+        if not 0 <= slot <= MAX_SLOT:
+            raise ValueError("slot %d" % slot)
+        prev = slot
+        idlen = idlens.varint(ID_MAX)
+        nid = None
+        if idlen:
+            raw = ids.take(idlen)
+            if raw[0] & 0xC0 == 0x80:
+                raise ValueError("an id starts inside a UTF-8 sequence")
+            nid = raw.decode("utf-8")
+        chunk = locs.varint((1 << 64) - 1)
+        row = locs.varint(0xFFFFFFFF)
+        lv = []
+        for _ in range(flags[i] & 0x1F):
+            lv.append(b"".join(struct.pack("<I", t) for t in read_links(links)))
+        code = codes.take(m) if flags[i] & 0x80 else None
+        nodes.append([slot, nid, chunk, row, lv, code])
+    for c in (slots, idlens, ids, locs, links, codes):
+        if not c.ended():
+            raise ValueError("%s: bytes left after the last node" % c.what)
+    return nodes
+
+
+def decode_segment3(plain):
+    """A version-3 index page: the segment header, then its blocks."""
+    v = cbor_decode(plain, SEG3_KEYS)
+    if not isinstance(v["blocks"], list) or not is_int(v["count"]):
+        raise ValueError("blocks or count")
+    if (v["count"] and not v["blocks"]) or len(v["blocks"]) > v["count"]:
+        raise ValueError("%d blocks for %d nodes" % (len(v["blocks"]), v["count"]))
+    if not isinstance(v["base"], bool):
+        raise ValueError("base is not a bool")
+    nodes = []
+    for blk in v["blocks"]:
+        if not isinstance(blk, dict) or list(blk.keys()) != BLOCK_KEYS:
+            raise ValueError("a block is not a map with keys %r in that order" % BLOCK_KEYS)
+        nodes += decode_block(blk)
+    if len(nodes) != v["count"]:
+        raise ValueError("the blocks hold %d nodes, count is %d" % (len(nodes), v["count"]))
+    del v["blocks"]
+    v["nodes"] = nodes
+    return v
+
+
 # ---- section 4: objects ---------------------------------------------------------
+
+CHUNK_KEYS = ["kind", "seq", "dim", "count", "slots", "ids", "vectors", "meta"]
+
 
 def read_object(d, ref, kind, m, master):
     name = ref["name"]
@@ -365,6 +529,8 @@ def read_object(d, ref, kind, m, master):
         raise Fail("ERR_CHUNK_MISSING", where + " is missing")
     if len(data) != ref["bytes"]:
         raise corrupt("size %d, manifest says %d" % (len(data), ref["bytes"]))
+    if m["version"] >= 3:
+        return read_paged_object(data, ref, kind, m, master, corrupt)
     if b2(data).hex() != name:
         raise corrupt("BLAKE2b-256 of the file is not its name")
     enc = m["encryption"] is not None
@@ -391,7 +557,7 @@ def read_object(d, ref, kind, m, master):
         raise corrupt("plaintext length")
     try:
         if kind == 1:
-            v = cbor_decode(plain, ["kind", "seq", "dim", "count", "slots", "ids", "vectors", "meta"])
+            v = cbor_decode(plain, CHUNK_KEYS)
         else:
             v = decode_segment(plain, m["version"])
     except (ValueError, cbor2.CBORDecodeError) as e:
@@ -401,6 +567,129 @@ def read_object(d, ref, kind, m, master):
     if v["count"] != ref["count"]:
         raise corrupt("count %r, manifest says %d" % (v["count"], ref["count"]))
     return v, corrupt
+
+
+def paged_units(data, ref, kind, m, master, corrupt):
+    """Section 4.2: checks the header, the name and the page table of a paged
+    object; yields (page, first row, rows, plaintext) for each page, each
+    checked against the table and (encrypted) opened under its own
+    associated data."""
+    enc = m["encryption"] is not None
+    if len(data) < 32:
+        raise corrupt("shorter than a paged header")
+    hdr = data[:32]
+    seq, rows, dim, npages, tlen = struct.unpack("<QIIII", hdr[8:32])
+    if hdr[0:4] != b"VVOB" or hdr[4] != 2 or hdr[5] != kind or hdr[6] != (1 if enc else 0) or hdr[7] != 0:
+        raise corrupt("header magic, version, kind, flags or reserved byte")
+    if seq != ref["seq"]:
+        raise corrupt("header seq %d, manifest says %d" % (seq, ref["seq"]))
+    if rows != ref["count"]:
+        raise corrupt("header rows %d, manifest says %d" % (rows, ref["count"]))
+    if dim != (m["dimension"] if kind == 1 else 0):
+        raise corrupt("header dimension %d" % dim)
+    if not 1 <= npages <= max(rows, 1):
+        raise corrupt("header pages %d for %d rows" % (npages, rows))
+    if tlen > 24 * npages + 64:
+        raise corrupt("table length %d is too long for %d pages" % (tlen, npages))
+    over = 24 + 16 if enc else 0
+    tunit = tlen + over
+    if 32 + tunit > len(data):
+        raise corrupt("the table unit does not fit the file")
+    if b2(data[:32 + tunit]).hex() != ref["name"]:
+        raise corrupt("BLAKE2b-256 of the header and table unit is not its name")
+    sid = bytes.fromhex(m["sessionId"])
+    key = subkey(master, 1 if kind == 1 else 2) if enc else None
+    if enc:
+        try:
+            table = nb.crypto_aead_xchacha20poly1305_ietf_decrypt(data[32 + 24:32 + tunit], hdr + sid,
+                                                                  data[32:32 + 24], key)
+        except Exception:
+            raise corrupt("page table: AEAD authentication failed")
+    else:
+        table = data[32:32 + tunit]
+    if len(table) != tlen:
+        raise corrupt("table length")
+    try:
+        t = cbor_decode(table, ["rows", "bytes", "checks"])
+    except (ValueError, cbor2.CBORDecodeError) as e:
+        raise corrupt("page table CBOR: %s" % e)
+    if (not isinstance(t["rows"], bytes) or len(t["rows"]) != 4 * npages or not isinstance(t["bytes"], bytes)
+            or len(t["bytes"]) != 4 * npages or not isinstance(t["checks"], bytes) or len(t["checks"]) != 16 * npages):
+        raise corrupt("page table: rows, bytes or checks of the wrong size")
+    prow = struct.unpack("<%dI" % npages, t["rows"])
+    plen = struct.unpack("<%dI" % npages, t["bytes"])
+    for i in range(npages):
+        if prow[i] == 0 and not (npages == 1 and rows == 0):
+            raise corrupt("page %d has no rows" % i)
+        if not over < plen[i] <= PAGE_UNIT_MAX:
+            raise corrupt("page %d has an impossible length %d" % (i, plen[i]))
+    if sum(prow) != rows:
+        raise corrupt("page rows add up to %d, the header says %d" % (sum(prow), rows))
+    if 32 + tunit + sum(plen) != len(data):
+        raise corrupt("page lengths do not add up to the file size")
+    off, first = 32 + tunit, 0
+    for i in range(npages):
+        unit = data[off:off + plen[i]]
+        check = t["checks"][16 * i:16 * i + 16]
+        if enc:
+            if not hmac.compare_digest(unit[-16:], check):
+                raise corrupt("page %d: its tag does not match the page table" % i)
+            ad = hdr + sid + struct.pack("<III", i, first, prow[i])
+            try:
+                plain = nb.crypto_aead_xchacha20poly1305_ietf_decrypt(unit[24:], ad, unit[:24], key)
+            except Exception:
+                raise corrupt("page %d: AEAD authentication failed" % i)
+        else:
+            if not hmac.compare_digest(hashlib.blake2b(unit, digest_size=16).digest(), check):
+                raise corrupt("page %d: its BLAKE2b-128 does not match the page table" % i)
+            plain = unit
+        yield i, first, prow[i], plain
+        off += plen[i]
+        first += prow[i]
+
+
+def read_paged_object(data, ref, kind, m, master, corrupt):
+    """A version-3 object as one chunk map or one segment map: the pages'
+    rows (nodes) in page order, each page checked on its own."""
+    seq = ref["seq"]
+    whole = None
+    for i, first, rows, plain in paged_units(data, ref, kind, m, master, corrupt):
+        try:
+            v = cbor_decode(plain, CHUNK_KEYS) if kind == 1 else decode_segment3(plain)
+        except (ValueError, cbor2.CBORDecodeError, UnicodeDecodeError) as e:
+            raise corrupt("page %d: CBOR: %s" % (i, e))
+        if v["kind"] != ("chunk" if kind == 1 else "index") or v["seq"] != seq:
+            raise corrupt("page %d: kind or seq in the CBOR" % i)
+        if v["count"] != rows:
+            raise corrupt("page %d: count %r, the page table says %d" % (i, v["count"], rows))
+        if kind == 1:
+            if v["dim"] != m["dimension"]:
+                raise corrupt("page %d: dim %r, manifest says %d" % (i, v["dim"], m["dimension"]))
+            for k in ("slots", "vectors"):
+                if not isinstance(v[k], bytes):
+                    raise corrupt("page %d: %s" % (i, k))
+            for k in ("ids", "meta"):
+                if not isinstance(v[k], list):
+                    raise corrupt("page %d: %s" % (i, k))
+        else:
+            if i > 0 and v["pq"] is not None:
+                raise corrupt("page %d: a PQ codebook outside page 0" % i)
+            if not isinstance(v["nodes"], list):
+                raise corrupt("page %d: nodes" % i)
+            if whole is not None and v["base"] is not whole["base"]:
+                raise corrupt("page %d: base flag differs from page 0's" % i)
+        if whole is None:
+            whole = v
+            continue
+        whole["count"] += v["count"]
+        if kind == 1:
+            for k in ("slots", "vectors"):
+                whole[k] += v[k]
+            for k in ("ids", "meta"):
+                whole[k] = whole[k] + v[k]
+        else:
+            whole["nodes"] = whole["nodes"] + v["nodes"]
+    return whole, corrupt
 
 
 def check_chunk(v, ref, m, corrupt):
