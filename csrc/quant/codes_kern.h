@@ -68,6 +68,12 @@ const vv_code_kernels *vv_code_kernels_best(void);
 
 float vv_adc_u8_scalar(const float *table, uint32_t ksub, uint32_t m, const uint8_t *code);
 int32_t vv_planes_dot_scalar(const uint8_t *code, uint32_t nplanes, size_t pbytes, const uint8_t *qu);
+/* The scalar set's planes kernel on little-endian targets (what arm64 and
+ * x86 without AVX2 run); vv_planes_dot_scalar stays the reference. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define VV_PLANES_SWAR 1
+int32_t vv_planes_dot_swar(const uint8_t *code, uint32_t nplanes, size_t pbytes, const uint8_t *qu);
+#endif
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 float vv_adc_u8_avx2(const float *table, uint32_t ksub, uint32_t m, const uint8_t *code);
 int32_t vv_planes_dot_avx2(const uint8_t *code, uint32_t nplanes, size_t pbytes, const uint8_t *qu);

@@ -25,11 +25,20 @@
 #define AVX2 __attribute__((target("avx2,popcnt")))
 #define AVX512 __attribute__((target("avx512f,avx512bw,popcnt")))
 
-/* Up to `max` bytes of a plane from byte offset `off`, zero past its end. */
+/* `max` (4 or 8) bytes of a plane from byte offset `off`, zero past its
+ * end: a fixed-size load except in the last word. */
 static inline uint64_t plane_word(const uint8_t *p, size_t off, size_t pbytes, size_t max) {
   uint64_t w = 0;
-  size_t n = pbytes - off < max ? pbytes - off : max;
-  memcpy(&w, p + off, n);
+  if (off + max <= pbytes) {
+    if (max == 8) memcpy(&w, p + off, 8);
+    else {
+      uint32_t h;
+      memcpy(&h, p + off, 4);
+      w = h;
+    }
+  } else {
+    memcpy(&w, p + off, pbytes - off);
+  }
   return w;
 }
 
