@@ -618,8 +618,11 @@ static int reader_fail(vv_index3_reader *r) {
   return VV_E_CORRUPT;
 }
 
-int vv_index3_decode_begin(vv_index3_reader *r, const unsigned char *p, size_t len, uint64_t *seq, int *base,
-                           uint32_t *count, uint32_t *nblocks) {
+/* The header up to the blocks array head. `alone`: the input is the header
+ * and nothing else (blocks come separately); otherwise the blocks follow
+ * and there must be at least a byte for each. */
+static int read_header(vv_index3_reader *r, const unsigned char *p, size_t len, int alone, uint64_t *seq,
+                       int *base, uint32_t *count, uint32_t *nblocks) {
   memset(r, 0, offsetof(vv_index3_reader, blk));
   cur c = {p, p ? len : 0, 0};
   uint64_t nf, s, n, nb, pqmap;
@@ -635,10 +638,9 @@ int vv_index3_decode_begin(vv_index3_reader *r, const unsigned char *p, size_t l
     if (!get_head(&c, MAJ_MAP, &pqmap) || pqmap != 5 || !read_codebook(&c, &r->cb)) return reader_fail(r);
     r->has_codebook = 1;
   }
-  /* A block is at least a few dozen bytes: the count of blocks is capped
-   * by the nodes (every block has one) and by what remains. */
-  if (!get_key(&c, "blocks") || !get_head(&c, MAJ_ARRAY, &nb) || nb > n || (n && !nb) || nb > len - c.pos)
-    return reader_fail(r);
+  /* Every block holds a node, so there are no more blocks than nodes. */
+  if (!get_key(&c, "blocks") || !get_head(&c, MAJ_ARRAY, &nb) || nb > n || (n && !nb)) return reader_fail(r);
+  if (alone ? c.pos != len : nb > len - c.pos) return reader_fail(r);
   r->p = p;
   r->len = len;
   r->pos = c.pos;
@@ -649,6 +651,16 @@ int vv_index3_decode_begin(vv_index3_reader *r, const unsigned char *p, size_t l
   *count = (uint32_t)n;
   *nblocks = (uint32_t)nb;
   return VV_OK;
+}
+
+int vv_index3_decode_begin(vv_index3_reader *r, const unsigned char *p, size_t len, uint64_t *seq, int *base,
+                           uint32_t *count, uint32_t *nblocks) {
+  return read_header(r, p, len, 0, seq, base, count, nblocks);
+}
+
+int vv_index3_decode_header(vv_index3_reader *r, const unsigned char *p, size_t len, uint64_t *seq, int *base,
+                            uint32_t *count, uint32_t *nblocks) {
+  return read_header(r, p, len, 1, seq, base, count, nblocks);
 }
 
 int vv_index3_next_block(vv_index3_reader *r, const unsigned char **block, size_t *len, uint32_t *count) {

@@ -115,6 +115,15 @@ typedef struct vv_index3_reader {
 VV_NODISCARD int vv_index3_decode_begin(vv_index3_reader *r, const unsigned char *p, size_t len, uint64_t *seq,
                                         int *base, uint32_t *count, uint32_t *nblocks);
 
+/* The header as an input of its own (a page holding only the header: the
+ * input must end right after the blocks array head). r->has_codebook and
+ * r->cb as above; the blocks then arrive as separate inputs for
+ * vv_index3_block_begin, and the caller checks there are *nblocks of them
+ * and that their counts add up to *count. Not for vv_index3_next_block or
+ * vv_index3_decode_next (they fail: there are no blocks in this input). */
+VV_NODISCARD int vv_index3_decode_header(vv_index3_reader *r, const unsigned char *p, size_t len, uint64_t *seq,
+                                         int *base, uint32_t *count, uint32_t *nblocks);
+
 /* The next block's bytes (VV_OK), for vv_index3_block_begin on any thread;
  * VV_END after the last one if the blocks' counts add up to the header's
  * count and the input ends exactly there; VV_E_CORRUPT otherwise. Do not

@@ -660,6 +660,35 @@ VV_TEST(segment_rules) {
   vv_buf_free(&c);
 }
 
+/* A header sealed on its own (paged objects): exactly the header, which
+ * says how many blocks and nodes to expect; the blocks decode separately. */
+VV_TEST(header_alone) {
+  vv_buf h = {0}, blk = {0};
+  vv_node_in nd[3];
+  golden_nodes(nd);
+  vv_codebook_in cb = {1, 2, 2, 4, k_cents};
+  VV_REQUIRE(vv_index3_encode_begin(&h, 3, 1, 3, 1, &cb) == VV_OK);
+  VV_REQUIRE(vv_index3_encode_block(nd, 3, &blk) == VV_OK);
+  vv_index3_reader r;
+  uint64_t seq;
+  int base;
+  uint32_t count, nblocks, bn;
+  unsigned char *q = dup_exact(h.data, h.len);
+  VV_CHECK(vv_index3_decode_header(&r, q, h.len, &seq, &base, &count, &nblocks) == VV_OK);
+  VV_CHECK(seq == 3 && base == 1 && count == 3 && nblocks == 1 && r.has_codebook && r.cb.ksub == 2);
+  const unsigned char *bp;
+  size_t blen;
+  VV_CHECK(vv_index3_next_block(&r, &bp, &blen, &bn) == VV_E_CORRUPT);
+  /* With the block after it, or cut short, it is not a header alone. */
+  VV_REQUIRE(vv_buf_append(&h, blk.data, blk.len) == VV_OK);
+  VV_CHECK(vv_index3_decode_header(&r, h.data, h.len, &seq, &base, &count, &nblocks) == VV_E_CORRUPT);
+  VV_CHECK(vv_index3_decode_header(&r, q, h.len - blk.len - 1, &seq, &base, &count, &nblocks) == VV_E_CORRUPT);
+  VV_CHECK(block_decode_all(blk.data, blk.len) == VV_OK);
+  free(q);
+  vv_buf_free(&h);
+  vv_buf_free(&blk);
+}
+
 /* Every strict prefix of a valid segment fails, and so does every block
  * prefix on its own. */
 VV_TEST(truncated_at_every_byte) {
