@@ -30,12 +30,16 @@
 #include "codec/index3.h"
 #include "session/manifest.h"
 #include "session/object.h"
+#include "session/paged.h"
 #include "session/secrets.h"
 #include "vecvault.h"
 
 static const char *g_dir;
 static int g_n;
 static int g_index3; /* index objects are written as format 3 (fuzz_index3) */
+/* The raw key of the sealed sessions below (fuzz_pages.c opens their pages with it). */
+static const unsigned char kSeedKey[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                           17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 static void put(vv_buf *b) {
   char path[4096];
@@ -114,7 +118,7 @@ static void index_seeds(void) {
 
 /* ---- real sessions -------------------------------------------------------- */
 
-typedef enum { FOR_JSON, FOR_MANIFEST, FOR_CHUNK, FOR_INDEX, FOR_INDEX3 } seed_kind;
+typedef enum { FOR_JSON, FOR_MANIFEST, FOR_CHUNK, FOR_INDEX, FOR_INDEX3, FOR_PAGES } seed_kind;
 
 static void put_bytes(const void *p, size_t n, int mode_byte) {
   vv_buf b = {0};
@@ -232,6 +236,45 @@ static void object_seed(const vv_sctx *sc, const vv_objref *ref, int kind, uint6
   free(plain);
 }
 
+/* A format-3 (paged) object: for fuzz_pages the object file itself, behind
+ * the mode byte and session id fuzz_pages.c reads (only sessions sealed with
+ * kSeedKey, or none, open there); otherwise each page's plaintext: a chunk
+ * map, or a columnar index segment (fuzz_index3). */
+static void paged_seed(const vv_sctx *sc, const vv_objref *ref, int kind, uint64_t seq, uint32_t count, uint32_t dim,
+                       seed_kind sk, int seed_key) {
+  if (sk == FOR_PAGES) {
+    if (sc->kr && !seed_key) return;
+    char *path = vv_object_path(sc, ref->name);
+    size_t len;
+    unsigned char *f = path ? slurp(path, &len) : NULL;
+    unsigned char mode = (unsigned char)((sc->kr ? 1 : 0) | (kind == VV_OBJ_KIND_INDEX ? 2 : 0));
+    vv_buf b = {0};
+    if (!f || vv_buf_append(&b, &mode, 1) || vv_buf_append(&b, sc->session_id, VV_SESSION_ID_BYTES) ||
+        vv_buf_append(&b, f, len))
+      must(VV_E_NOMEM);
+    put(&b);
+    free(f);
+    free(path);
+    return;
+  }
+  if (sk == FOR_INDEX) return; /* fuzz_index reads formats 1 and 2 only */
+  vv_buf file = {0};
+  vv_ptable t;
+  vv_error err = {{0}};
+  if (vv_paged_read_file(sc, ref, kind, seq, count, dim, &file, &t, &err)) {
+    fprintf(stderr, "seeds: %s\n", err.message);
+    exit(1);
+  }
+  for (uint32_t p = 0; p < t.npages; p++) {
+    const unsigned char *plain;
+    size_t len;
+    must(vv_paged_open_page(sc, ref, kind, seq, &t, p, file.data, &plain, &len, &err));
+    put_bytes(plain, len, -1);
+  }
+  vv_ptable_free(&t);
+  vv_buf_free(&file);
+}
+
 /* Seeds from one manifest file of `dir` (and, for objects, the objects it lists). */
 static void manifest_seeds(const char *dir, const char *file, const vv_load_opts *lo, seed_kind kind) {
   size_t len;
@@ -254,11 +297,16 @@ static void manifest_seeds(const char *dir, const char *file, const vv_load_opts
     must(vv_sctx_init(&sc, NULL, dir));
     sc.kr = kr;
     memcpy(sc.session_id, m.session_id, VV_SESSION_ID_BYTES);
-    if (kind == FOR_CHUNK)
-      for (size_t i = 0; i < m.nchunks; i++) object_seed(&sc, &m.chunks[i].ref, VV_OBJ_KIND_CHUNK, m.chunks[i].seq);
-    for (size_t i = 0; (kind == FOR_INDEX || kind == FOR_INDEX3) && i < m.nbase + m.ndeltas; i++) {
+    int paged = m.version >= 3, seed_key = lo->key && !memcmp(lo->key, kSeedKey, sizeof kSeedKey);
+    for (size_t i = 0; (kind == FOR_CHUNK || kind == FOR_PAGES) && i < m.nchunks; i++) {
+      const vv_mchunk *c = &m.chunks[i];
+      if (paged) paged_seed(&sc, &c->ref, VV_OBJ_KIND_CHUNK, c->seq, c->count, m.dimension, kind, seed_key);
+      else object_seed(&sc, &c->ref, VV_OBJ_KIND_CHUNK, c->seq);
+    }
+    for (size_t i = 0; (kind == FOR_INDEX || kind == FOR_INDEX3 || kind == FOR_PAGES) && i < m.nbase + m.ndeltas; i++) {
       const vv_mseg *g = i < m.nbase ? &m.base[i] : &m.deltas[i - m.nbase];
-      object_seed(&sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq);
+      if (paged) paged_seed(&sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, g->count, 0, kind, seed_key);
+      else object_seed(&sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq);
     }
     vv_sctx_destroy(&sc);
     vv_keyring_free(kr);
@@ -295,8 +343,6 @@ typedef struct shape {
   int second_save; /* deletes, upserts and adds, then a second (incremental) save */
 } shape;
 
-static const unsigned char kSeedKey[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-                                           17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 static const char kSeedPass[] = "seed passphrase";
 
 static void add_items(vv_db *db, const shape *s, uint32_t from, uint32_t to, float shift) {
@@ -381,6 +427,8 @@ int main(int argc, char **argv) {
     index3_seeds();
     g_index3 = 1;
     session_seeds(FOR_INDEX3);
+  } else if (strcmp(argv[1], "fuzz_pages") == 0) {
+    session_seeds(FOR_PAGES);
   } else if (strcmp(argv[1], "fuzz_json") == 0) {
     session_seeds(FOR_JSON);
   } else if (strcmp(argv[1], "fuzz_manifest") == 0) {
