@@ -5,7 +5,8 @@
  * Every input must end in VV_END or VV_E_CORRUPT with no out-of-bounds read
  * or undefined behaviour. An accepted segment is decoded a second way, its
  * blocks handed out by vv_index3_next_block and each decoded on its own,
- * which must yield the same nodes; and it is re-encoded (header, codebook,
+ * which must yield the same nodes; its header alone must read as a header
+ * page (vv_index3_decode_header); and it is re-encoded (header, codebook,
  * then each block from its decoded nodes), which must reproduce the input
  * byte for byte: the encoding is canonical, so a reader and a writer agree
  * on exactly one form.
@@ -137,6 +138,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int base;
     uint32_t count, nb, bn, bcount;
     check(vv_index3_decode_begin(r, data, size, &seq, &base, &count, &nb) == VV_OK);
+    /* The header alone (as a page of its own) reads the same. */
+    vv_index3_reader *h = malloc(sizeof *h);
+    uint64_t hseq;
+    int hbase;
+    uint32_t hcount, hnb;
+    check(h != NULL);
+    check(vv_index3_decode_header(h, data, r->pos, &hseq, &hbase, &hcount, &hnb) == VV_OK);
+    check(hseq == seq && hbase == base && hcount == count && hnb == nb && h->has_codebook == r->has_codebook);
+    free(h);
     vv_buf out = {0};
     encode_header(r, seq, base, count, nb, &out);
     const unsigned char *bp;
