@@ -360,8 +360,8 @@ describe('12 session errors', function () {
       return b.replace(m[0], `"version":${Number(m[1]) + 1},`);
     };
 
-    it('the version written is 2 (docs/FORMAT.md section 3)', function () {
-      for (const ctx of [sessions.none, sessions.key]) assert.equal(s.readManifest(ctx.dir).json.version, 2);
+    it('the version written is 3 (docs/FORMAT.md section 3)', function () {
+      for (const ctx of [sessions.none, sessions.key]) assert.equal(s.readManifest(ctx.dir).json.version, 3);
     });
 
     it('unencrypted: a future version -> ERR_UNSUPPORTED_VERSION', async function () {

@@ -68,9 +68,14 @@ describe('16 lazy sessions', function () {
       assert.equal(db.has('id-17'), true); /* ids are in memory: no chunk read */
       assert.equal(db.cacheStats().misses, 0);
       s.assertState(db, base.state, base.n, 'lazy db');
+      /* Each chunk's page table, then each of its pages, read exactly once, and all of them kept. */
       const c1 = db.cacheStats();
-      assert.equal(c1.misses, db.loadStats.chunkCount, 'every chunk read exactly once');
-      assert.ok(c1.hits > 0 && c1.bytesRead > 0 && c1.chunksCached === db.loadStats.chunkCount);
+      const reads = db.loadStats.chunkCount + s.chunkPages(base.dir);
+      assert.ok(s.chunkPages(base.dir) > db.loadStats.chunkCount, 'chunks of several pages');
+      assert.equal(c1.misses, reads, 'every page table and page read exactly once');
+      assert.ok(c1.hits > 0 && c1.entries === reads);
+      const objects = s.readManifest(base.dir).json.chunks.reduce((n, c) => n + c.bytes, 0);
+      assert.equal(c1.bytesRead, objects, 'together, every byte of every chunk once');
     });
 
     it('lazy: false reads everything, and cacheStats says the database is in memory', async function () {
@@ -89,7 +94,7 @@ describe('16 lazy sessions', function () {
 
     it('inspect() lists the chunk ids that preload() takes', async function () {
       const info = await VectorDB.inspect(base.dir);
-      assert.equal(info.version, 2);
+      assert.equal(info.version, 3);
       assert.equal(info.chunks.length, info.chunkCount);
       assert.equal(info.chunks.reduce((t, c) => t + c.vectors, 0), base.n);
       for (const c of info.chunks) assert.ok(Number.isInteger(c.id) && c.vectors > 0 && c.vectors <= 250 && c.bytes > 0);
@@ -128,7 +133,7 @@ describe('16 lazy sessions', function () {
       }
     });
 
-    it('touches a few chunks per cold query, because chunks are cluster-ordered', async function () {
+    it('reads a few pages per cold query: at most a page and a table per candidate, fewer as chunks are cluster-ordered', async function () {
       const db = await s.loadDb(base.dir, { key: KEY });
       const qs = queries(20, 5);
       let loads = 0;
@@ -139,33 +144,42 @@ describe('16 lazy sessions', function () {
         db.search(q, 10, { rerank: 20 });
         loads += db.cacheStats().misses - before;
       }
-      /* 20 rows placed at random in 12 chunks would fall in 9.5 of them on average. */
+      /* 20 candidates in pages of about 28 rows: spread at random over the
+       * session's pages and chunks they would need about 20 pages and 10
+       * tables; clustered, they share pages and chunks. */
       const mean = loads / qs.length;
-      assert.ok(mean <= 6, `${mean} chunks per cold query of ${db.loadStats.chunkCount}`);
+      assert.ok(mean <= 15, `${mean} pages and tables per cold query (${s.chunkPages(base.dir)} pages, ${db.loadStats.chunkCount} chunks)`);
     });
 
-    it('maxChunkReads caps what a cold search reads; cached chunks are free', async function () {
+    it('rerank bounds what a cold search reads; cold, warm and tiny caches give the same results; maxChunkReads is refused', async function () {
       const db = await s.loadDb(base.dir, { key: KEY });
       const qs = queries(15, 6);
-      for (const budget of [1, 2, 4]) {
+      const cold = [];
+      for (const rerank of [1, 2, 4, 16]) {
         for (const q of qs) {
           db.setCacheSize(1e-6);
           db.setCacheSize(150);
-          /* k = 1: the read that finds k results is always within budget. */
           const before = db.cacheStats().misses;
-          assert.equal(db.search(q, 1, { maxChunkReads: budget }).length, 1);
+          const res = db.search(q, 1, { rerank });
+          assert.equal(res.length, 1);
           const read = db.cacheStats().misses - before;
-          assert.ok(read >= 1 && read <= budget, `budget ${budget}: read ${read}`);
+          assert.ok(read >= 2 && read <= 2 * rerank, `rerank ${rerank}: read ${read} pages and tables`);
+          if (rerank === 16) cold.push(h.plainResults(res));
         }
       }
-      /* Warm: everything cached, so the budget no longer limits re-ranking. */
+      /* Warm: everything cached, nothing read, the same results. */
       await db.preload();
       const before = db.cacheStats().misses;
-      for (const q of qs) {
-        assert.deepEqual(h.plainResults(db.search(q, 10, { maxChunkReads: 1 })), h.plainResults(db.search(q, 10, { maxChunkReads: Infinity })));
-      }
+      qs.forEach((q, i) => assert.deepEqual(h.plainResults(db.search(q, 1, { rerank: 16 })), cold[i], `warm query ${i}`));
       assert.equal(db.cacheStats().misses, before);
-      for (const bad of [0, -1, 1.5, 'x', NaN]) h.throwsCode(() => db.search(qs[0], 10, { maxChunkReads: bad }), 'ERR_INVALID_ARGUMENT');
+      /* A cache of a few kilobytes: the same results again. */
+      db.setCacheSize(0.02);
+      qs.forEach((q, i) => assert.deepEqual(h.plainResults(db.search(q, 1, { rerank: 16 })), cold[i], `tiny cache, query ${i}`));
+      for (const v of [1, 4, Infinity, 0, 'x']) {
+        const e = h.throwsCode(() => db.search(qs[0], 10, { maxChunkReads: v }), 'ERR_INVALID_ARGUMENT');
+        assert.match(e.message, /maxChunkReads was removed/);
+      }
+      await h.rejectsCode(() => db.searchAsync(qs[0], 10, { maxChunkReads: 4 }), 'ERR_INVALID_ARGUMENT');
       for (const bad of [0, -1, 1.5]) h.throwsCode(() => db.search(qs[0], 10, { rerank: bad }), 'ERR_INVALID_ARGUMENT');
     });
 
@@ -188,11 +202,11 @@ describe('16 lazy sessions', function () {
       probe.get('id-0');
       const chunkBytes = probe.cacheStats().bytes;
       probe.close();
-      const mb = (chunkBytes * 2.5) / 1048576; /* room for two chunks */
+      const mb = (chunkBytes * 2.5) / 1048576; /* room for about two pages */
       const db = await s.loadDb(base.dir, { key: KEY, cacheSizeMb: mb });
       const qs = queries(60, 11);
-      /* No read budget: results then do not depend on what happens to be cached. */
-      const ALL = { maxChunkReads: Infinity };
+      /* Results do not depend on what happens to be cached. */
+      const ALL = {};
       const ref = qs.map((q) => h.plainResults(db.search(q, 10, ALL)));
       let peak = 0;
       const runs = qs.map(async (q, i) => {
@@ -204,14 +218,14 @@ describe('16 lazy sessions', function () {
       });
       await Promise.all(runs);
       const c = db.cacheStats();
-      assert.ok(c.evictions > 0, 'a two-chunk cache must evict');
+      assert.ok(c.evictions > 0, 'a cache of two pages must evict');
       assert.ok(peak > 0 && c.bytes <= c.capacityBytes);
     });
 
     it('results stay right when the bound shrinks while searches are running', async function () {
       const db = await s.loadDb(base.dir, { key: KEY });
       const qs = queries(200, 12);
-      const ALL = { maxChunkReads: Infinity };
+      const ALL = {};
       const ref = qs.map((q) => h.plainResults(db.search(q, 10, ALL)));
       const flat = new Float32Array(qs.length * DIM);
       qs.forEach((q, i) => flat.set(q, i * DIM));
@@ -230,12 +244,14 @@ describe('16 lazy sessions', function () {
       const info = await VectorDB.inspect(base.dir);
       const db = await s.loadDb(base.dir, { key: KEY });
       assert.equal(await db.preload([info.chunks[2].id, info.chunks[5].id]), 2);
-      assert.equal(db.cacheStats().chunksCached, 2);
+      /* Each chunk's page table and pages. */
+      const pagesOf = (id) => s.objectPages(base.dir, s.readManifest(base.dir).json.chunks.find((c) => c.seq === id).name);
+      assert.equal(db.cacheStats().entries, 2 + pagesOf(info.chunks[2].id) + pagesOf(info.chunks[5].id));
       assert.equal(await db.preload([info.chunks[2].id]), 0, 'already cached');
       await h.rejectsCode(() => db.preload([123456789]), 'ERR_INVALID_ARGUMENT');
       await h.rejectsCode(() => db.preload(['x']), 'ERR_INVALID_ARGUMENT');
       const loaded = await db.preload();
-      assert.equal(db.cacheStats().chunksCached, info.chunkCount, 'everything fits in 150 MiB');
+      assert.equal(db.cacheStats().entries, info.chunkCount + s.chunkPages(base.dir), 'everything fits in 150 MiB');
       assert.equal(loaded, info.chunkCount - 2);
       db.setCacheSize(0.1);
       assert.ok(db.cacheStats().bytes <= 0.1 * 1048576);
@@ -243,7 +259,7 @@ describe('16 lazy sessions', function () {
       const small = await s.loadDb(base.dir, { key: KEY, cacheSizeMb: 0.2 });
       await small.preload();
       const c = small.cacheStats();
-      assert.ok(c.chunksCached >= 1 && c.bytes <= c.capacityBytes && c.evictions === 0, JSON.stringify(c));
+      assert.ok(c.entries >= 1 && c.bytes <= c.capacityBytes && c.evictions === 0, JSON.stringify(c));
     });
   });
 

@@ -280,7 +280,7 @@ describe('18 options: own properties only', function () {
       once(ctor.reads, 'constructor');
       once(hn.reads, 'hnsw');
       db.addBatch(h.randomVectors(6, DIM, 3).map((vector, i) => ({ id: `g${i}`, vector })));
-      const so = counting({ efSearch: 10, includeVector: true, rerank: 2, maxChunkReads: 5 });
+      const so = counting({ efSearch: 10, includeVector: true, rerank: 2 });
       db.search([1, 0, 0, 0], 2, so.o);
       once(so.reads, 'search');
       const dir = s.freshPath('own-get');

@@ -78,23 +78,43 @@ function checkNone(db, what) {
 /*
  * Replaces the `meta` of `id`'s row in the unencrypted chunk that holds it
  * with `text` (a string, or null for CBOR null) and re-addresses the object
- * (docs/FORMAT.md §4 and §5.1): new plaintext length in the header, new name
- * = BLAKE2b-256 of the file, manifest entry and sum rewritten.
+ * (docs/FORMAT.md §4.2 and §5.1): the page holding the row re-encoded, its
+ * length and BLAKE2b-128 check in the page table, new name = BLAKE2b-256 of
+ * header and table (the table keeps its length), manifest entry and sum
+ * rewritten.
  */
 const PY_REWRITE = `
 import sys, json, hashlib, cbor2
 path, want_id, text = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 data = open(path, 'rb').read()
-head, plen = data[:24], int.from_bytes(data[16:24], 'little')
-assert data[6] == 0, 'encrypted object'
-chunk = cbor2.loads(data[24:24 + plen])
-rows = [i for i, x in enumerate(chunk['ids']) if x == want_id]
-if not rows:
+assert data[:4] == b'VVOB' and data[4] == 2 and data[6] == 0, 'not an unencrypted paged object'
+npages, tlen = int.from_bytes(data[24:28], 'little'), int.from_bytes(data[28:32], 'little')
+head, table = data[:32], cbor2.loads(data[32:32 + tlen])
+lens = [int.from_bytes(table['bytes'][4 * i:4 * i + 4], 'little') for i in range(npages)]
+pages, off = [], 32 + tlen
+for n in lens:
+    pages.append(data[off:off + n])
+    off += n
+found = None
+for p, unit in enumerate(pages):
+    chunk = cbor2.loads(unit)
+    rows = [i for i, x in enumerate(chunk['ids']) if x == want_id]
+    if rows:
+        chunk['meta'][rows[0]] = text
+        pages[p] = cbor2.dumps(chunk)
+        found = p
+        break
+if found is None:
     print(json.dumps(None)); sys.exit(0)
-chunk['meta'][rows[0]] = text
-plain = cbor2.dumps(chunk)
-out = head[:16] + len(plain).to_bytes(8, 'little') + plain
-name = hashlib.blake2b(out, digest_size=32).hexdigest()
+lens[found] = len(pages[found])
+table['bytes'] = b''.join(n.to_bytes(4, 'little') for n in lens)
+checks = bytearray(table['checks'])
+checks[16 * found:16 * found + 16] = hashlib.blake2b(pages[found], digest_size=16).digest()
+table['checks'] = bytes(checks)
+tb = cbor2.dumps(table)
+assert len(tb) == tlen
+out = head + tb + b''.join(pages)
+name = hashlib.blake2b(head + tb, digest_size=32).hexdigest()
 open(path.rsplit('/', 1)[0] + '/' + name, 'wb').write(out)
 print(json.dumps({'name': name, 'bytes': len(out)}))
 `;

@@ -297,6 +297,20 @@ function blake2b256(data, opts = {}) {
   return r.stdout.trim();
 }
 
+/*
+ * Pages of a format-3 object (docs/FORMAT.md section 4.2: the header's u32 at
+ * offset 24), or 0 for an object of another format.
+ */
+function objectPages(dir, name) {
+  const h = fs.readFileSync(path.join(dir, 'objects', name)).subarray(0, 32);
+  return h.length === 32 && h.subarray(0, 4).toString('latin1') === 'VVOB' && h[4] === 2 ? h.readUInt32LE(24) : 0;
+}
+
+/* Pages of every chunk of the session in dir. */
+function chunkPages(dir) {
+  return readManifest(dir).json.chunks.reduce((n, c) => n + objectPages(dir, c.name), 0);
+}
+
 /* -------------------------------------------------------------- manifest */
 
 const PREFIX = {
@@ -388,5 +402,7 @@ module.exports = {
   frameManifest,
   editManifest,
   manifestObjects,
+  objectPages,
+  chunkPages,
   BODY_AT,
 };
