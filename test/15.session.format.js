@@ -144,7 +144,8 @@ open(d + "/manifest.json", "wb").write(b'{"sum":"' + b2(b).hex().encode() + raw[
  * Rewrites an unencrypted version-3 session (argv: dir, reader directory) as
  * version 2 stored it: every object whole (section 4.1), its pages' rows or
  * nodes in one map (the reader's own decoding of section 4.2), the manifest
- * entries and version changed and its sum recomputed.
+ * entries and version changed and its sum recomputed, in manifest.json and
+ * in its history copy under manifests/.
  */
 const PY_DOWNGRADE = String.raw`
 import hashlib, json, struct, sys
@@ -181,7 +182,10 @@ for part in ("base", "deltas"):
 assert body.count('"version":3,') == 1
 body = body.replace('"version":3,', '"version":2,')
 b = body.encode()
-open(d + "/manifest.json", "wb").write(b'{"sum":"' + hashlib.blake2b(b, digest_size=32).hexdigest().encode() + raw[72:154] + b + b"}\n")
+framed = b'{"sum":"' + hashlib.blake2b(b, digest_size=32).hexdigest().encode() + raw[72:154] + b + b"}\n"
+# manifest.json and its history copy: a later save keeps what that copy names.
+for f in ("/manifest.json", "/manifests/%020d.json" % m["generation"]):
+    open(d + f, "wb").write(framed)
 `;
 
 function downgradeToV2(dir) {
@@ -413,5 +417,31 @@ describe('15 session format (independent reader)', function () {
         await engineRefuses(dir, {}, 'ERR_CHUNK_CORRUPT');
       });
     }
+
+    it('a version-2 session loads lazily, upgrades to version 3 on its next save, and its whole objects go once no kept generation names them', async function () {
+      const dir = s.freshPath('fmt-v2-up');
+      fs.cpSync(hnswDir, dir, { recursive: true });
+      const before = read(dir, []);
+      assert.ok(!before.error);
+      const old = new Set([...s.manifestObjects(dir).chunks, ...s.manifestObjects(dir).index].map((o) => o.name));
+      const db = await s.loadDb(dir, { lazy: true });
+      assert.equal(db.loadStats.lazy, true);
+      for (const v of before.vectors) assert.deepEqual(Array.from(db.get(v.id).vector), v.vector);
+      await db.save(dir);
+      assert.equal(s.readManifest(dir).json.version, 3);
+      const after = read(dir, []);
+      assert.ok(!after.error, `${after.error} ${after.message}`);
+      assert.deepEqual(after.vectors, before.vectors, 'every vector and its metadata, as version 3');
+      for (const c of s.readManifest(dir).json.chunks) assert.ok(s.objectPages(dir, c.name) >= 1, 'chunks are paged now');
+      const present = () => s.listFiles(`${dir}/objects`).filter((f) => old.has(f)).length;
+      assert.equal(present(), old.size, 'the version-2 generation is still kept');
+      /* Newer generations push it out of the kept history (docs/FORMAT.md section 6). */
+      for (let g = 0; g < 4 && present() > 0; g++) {
+        db.add(`gen-${g}`, new Float32Array(8).fill((g + 1) / 8));
+        await db.save(dir);
+      }
+      assert.equal(present(), 0, 'the whole objects are collected');
+      assert.ok(!read(dir, []).error);
+    });
   });
 });
