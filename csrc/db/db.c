@@ -216,9 +216,11 @@ static void codes_set_query(void *ctx, const float *q, void *state) {
   vv_pq_table(db->pq, q, db->cfg.metric == VV_METRIC_L2, (float *)state);
 }
 
+/* The sum of m table entries, by the widest kernel the CPU runs (AVX-512
+ * or AVX2 gathers; quant/codes_kern.h, tested against the scalar sum). */
 static float codes_distance(void *ctx, const void *state, uint32_t slot) {
   const vv_db *db = (const vv_db *)ctx;
-  return vv_pq_adc(db->pq, (const float *)state, (const uint8_t *)vv_arena_at(&db->codes, slot));
+  return db->adc((const float *)state, db->pq->ksub, db->pq->m, (const uint8_t *)vv_arena_at(&db->codes, slot));
 }
 
 static void codes_vector(void *ctx, uint32_t slot, float *out) {
@@ -232,6 +234,7 @@ static void codes_prefetch(void *ctx, uint32_t slot) {
 }
 
 void vv_db_use_codes(vv_db *db) {
+  db->adc = vv_code_kernels_best()->adc;
   const vv_hnsw_provider p = {
       .ctx = db,
       .query_bytes = (size_t)db->pq->m * db->pq->ksub * sizeof(float),

@@ -10,6 +10,7 @@
 #include "../crypto/crypto.h"
 #include "../distance/distance.h"
 #include "../hnsw/hnsw.h"
+#include "../quant/codes_kern.h"
 #include "../quant/pq.h"
 #include "../session/manifest.h"
 #include "../session/lazy.h"
@@ -45,6 +46,7 @@ struct vv_db {
   vv_pq *pq;
   uint64_t pq_trained_on; /* sample size the codebook was learnt from */
   int has_codes;          /* `codes` is initialised (pq->m bytes per slot) */
+  vv_adc_fn adc;          /* code mode: the ADC kernel (set by vv_db_use_codes) */
   vv_arena codes;
   /* Lazily loaded: vectors of non-resident slots are read from chunks
    * through this (session/lazy.h), and the graph runs in code mode. */
