@@ -33,30 +33,32 @@ function bestAt(settings, target) {
 }
 
 // Query-by-query comparison of id lists (as sets: order among equal
-// distances may differ without the results differing).
-function differing(a, b, n) {
-  let d = 0;
+// distances may differ without the results differing): a flag per query.
+function differs(a, b, n) {
+  const out = new Uint8Array(n);
   for (let q = 0; q < n; q++) {
     const x = new Set(a.slice(q * K, (q + 1) * K));
-    const y = b.slice(q * K, (q + 1) * K);
-    if (y.some((id) => !x.has(id))) d++;
+    out[q] = b.slice(q * K, (q + 1) * K).some((id) => !x.has(id)) ? 1 : 0;
   }
-  return d;
+  return out;
 }
+const count = (flags) => flags.reduce((a, f) => a + f, 0);
 
 function sameResults(same, lazy, inmem) {
   if (!ok(same)) return { error: same ? same.error : 'not run' };
   const n = same.n;
   const ref = same.runs[0].cold;
-  const runs = same.runs.map((r) => ({
-    cacheMb: r.cacheMb, recallCold: r.recallCold, recallWarm: r.recallWarm, coldMeanMs: r.coldMeanMs, notEmptied: r.notEmptied,
-    coldVsWarm: differing(r.cold, r.warm, n), vsFirstCold: differing(ref, r.cold, n) + differing(ref, r.warm, n),
-  }));
-  const differ = runs.reduce((a, r) => a + r.coldVsWarm + r.vsFirstCold, 0);
+  const any = new Uint8Array(n); // queries whose results differ anywhere
+  const runs = same.runs.map((r) => {
+    const cw = differs(r.cold, r.warm, n), rc = differs(ref, r.cold, n), rw = differs(ref, r.warm, n);
+    for (let q = 0; q < n; q++) any[q] |= cw[q] | rc[q] | rw[q];
+    return { cacheMb: r.cacheMb, recallCold: r.recallCold, recallWarm: r.recallWarm, coldMeanMs: r.coldMeanMs, notEmptied: r.notEmptied,
+      coldVsWarm: count(cw), vsFirstCold: count(rc.map((f, q) => f | rw[q])) };
+  });
   return {
-    n, runs, identical: differ === 0,
-    vsSteadyLazy: ok(lazy) ? differing(ref, lazy.ids, n) : null,
-    vsInmem: ok(inmem) ? differing(ref, inmem.ids, n) : null,
+    n, runs, queriesDiffering: count(any), identical: count(any) === 0,
+    vsSteadyLazy: ok(lazy) ? count(differs(ref, lazy.ids, n)) : null,
+    vsInmem: ok(inmem) ? count(differs(ref, inmem.ids, n)) : null,
   };
 }
 
@@ -124,9 +126,9 @@ function rows(d) {
 
   const s = d.same;
   if (s && !s.error) {
-    const differ = s.runs.reduce((a, x) => a + x.coldVsWarm + x.vsFirstCold, 0);
-    row(`same results cold/warm at 3 cache sizes (${s.n} queries)`, s.identical ? 'identical' : `${differ} lists differ`, '', '', 'identical', s.identical,
-      s.runs.map((x) => `${fmt(x.cacheMb, 1)} MiB: recall cold ${fmt(x.recallCold, 4)} / warm ${fmt(x.recallWarm, 4)}, ${x.coldVsWarm} cold!=warm, ${x.vsFirstCold} != smallest cold`).join('; '));
+    row(`same results cold/warm at 3 cache sizes (${s.n} queries)`, s.identical ? 'identical' : `${s.queriesDiffering} queries differ`, '', '', 'identical', s.identical,
+      s.runs.map((x) => `${fmt(x.cacheMb, 1)} MiB: recall cold ${fmt(x.recallCold, 4)} / warm ${fmt(x.recallWarm, 4)}, ${x.coldVsWarm} cold!=warm, ` +
+        `${x.vsFirstCold} != smallest cold`).join('; ') + `; ${s.vsInmem} of ${s.n} differ from in memory (information)`);
   } else row('same results cold/warm at 3 cache sizes', '-', '', '', 'identical', null, s ? s.error : 'not run');
   return out;
 }
