@@ -120,18 +120,18 @@ export interface SearchOptions {
   includeVector?: boolean;
   /**
    * Lazily loaded HNSW sessions only: how many of the graph's candidates
-   * (ranked on compact PQ codes) are re-ranked with full vectors read from
-   * chunks. More gives better recall and touches more chunks. Default
-   * `max(32, 2k)`, capped by `efSearch` (which is raised to it if smaller).
+   * (ranked on compact PQ codes) are re-ranked with full vectors. All of
+   * them are, whatever is cached, so results never depend on the cache;
+   * a query reads at most this many pages (those not cached). More gives
+   * better recall and reads more. Default `max(8k, 2 × efSearch)`; the
+   * walk's beam is raised to it if smaller.
    */
   rerank?: number;
   /**
-   * Lazily loaded HNSW sessions only: how many chunks one search may read
-   * from storage (chunks already cached are free). Candidates whose chunk
-   * would exceed it are dropped, so a cold query stays cheap and a warm one
-   * re-ranks everything. A positive integer or `Infinity`. Default 4.
+   * Removed: a search re-ranks every candidate, reading the pages it needs.
+   * Passing it is `ERR_INVALID_ARGUMENT`.
    */
-  maxChunkReads?: number;
+  maxChunkReads?: never;
 }
 
 /** {@link SearchOptions} that ask for vectors. */
@@ -444,10 +444,10 @@ export declare class VectorDB<M = unknown> {
    * The `k` nearest live vectors (fewer only if the database holds fewer),
    * sorted by ascending distance.
    *
-   * On a lazily loaded database, chunks this search needs that are not
-   * cached (up to `maxChunkReads` for HNSW, every chunk for `'flat'`) are
+   * On a lazily loaded database, pages this search needs that are not
+   * cached (at most `rerank` for HNSW, every page for `'flat'`) are
    * read, authenticated and decrypted on the JS thread, blocking the event
-   * loop (tens of ms per chunk). Use {@link VectorDB.searchAsync} to do
+   * loop (a few µs to tens of µs per 8 KiB page). Use {@link VectorDB.searchAsync} to do
    * that on the thread pool.
    * @param k - a positive integer.
    */

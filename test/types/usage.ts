@@ -202,7 +202,9 @@ async function sessions(): Promise<void> {
   const cached: number = cs.bytes + cs.capacityBytes + cs.entries + cs.misses;
   lazy.setCacheSize(32);
   const read: number = await lazy.preload([info.chunks[0].id]);
-  lazy.search([0.1, 0.2], 5, { efSearch: 128, rerank: 64, maxChunkReads: Infinity });
+  lazy.search([0.1, 0.2], 5, { efSearch: 128, rerank: 64 });
+  // @ts-expect-error maxChunkReads was removed
+  lazy.search([0.1, 0.2], 5, { maxChunkReads: 4 });
   // @ts-expect-error rerank is a number
   lazy.search([0.1, 0.2], 5, { rerank: '64' });
   const budget = new VectorDB.Cache({ maxMb: 512 });
