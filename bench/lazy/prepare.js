@@ -31,6 +31,45 @@ function vecvault() {
   return require(VECVAULT_MODULE).VectorDB;
 }
 
+// hnswbuild.cc, or hnswlib-node's own loop, into `dest` (renamed into place whole).
+async function buildHnswlib(ds, dest) {
+  const base = ds_.baseVectors(ds);
+  const tmp = `${dest}.tmp-${process.pid}`;
+  const t = now();
+  const bin = compileOnce(HNSWBUILD, 'c++', ['-O3', '-march=native', '-std=c++17', '-pthread', '-I', HNSWLIB_SRC], [], log);
+  let threads = 1;
+  if (bin) {
+    threads = os.cpus().length;
+    const file = ds.kind === 'embedding' ? ds_.baseFile(ds) : `${tmp}.f32`;
+    if (file !== ds_.baseFile(ds)) writeF32(file, base);
+    const r = spawnSync(bin, [file, ds.n, ds.dim, ds.metric, ds_.GRAPH.m, ds_.GRAPH.efConstruction, threads, tmp].map(String),
+      { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (file !== ds_.baseFile(ds)) fs.rmSync(file, { force: true });
+    if (r.error || r.status !== 0) throw new Error(`hnswbuild failed (${r.error ? r.error.message : `exit ${r.status}`})`);
+  } else {
+    const { HierarchicalNSW } = require('hnswlib-node');
+    const index = new HierarchicalNSW(ds.metric, ds.dim);
+    index.initIndex(ds.n, ds_.GRAPH.m, ds_.GRAPH.efConstruction, 100);
+    for (let i = 0; i < ds.n; i++) index.addPoint(Array.from(base.subarray(i * ds.dim, (i + 1) * ds.dim)), i);
+    await index.writeIndex(tmp);
+  }
+  fs.renameSync(tmp, dest);
+  return { file: dest, buildSec: now() - t, threads, native: Boolean(bin), ...ds_.GRAPH, bytes: fs.statSync(dest).size };
+}
+
+// Two preparation runs at once (one in the background, one from lazy.js)
+// must not build the same index twice: the second waits for the first.
+async function waitForOther(lock) {
+  for (;;) {
+    let pid = 0;
+    try { pid = Number(fs.readFileSync(lock, 'utf8')); } catch { return; }
+    if (!pid || pid === process.pid) return;
+    try { process.kill(pid, 0); } catch { return; } // gone: its lock is stale
+    log(`[prepare] waiting for process ${pid}, which is building ${path.dirname(lock)}/hnswlib.bin`);
+    await new Promise((r) => setTimeout(r, 60e3));
+  }
+}
+
 // ---------------------------------------------------------------- steps (in a child)
 
 // A full save into a new directory that takes `dest`'s place only once whole.
@@ -105,29 +144,16 @@ const STEPS = {
   // own addPoint loop runs on one thread: hours at 1M on a shared machine);
   // that loop when there is no C++ compiler.
   async hnswlib(ds) {
-    const base = ds_.baseVectors(ds);
     const dest = path.join(ds.dir, 'hnswlib.bin');
-    const tmp = `${dest}.tmp-${process.pid}`;
-    const t = now();
-    const bin = compileOnce(HNSWBUILD, 'c++', ['-O3', '-march=native', '-std=c++17', '-pthread', '-I', HNSWLIB_SRC], [], log);
-    let threads = 1;
-    if (bin) {
-      threads = os.cpus().length;
-      const file = ds.kind === 'embedding' ? ds_.baseFile(ds) : `${tmp}.f32`;
-      if (file !== ds_.baseFile(ds)) writeF32(file, base);
-      const r = spawnSync(bin, [file, ds.n, ds.dim, ds.metric, ds_.GRAPH.m, ds_.GRAPH.efConstruction, threads, tmp].map(String),
-        { stdio: ['ignore', 'inherit', 'inherit'] });
-      if (file !== ds_.baseFile(ds)) fs.rmSync(file, { force: true });
-      if (r.error || r.status !== 0) throw new Error(`hnswbuild failed (${r.error ? r.error.message : `exit ${r.status}`})`);
-    } else {
-      const { HierarchicalNSW } = require('hnswlib-node');
-      const index = new HierarchicalNSW(ds.metric, ds.dim);
-      index.initIndex(ds.n, ds_.GRAPH.m, ds_.GRAPH.efConstruction, 100);
-      for (let i = 0; i < ds.n; i++) index.addPoint(Array.from(base.subarray(i * ds.dim, (i + 1) * ds.dim)), i);
-      await index.writeIndex(tmp);
+    const lock = path.join(ds.dir, 'hnswlib.building');
+    await waitForOther(lock);
+    if (exists(dest)) return { file: dest, adopted: true, ...ds_.GRAPH, bytes: fs.statSync(dest).size };
+    fs.writeFileSync(lock, String(process.pid));
+    try {
+      return await buildHnswlib(ds, dest);
+    } finally {
+      fs.rmSync(lock, { force: true });
     }
-    fs.renameSync(tmp, dest);
-    return { file: dest, buildSec: now() - t, threads, native: Boolean(bin), ...ds_.GRAPH, bytes: fs.statSync(dest).size };
   },
 
   // The format version this engine writes: a tiny session saved and inspected.
@@ -198,7 +224,7 @@ async function ensure(ds, o) {
     params = ds_.updateParams(ds, { hnswlib: { file: hnswFile, adopted: true, ...ds_.GRAPH, bytes: fs.statSync(hnswFile).size } });
   }
   if (!o.skipPeers && !(params.hnswlib && exists(params.hnswlib.file))) {
-    log(`[prepare] ${ds.id}: building hnswlib-node's index (one thread)`);
+    log(`[prepare] ${ds.id}: building hnswlib's index`);
     params = ds_.updateParams(ds, { hnswlib: await runStep('hnswlib', ds, o) });
   }
 
