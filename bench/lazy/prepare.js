@@ -31,6 +31,26 @@ function vecvault() {
   return require(VECVAULT_MODULE).VectorDB;
 }
 
+// vecvault's defaults (`new VectorDB({ dimension, metric })` plus the key),
+// addBatch in large batches on all cores, then one full save into `dest`.
+async function buildSession(VectorDB, ds, dest) {
+  const base = ds_.baseVectors(ds);
+  const db = new VectorDB({ dimension: ds.dim, metric: ds.metric, encryptAtRest: true, key: ds_.KEY });
+  let t = now();
+  for (let b = 0; b < ds.n; b += BATCH) {
+    const e = Math.min(ds.n, b + BATCH);
+    const items = new Array(e - b);
+    for (let i = b; i < e; i++) items[i - b] = { id: String(i), vector: base.subarray(i * ds.dim, (i + 1) * ds.dim) };
+    db.addBatch(items);
+    log(`[prepare] ${ds.id}: session ${e}/${ds.n} added (${(now() - t).toFixed(0)} s)`);
+  }
+  const buildSec = now() - t;
+  const { save, saveSec } = await saveInto(db, dest);
+  db.close();
+  const info = await VectorDB.inspect(dest);
+  return { dir: dest, buildSec, saveSec, save, threads: os.cpus().length, version: info.version, hnsw: info.hnsw, disk: diskUsage(dest) };
+}
+
 // hnswbuild.cc, or hnswlib-node's own loop, into `dest` (renamed into place whole).
 async function buildHnswlib(ds, dest) {
   const base = ds_.baseVectors(ds);
@@ -58,14 +78,27 @@ async function buildHnswlib(ds, dest) {
 }
 
 // Two preparation runs at once (one in the background, one from lazy.js)
-// must not build the same index twice: the second waits for the first.
-async function waitForOther(lock) {
+// must not build the same thing twice: the second waits for the first (its
+// pid in <name>.building), then adopts what it built (renamed into place whole).
+async function once(ds, name, dest, adopt, build) {
+  const lock = path.join(ds.dir, `${name}.building`);
+  await waitForOther(lock, dest);
+  if (exists(dest)) return adopt();
+  fs.writeFileSync(lock, String(process.pid));
+  try {
+    return await build();
+  } finally {
+    fs.rmSync(lock, { force: true });
+  }
+}
+
+async function waitForOther(lock, dest) {
   for (;;) {
     let pid = 0;
     try { pid = Number(fs.readFileSync(lock, 'utf8')); } catch { return; }
     if (!pid || pid === process.pid) return;
     try { process.kill(pid, 0); } catch { return; } // gone: its lock is stale
-    log(`[prepare] waiting for process ${pid}, which is building ${path.dirname(lock)}/hnswlib.bin`);
+    log(`[prepare] waiting for process ${pid}, which is building ${dest}`);
     await new Promise((r) => setTimeout(r, 60e3));
   }
 }
@@ -100,26 +133,11 @@ const STEPS = {
     return { file: gt.file, nq: o.queries, k: gt.k, cached: gt.cached, sec: now() - t };
   },
 
-  // vecvault's defaults (`new VectorDB({ dimension, metric })` plus the key),
-  // addBatch in large batches on all cores, then one full save.
   async session(ds) {
     const VectorDB = vecvault();
-    const base = ds_.baseVectors(ds);
-    const db = new VectorDB({ dimension: ds.dim, metric: ds.metric, encryptAtRest: true, key: ds_.KEY });
-    let t = now();
-    for (let b = 0; b < ds.n; b += BATCH) {
-      const e = Math.min(ds.n, b + BATCH);
-      const items = new Array(e - b);
-      for (let i = b; i < e; i++) items[i - b] = { id: String(i), vector: base.subarray(i * ds.dim, (i + 1) * ds.dim) };
-      db.addBatch(items);
-      log(`[prepare] ${ds.id}: session ${e}/${ds.n} added (${(now() - t).toFixed(0)} s)`);
-    }
-    const buildSec = now() - t;
     const dest = path.join(ds.dir, 'session');
-    const { save, saveSec } = await saveInto(db, dest);
-    db.close();
-    const info = await VectorDB.inspect(dest);
-    return { dir: dest, buildSec, saveSec, save, threads: os.cpus().length, version: info.version, hnsw: info.hnsw, disk: diskUsage(dest) };
+    const adopt = async () => ({ dir: dest, adopted: true, version: (await VectorDB.inspect(dest)).version, disk: diskUsage(dest) });
+    return once(ds, 'session', dest, adopt, () => buildSession(VectorDB, ds, dest));
   },
 
   // A load and a full save into a new directory upgrades a session to the
@@ -145,15 +163,8 @@ const STEPS = {
   // that loop when there is no C++ compiler.
   async hnswlib(ds) {
     const dest = path.join(ds.dir, 'hnswlib.bin');
-    const lock = path.join(ds.dir, 'hnswlib.building');
-    await waitForOther(lock);
-    if (exists(dest)) return { file: dest, adopted: true, ...ds_.GRAPH, bytes: fs.statSync(dest).size };
-    fs.writeFileSync(lock, String(process.pid));
-    try {
-      return await buildHnswlib(ds, dest);
-    } finally {
-      fs.rmSync(lock, { force: true });
-    }
+    const adopt = async () => ({ file: dest, adopted: true, ...ds_.GRAPH, bytes: fs.statSync(dest).size });
+    return once(ds, 'hnswlib', dest, adopt, () => buildHnswlib(ds, dest));
   },
 
   // The format version this engine writes: a tiny session saved and inspected.
