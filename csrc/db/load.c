@@ -172,11 +172,9 @@ static const vv_mseg *segment(const load *l, size_t i) {
   return i < l->m->nbase ? &l->m->base[i] : &l->m->deltas[i - l->m->nbase];
 }
 
-/* Reads segment i and opens its pages in place (format 3), or reads and
- * opens the whole object (formats 1 and 2, one "page"). */
-static int read_segment(void *ctx, size_t i, unsigned worker) {
-  (void)worker;
-  load *l = ctx;
+/* Reads segment i into `buf` and opens its pages in place (format 3), or
+ * reads and opens the whole object (formats 1 and 2, one "page"). */
+static int read_segment_into(load *l, size_t i, vv_buf *buf) {
   const vv_mseg *g = segment(l, i);
   vv_error local = {{0}};
   int rc;
@@ -185,11 +183,11 @@ static int read_segment(void *ctx, size_t i, unsigned worker) {
     if (!l->seg_pages[i]) return VV_E_NOMEM;
     l->seg_np[i] = 1;
     l->seg_pages[i][0].nodes = g->count;
-    rc = vv_object_read_into(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &l->seg_bufs[i], &l->seg_pages[i][0].plain,
+    rc = vv_object_read_into(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, buf, &l->seg_pages[i][0].plain,
                              &l->seg_pages[i][0].len, &local);
   } else {
     vv_ptable t;
-    rc = vv_paged_read_file(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, g->count, 0, &l->seg_bufs[i], &t, &local);
+    rc = vv_paged_read_file(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, g->count, 0, buf, &t, &local);
     if (!rc) {
       l->seg_pages[i] = calloc(t.npages, sizeof **l->seg_pages);
       rc = l->seg_pages[i] ? VV_OK : VV_E_NOMEM;
@@ -198,7 +196,7 @@ static int read_segment(void *ctx, size_t i, unsigned worker) {
     for (uint32_t p = 0; !rc && p < t.npages; p++) {
       struct seg_page *sp = &l->seg_pages[i][p];
       sp->nodes = t.first[p + 1] - t.first[p];
-      rc = vv_paged_open_page(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &t, p, l->seg_bufs[i].data, &sp->plain,
+      rc = vv_paged_open_page(&l->sc, &g->ref, VV_OBJ_KIND_INDEX, g->seq, &t, p, buf->data, &sp->plain,
                               &sp->len, &local);
     }
     vv_ptable_free(&t);
@@ -206,6 +204,12 @@ static int read_segment(void *ctx, size_t i, unsigned worker) {
   if (rc) return keep_error(l, rc, &local);
   l->bytes += g->ref.bytes;
   return VV_OK;
+}
+
+static int read_segment(void *ctx, size_t i, unsigned worker) {
+  (void)worker;
+  load *l = ctx;
+  return read_segment_into(l, i, &l->seg_bufs[i]);
 }
 
 static int apply_segment(load *l, size_t i) {
@@ -250,6 +254,20 @@ static int apply_segment(load *l, size_t i) {
 static int apply_base(void *ctx, size_t i, unsigned worker) {
   (void)worker;
   return apply_segment(ctx, i);
+}
+
+/* Format 3: a worker reads, opens and applies one segment in its own
+ * buffer, reused from segment to segment, so the index is never all in
+ * memory at once (fresh mappings of every segment cost more zeroing than
+ * decoding). The first base segment was read already, for its codebook. */
+static int read_apply(void *ctx, size_t i, unsigned worker) {
+  load *l = ctx;
+  int rc = i == 0 && l->seg_np[0] ? VV_OK : read_segment_into(l, i, &l->bufs[worker]);
+  if (!rc) rc = apply_segment(l, i);
+  free(l->seg_pages[i]);
+  l->seg_pages[i] = NULL;
+  l->seg_np[i] = 0;
+  return rc;
 }
 
 /* Before base segments are applied in parallel: the codebook (from the
@@ -531,13 +549,24 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
     rc = VV_E_NOMEM;
     goto fail;
   }
-  /* Index segments are read and opened in parallel, applied in order. */
-  rc = vv_parallel_for(nseg, cfg.threads, read_segment, &l, segment_progress, &l, 0, nseg);
-  if (!rc) rc = prepare_base(&l);
-  if (!rc) rc = vv_parallel_for(m.nbase, cfg.threads, apply_base, &l, NULL, NULL, 0, 0);
-  free(l.claimed);
-  l.claimed = NULL;
-  for (size_t i = m.nbase; i < nseg && !rc; i++) rc = apply_segment(&l, i);
+  if (m.version >= 3) {
+    /* The base segments in parallel, each read and applied by one worker;
+     * the first one's codebook before them; then the deltas in order. */
+    if (m.nbase) rc = read_segment_into(&l, 0, &l.seg_bufs[0]);
+    if (!rc) rc = prepare_base(&l);
+    if (!rc) rc = vv_parallel_for(m.nbase, cfg.threads, read_apply, &l, segment_progress, &l, 0, nseg);
+    free(l.claimed);
+    l.claimed = NULL;
+    for (size_t i = m.nbase; i < nseg && !rc; i++) rc = read_apply(&l, i, 0);
+  } else {
+    /* Index segments are read and opened in parallel, applied in order. */
+    rc = vv_parallel_for(nseg, cfg.threads, read_segment, &l, segment_progress, &l, 0, nseg);
+    if (!rc) rc = prepare_base(&l);
+    if (!rc) rc = vv_parallel_for(m.nbase, cfg.threads, apply_base, &l, NULL, NULL, 0, 0);
+    free(l.claimed);
+    l.claimed = NULL;
+    for (size_t i = m.nbase; i < nseg && !rc; i++) rc = apply_segment(&l, i);
+  }
   l.done = nseg;
   if (!rc && vv_store_rebuild_ids(&db->store) == VV_E_CORRUPT) {
     rc = VV_E_CHUNK_CORRUPT;
