@@ -130,6 +130,22 @@ int vv_db_row(vv_db *db, uint32_t slot, vv_pins *ps, const float **vec, const ch
   return VV_OK;
 }
 
+int vv_db_pinned_row(vv_db *db, const vv_pins *ps, uint32_t slot, uint32_t pin, const float **vec) {
+  const vv_store *st = &db->store;
+  if (pin == UINT32_MAX) {
+    *vec = vv_store_vec(st, slot);
+    return VV_OK;
+  }
+  const vv_lpage *p = ps->p[pin].page;
+  uint32_t row = VV_LOC_ROW(vv_store_loc(st, slot));
+  if (row < p->first || row - p->first >= p->count || p->slots[row - p->first] != slot) {
+    vv_lazy_explain(db->lazy, p->seq, p->page, VV_E_CHUNK_CORRUPT, vv_reads_err(ps->rd));
+    return VV_E_CHUNK_CORRUPT;
+  }
+  *vec = vv_lpage_vec(p, row);
+  return VV_OK;
+}
+
 /* ---- reading many rows at once -------------------------------------------- */
 
 typedef struct fetch {
@@ -151,28 +167,40 @@ static int fetch_one(void *ctx, size_t i, unsigned worker) {
   return rc;
 }
 
-int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_pins *ps) {
+/* Orders pairs and pins by their first u64 (the page key). */
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_pins *ps, uint32_t *pin_of) {
+  for (size_t i = 0; pin_of && i < n; i++) pin_of[i] = UINT32_MAX;
   if (!db->lazy) return VV_OK;
   const vv_store *st = &db->store;
+  /* (page key, candidate) pairs, sorted: each page once. */
+  uint64_t (*kv)[2] = malloc((n ? n : 1) * sizeof *kv);
   uint64_t *want = malloc((n ? n : 1) * sizeof *want);
-  if (!want) return VV_E_NOMEM;
-  size_t nwant = 0;
-  int rc = VV_OK;
-  /* The pages not pinned yet, once each; those in the cache are pinned now. */
+  int rc = kv && want ? VV_OK : VV_E_NOMEM;
+  size_t nk = 0, nwant = 0;
   for (size_t i = 0; i < n && !rc; i++) {
     if (vv_store_flags(st, slots[i]) & VV_SLOT_RESIDENT) continue;
     uint64_t loc = vv_store_loc(st, slots[i]);
     uint32_t page;
     rc = locate(db, ps, loc, &page);
-    if (rc) break;
-    uint64_t key = PAGE_KEY(VV_LOC_CHUNK(loc), page);
-    int dup = pinned(ps, key) != NULL;
-    for (size_t j = 0; j < nwant && !dup; j++) dup = want[j] == key;
-    if (dup) continue;
-    rc = pins_room(ps, 1);
-    if (rc) break;
+    kv[nk][0] = PAGE_KEY(VV_LOC_CHUNK(loc), page);
+    kv[nk++][1] = i;
+  }
+  if (!rc) qsort(kv, nk, sizeof *kv, cmp_u64);
+  if (!rc) rc = pins_room(ps, nk);
+  /* Cached pages are pinned now, the others listed; pin_of refers to
+   * positions in ps, filled in as pins land. */
+  size_t first_new = ps->n;
+  for (size_t a = 0; a < nk && !rc; a++) {
+    uint64_t key = kv[a][0];
+    if (a && kv[a - 1][0] == key) continue;
+    if (pinned(ps, key)) continue;
     struct vv_pin *pin = &ps->p[ps->n];
-    if (vv_lazy_peek(db->lazy, VV_LOC_CHUNK(loc), page, &pin->page, &pin->ref) == VV_OK) {
+    if (vv_lazy_peek(db->lazy, key >> 32, (uint32_t)key, &pin->page, &pin->ref) == VV_OK) {
       pin->key = key;
       ps->n++;
     } else {
@@ -193,6 +221,19 @@ int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_pins *ps) {
       if (fresh[i].ref) fresh[kept++] = fresh[i];
     ps->n += kept;
   }
+  /* Which pin holds each candidate: the new pins, sorted by key, walked
+   * along the sorted candidates. */
+  if (!rc && pin_of) qsort(ps->p + first_new, ps->n - first_new, sizeof *ps->p, cmp_u64);
+  for (size_t a = 0, b = 0; !rc && pin_of && a < nk; a++) {
+    uint64_t key = kv[a][0];
+    while (b < ps->n - first_new && ps->p[first_new + b].key < key) b++;
+    size_t at = first_new + b;
+    if (at >= ps->n || ps->p[at].key != key) { /* pinned before this call */
+      for (at = 0; at < first_new && ps->p[at].key != key; at++) {}
+    }
+    pin_of[kv[a][1]] = (uint32_t)at;
+  }
+  free(kv);
   free(want);
   return rc;
 }

@@ -529,18 +529,17 @@ static int cmp_dist(const void *a, const void *b) {
  * and the query only, and a query reads at most n pages. The pages stay
  * pinned in `pins` for the results' metadata. */
 static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k, uint32_t *nout, vv_pins *pins) {
-  uint32_t *slots = (uint32_t *)malloc((n ? n : 1) * sizeof *slots);
+  uint32_t *slots = (uint32_t *)malloc((n ? n : 1) * 2 * sizeof *slots);
   if (!slots) return VV_E_NOMEM;
+  uint32_t *pin_of = slots + n;
   for (uint32_t i = 0; i < n; i++) slots[i] = c[i].slot;
-  int rc = vv_db_pin_rows(db, slots, n, pins);
-  free(slots);
+  int rc = vv_db_pin_rows(db, slots, n, pins, pin_of);
   for (uint32_t i = 0; i < n && !rc; i++) {
     const float *vec;
-    const char *meta;
-    uint32_t meta_len;
-    rc = vv_db_row(db, c[i].slot, pins, &vec, &meta, &meta_len);
+    rc = vv_db_pinned_row(db, pins, c[i].slot, pin_of[i], &vec);
     if (!rc) c[i].dist = db->sign * db->kern(q, vec, db->cfg.dimension);
   }
+  free(slots);
   if (rc) return rc;
   qsort(c, n, sizeof *c, cmp_dist);
   *nout = n < k ? n : k;

@@ -109,9 +109,14 @@ const char *vv_db_check_chunk(void *ctx, const vv_lpage *p, const char *const *i
  * for rows in memory): the cached ones at once, the others read in
  * parallel by up to VV_READ_THREADS threads, each with one positioned read.
  * Every read error reaches the caller (the first one's detail in pins->rd);
- * nothing is retried. Then vv_db_row finds each row pinned. */
+ * nothing is retried. Then vv_db_row finds each row pinned; `pin_of` (n
+ * entries, or NULL) receives the index in pins->p of each slot's page, or
+ * UINT32_MAX for a row in memory. */
 #define VV_READ_THREADS 4u
-VV_NODISCARD int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_pins *pins);
+VV_NODISCARD int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_pins *pins, uint32_t *pin_of);
+/* The vector of slots[i] after vv_db_pin_rows: `pin` is its pin_of[i]
+ * (UINT32_MAX: in memory). VV_E_CHUNK_CORRUPT if the page does not hold it. */
+VV_NODISCARD int vv_db_pinned_row(vv_db *db, const vv_pins *pins, uint32_t slot, uint32_t pin, const float **vec);
 
 /* Exact search over every live vector, chunk by chunk when lazy. */
 VV_NODISCARD int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout,
