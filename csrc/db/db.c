@@ -546,20 +546,6 @@ static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k,
   return VV_OK;
 }
 
-/* The graph walk for `want` results: `pool` candidates with a beam of
- * `ef`. When it finds fewer than `want` live vectors (heavy deletes leave
- * long detours through waypoints) the beam widens, doubling, until it does
- * or the beam covers every node: the graph keeps every node reachable, so
- * that walk sees them all. Only the best `pool` are handed on. */
-static int walk(vv_db *db, const float *q, uint32_t want, uint32_t pool, uint32_t ef, vv_cand *cands, uint32_t *n) {
-  uint64_t nodes = db->store.nslots;
-  for (;;) {
-    int rc = vv_hnsw_search(db->hnsw, q, pool, ef, cands, n);
-    if (rc || *n >= want || ef >= nodes || ef >= VV_HNSW_MAX_EF) return rc;
-    ef = (uint64_t)ef * 2 > VV_HNSW_MAX_EF ? VV_HNSW_MAX_EF : ef * 2;
-  }
-}
-
 /* One query under an already-held read lock. `qbuf` has room for a
  * normalised copy of the query. */
 static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k, const vv_search_opts *o,
@@ -594,7 +580,12 @@ static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k,
   vv_pins pins = {.rd = &rd};
   uint32_t n = 0;
   if (want && db->hnsw) {
-    rc = walk(db, q, want, pool, ef, cands, &n);
+    /* The walk keeps going through deleted nodes (graph waypoints) until
+     * its beam holds `ef` live ones or it has seen every node reachable
+     * from the entry point, which a saved graph guarantees is every live
+     * node: under heavy deletes it widens by itself, on codes in memory,
+     * and never reads the session to make up the count. */
+    rc = vv_hnsw_search(db->hnsw, q, pool, ef, cands, &n);
     if (!rc && db->lazy) rc = rerank(db, q, cands, n, want, &n, &pins);
     /* In memory, a graph a save has not yet repaired (vv_hnsw_repair) may
      * hide a node even from the widest walk; the exact scan is cheap there. */

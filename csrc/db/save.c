@@ -882,8 +882,8 @@ static void apply(save *s, const unsigned char new_hash[VV_HASH_BYTES]) {
 }
 
 /* Every session a save writes keeps the graph's invariant: each live node
- * is reachable from the entry point on level 0 (a lazy reader widens its
- * walk on that promise instead of scanning the session). The check only
+ * is reachable from the entry point on level 0 (a lazy reader's walk
+ * relies on that instead of scanning the session). The check only
  * reads the graph; the repair, rarely needed, takes the database lock
  * exclusively. */
 static int repair_graph(vv_db *db) {
