@@ -588,6 +588,15 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
     rc = vv_lazy_create(db->cfg.dimension, vv_db_check_chunk, db, io, dir, &m, r.kr, o->cache,
                         o->cache ? o->cache_bytes : db->cache_bytes, o->cache_bytes != 0, &db->lazy);
   if (!rc && lazy && db->hnsw && db->has_codes) vv_db_use_codes(db);
+  /* Writers before format 3 did not restore the graph's reachability
+   * before saving (inserts under the inner product could orphan nodes);
+   * a walk relies on it, so an older graph is checked, and repaired in
+   * memory if needed (the next save writes the repair). */
+  if (!rc && db->hnsw && m.version < 3) {
+    uint64_t orphans = 0;
+    rc = vv_hnsw_check_reachable(db->hnsw, &orphans);
+    if (!rc && orphans) rc = vv_hnsw_repair(db->hnsw);
+  }
   vv_db_refresh_memory(db);
   if (rc) goto fail;
   rc = bind_session(db, dir, &m, vv_sreader_take_keyring(&r), o, r.file, r.len); /* db owns the ring now */
