@@ -69,7 +69,8 @@ size_t vv_rabitq_code_bytes(const vv_rabitq *rq) { return rq->bits * rq->pbytes 
 static inline unsigned grid_level(float v, float t, uint32_t bits) {
   float l = floorf(v * t + (float)(1u << (bits - 1)));
   float top = (float)((1u << bits) - 1);
-  return (unsigned)(l < 0 ? 0 : l > top ? top : l);
+  if (!(l >= 0)) return 0; /* also NaN, from parameters that overflow: converting it is undefined */
+  return (unsigned)(l > top ? top : l);
 }
 
 /* The scale whose grid point is nearest in angle to o (unit). For one bit

@@ -64,7 +64,8 @@ size_t vv_sq4_code_bytes(const vv_sq4 *sq) { return 4 * sq->pbytes + sizeof(floa
 static float level(const vv_sq4 *sq, uint32_t d, float x) {
   if (!(sq->step[d] > 0)) return 0;
   float c = nearbyintf((x - sq->lo[d]) / sq->step[d]);
-  return c < 0 ? 0 : c > 15 ? 15 : c; /* NaN compares false both ways: level 0 */
+  if (!(c >= 0)) return 0; /* also NaN, from ranges that overflow: converting it to an integer is undefined */
+  return c > 15 ? 15 : c;
 }
 
 void vv_sq4_encode(const vv_sq4 *sq, const float *x, uint8_t *code) {
