@@ -362,19 +362,22 @@ int vv_db_preload_ex(vv_db *db, const uint64_t *seqs, size_t n, vv_progress_fn p
   }
   /* Without a list: stop at the first chunk that no longer fits beside the
    * ones loaded (it would only evict them). */
-  uint64_t est_row = (uint64_t)db->cfg.dimension * sizeof(float) + 8;
+  /* What a chunk costs in the cache: estimated until one was loaded, then
+   * the most one took (pages are pooled in 4 KiB steps, plus tables). */
+  uint64_t est_row = (uint64_t)db->cfg.dimension * sizeof(float) + 8, per_chunk = 0;
   for (size_t i = 0; i < nwant && !rc; i++) {
     vv_cache_info before, after;
     vv_lazy_get_stats(db->lazy, &before);
     if (!seqs) {
       uint64_t free_bytes = before.capacity > before.bytes ? before.capacity - before.bytes : 0;
-      uint64_t guess = (uint64_t)db->cfg.chunk_size * est_row;
+      uint64_t guess = per_chunk ? per_chunk : (uint64_t)db->cfg.chunk_size * est_row;
       if (before.entries && guess > free_bytes) break;
     }
     vv_reads rd = {err, NULL, NULL};
     rc = chunk_pages(db, want[i], &rd, NULL, NULL);
     if (rc) break;
     vv_lazy_get_stats(db->lazy, &after);
+    if (after.bytes > before.bytes && after.bytes - before.bytes > per_chunk) per_chunk = after.bytes - before.bytes;
     if (after.misses > before.misses) (*loaded)++;
     if (progress && progress(ctx, i + 1, nwant)) rc = VV_E_ABORTED;
   }

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "../codec/codec.h"
-#include "../common/bigmem.h"
+#include "../common/pool.h"
 #include "object.h"
 #include "paged.h"
 
@@ -128,10 +128,9 @@ static void source_done(vv_lazy *lz, csrc *src) {
 typedef struct lpage_mem {
   int is_table;
   vv_lpage p;
-  vv_ptable t;  /* a table entry */
-  void *block;  /* vecs (aligned) */
-  void *rest;   /* slots, offsets, metadata */
-  size_t block_bytes, rest_bytes;
+  vv_ptable t;       /* a table entry */
+  void *block;       /* vecs (64-byte aligned), then slots, offsets, metadata; from common/pool.h */
+  size_t block_bytes; /* as the pool reported it */
 } lpage_mem;
 
 static void drop_value(void *ctx, void *value) {
@@ -139,8 +138,7 @@ static void drop_value(void *ctx, void *value) {
   lpage_mem *m = value;
   if (!m) return;
   vv_ptable_free(&m->t);
-  vv_big_free(m->block, m->block_bytes);
-  vv_big_free(m->rest, m->rest_bytes);
+  vv_pool_free(m->block, m->block_bytes);
   free(m);
 }
 
@@ -163,16 +161,14 @@ static int build_page(uint32_t dim, const vv_chunk_view *v, uint32_t page, uint3
   if (metas > UINT32_MAX) return VV_E_CHUNK_CORRUPT;
   lpage_mem *m = calloc(1, sizeof *m);
   if (!m) return VV_E_NOMEM;
+  size_t head = (vbytes + 63) & ~(size_t)63;
   size_t rest = (size_t)n * 4 + ((size_t)n + 1) * 4 + metas;
-  m->block_bytes = vbytes ? vbytes : 64;
-  m->rest_bytes = rest;
-  m->block = vv_big_alloc(m->block_bytes);
-  m->rest = vv_big_alloc(m->rest_bytes);
-  if (!m->block || !m->rest) {
+  m->block = vv_pool_alloc(head + rest, &m->block_bytes);
+  if (!m->block) {
     drop_value(NULL, m);
     return VV_E_NOMEM;
   }
-  uint32_t *slots = m->rest;
+  uint32_t *slots = (uint32_t *)((char *)m->block + head);
   uint32_t *off = slots + n;
   char *mp = (char *)(off + n + 1);
   vv_read_f32le(v->vectors, (size_t)n * dim, m->block);
@@ -188,8 +184,8 @@ static int build_page(uint32_t dim, const vv_chunk_view *v, uint32_t page, uint3
   off[n] = at;
   m->p = (vv_lpage){v->seq, page, first, n, dim, slots, m->block, off, mp};
   *out = m;
-  /* What the allocations cost, with the allocator's headers and alignment. */
-  *bytes = sizeof *m + m->block_bytes + m->rest_bytes + 2 * 64;
+  /* What the allocations cost: the pool's block, and the struct with malloc's header. */
+  *bytes = sizeof *m + 16 + m->block_bytes;
   return VV_OK;
 }
 
