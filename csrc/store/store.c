@@ -14,8 +14,47 @@
 #define VEC_BLOCK_BYTES (4u << 20)
 #define SMALL_BLOCK_BYTES (256u << 10)
 
+#define ID_SLAB_BYTES ((size_t)1 << 20)
+
+/* Frees an id unless it lives in a slab. */
+static void free_id(vv_store *s, char *id) {
+  for (size_t i = 0; id && i < s->nslabs; i++)
+    if ((unsigned char *)id >= s->slabs[i] && (unsigned char *)id < s->slabs[i] + ID_SLAB_BYTES) return;
+  free(id);
+}
+
+/* A copy of id[len] in the current slab (len <= VV_MAX_ID_BYTES). Thread-safe. */
+static char *slab_copy(vv_store *s, const char *id, size_t len) {
+  char *p = NULL;
+  pthread_mutex_lock(&s->slab_mu);
+  if (!s->nslabs || s->slab_used + len > ID_SLAB_BYTES) {
+    unsigned char *slab = NULL;
+    if (s->nslabs == s->slabs_cap) {
+      size_t cap = s->slabs_cap ? s->slabs_cap * 2 : 8;
+      unsigned char **grown = realloc(s->slabs, cap * sizeof *grown);
+      if (grown) {
+        s->slabs = grown;
+        s->slabs_cap = cap;
+      }
+    }
+    if (s->nslabs < s->slabs_cap) slab = malloc(ID_SLAB_BYTES);
+    if (slab) {
+      s->slabs[s->nslabs++] = slab;
+      s->slab_used = 0;
+    }
+  }
+  if (s->nslabs && s->slab_used + len <= ID_SLAB_BYTES) {
+    p = (char *)s->slabs[s->nslabs - 1] + s->slab_used;
+    s->slab_used += len;
+    memcpy(p, id, len);
+  }
+  pthread_mutex_unlock(&s->slab_mu);
+  return p;
+}
+
 int vv_store_init(vv_store *s, uint32_t dim) {
   memset(s, 0, sizeof *s);
+  pthread_mutex_init(&s->slab_mu, NULL);
   s->dim = dim;
   vv_arena_init(&s->vecs, (size_t)dim * sizeof(float), VEC_BLOCK_BYTES);
   vv_arena_init(&s->recs, sizeof(vv_slotrec), SMALL_BLOCK_BYTES);
@@ -28,9 +67,12 @@ void vv_store_destroy(vv_store *s) {
   if (!s) return;
   for (uint64_t i = 0; i < s->nslots; i++) {
     vv_slotrec *r = (vv_slotrec *)vv_arena_at(&s->recs, i);
-    free(r->id);
+    free_id(s, r->id);
     free(r->meta);
   }
+  for (size_t i = 0; i < s->nslabs; i++) free(s->slabs[i]);
+  free(s->slabs);
+  pthread_mutex_destroy(&s->slab_mu);
   vv_arena_destroy(&s->vecs);
   vv_arena_destroy(&s->recs);
   vv_arena_destroy(&s->live);
@@ -220,7 +262,7 @@ static int push_slot(uint32_t **list, size_t *n, size_t *cap, uint32_t slot) {
 void vv_store_remove(vv_store *s, uint32_t slot) {
   vv_slotrec *r = (vv_slotrec *)vv_arena_at(&s->recs, slot);
   table_erase(s, slot, (uint32_t)vv_hash_bytes(r->id, r->id_len));
-  free(r->id);
+  free_id(s, r->id);
   free(r->meta);
   /* The saved location stays: a dead slot kept as a graph waypoint still
    * needs its vector, and that copy is still valid. */
@@ -247,11 +289,13 @@ void vv_store_recycle(vv_store *s) {
 
 int vv_store_set_id_raw(vv_store *s, uint32_t slot, const char *id, size_t id_len) {
   if (slot >= vv_arena_capacity(&s->recs)) return VV_E_INTERNAL;
-  char *copy = NULL;
-  int rc = copy_bytes(id, id_len, &copy);
-  if (rc) return rc;
+  char *copy = id && id_len && id_len <= VV_MAX_ID_BYTES ? slab_copy(s, id, id_len) : NULL;
+  if (!copy && id && id_len) {
+    int rc = copy_bytes(id, id_len, &copy);
+    if (rc) return rc;
+  }
   vv_slotrec *r = vv_store_rec_mut(s, slot);
-  free(r->id);
+  free_id(s, r->id);
   free(r->meta);
   r->id = copy;
   r->id_len = copy ? (uint32_t)id_len : 0;

@@ -10,6 +10,7 @@
 #ifndef VV_STORE_H
 #define VV_STORE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,13 @@ typedef struct vv_store {
   int frozen;           /* a save is reading slots: none is reused (vv_store_freeze) */
   uint32_t *dead;
   size_t ndead, dead_cap;
+  /* Ids a load sets (vv_store_set_id_raw) are packed into slabs, not one
+   * malloc each (a load sets a million at once, and malloc's header and
+   * rounding cost more than a short id). Freeing one leaves it in its
+   * slab; the slabs go with the store. */
+  pthread_mutex_t slab_mu; /* set_id_raw runs on several threads at once */
+  unsigned char **slabs;
+  size_t nslabs, slabs_cap, slab_used; /* slab_used: bytes of slabs[nslabs - 1] */
   /* id map: open addressing, linear probing, backward-shift deletion */
   uint32_t *tab_slot;   /* slot + 1; 0 = empty */
   uint32_t *tab_hash;
