@@ -216,8 +216,8 @@ static void codes_set_query(void *ctx, const float *q, void *state) {
   vv_pq_table(db->pq, q, db->cfg.metric == VV_METRIC_L2, (float *)state);
 }
 
-/* The sum of m table entries, by the widest kernel the CPU runs (AVX-512
- * or AVX2 gathers; quant/codes_kern.h, tested against the scalar sum). */
+/* The sum of m table entries, by the kernel set dispatched for this CPU
+ * (quant/codes_kern.h: gathers, tested against the scalar sum). */
 static float codes_distance(void *ctx, const void *state, uint32_t slot) {
   const vv_db *db = (const vv_db *)ctx;
   return db->adc((const float *)state, db->pq->ksub, db->pq->m, (const uint8_t *)vv_arena_at(&db->codes, slot));
