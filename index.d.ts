@@ -248,7 +248,7 @@ export interface SaveOptions {
   /** Aborts the save; the previous generation stays intact. Rejects with `AbortError`. */
   signal?: AbortSignalLike;
   /**
-   * Row bytes per page of the chunks this save writes, in KiB (1..1024, default 8): a lazy search reads
+   * Row bytes per page of the chunks this save writes, in KiB (1..1024, default 4): a lazy search reads
    * one page per re-ranked candidate that is not cached. Smaller pages read less from local disks;
    * larger ones suit storage that charges per request. Chunks written earlier keep their pages.
    */
@@ -447,7 +447,7 @@ export declare class VectorDB<M = unknown> {
    * On a lazily loaded database, pages this search needs that are not
    * cached (at most `rerank` for HNSW, every page for `'flat'`) are
    * read, authenticated and decrypted on the JS thread, blocking the event
-   * loop (a few µs to tens of µs per 8 KiB page). Use {@link VectorDB.searchAsync} to do
+   * loop (a few µs to tens of µs per 4 KiB page). Use {@link VectorDB.searchAsync} to do
    * that on the thread pool.
    * @param k - a positive integer.
    */

@@ -237,7 +237,7 @@ VV_NODISCARD int vv_db_save(vv_db *db, const char *dir, const struct vv_io *io, 
 
 /* How a save lays out what it writes. All zero = the defaults. */
 typedef struct vv_save_opts {
-  uint32_t page_bytes; /* row bytes per chunk page, VV_PAGE_MIN_BYTES..VV_PAGE_MAX_BYTES; 0 = 8 KiB.
+  uint32_t page_bytes; /* row bytes per chunk page, VV_PAGE_MIN_BYTES..VV_PAGE_MAX_BYTES; 0 = 4 KiB.
                           Smaller pages read less per lazy search from local disks; larger ones
                           suit storage with a high cost per request (docs/PERFORMANCE.md) */
 } vv_save_opts;

@@ -33,7 +33,7 @@
 /* Format 3 writes objects in pages (paged.h): a chunk page is cut after
  * about this many plaintext bytes (rows are never split), an index page
  * after about VV_INDEX_PAGE_BYTES. */
-#define VV_PAGE_DEFAULT_BYTES 8192u
+#define VV_PAGE_DEFAULT_BYTES 4096u
 #define VV_INDEX_PAGE_BYTES (256u << 10)
 
 /* An index page's plaintext is a format-3 segment map (codec/index3.h) of
