@@ -172,7 +172,7 @@ typedef struct vv_search_opts {
   void *cancel_ctx;
 } vv_search_opts;
 
-#define VV_RERANK_FACTOR 8u
+#define VV_RERANK_FACTOR 4u
 
 /* One hit. Strings point into the owning vv_results and are not
  * NUL-terminated; use the lengths. */

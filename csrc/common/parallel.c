@@ -81,3 +81,90 @@ int vv_parallel_for(size_t n, unsigned threads, vv_body_fn body, void *ctx,
   for (unsigned t = 1; t <= started; t++) pthread_join(tids[t], NULL);
   return atomic_load(&l.status);
 }
+
+/* ---- a loop that never waits for a helper to start --------------------- */
+
+typedef struct eager {
+  size_t n;
+  vv_body_fn body;
+  void *ctx;
+  atomic_size_t next;
+  atomic_int refs; /* the caller and each helper; the last frees */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  size_t done;   /* items finished, under mu */
+  int status;    /* first non-zero body status, under mu */
+} eager;
+
+static void eager_unref(eager *e) {
+  if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1) return;
+  pthread_mutex_destroy(&e->mu);
+  pthread_cond_destroy(&e->cv);
+  free(e);
+}
+
+/* Claims items until none is left; after a failure the rest are claimed
+ * and skipped. Touches ctx only for the items it claims. */
+static void eager_run(eager *e, unsigned id) {
+  for (;;) {
+    size_t i = atomic_fetch_add_explicit(&e->next, 1, memory_order_relaxed);
+    if (i >= e->n) return;
+    pthread_mutex_lock(&e->mu);
+    int failed = e->status != VV_OK;
+    pthread_mutex_unlock(&e->mu);
+    int rc = failed ? VV_OK : e->body(e->ctx, i, id);
+    pthread_mutex_lock(&e->mu);
+    if (rc != VV_OK && e->status == VV_OK) e->status = rc;
+    if (++e->done == e->n) pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+  }
+}
+
+typedef struct eager_arg {
+  eager *e;
+  unsigned id;
+} eager_arg;
+
+static void *eager_main(void *p) {
+  eager_arg *a = p;
+  eager_run(a->e, a->id);
+  eager_unref(a->e);
+  free(a);
+  return NULL;
+}
+
+int vv_parallel_eager(size_t n, unsigned threads, vv_body_fn body, void *ctx) {
+  if (n == 0) return VV_OK;
+  eager *e = calloc(1, sizeof *e);
+  if (!e) return VV_E_NOMEM;
+  e->n = n;
+  e->body = body;
+  e->ctx = ctx;
+  atomic_init(&e->next, 0);
+  atomic_init(&e->refs, 1);
+  pthread_mutex_init(&e->mu, NULL);
+  pthread_cond_init(&e->cv, NULL);
+  pthread_attr_t attr;
+  int have_attr = pthread_attr_init(&attr) == 0 && pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0;
+  for (unsigned t = 1; have_attr && t < threads && t < n; t++) {
+    eager_arg *a = malloc(sizeof *a);
+    if (!a) break;
+    *a = (eager_arg){e, t};
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+    pthread_t tid;
+    if (pthread_create(&tid, &attr, eager_main, a) != 0) {
+      atomic_fetch_sub_explicit(&e->refs, 1, memory_order_relaxed);
+      free(a);
+      break;
+    }
+  }
+  if (have_attr) pthread_attr_destroy(&attr);
+  eager_run(e, 0);
+  /* Every item is claimed; wait only for those helpers are still running. */
+  pthread_mutex_lock(&e->mu);
+  while (e->done < e->n) pthread_cond_wait(&e->cv, &e->mu);
+  int rc = e->status;
+  pthread_mutex_unlock(&e->mu);
+  eager_unref(e);
+  return rc;
+}

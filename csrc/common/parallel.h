@@ -24,4 +24,13 @@ VV_NODISCARD int vv_parallel_for(size_t n, unsigned threads, vv_body_fn body, vo
                                  int (*progress)(void *, uint64_t, uint64_t), void *progress_ctx,
                                  uint64_t done_base, uint64_t total);
 
+/* For short, latency-bound loops (a search's page reads): like
+ * vv_parallel_for without progress, but helper threads are detached and
+ * the caller never waits for one to start: it claims items itself, and
+ * once every item is claimed it waits only for those a helper is running.
+ * On a loaded machine a helper the scheduler has not run yet costs
+ * nothing; it finds the range exhausted when it runs. Returns the first
+ * failing body's status (later items are then skipped). */
+VV_NODISCARD int vv_parallel_eager(size_t n, unsigned threads, vv_body_fn body, void *ctx);
+
 #endif

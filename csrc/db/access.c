@@ -214,7 +214,7 @@ int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_pins *ps, uint
     for (size_t i = 0; i < nwant; i++) fresh[i] = (struct vv_pin){want[i], NULL, NULL};
     unsigned threads = nwant >= 4 * VV_READ_THREADS ? VV_READ_THREADS : (unsigned)(nwant + 3) / 4;
     fetch f = {db, fresh, ps->rd};
-    rc = vv_parallel_for(nwant, threads, fetch_one, &f, NULL, NULL, 0, 0);
+    rc = vv_parallel_eager(nwant, threads, fetch_one, &f);
     /* Keep what was read (released with the rest), whatever failed. */
     size_t kept = 0;
     for (size_t i = 0; i < nwant; i++)
