@@ -96,6 +96,7 @@ function rows(d) {
     row(`warm QPS, all cached, at matched recall >= ${fmt(target, 4)}`, lw ? `${fmt(lw.qps, 0)} (ef ${lw.ef})` : 'not reached', li ? `${fmt(li.qps, 0)} (ef ${li.ef})` : '-',
       ratio === null ? '-' : `${fmt(ratio)}x`, `>= ${TARGETS.warmOverInmem}x`, ratio !== null && ratio >= TARGETS.warmOverInmem,
       `at defaults: lazy ${fmt(warm.defaults.qps, 0)} QPS / recall ${fmt(warm.defaults.recall, 4)}, in memory ${fmt(inmem.defaults.qps, 0)} / ${fmt(inmemRecall, 4)}; ` +
+      `${atHigh(all(warm), all(inmem))}; ` +
       `evictions while timed ${warm.evictionsWhileTimed}, bytes read ${mib(warm.bytesReadWhileTimed)}`);
   } else row('warm QPS, all cached, at matched recall', '-', '-', '-', '', null, failure(warm, inmem));
 
@@ -131,6 +132,14 @@ function rows(d) {
         `${x.vsFirstCold} != smallest cold`).join('; ') + `; ${s.vsInmem} of ${s.n} differ from in memory (information)`);
   } else row('same results cold/warm at 3 cache sizes', '-', '', '', 'identical', null, s ? s.error : 'not run');
   return out;
+}
+
+// The same comparison at a recall worth having, for data where the defaults
+// reach little (information, not a target).
+function atHigh(lazySettings, inmemSettings, target = 0.85) {
+  const lw = bestAt(lazySettings, target), li = bestAt(inmemSettings, target);
+  if (!lw || !li) return `recall ${target} not reached by ${!lw ? 'lazy' : 'in memory'} in the sweep`;
+  return `at recall >= ${target}: lazy ${fmt(lw.qps, 0)} (ef ${lw.ef}), in memory ${fmt(li.qps, 0)} (ef ${li.ef}), ${fmt(lw.qps / li.qps)}x`;
 }
 
 function failure(...rs) {
