@@ -123,7 +123,7 @@ export interface SearchOptions {
    * (ranked on compact PQ codes) are re-ranked with full vectors. All of
    * them are, whatever is cached, so results never depend on the cache;
    * a query reads at most this many pages (those not cached). More gives
-   * better recall and reads more. Default `max(4k, efSearch)` (the graph walk's beam is `2 × efSearch`); the
+   * better recall and reads more. Default `max(4k, 2 × efSearch)`, the graph walk's whole beam; the
    * walk's beam is raised to it if smaller.
    */
   rerank?: number;

@@ -162,7 +162,7 @@ typedef struct vv_search_opts {
   uint32_t threads;       /* for batch searches; 0 = the configured default */
   uint32_t rerank;        /* lazily loaded HNSW: candidates re-ranked by full vectors (all of them,
                              each read if not cached: a query reads at most this many pages);
-                             0 = max(VV_RERANK_FACTOR * k, efSearch) */
+                             0 = max(VV_RERANK_FACTOR * k, the walk's beam: 2 x efSearch) */
   vv_error *err;   /* or NULL; when a chunk read of a lazily loaded database fails, which
                              object and why (the first failure, for batches) */
   /* Or NULL. Lazily loaded: polled before each chunk the search pins (read

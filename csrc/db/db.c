@@ -563,14 +563,15 @@ static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k,
   uint32_t ef = o && o->ef_search ? o->ef_search : db->cfg.ef_search;
   /* Lazily, the walk ranks on codes and hands over `pool` candidates for
    * re-ranking by full vectors (the `rerank` option; by default
-   * max(VV_RERANK_FACTOR x k, efSearch): see docs/PERFORMANCE.md). */
+   * max(VV_RERANK_FACTOR x k, the walk's beam): see docs/PERFORMANCE.md). */
   uint32_t pool = want;
   if (db->lazy && db->hnsw) {
     /* Codes are approximate: the walk's beam is twice the configured one. */
     if (!(o && o->ef_search)) ef = 2 * db->cfg.ef_search > VV_HNSW_MAX_EF ? VV_HNSW_MAX_EF : 2 * db->cfg.ef_search;
+    /* The whole beam by default: on the inner product, codes rank vectors
+     * of different norms less well, and half the beam lost recall. */
     uint64_t dflt = (uint64_t)VV_RERANK_FACTOR * want;
-    uint32_t cfg_ef = o && o->ef_search ? o->ef_search : db->cfg.ef_search;
-    if (dflt < cfg_ef) dflt = cfg_ef;
+    if (dflt < ef) dflt = ef;
     pool = o && o->rerank ? o->rerank : (dflt > VV_HNSW_MAX_EF ? VV_HNSW_MAX_EF : (uint32_t)dflt);
     if (pool < want) pool = want;
     if (pool > ef) ef = pool;
