@@ -51,6 +51,8 @@ typedef struct load {
   uint32_t *seg_np;
   int lazy;            /* chunks stay unread: locations are checked against the index */
   vv_chunk_index chunks; /* the manifest's chunks by seq (lazy location checks) */
+  uint32_t *rows_by_seq; /* or a direct table of it: rows + 1 of chunk seq, 0 = none */
+  uint64_t nrows_by_seq;
   _Atomic uint8_t *claimed; /* while base segments are applied in parallel: slots seen */
   uint8_t *levels;     /* per slot: graph levels (0 = not a node); a dense copy for validation */
   uint64_t nlevels;
@@ -425,9 +427,15 @@ static int validate_slot(void *ctx, size_t i, unsigned worker) {
   if (!node_exists(db, slot)) return VV_OK;
   if (l->lazy) {
     /* Lazy: the chunk is read later, but the row must exist in it now. */
-    uint64_t loc = vv_store_loc(&db->store, slot);
-    long c = vv_chunk_index_find(&l->chunks, VV_LOC_CHUNK(loc));
-    if (c < 0 || VV_LOC_ROW(loc) >= l->m->chunks[c].count)
+    uint64_t loc = vv_store_loc(&db->store, slot), seq = VV_LOC_CHUNK(loc);
+    uint64_t rows = 0;
+    if (l->rows_by_seq) {
+      rows = seq < l->nrows_by_seq && l->rows_by_seq[seq] ? l->rows_by_seq[seq] - 1 : 0;
+    } else {
+      long c = vv_chunk_index_find(&l->chunks, seq);
+      rows = c < 0 ? 0 : l->m->chunks[c].count;
+    }
+    if (VV_LOC_ROW(loc) >= rows)
       return say(l, VV_E_CHUNK_CORRUPT, "%s", "a vector the index refers to is in no chunk");
     vv_store_mark(&db->store, slot, VV_SLOT_SAVED);
   } else if (!(vv_store_flags(&db->store, slot) & VV_SLOT_SAVED)) {
@@ -578,6 +586,13 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
     l.lazy = 1;
     rc = vv_chunk_index_build(&l.chunks, m.chunks, m.nchunks);
     if (rc) goto fail;
+    /* Seqs are dense in practice (one counter): a direct table when small. */
+    uint64_t top = 0;
+    for (size_t i = 0; i < m.nchunks; i++) top = m.chunks[i].seq + 1 > top ? m.chunks[i].seq + 1 : top;
+    if (top <= ((uint64_t)1 << 22) && top <= 64 * (uint64_t)(m.nchunks + 1) && (l.rows_by_seq = calloc(top ? top : 1, 4))) {
+      l.nrows_by_seq = top;
+      for (size_t i = 0; i < m.nchunks; i++) l.rows_by_seq[m.chunks[i].seq] = m.chunks[i].count + 1;
+    }
   } else {
     rc = vv_parallel_for(m.nchunks, cfg.threads, load_chunk, &l, chunk_progress, &l, 0, m.nchunks);
     if (rc) goto fail;
@@ -623,6 +638,7 @@ fail:
   free(l.seg_pages);
   free(l.seg_np);
   vv_chunk_index_free(&l.chunks);
+  free(l.rows_by_seq);
   free(l.levels);
   pthread_mutex_destroy(&l.err_mu);
   return rc;

@@ -159,6 +159,19 @@ static void table_insert(vv_store *s, uint32_t slot, uint32_t h) {
   s->tab_count++;
 }
 
+/* Inserts `slot` (whose id is id[len], hash h) unless a slot with the same
+ * id is there: one probe of the chain for both. 1 if it was there. */
+static int table_insert_unique(vv_store *s, uint32_t slot, uint32_t h, const char *id, size_t len) {
+  size_t mask = s->tab_cap - 1;
+  size_t j = h & mask;
+  for (; s->tab_slot[j]; j = (j + 1) & mask)
+    if (s->tab_hash[j] == h && rec_matches(s, s->tab_slot[j] - 1, id, len)) return 1;
+  s->tab_slot[j] = slot + 1;
+  s->tab_hash[j] = h;
+  s->tab_count++;
+  return 0;
+}
+
 static void table_erase(vv_store *s, uint32_t slot, uint32_t h) {
   size_t mask = s->tab_cap - 1;
   size_t j = h & mask;
@@ -318,8 +331,8 @@ int vv_store_rebuild_ids(vv_store *s) {
     uint32_t slot = (uint32_t)i;
     if (!vv_store_is_live(s, slot)) continue;
     const vv_slotrec *r = vv_store_rec(s, slot);
-    if (vv_store_lookup(s, r->id, r->id_len) != VV_NO_SLOT) return VV_E_CORRUPT;
-    table_insert(s, slot, (uint32_t)vv_hash_bytes(r->id, r->id_len));
+    if (table_insert_unique(s, slot, (uint32_t)vv_hash_bytes(r->id, r->id_len), r->id, r->id_len))
+      return VV_E_CORRUPT;
     s->nlive++;
   }
   return VV_OK;
