@@ -314,13 +314,17 @@ static inline int fio_list(void *ctx, const char *dir, int (*fn)(void *arg, cons
 }
 
 /* Clears counters, trace and injection state; keeps the settings. */
+/* Under the table's lock: a lazy database may be reading through it on
+ * other threads while a test resets it. */
 static inline void fio_reset(fio *f) {
+  pthread_mutex_lock(&f->mu);
   f->ops = f->all_ops = f->injected = 0;
   f->crashed = f->committed = f->after_commit = 0;
   f->failed_kind = -1;
   f->failed_flags = 0;
   f->failed_path[0] = '\0';
   f->ntrace = 0;
+  pthread_mutex_unlock(&f->mu);
 }
 
 /* A pass-through table over `real` (NULL = vv_io_posix()): nothing fails. */

@@ -321,7 +321,7 @@ static const char *reload_differs(const char *dir, const unsigned char *key, con
 /* Saves go through a pass-through faultio table that skips the real fsync
  * (thousands of them would dominate the run). It lives as long as the
  * process: a lazy database reads its chunks through the table of its last
- * save. Tests use it from one thread at a time. */
+ * save, on its own threads (fio_reset takes the table's lock). */
 static fio g_quiet;
 __attribute__((constructor)) static void quiet_init(void) { fio_init(&g_quiet, NULL); }
 static const vv_io *quiet(void) {
