@@ -187,6 +187,7 @@ int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_pins *ps, uint
     uint64_t loc = vv_store_loc(st, slots[i]);
     uint32_t page;
     rc = locate(db, ps, loc, &page);
+    if (rc) break;
     kv[nk][0] = PAGE_KEY(VV_LOC_CHUNK(loc), page);
     kv[nk++][1] = i;
   }
