@@ -172,7 +172,8 @@ static size_t bound_of(const vv_cache_client *cl) {
 }
 
 /* Evicts the client's own cold unpinned entries until `need` more bytes fit
- * under its cap, then anyone's until they fit under the shared bound. */
+ * under its cap, then, if they do, anyone's until they fit under the shared
+ * bound. */
 static void make_room(vv_cache_client *cl, size_t need, entry **dropped) {
   vv_cache *c = cl->c;
   if (cl->cap) {
@@ -180,6 +181,9 @@ static void make_room(vv_cache_client *cl, size_t need, entry **dropped) {
       prev = e->cprev;
       if (e->pins == 0) evict(c, e, dropped, 1);
     }
+    /* Still over its cap (its own values are pinned): the value will be
+     * handed out uncached, so nobody else's may go to make room for it. */
+    if (need && cl->st.bytes + need > cl->cap) return;
   }
   for (entry *e = c->tail, *prev; e && c->st.bytes + need > c->capacity; e = prev) {
     prev = e->prev;

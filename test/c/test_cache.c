@@ -413,6 +413,32 @@ VV_TEST(a_cap_stops_one_clients_scan_from_flushing_the_others) {
   vv_cache_release(c);
 }
 
+/* A client at its cap with every value pinned (a search holding its pages)
+ * gets the next value uncached, and takes nothing from the others for it,
+ * even when the shared cache is full. */
+VV_TEST(a_client_pinned_at_its_cap_takes_nothing_from_the_others) {
+  duo d;
+  VV_REQUIRE(duo_open(&d, 200));
+  vv_cache *c = d.c;
+  vv_cache_client *a = d.a, *b = d.b;
+  for (uint64_t k = 0; k < 8; k++) VV_CHECK(touch(b, k, 2));
+  void *v;
+  vv_cache_ref *r0, *r1, *r2;
+  VV_REQUIRE(vv_cache_get(a, 0, &v, &r0) == VV_OK && vv_cache_get(a, 1, &v, &r1) == VV_OK);
+  VV_CHECK(shared_bytes(c) == 1000 && bytes_now(a) == 200);
+  VV_REQUIRE(vv_cache_get(a, 2, &v, &r2) == VV_OK); /* over A's cap, A's own values pinned */
+  vv_cache_stats sa = client_stats(a), sb = client_stats(b);
+  VV_CHECK(sa.bypasses == 1 && sa.bytes == 200);
+  VV_CHECK(sb.evictions == 0 && sb.bytes == 800);
+  vv_cache_unpin(a, r2);
+  vv_cache_unpin(a, r1);
+  vv_cache_unpin(a, r0);
+  vv_cache_client_free(a);
+  vv_cache_client_free(b);
+  VV_CHECK(atomic_load(&d.la.live_values) == 0 && atomic_load(&d.lb.live_values) == 0);
+  vv_cache_release(c);
+}
+
 VV_TEST(a_value_over_the_cap_is_served_without_evicting_anything) {
   loader la;
   init_loader(&la); /* keys 0..6 -> 100..400 bytes */
