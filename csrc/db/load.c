@@ -275,34 +275,35 @@ static int read_apply(void *ctx, size_t i, unsigned worker) {
 /* Before base segments are applied in parallel: the codebook (from the
  * first one's header) and storage for every slot the manifest counts, so
  * no worker grows anything. */
-static int prepare_base(load *l) {
-  if (l->m->nbase && l->m->version >= 3 && l->seg_np[0]) {
+/* The codebook in the header of the first base segment's first page, if
+ * it decodes and has one (one that does not decode fails properly in
+ * apply_segment). */
+static int first_codebook(const load *l, vv_codebook_view *cb) {
+  if (!l->m->nbase || !l->seg_np[0]) return 0;
+  const struct seg_page *sp = &l->seg_pages[0][0];
+  uint64_t seq;
+  int base;
+  uint32_t count, nblocks;
+  if (l->m->version >= 3) {
     vv_index3_reader r;
-    uint64_t seq;
-    int base;
-    uint32_t count, nblocks;
-    /* A header that does not decode fails properly in apply_segment. */
-    if (vv_index3_decode_begin(&r, l->seg_pages[0][0].plain, l->seg_pages[0][0].len, &seq, &base, &count,
-                               &nblocks) == VV_OK &&
-        r.has_codebook) {
-      int rc = install_codebook(l, &r.cb);
-      if (rc == VV_E_CORRUPT) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: the PQ codebook is invalid", l->m->base[0].ref.name);
-      if (rc) return rc;
-    }
-  } else if (l->m->nbase) {
-    vv_index_reader r;
-    uint64_t seq;
-    int base;
-    uint32_t count;
-    /* A header that does not decode fails properly in apply_segment. */
-    if (l->seg_np[0] &&
-        vv_index_decode_begin(&r, l->seg_pages[0][0].plain, l->seg_pages[0][0].len, &seq, &base, &count) == VV_OK &&
-        r.has_codebook &&
-        r.v2 == (l->m->version >= 2)) {
-      int rc = install_codebook(l, &r.cb);
-      if (rc == VV_E_CORRUPT) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: the PQ codebook is invalid", l->m->base[0].ref.name);
-      if (rc) return rc;
-    }
+    if (vv_index3_decode_begin(&r, sp->plain, sp->len, &seq, &base, &count, &nblocks) || !r.has_codebook) return 0;
+    *cb = r.cb;
+    return 1;
+  }
+  vv_index_reader r;
+  if (vv_index_decode_begin(&r, sp->plain, sp->len, &seq, &base, &count) || !r.has_codebook ||
+      r.v2 != (l->m->version >= 2))
+    return 0;
+  *cb = r.cb;
+  return 1;
+}
+
+static int prepare_base(load *l) {
+  vv_codebook_view cb;
+  if (first_codebook(l, &cb)) {
+    int rc = install_codebook(l, &cb);
+    if (rc == VV_E_CORRUPT) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: the PQ codebook is invalid", l->m->base[0].ref.name);
+    if (rc) return rc;
   }
   uint64_t n = l->m->slot_count;
   if (n == 0) return VV_OK;
