@@ -59,7 +59,10 @@ enum {
   VV_E_NOSPC = -20,            /* ERR_NOSPC */
   VV_E_NOT_FOUND = -21,        /* ERR_NOT_FOUND: no session at that path */
   VV_E_NOT_A_SESSION = -22,    /* ERR_NOT_A_SESSION: a save into a directory that is neither empty nor a session */
-  VV_E_ROLLBACK = -23          /* ERR_ROLLBACK: the session is older than the generation the caller last saw */
+  VV_E_ROLLBACK = -23,         /* ERR_ROLLBACK: the session is older than the generation the caller last saw */
+  VV_E_CONFLICT = -24,         /* ERR_CONFLICT: another writer committed first (an object store's compare-and-swap) */
+  VV_E_ACCESS = -25,           /* ERR_ACCESS: the storage refused the caller's credentials */
+  VV_E_ASYNC_REQUIRED = -26    /* ERR_ASYNC_REQUIRED: a synchronous call would wait for JavaScript storage */
 };
 
 /* Limits enforced by the engine (the JS layer checks them first, with nicer messages). */

@@ -34,6 +34,9 @@ static const status_entry kStatus[] = {
   {VV_E_NOT_FOUND, "ERR_NOT_FOUND", "no session found at that path"},
   {VV_E_NOT_A_SESSION, "ERR_NOT_A_SESSION", "the directory is not empty and holds no vecvault session"},
   {VV_E_ROLLBACK, "ERR_ROLLBACK", "the session is an older generation than required (rolled back?)"},
+  {VV_E_CONFLICT, "ERR_CONFLICT", "another writer committed a newer generation first"},
+  {VV_E_ACCESS, "ERR_ACCESS", "the storage refused access"},
+  {VV_E_ASYNC_REQUIRED, "ERR_ASYNC_REQUIRED", "this session's storage is implemented in JavaScript: use the async variant"},
 };
 
 static const status_entry *find(int status) {

@@ -140,7 +140,8 @@ static int scan_name(void *arg, const char *name) {
 }
 
 static int root_name(const char *n) {
-  return !strcmp(n, "manifest.json") || !strcmp(n, "lock") || !strcmp(n, "objects") || !strcmp(n, "manifests") ||
+  /* "lease": a writer's lease on an object store without conditional writes. */
+  return !strcmp(n, "manifest.json") || !strcmp(n, "lock") || !strcmp(n, "lease") || !strcmp(n, "objects") || !strcmp(n, "manifests") ||
          vv_is_temp_name(n);
 }
 

@@ -105,15 +105,25 @@ static int px_list(void *ctx, const char *dir, int (*fn)(void *, const char *), 
 
 static const vv_io kPosix = {NULL,     px_open,   px_read,   px_write, px_fsync, px_close,
                              px_fsize, px_rename, px_unlink, px_mkdir, px_lock,  px_list,
-                             px_pread};
+                             px_pread, 0};
 
 const vv_io *vv_io_posix(void) { return &kPosix; }
 
 static _Thread_local int last_errno;
+/* The store's words: `pending` for the next mapping, `detail` for the last. */
+static _Thread_local char pending[256], detail[256];
+
+void vv_io_set_detail(const char *msg) { snprintf(pending, sizeof pending, "%s", msg ? msg : ""); }
 
 const char *vv_io_last_error(void) {
+  if (detail[0]) return detail;
   if (vv_io_not_regular(-last_errno)) return "not a regular file (a FIFO, device, socket, directory or symbolic link)";
-  return last_errno ? strerror(last_errno) : "";
+  switch (last_errno) {
+    case VV_EIO_CONFLICT: return "the manifest was replaced by another writer";
+    case VV_EIO_ACCESS: return "access denied by the storage";
+    case VV_EIO_ASYNC: return "the storage is implemented in JavaScript and needs the thread that is waiting";
+    default: return last_errno ? strerror(last_errno) : "";
+  }
 }
 
 int vv_io_not_regular(int neg_errno) {
@@ -124,9 +134,15 @@ int vv_io_not_regular(int neg_errno) {
 int vv_io_status(int neg_errno) {
   int e = -neg_errno;
   last_errno = e;
+  memcpy(detail, pending, sizeof detail);
+  pending[0] = 0;
   if (e == ENOSPC || e == EDQUOT) return VV_E_NOSPC;
   if (e == ENOENT) return VV_E_NOT_FOUND;
   if (e == ENOMEM) return VV_E_NOMEM;
+  if (e == ECANCELED) return VV_E_ABORTED;
+  if (e == VV_EIO_CONFLICT) return VV_E_CONFLICT;
+  if (e == VV_EIO_ACCESS) return VV_E_ACCESS;
+  if (e == VV_EIO_ASYNC) return VV_E_ASYNC_REQUIRED;
   return VV_E_IO;
 }
 
@@ -180,6 +196,7 @@ int vv_io_pread_all(const vv_io *io, int fd, void *buf, size_t n, uint64_t off) 
 int vv_io_open_sized(const vv_io *io, const char *path, uint64_t size) {
   int fd = io->open(io->ctx, path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW, 0);
   if (fd < 0) return vv_io_status(fd);
+  if (io->flags & VV_IO_OBJECT_STORE) return fd; /* a ranged read learns the size; see io.h */
   uint64_t have = 0;
   int rc = io->fsize(io->ctx, fd, &have);
   rc = rc < 0 ? vv_io_status(rc) : have != size ? VV_E_CORRUPT : VV_OK;
@@ -251,7 +268,7 @@ char *vv_path_join(const char *a, const char *b) {
 
 int vv_error_note(vv_error *err, int rc, const char *what) {
   if (err && !err->message[0]) {
-    int sys = rc == VV_E_IO || rc == VV_E_NOSPC;
+    int sys = rc == VV_E_IO || rc == VV_E_NOSPC || rc == VV_E_CONFLICT || rc == VV_E_ACCESS || rc == VV_E_ASYNC_REQUIRED;
     snprintf(err->message, sizeof err->message, "%s: %s", what,
              sys && *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
   }

@@ -37,7 +37,22 @@ typedef struct vv_io {
   int (*list)(void *ctx, const char *dir, int (*fn)(void *arg, const char *name), void *arg);
   /* Reads up to n bytes at offset `off` (fewer at the end of the file). */
   ssize_t (*pread)(void *ctx, int fd, void *buf, size_t n, uint64_t off);
+  int flags; /* VV_IO_OBJECT_STORE, or 0 */
 } vv_io;
+
+/* The table is an object store seen as files (objio.h): nothing is durable
+ * before the objects directory's fsync, the manifest's rename is a
+ * compare-and-swap, there is no lock file, and an object's size is learnt
+ * from reading it (vv_io_open_sized checks nothing; reads that end early
+ * still fail). */
+#define VV_IO_OBJECT_STORE 1
+
+/* Error numbers an object store reports beyond errno's (as -n, like
+ * errno's), and what vv_io_status maps them to. ECANCELED maps to
+ * VV_E_ABORTED. */
+#define VV_EIO_CONFLICT 4097 /* the manifest changed since it was read: VV_E_CONFLICT */
+#define VV_EIO_ACCESS 4098   /* the store refused the credentials: VV_E_ACCESS */
+#define VV_EIO_ASYNC 4099    /* the store runs on the thread that is waiting: VV_E_ASYNC_REQUIRED */
 
 const vv_io *vv_io_posix(void);
 
@@ -51,8 +66,13 @@ int vv_io_status(int neg_errno);
  * vv_io_last_error() then says "not a regular file". */
 int vv_io_not_regular(int neg_errno);
 /* strerror() of the errno the calling thread last mapped with
- * vv_io_status, for error messages ("" if none). */
+ * vv_io_status, for error messages ("" if none), or the store's own words
+ * when vv_io_set_detail gave them. */
 const char *vv_io_last_error(void);
+/* The words (copied, truncated) for the next error this thread maps with
+ * vv_io_status, in place of strerror(): a store's "s3://b/p/objects/..: 503
+ * SlowDown". NULL clears them. */
+void vv_io_set_detail(const char *msg);
 /* Writes all of buf, looping on short writes. */
 /* Notes "<what>: <why>" in `err` (NULL: nowhere) unless it already holds a
  * message, the why being the system's words for an I/O failure; returns rc. */

@@ -305,7 +305,7 @@ static int load_value(void *ctx, uint64_t key, void **value, size_t *bytes) {
     else if (!err.message[0])
       snprintf(err.message, sizeof err.message, "chunk object %s (seq %llu)%s could not be read: %s", mc.ref.name,
                (unsigned long long)seq, where,
-               rc == VV_E_IO && *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
+               rc != VV_E_NOMEM && *vv_io_last_error() ? vv_io_last_error() : vv_strerror(rc));
     note_failure(lz, key, err.message);
     return rc;
   }
@@ -424,7 +424,8 @@ void vv_lazy_explain(vv_lazy *lz, uint64_t seq, uint32_t page, int status, vv_er
     }
     const vv_mchunk *mc = csrc_find(lz->cur, seq);
     if (!mc) mc = csrc_find(lz->prev, seq);
-    if (found && (status == VV_E_CHUNK_MISSING || status == VV_E_CHUNK_CORRUPT || status == VV_E_IO))
+    if (found && (status == VV_E_CHUNK_MISSING || status == VV_E_CHUNK_CORRUPT || status == VV_E_IO ||
+                  status == VV_E_ACCESS || status == VV_E_ABORTED || status == VV_E_ASYNC_REQUIRED))
       snprintf(err->message, sizeof err->message, "%s", found->message);
     else if (mc)
       snprintf(err->message, sizeof err->message, "chunk object %s (seq %llu): %s", mc->ref.name,

@@ -16,7 +16,8 @@ static int read_manifest(const vv_io *io, const char *dir, unsigned char **file,
   char *path = vv_path_join(dir, "manifest.json");
   if (!path) return VV_E_NOMEM;
   int rc = vv_io_read_file(io, path, VV_MANIFEST_MAX_BYTES, file, len);
-  if ((rc == VV_E_IO || rc == VV_E_NOSPC) && err) /* e.g. a FIFO or a symlink there: io.h */
+  /* e.g. a FIFO or a symlink there (io.h), or a store's refusal */
+  if (rc && rc != VV_E_NOT_FOUND && rc != VV_E_CORRUPT && rc != VV_E_NOMEM && err)
     snprintf(err->message, sizeof err->message, "reading %s failed: %s", path, vv_io_last_error());
   free(path);
   if (rc == VV_E_NOT_FOUND) {

@@ -235,13 +235,30 @@ int vv_swriter_segment_end(vv_swriter *w, int base, vv_mseg *g) {
 }
 
 /* Writes the manifest file under manifests/ and then over manifest.json. */
-static int write_manifest(vv_swriter *w, const vv_buf *file) {
+static int write_manifest(vv_swriter *w, const vv_buf *file, int *collect) {
   const vv_io *io = w->sc.io;
   char name[32];
   snprintf(name, sizeof name, "%020llu.json", (unsigned long long)w->m.generation);
   char *hist = vv_path_join(w->mandir, name);
   char *main_path = vv_path_join(w->sc.dir, "manifest.json");
   int rc = hist && main_path ? VV_OK : VV_E_NOMEM;
+  *collect = 1;
+  if (!rc && (io->flags & VV_IO_OBJECT_STORE)) {
+    /* On an object store the compare-and-swap on manifest.json comes
+     * first: until it wins, this writer may not own the generation's
+     * number, and a loser must not overwrite the winner's history copy. */
+    rc = vv_io_write_durable(io, w->sc.dir, main_path, file->data, file->len);
+    if (rc) {
+      fail(w, rc, rc == VV_E_CONFLICT ? "committing the manifest" : "writing the manifest");
+    } else if (vv_io_write_durable(io, w->mandir, hist, file->data, file->len) != VV_OK) {
+      /* Committed all the same. Without its history copy this generation
+       * is kept only while it is the newest, so collect nothing now. */
+      *collect = 0;
+    }
+    free(hist);
+    free(main_path);
+    return rc;
+  }
   if (!rc) rc = vv_io_write_durable(io, w->mandir, hist, file->data, file->len);
   if (!rc) rc = vv_io_fsync_dir(io, w->mandir);
   if (!rc) rc = vv_io_write_durable(io, w->sc.dir, main_path, file->data, file->len);
@@ -262,7 +279,7 @@ static int write_manifest(vv_swriter *w, const vv_buf *file) {
 
 int vv_swriter_commit(vv_swriter *w, const vv_keyring *kr, uint64_t generation, unsigned char new_hash[VV_HASH_BYTES]) {
   int rc = vv_io_fsync_dir(w->sc.io, w->sc.objdir);
-  if (rc) return fail(w, rc, "syncing the objects directory");
+  if (rc) return fail(w, rc, w->sc.io->flags & VV_IO_OBJECT_STORE ? "uploading objects" : "syncing the objects directory");
   w->m.generation = generation;
   w->m.has_parent = w->exists;
   if (w->exists) memcpy(w->m.parent, w->cur_hash, VV_HASH_BYTES);
@@ -272,11 +289,12 @@ int vv_swriter_commit(vv_swriter *w, const vv_keyring *kr, uint64_t generation, 
   strftime(w->m.created_at, sizeof w->m.created_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
   vv_buf file = {0};
   rc = vv_manifest_write(&w->m, kr, &file);
-  if (!rc) rc = write_manifest(w, &file);
+  int collect = 0;
+  if (!rc) rc = write_manifest(w, &file, &collect);
   if (!rc) {
     vv_manifest_file_hash(file.data, file.len, new_hash);
     w->bytes += file.len;
-    vv_session_gc(w->sc.io, w->sc.dir, w->sc.objdir, w->mandir, &w->m);
+    if (collect) vv_session_gc(w->sc.io, w->sc.dir, w->sc.objdir, w->mandir, &w->m);
   }
   vv_buf_free(&file);
   return rc;
