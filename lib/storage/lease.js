@@ -1,0 +1,150 @@
+'use strict';
+/*
+ * lib/storage/lease.js: withLease(), mutual exclusion of writers on a store
+ * that cannot enforce writeManifest's precondition (conditionalWrites ===
+ * false), through a `lease` object `{ owner, expires }`.
+ *
+ * LIMITS — a lease is advisory and weaker than a compare-and-swap:
+ * - Taking it is check, write, read back. Two writers that both find no live
+ *   lease and write within one round trip of each other can both read back
+ *   their own lease (a store that is not read-after-write consistent makes
+ *   the window wider). The read back catches only the writer that lost by
+ *   more than that.
+ * - A writer stalled longer than the TTL (a paused process, a long GC, a
+ *   partition) has lost exclusivity without knowing it until its next
+ *   renewal: another writer may take the expired lease and both may write.
+ *   Renewal notices this and aborts fn's signal, but what fn already wrote
+ *   stays written.
+ * - `expires` is wall-clock time of the writer's host: hosts whose clocks
+ *   differ by a large part of the TTL see leases expire early or late.
+ * Use a store with conditional writes where exclusivity matters.
+ */
+const crypto = require('node:crypto');
+const { VecvaultError } = require('../errors');
+const c = require('./common');
+
+const LEASE = 'lease';
+const warned = new WeakSet();
+
+function warnOnce(storage) {
+  if (warned.has(storage)) return;
+  warned.add(storage);
+  const where = storage.description ? ` (${storage.description})` : '';
+  process.emitWarning(
+    `vecvault: the storage${where} cannot enforce conditional writes; saves take a lease object instead, ` +
+      'which does not fully protect against concurrent writers (see docs/STORAGE.md)',
+    { code: 'VECVAULT_NO_CONDITIONAL_WRITES' },
+  );
+}
+
+/* The lease in the store: { owner, expires } or null (absent, torn or not ours to parse). */
+async function readLease(storage, signal) {
+  const bytes = await storage.read(LEASE, null, { signal });
+  if (!bytes) return null;
+  try {
+    const v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+    return v && typeof v.owner === 'string' && typeof v.expires === 'number' ? v : null;
+  } catch {
+    return null; // a torn lease from a crashed writer: no lease
+  }
+}
+
+function writeLease(storage, owner, expires, signal) {
+  return storage.write(LEASE, new Uint8Array(Buffer.from(JSON.stringify({ owner, expires }))), { signal });
+}
+
+function lockedError(storage, lease) {
+  const where = storage.description || 'storage';
+  return new VecvaultError(
+    `${where}: another writer holds the lease until ${new Date(lease.expires).toISOString()} (owner ${lease.owner})`,
+    'ERR_LOCKED',
+  );
+}
+
+/**
+ * Runs `fn({ signal })` while holding the storage's lease, renewing it every
+ * ttlMs / 3, and deletes the lease afterwards. Rejects with ERR_LOCKED if
+ * another owner holds a live lease, or if the lease is lost while fn runs
+ * (then fn's signal is aborted first).
+ *
+ * @template T
+ * @param {object} storage a Storage
+ * @param {(o: { signal: AbortSignal }) => Promise<T>} fn
+ * @param {{ ttlMs?: number, signal?: AbortSignal, now?: () => number }} [options]
+ * @returns {Promise<T>}
+ */
+async function withLease(storage, fn, options = {}) {
+  if (storage === null || typeof storage !== 'object') throw c.invalid('withLease: storage must be a Storage');
+  if (typeof fn !== 'function') throw c.invalid('withLease: fn must be a function');
+  const { ttlMs = 60000, now = Date.now } = options;
+  const signal = c.signalOf(options);
+  if (typeof ttlMs !== 'number' || !(ttlMs >= 3) || !Number.isFinite(ttlMs)) throw c.invalid('withLease: ttlMs must be a finite number of at least 3');
+  if (storage.conditionalWrites === false) warnOnce(storage);
+  c.throwIfAborted(signal);
+
+  const owner = crypto.randomBytes(16).toString('hex');
+  const current = await readLease(storage, signal);
+  if (current && current.owner !== owner && current.expires > now()) throw lockedError(storage, current);
+  let expires = now() + ttlMs;
+  await writeLease(storage, owner, expires, signal);
+  const back = await readLease(storage, signal);
+  if (!back || back.owner !== owner) throw lockedError(storage, back || { owner: 'unknown', expires: now() });
+
+  // fn's signal: the caller's abort, or the loss of the lease.
+  const ac = new AbortController();
+  const onAbort = () => ac.abort(signal.reason);
+  if (signal) signal.addEventListener('abort', onAbort, { once: true });
+  let lost = null;
+  let timer = null;
+  let renewing = Promise.resolve();
+  let stopped = false;
+
+  const renew = async () => {
+    try {
+      const seen = await readLease(storage, ac.signal);
+      if (seen && seen.owner !== owner) {
+        lost = lockedError(storage, seen);
+      } else {
+        const next = now() + ttlMs;
+        await writeLease(storage, owner, next, ac.signal);
+        expires = next;
+      }
+    } catch {
+      // A failed renewal is retried next time; the lease is lost only once it expires.
+      if (now() >= expires && !ac.signal.aborted) lost = new VecvaultError(`${storage.description || 'storage'}: the lease expired: it could not be renewed`, 'ERR_LOCKED');
+    }
+    if (lost) ac.abort(lost);
+    else schedule();
+  };
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      renewing = renew();
+    }, ttlMs / 3);
+    if (typeof timer.unref === 'function') timer.unref();
+  };
+  schedule();
+
+  let result;
+  let failure = null;
+  try {
+    result = await fn({ signal: ac.signal });
+  } catch (err) {
+    failure = err;
+  }
+  stopped = true;
+  clearTimeout(timer);
+  if (signal) signal.removeEventListener('abort', onAbort);
+  await renewing; // never delete the lease while a renewal could still rewrite it
+  if (lost) throw lost;
+  try {
+    const seen = await readLease(storage);
+    if (seen && seen.owner === owner) await storage.delete(LEASE);
+  } catch {
+    // The lease expires by itself; failing a finished job over it would be worse.
+  }
+  if (failure) throw failure;
+  return result;
+}
+
+module.exports = { withLease, LEASE };
