@@ -348,6 +348,91 @@ describe('32 storage transfer', function () {
     });
   });
 
+  describe('failures of the storages', function () {
+    it('transient failures are retried: a copy through a store that resets every third call completes', async function () {
+      const src = s.freshPath('retry');
+      await session(src, { n: 80, more: 20 });
+      const plan = (call) => (call.n % 3 === 1 ? { kind: 'transient' } : undefined);
+      const target = new FaultStorage(new MemoryStorage(), { faults: plan });
+      await copySession(new FaultStorage(new DirStorage(src), { faults: plan }), target);
+      assert.deepEqual(memTree(target.inner), tree(src));
+      assert.ok(target.counts.write > target.inner.names().length, 'some writes were attempts that failed');
+    });
+
+    it('a manifest write that took effect but whose answer was lost is not reported as a conflict', async function () {
+      const src = s.freshPath('lost');
+      await session(src, { n: 30 });
+      const mem = new MemoryStorage();
+      let calls = 0;
+      const target = Object.create(mem, {
+        writeManifest: {
+          value: async (data, expected, o) => {
+            calls++;
+            const r = await mem.writeManifest(data, expected, o);
+            if (calls === 1) throw Object.assign(new Error('socket hang up after the write'), { code: 'ECONNRESET' });
+            return r;
+          },
+        },
+      });
+      for (const m of ['read', 'write', 'delete', 'list', 'readManifest']) target[m] = mem[m].bind(mem);
+      await copySession(src, target);
+      assert.equal(calls, 2, 'the retry ran and met its own write');
+      assert.deepEqual(memTree(mem), tree(src));
+    });
+
+    it('a permanent failure midway is ERR_IO naming the store, and the target keeps its manifest', async function () {
+      const src = s.freshPath('perm');
+      await session(src, { n: 60 });
+      const target = new FaultStorage(new MemoryStorage(), { faults: FaultStorage.failNth('write', 2, 'permanent') });
+      const err = await h.rejectsCode(() => copySession(src, target), 'ERR_IO', 'permanent write failure');
+      assert.match(err.message, /memory:/);
+      assert.equal(await target.inner.readManifest(), null);
+      assert.equal(target.counts.writeManifest, 0);
+      const denied = new FaultStorage(new MemoryStorage(), { faults: FaultStorage.failAll('write', 'access') });
+      await h.rejectsCode(() => copySession(src, denied), 'ERR_ACCESS', 'access denied');
+    });
+
+    it('an abort ends a call that never settles: storage, Readable and Writable alike', async function () {
+      const src = s.freshPath('hang');
+      await session(src, { n: 30 });
+      const ac1 = new AbortController();
+      const hanging = new FaultStorage(new DirStorage(src), {
+        faults: (call) => {
+          if (call.op === 'read' && call.name.startsWith('objects/')) {
+            setImmediate(() => ac1.abort());
+            return { kind: 'hang' };
+          }
+          return undefined;
+        },
+      });
+      await h.rejectsCode(() => copySession(hanging, new MemoryStorage(), { signal: ac1.signal }), 'ERR_ABORTED', 'copy');
+
+      const ac2 = new AbortController();
+      const stalled = new Readable({ read() {} });
+      stalled.push(Buffer.from('VVEXPORT'));
+      const mem = new MemoryStorage();
+      const p = importSession(stalled, mem, { signal: ac2.signal });
+      setImmediate(() => ac2.abort());
+      await h.rejectsCode(() => p, 'ERR_ABORTED', 'import from a stalled stream');
+      assert.deepEqual(mem.names(), []);
+
+      const ac3 = new AbortController();
+      const full = new Writable({ highWaterMark: 1024, write() { ac3.abort(); /* never calls back */ } });
+      await h.rejectsCode(() => exportSession(src, full, { signal: ac3.signal }), 'ERR_ABORTED', 'export to a stream that never drains');
+      assert.ok(full.destroyed, 'the destination was destroyed');
+    });
+
+    it('bad arguments: typed errors', async function () {
+      await h.rejectsCode(() => copySession(42, new MemoryStorage()), 'ERR_INVALID_ARGUMENT', 'source');
+      await h.rejectsCode(() => copySession(new MemoryStorage(), {}), 'ERR_INVALID_ARGUMENT', 'target');
+      await h.rejectsCode(() => copySession(new MemoryStorage(), new MemoryStorage(), { onProgress: 1 }), 'ERR_INVALID_ARGUMENT', 'onProgress');
+      await h.rejectsCode(() => exportSession(new MemoryStorage(), 42), 'ERR_INVALID_ARGUMENT', 'export destination');
+      await h.rejectsCode(() => importSession(42, new MemoryStorage()), 'ERR_INVALID_ARGUMENT', 'import source');
+      await h.rejectsCode(() => importSession(path.join(s.tmpDir('args'), 'missing.vvx'), new MemoryStorage()), 'ERR_NOT_FOUND', 'missing file');
+      await h.rejectsCode(() => importSession(Readable.from(['VVEXPORT text']), new MemoryStorage()), 'ERR_INVALID_ARGUMENT', 'a text stream');
+    });
+  });
+
   describe('export and import', function () {
     it('through a Writable and a Readable, with bounded buffering on both ends', async function () {
       const src = s.freshPath('bounded');
@@ -416,7 +501,7 @@ describe('32 storage transfer', function () {
       const dir = s.tmpDir('atomic');
       const file = path.join(dir, 'out.vvx');
       const broken = new FaultStorage(new DirStorage(src), { faults: FaultStorage.failNth('read', 2, 'permanent') });
-      await assert.rejects(exportSession(broken, file));
+      await h.rejectsCode(() => exportSession(broken, file), 'ERR_IO', 'a source read that fails for good');
       assert.deepEqual(fs.readdirSync(dir), [], 'neither the file nor a temporary one');
       await exportSession(src, file);
       assert.equal(fs.statSync(file).mode & 0o777, 0o600);

@@ -102,9 +102,10 @@ async function openSink(out, signal) {
       out.end();
       await done;
     },
-    async fail(err) {
-      /* Like stream.pipeline: a reader at the other end sees the failure, not a clean end of a short stream. */
-      if (!out.destroyed && typeof out.destroy === 'function') out.destroy(err);
+    async fail() {
+      /* A reader at the other end sees a premature close, not a clean end of a short stream. Destroyed
+       * without the error: one more 'error' event on a stream the caller gave no listener would crash. */
+      if (!out.destroyed && typeof out.destroy === 'function') out.destroy();
     },
   };
 }
@@ -127,12 +128,12 @@ function recordHeader(kind, name, length) {
 /**
  * Writes every retained generation of the session in `source` (a Storage or
  * directory path) to `out` (a file path or a Writable, which is ended when
- * the export is complete and destroyed with the error if it fails).
+ * the export is complete and destroyed if it fails).
  * @returns {Promise<{ records, bytes, generation }>}
  */
 async function exportSession(source, out, options) {
   const { onProgress, signal } = t.parseOptions(options, 'export');
-  const from = t.toStorage(source, 'export: source');
+  const from = new t.Reliable(t.toStorage(source, 'export: source'), signal);
   t.throwIfAborted(signal);
   const sink = await openSink(out, signal);
   try {
@@ -146,7 +147,7 @@ async function exportSession(source, out, options) {
 }
 
 async function writeContainer(from, sink, signal, onProgress) {
-  const plan = await t.planSession(from, signal);
+  const plan = await t.planSession(from);
   const { parsed, data: manifest } = plan.manifest;
   const payload = plan.objects.reduce((n, o) => n + o.size, 0) + plan.history.reduce((n, m) => n + m.data.length, 0) + manifest.length;
   const report = t.progress(onProgress, payload);
@@ -176,13 +177,7 @@ async function writeContainer(from, sink, signal, onProgress) {
     records++;
     report(data.length);
   };
-  for (const { name, size } of plan.objects) {
-    t.throwIfAborted(signal);
-    const data = await t.untilAborted(from.read(name, null, { signal }), signal);
-    if (!data) throw new VecvaultError(`${t.describe(from)}: ${name} is missing`, 'ERR_CHUNK_MISSING');
-    if (data.length !== size) throw new VecvaultError(`${t.describe(from)}: ${name} has ${data.length} bytes, expected ${size}`, 'ERR_CHUNK_CORRUPT');
-    await record(KIND.OBJECT, name, data);
-  }
+  for (const { name, size } of plan.objects) await record(KIND.OBJECT, name, await from.readObject(name, size));
   for (const { name, data } of plan.history) await record(KIND.HISTORY, name, data);
   await record(KIND.MANIFEST, t.MANIFEST, manifest);
 
@@ -305,7 +300,7 @@ function checkName(kind, name) {
  */
 async function importSession(input, target, options) {
   const { onProgress, signal } = t.parseOptions(options, 'import');
-  const to = t.toStorage(target, 'import: target');
+  const to = new t.Reliable(t.toStorage(target, 'import: target'), signal);
   t.throwIfAborted(signal);
   const stream = openSource(input);
   const pull = new Pull(stream, signal);
@@ -324,14 +319,17 @@ async function importSession(input, target, options) {
   } finally {
     pull.close();
     /* Put the target back as it was: remove what this import added (no signal: this must run after an abort too). */
-    if (!committed) for (const name of added.reverse()) await to.delete(name).catch(() => {});
+    if (!committed) {
+      const cleanup = new t.Reliable(to.storage, undefined);
+      for (const name of added.reverse()) await cleanup.delete(name).catch(() => {});
+    }
   }
 }
 
 async function readContainer(pull, to, signal, onProgress, added) {
   const header = readHeader(await pull.take(HEADER_BYTES, 'the header'));
   /* Refuse a wrong target before writing anything; checked again with the real manifest at the end. */
-  let state = await t.checkTarget(to, header, signal);
+  let state = await t.checkTarget(to, header);
   const report = t.progress(onProgress, header.payload);
   const seen = new Map();
   const history = [];
@@ -366,7 +364,7 @@ async function readContainer(pull, to, signal, onProgress, added) {
         skipped++;
       } else {
         added.push(name);
-        await t.untilAborted(to.write(name, data, { signal }), signal);
+        await to.write(name, data);
       }
     } else if (rh.kind === KIND.HISTORY) {
       history.push({ name, data });
@@ -395,10 +393,10 @@ async function readContainer(pull, to, signal, onProgress, added) {
   }
   if (header.payload !== [...seen.values()].reduce((n, b) => n + b, 0)) throw corrupt('the header\'s byte count does not match the records');
 
-  state = await t.checkTarget(to, { ...parsed, data: manifest }, signal);
-  await t.writeHistory(to, history, signal, () => {}, added);
+  state = await t.checkTarget(to, { ...parsed, data: manifest });
+  await t.writeHistory(to, history, () => {}, added);
   t.throwIfAborted(signal);
-  if (!state.same) await t.untilAborted(to.writeManifest(manifest, state.version, { signal }), signal);
+  if (!state.same) await to.writeManifest(manifest, state.version);
   return { objectsWritten: added.filter((n) => OBJECT_RE.test(n)).length, objectsSkipped: skipped, generation: parsed.generation };
 }
 

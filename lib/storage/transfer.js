@@ -19,6 +19,7 @@
  */
 const { VecvaultError, abortError } = require('../errors');
 const { DirStorage, OBJECT_RE, HISTORY_RE, MANIFEST_MAX_BYTES } = require('./dir');
+const { classify, withRetry } = require('./retry');
 
 const MANIFEST = 'manifest.json';
 /* Objects copied at once: a few requests in flight for remote stores, memory bounded by a few objects. */
@@ -73,6 +74,81 @@ function untilAborted(promise, signal) {
     const done = () => signal.removeEventListener('abort', onAbort);
     promise.then((v) => { done(); resolve(v); }, (e) => { done(); reject(e); });
   });
+}
+
+/*
+ * A Storage as transfers use it: every call retried while it fails
+ * transiently (retry.js), abortable, with a per-attempt timeout that grows
+ * with the bytes moved, and failing with a typed error naming the storage
+ * and the object (ERR_ACCESS, ERR_CONFLICT, ERR_ABORTED, else ERR_IO).
+ */
+class Reliable {
+  constructor(storage, signal) {
+    this.storage = storage;
+    this.signal = signal;
+    this.where = describe(storage);
+  }
+
+  #call(op, name, fn, bytes = 0) {
+    const timeoutMs = 30000 + Math.ceil(bytes / (1024 * 1024)) * 1000;
+    return withRetry((o) => fn(o), { signal: this.signal, timeoutMs }).catch((err) => {
+      throw this.#typed(err, op, name);
+    });
+  }
+
+  #typed(err, op, name) {
+    if (err instanceof VecvaultError) return err;
+    const kind = classify(err);
+    if (kind === 'aborted') return abortError(this.signal);
+    const code = kind === 'access' ? 'ERR_ACCESS' : kind === 'conflict' ? 'ERR_CONFLICT' : 'ERR_IO';
+    return new VecvaultError(`${this.where}: ${op} ${name}: ${err && err.message}`, code, { cause: err });
+  }
+
+  list(prefix) {
+    return this.#call('list', prefix || '(all)', (o) => this.storage.list(prefix, o));
+  }
+
+  readManifest() {
+    return this.#call('read', MANIFEST, (o) => this.storage.readManifest(o));
+  }
+
+  /* The whole object or history manifest, or null. */
+  read(name, size = 0) {
+    return this.#call('read', name, (o) => this.storage.read(name, null, o), size);
+  }
+
+  /* An object of `size` bytes (from a manifest): missing or of another size fails. */
+  async readObject(name, size) {
+    const data = await this.read(name, size);
+    if (!data) throw new VecvaultError(`${this.where}: ${name} is missing`, 'ERR_CHUNK_MISSING');
+    if (data.length !== size) throw new VecvaultError(`${this.where}: ${name} has ${data.length} bytes, expected ${size}`, 'ERR_CHUNK_CORRUPT');
+    return data;
+  }
+
+  write(name, data) {
+    return this.#call('write', name, (o) => this.storage.write(name, data, o), data.length);
+  }
+
+  delete(name) {
+    return this.#call('delete', name, (o) => this.storage.delete(name, o));
+  }
+
+  /*
+   * A retried compare-and-swap can lose to itself: the first attempt took
+   * effect but its answer was lost, so the retry finds a newer version. A
+   * conflict after more than one attempt is therefore a success when the
+   * manifest now holds exactly these bytes.
+   */
+  async writeManifest(data, expected) {
+    try {
+      return await this.#call('write', MANIFEST, (o) => this.storage.writeManifest(data, expected, o), data.length);
+    } catch (err) {
+      if (err.code !== 'ERR_CONFLICT' || !(err.attempts > 1)) throw err;
+      const now = await this.readManifest();
+      if (now && Buffer.compare(Buffer.from(now.data), Buffer.from(data)) === 0) return { version: now.version };
+      throw err;
+    }
+  }
 }
 
 /* Progress that never goes backwards, and whose throwing callback fails the operation. */
@@ -148,12 +224,12 @@ function historyName(generation) {
  * retained generation and is left out; an object of the current one that is
  * missing or of the wrong size fails the copy.
  */
-async function planSession(source, signal) {
-  const where = describe(source);
-  const current = await untilAborted(source.readManifest({ signal }), signal);
+async function planSession(source) {
+  const where = source.where;
+  const current = await source.readManifest();
   if (!current) throw new VecvaultError(`${where} holds no session (no ${MANIFEST})`, 'ERR_NOT_A_SESSION');
   const parsed = parseManifest(current.data, (why) => new VecvaultError(`${where}: ${MANIFEST}: ${why}`, 'ERR_MANIFEST_CORRUPT'));
-  const listed = await untilAborted(source.list('', { signal }), signal);
+  const listed = await source.list('');
   const sizes = new Map(listed.map((o) => [o.name, o.size]));
   for (const [name, bytes] of parsed.objects) {
     if (!sizes.has(name)) throw new VecvaultError(`${where}: ${name} is missing`, 'ERR_CHUNK_MISSING');
@@ -162,8 +238,7 @@ async function planSession(source, signal) {
   const objects = new Map(parsed.objects);
   const history = [];
   for (const name of listed.map((o) => o.name).filter((n) => HISTORY_RE.test(n)).sort()) {
-    throwIfAborted(signal);
-    const data = await untilAborted(source.read(name, null, { signal }), signal);
+    const data = await source.read(name);
     if (!data) continue;
     let h;
     try {
@@ -192,10 +267,10 @@ async function planSession(source, signal) {
  * compare-and-swap against, whether the target already holds exactly this
  * manifest, and the sizes of the objects the target holds.
  */
-async function checkTarget(target, { sessionId, generation, data }, signal) {
-  const where = describe(target);
-  const current = await untilAborted(target.readManifest({ signal }), signal);
-  const listed = await untilAborted(target.list('', { signal }), signal);
+async function checkTarget(target, { sessionId, generation, data }) {
+  const where = target.where;
+  const current = await target.readManifest();
+  const listed = await target.list('');
   const sizes = new Map(listed.filter((o) => OBJECT_RE.test(o.name)).map((o) => [o.name, o.size]));
   if (!current) {
     const foreign = listed.map((o) => o.name).filter((n) => !OBJECT_RE.test(n) && !HISTORY_RE.test(n) && n !== 'lease' && n !== 'lock');
@@ -221,13 +296,12 @@ async function checkTarget(target, { sessionId, generation, data }, signal) {
 }
 
 /* Writes the history manifests the target does not already hold byte for byte, adding to `created` each name it creates as it goes. */
-async function writeHistory(target, history, signal, report, created = []) {
+async function writeHistory(target, history, report, created = []) {
   for (const { name, data } of history) {
-    throwIfAborted(signal);
-    const have = await untilAborted(target.read(name, null, { signal }), signal);
+    const have = await target.read(name, data.length);
     if (!have || Buffer.compare(Buffer.from(have), Buffer.from(data)) !== 0) {
       if (!have) created.push(name);
-      await untilAborted(target.write(name, data, { signal }), signal);
+      await target.write(name, data);
     }
     report(data.length);
   }
@@ -247,32 +321,34 @@ async function writeHistory(target, history, signal, report, created = []) {
  */
 async function copySession(source, target, options) {
   const { onProgress, signal } = parseOptions(options, 'copy');
-  const from = toStorage(source, 'copy: source');
-  const to = toStorage(target, 'copy: target');
+  const from = new Reliable(toStorage(source, 'copy: source'), signal);
+  const to = new Reliable(toStorage(target, 'copy: target'), signal);
   throwIfAborted(signal);
-  const plan = await planSession(from, signal);
+  const plan = await planSession(from);
   const { parsed, data } = plan.manifest;
-  const state = await checkTarget(to, { sessionId: parsed.sessionId, generation: parsed.generation, data }, signal);
+  const state = await checkTarget(to, { sessionId: parsed.sessionId, generation: parsed.generation, data });
   const todo = plan.objects.filter((o) => state.sizes.get(o.name) !== o.size);
   const total = todo.reduce((n, o) => n + o.size, 0) + plan.history.reduce((n, m) => n + m.data.length, 0) + data.length;
   const report = progress(onProgress, total);
 
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < todo.length) {
-      const { name, size } = todo[next++];
-      throwIfAborted(signal);
-      const bytes = await untilAborted(from.read(name, null, { signal }), signal);
-      if (!bytes) throw new VecvaultError(`${describe(from)}: ${name} is missing`, 'ERR_CHUNK_MISSING');
-      if (bytes.length !== size) throw new VecvaultError(`${describe(from)}: ${name} has ${bytes.length} bytes, expected ${size}`, 'ERR_CHUNK_CORRUPT');
-      await untilAborted(to.write(name, bytes, { signal }), signal);
-      report(size);
+    try {
+      while (next < todo.length && !failed) {
+        const { name, size } = todo[next++];
+        await to.write(name, await from.readObject(name, size));
+        report(size);
+      }
+    } catch (err) {
+      failed = true; /* the other workers stop after the object in hand */
+      throw err;
     }
   };
   await Promise.all(Array.from({ length: Math.min(COPY_CONCURRENCY, todo.length) }, worker));
-  await writeHistory(to, plan.history, signal, report);
+  await writeHistory(to, plan.history, report);
   throwIfAborted(signal);
-  if (!state.same) await untilAborted(to.writeManifest(data, state.version, { signal }), signal);
+  if (!state.same) await to.writeManifest(data, state.version);
   report(data.length);
   return {
     objectsCopied: todo.length,
@@ -290,7 +366,7 @@ module.exports = {
   /* for the export container (export.js) */
   parseOptions,
   toStorage,
-  describe,
+  Reliable,
   throwIfAborted,
   untilAborted,
   progress,
