@@ -302,6 +302,8 @@ async function importSession(input, target, options) {
   const { onProgress, signal } = t.parseOptions(options, 'import');
   const to = new t.Reliable(t.toStorage(target, 'import: target'), signal);
   t.throwIfAborted(signal);
+  /* a directory this import creates is removed again if the import fails (once empty) */
+  const newDir = typeof target === 'string' && !fs.existsSync(target) ? path.resolve(target) : null;
   const stream = openSource(input);
   const pull = new Pull(stream, signal);
   const added = [];
@@ -322,6 +324,7 @@ async function importSession(input, target, options) {
     if (!committed) {
       const cleanup = new t.Reliable(to.storage, undefined);
       for (const name of added.reverse()) await cleanup.delete(name).catch(() => {});
+      if (newDir) for (const d of ['objects', 'manifests', '.']) await fsp.rmdir(path.join(newDir, d)).catch(() => {});
     }
   }
 }
