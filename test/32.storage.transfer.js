@@ -422,6 +422,38 @@ describe('32 storage transfer', function () {
       assert.ok(full.destroyed, 'the destination was destroyed');
     });
 
+    it('a target without conditional writes is written under its lease, and a live lease of another writer refuses', async function () {
+      const src = s.freshPath('lease');
+      await session(src, { n: 30 });
+      class NoCas extends MemoryStorage {
+        get conditionalWrites() {
+          return false;
+        }
+      }
+      const warnings = [];
+      const onWarning = (w) => warnings.push(w.code);
+      process.on('warning', onWarning);
+      try {
+        const target = new FaultStorage(new NoCas());
+        await copySession(src, target);
+        const ops = target.log.map((c) => `${c.op} ${c.name}`);
+        const taken = ops.indexOf('write lease');
+        assert.ok(taken >= 0 && taken < ops.findIndex((o) => o.startsWith('write objects/')), 'the lease is taken before any object');
+        assert.equal(ops[ops.length - 1], 'delete lease', 'and given back at the end');
+        assert.deepEqual(memTree(target.inner), tree(src));
+
+        const other = new NoCas();
+        await other.write('lease', Buffer.from(JSON.stringify({ owner: 'someone-else', expires: Date.now() + 3600e3 })));
+        await h.rejectsCode(() => copySession(src, other), 'ERR_LOCKED', 'copy into a leased store');
+        await h.rejectsCode(() => importSession(Readable.from([container(recordsOf(src), identity(src))]), other), 'ERR_LOCKED', 'import');
+        assert.deepEqual(other.names(), ['lease']);
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.ok(warnings.includes('VECVAULT_NO_CONDITIONAL_WRITES'), 'the writer was warned');
+      } finally {
+        process.removeListener('warning', onWarning);
+      }
+    });
+
     it('bad arguments: typed errors', async function () {
       await h.rejectsCode(() => copySession(42, new MemoryStorage()), 'ERR_INVALID_ARGUMENT', 'source');
       await h.rejectsCode(() => copySession(new MemoryStorage(), {}), 'ERR_INVALID_ARGUMENT', 'target');

@@ -110,12 +110,6 @@ async function openSink(out, signal) {
   };
 }
 
-function u64(n) {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-}
-
 function recordHeader(kind, name, length) {
   const b = Buffer.alloc(RECORD_HEADER_BYTES + name.length);
   b.writeUInt8(kind, 0);
@@ -254,9 +248,10 @@ class Pull {
   }
 }
 
-function openSource(input) {
-  if (typeof input === 'string') return fs.createReadStream(path.resolve(input), { highWaterMark: SLICE_BYTES });
-  if (input instanceof Readable || (input && typeof input[Symbol.asyncIterator] === 'function')) return input;
+/* A function that opens `input` (checked now, opened only when called). */
+function sourceOpener(input) {
+  if (typeof input === 'string') return () => fs.createReadStream(path.resolve(input), { highWaterMark: SLICE_BYTES });
+  if (input instanceof Readable || (input && typeof input[Symbol.asyncIterator] === 'function')) return () => input;
   throw new VecvaultError('import: the source must be a file path or a Readable stream', 'ERR_INVALID_ARGUMENT');
 }
 
@@ -300,12 +295,16 @@ function checkName(kind, name) {
  */
 async function importSession(input, target, options) {
   const { onProgress, signal } = t.parseOptions(options, 'import');
-  const to = new t.Reliable(t.toStorage(target, 'import: target'), signal);
+  const dst = t.toStorage(target, 'import: target');
   t.throwIfAborted(signal);
+  const open = sourceOpener(input);
   /* a directory this import creates is removed again if the import fails (once empty) */
   const newDir = typeof target === 'string' && !fs.existsSync(target) ? path.resolve(target) : null;
-  const stream = openSource(input);
-  const pull = new Pull(stream, signal);
+  return t.asWriter(dst, signal, (sig) => importInto(open, new t.Reliable(dst, sig), sig, onProgress, input, newDir));
+}
+
+async function importInto(open, to, signal, onProgress, input, newDir) {
+  const pull = new Pull(open(), signal);
   const added = [];
   let committed = false;
   try {

@@ -20,6 +20,7 @@
 const { VecvaultError, abortError } = require('../errors');
 const { DirStorage, OBJECT_RE, HISTORY_RE, MANIFEST_MAX_BYTES } = require('./dir');
 const { classify, withRetry } = require('./retry');
+const { withLease } = require('./lease');
 
 const MANIFEST = 'manifest.json';
 /* Objects copied at once: a few requests in flight for remote stores, memory bounded by a few objects. */
@@ -149,6 +150,17 @@ class Reliable {
       throw err;
     }
   }
+}
+
+/*
+ * Runs fn(signal) as the target's only writer: directly on a store with
+ * conditional writes (the manifest's compare-and-swap decides), under its
+ * lease on one without (lease.js; fn's signal then also fires when the lease
+ * is lost, and the call fails with ERR_LOCKED).
+ */
+function asWriter(target, signal, fn) {
+  if (target.conditionalWrites !== false) return fn(signal);
+  return withLease(target, (o) => fn(o.signal), signal ? { signal } : {});
 }
 
 /* Progress that never goes backwards, and whose throwing callback fails the operation. */
@@ -321,9 +333,13 @@ async function writeHistory(target, history, report, created = []) {
  */
 async function copySession(source, target, options) {
   const { onProgress, signal } = parseOptions(options, 'copy');
-  const from = new Reliable(toStorage(source, 'copy: source'), signal);
-  const to = new Reliable(toStorage(target, 'copy: target'), signal);
+  const src = toStorage(source, 'copy: source');
+  const dst = toStorage(target, 'copy: target');
   throwIfAborted(signal);
+  return asWriter(dst, signal, (sig) => copyInto(new Reliable(src, sig), new Reliable(dst, sig), sig, onProgress));
+}
+
+async function copyInto(from, to, signal, onProgress) {
   const plan = await planSession(from);
   const { parsed, data } = plan.manifest;
   const state = await checkTarget(to, { sessionId: parsed.sessionId, generation: parsed.generation, data });
@@ -367,6 +383,7 @@ module.exports = {
   parseOptions,
   toStorage,
   Reliable,
+  asWriter,
   throwIfAborted,
   untilAborted,
   progress,
