@@ -175,6 +175,26 @@ describe('32 storage transfer', function () {
       await h.rejectsCode(() => st.readManifest(), 'ERR_IO', 'manifest FIFO');
     });
 
+    it('lists foreign files and directories, so a directory that is not empty never passes for an empty one', async function () {
+      const dir = s.tmpDir('dirst');
+      const st = new DirStorage(dir);
+      fs.mkdirSync(path.join(dir, '.git'));
+      fs.writeFileSync(path.join(dir, '.git', 'HEAD'), 'x');
+      assert.deepEqual((await st.list('')).map((o) => o.name), ['.git/']);
+      const src = s.freshPath('dirst');
+      await session(src, { n: 20 });
+      await h.rejectsCode(() => copySession(src, dir), 'ERR_NOT_A_SESSION', 'a directory holding only a directory');
+      await h.rejectsCode(() => importSession(Readable.from([container(recordsOf(src), identity(src))]), dir), 'ERR_NOT_A_SESSION', 'import');
+      assert.deepEqual(fs.readdirSync(dir), ['.git']);
+
+      const linked = s.tmpDir('dirst');
+      const elsewhere = s.tmpDir('dirst');
+      fs.symlinkSync(elsewhere, path.join(linked, 'objects'));
+      await h.rejectsCode(() => new DirStorage(linked).write(OBJ('a'), Buffer.from('x')), 'ERR_IO', 'objects/ as a symbolic link');
+      assert.deepEqual(fs.readdirSync(elsewhere), [], 'nothing written through the link');
+      await h.rejectsCode(() => copySession(src, linked), 'ERR_NOT_A_SESSION', 'copy into it');
+    });
+
     it('readManifest\'s version is the SHA-256 of the bytes; writeManifest is a compare-and-swap', async function () {
       const st = new DirStorage(s.freshPath('dirst'));
       assert.equal(await st.readManifest(), null);

@@ -184,24 +184,30 @@ class DirStorage {
   }
 
   /*
-   * Every file in the directory and in its objects/ and manifests/ (a foreign
-   * file too, so a caller can tell an empty directory from someone else's),
-   * except this class's own temporary files; directories themselves are not
-   * listed.
+   * Every file in the directory and in its objects/ and manifests/, except
+   * this class's own temporary files. Anything else (a foreign file, a
+   * symbolic link, a FIFO) is listed too, and a directory other than a real
+   * objects/ or manifests/ is listed as its name and '/' (size 0) without
+   * looking inside, so a caller can tell an empty directory from someone
+   * else's (docs/FORMAT.md section 1: where a save may write).
    */
   async list(prefix, options) {
     c.checkPrefix(prefix);
     throwIfAborted(options);
     const out = [];
-    const top = await this.#entries(this.#dir, '');
-    for (const e of top) {
+    const add = async (e, name) => {
+      if (e.isDirectory()) {
+        if (`${name}/`.startsWith(prefix)) out.push({ name: `${name}/`, size: 0 });
+      } else if (!TEMP_RE.test(e.name)) {
+        await this.#pushInfo(out, name, prefix);
+      }
+    };
+    for (const e of await this.#entries(this.#dir, '')) {
       if ((e.name === 'objects' || e.name === 'manifests') && e.isDirectory()) {
         if (!prefix.startsWith(`${e.name}/`) && !`${e.name}/`.startsWith(prefix)) continue;
-        for (const f of await this.#entries(path.join(this.#dir, e.name), `${e.name}/`)) {
-          if (!f.isDirectory() && !TEMP_RE.test(f.name)) await this.#pushInfo(out, `${e.name}/${f.name}`, prefix);
-        }
-      } else if (!e.isDirectory() && !TEMP_RE.test(e.name)) {
-        await this.#pushInfo(out, e.name, prefix);
+        for (const f of await this.#entries(path.join(this.#dir, e.name), `${e.name}/`)) await add(f, `${e.name}/${f.name}`);
+      } else {
+        await add(e, e.name);
       }
     }
     return out;
@@ -291,7 +297,11 @@ class DirStorage {
     try {
       await fsp.mkdir(dir, { mode: 0o700 });
     } catch (err) {
-      if (err.code === 'EEXIST') return;
+      if (err.code === 'EEXIST') {
+        /* objects/ and manifests/ must be real directories, not links to elsewhere (the session directory itself may be one) */
+        if (dir === this.#dir || (await fsp.lstat(dir)).isDirectory()) return;
+        throw new VecvaultError(`${this.#dir}: ${path.basename(dir)} is not a directory`, 'ERR_IO');
+      }
       if (err.code === 'ENOENT' && dir !== this.#dir) {
         await this.#ensureDir(this.#dir, '.');
         return this.#ensureDir(dir, name);
