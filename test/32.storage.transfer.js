@@ -242,10 +242,17 @@ describe('32 storage transfer', function () {
       assert.deepEqual(seen[seen.length - 1], [seen[0][1], seen[0][1]], 'progress ends at its total');
 
       const file = path.join(s.tmpDir('copy'), 'session.vvx');
-      await exportSession(mem, file);
+      const exported = [];
+      await exportSession(mem, file, { onProgress: (d, t) => exported.push([d, t]) });
       const back = s.freshPath('copy');
-      await importSession(file, back);
+      const imported = [];
+      await importSession(file, back, { onProgress: (d, t) => imported.push([d, t]) });
       assert.deepEqual(tree(back), want, 'the imported directory is byte-identical');
+      const payload = Object.keys(want).reduce((n, f) => n + fs.statSync(path.join(src, f)).size, 0);
+      for (const [what, p] of [['export', exported], ['import', imported]]) {
+        assert.ok(p.length > 3 && p.every(([d, t], i) => t === payload && d <= t && (i === 0 || d >= p[i - 1][0])), `${what} progress`);
+        assert.deepEqual(p[p.length - 1], [payload, payload], `${what} progress ends at the payload`);
+      }
 
       const loaded = await VectorDB.load(back, { key: KEY, lazy: false });
       try {
