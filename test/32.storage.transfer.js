@@ -671,6 +671,8 @@ describe('32 storage transfer', function () {
         const onlyNew = recs.findIndex((r) => r.kind === 1 && !g1Objects.has(r.name));
         const dropped = recs.filter((r, i) => i !== onlyNew);
         await expectCorrupt(container(dropped, id), 'an object the manifest lists is missing');
+        const stray = { kind: 1, name: OBJ('e'), data: Buffer.from('not listed anywhere') };
+        await expectCorrupt(container([stray, ...recs], id), 'an object no manifest lists');
         const dup = [recs[0], ...recs];
         await expectCorrupt(container(dup, id), 'an object twice');
         const garbage = recs.map((r) => (r.kind === 3 ? { ...r, data: Buffer.from('{"sum":"nonsense"}\n') } : r));

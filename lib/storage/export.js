@@ -386,13 +386,18 @@ async function readContainer(pull, to, signal, onProgress, added) {
   /* An object counts where the target will hold it: its own copy if it had one, else the record's. */
   const present = (n, b) => (state.sizes.has(n) ? state.sizes.get(n) : seen.get(n)) === b;
   const complete = (p) => [...p.objects].every(([n, b]) => present(n, b));
-  if (!complete(parsed)) throw corrupt('the manifest lists an object the export and the target lack');
+  if (!complete(parsed)) throw corrupt('the manifest lists an object that neither the export nor the target holds at its size');
+  const listed = new Set(parsed.objects.keys());
   for (const h of history) {
     const p = parseChecked(h.data, h.name);
     if (p.sessionId !== parsed.sessionId || p.generation > parsed.generation || t.historyName(p.generation) !== h.name || !complete(p)) {
       throw corrupt(`${h.name} is not a retained generation of this session`);
     }
+    for (const n of p.objects.keys()) listed.add(n);
   }
+  /* an exporter writes only what the manifests list: anything else would stay behind in the target, unreferenced */
+  const stray = [...seen.keys()].find((n) => OBJECT_RE.test(n) && !listed.has(n));
+  if (stray) throw corrupt(`${stray} is not listed by any manifest in the export`);
   if (header.payload !== [...seen.values()].reduce((n, b) => n + b, 0)) throw corrupt('the header\'s byte count does not match the records');
 
   state = await t.checkTarget(to, { ...parsed, data: manifest });
