@@ -679,6 +679,47 @@ describe('32 storage transfer', function () {
         await expectCorrupt(container(garbage, id), 'a manifest that does not parse');
       });
 
+      it('300 seeded random damages (a flipped byte, a cut, a spliced run): always a typed error, never a trace in the target', async function () {
+        const r = h.rng(32);
+        for (let i = 0; i < 300; i++) {
+          const bad = Buffer.from(good);
+          let how;
+          switch (i % 3) {
+            case 0: {
+              const at = r.int(bad.length);
+              bad[at] ^= 1 + r.int(255);
+              how = `byte ${at} flipped`;
+              break;
+            }
+            case 1: {
+              const at = r.int(bad.length);
+              how = `cut at ${at}`;
+              break;
+            }
+            default: {
+              const from = r.int(bad.length - 64);
+              const to = r.int(bad.length - 64);
+              bad.copy(bad, to, from, from + 1 + r.int(63));
+              how = `run from ${from} copied to ${to}`;
+            }
+          }
+          const input = i % 3 === 1 ? bad.subarray(0, Number(how.slice(7))) : bad;
+          if (input.equals(good)) continue;
+          const mem = new MemoryStorage();
+          /* small pieces, so records straddle the stream's chunks */
+          const pieces = [];
+          for (let off = 0; off < input.length; off += 1000) pieces.push(input.subarray(off, off + 1000));
+          let err = null;
+          try {
+            await importSession(Readable.from(pieces), mem);
+          } catch (e) {
+            err = e;
+          }
+          assert.ok(err && ['ERR_EXPORT_CORRUPT', 'ERR_UNSUPPORTED_VERSION'].includes(err.code), `${how}: ${h.describeError(err)}`);
+          assert.deepEqual(mem.names(), [], `${how}: the target is empty again`);
+        }
+      });
+
       it('an import aborted midway removes what it wrote', async function () {
         const mem = new MemoryStorage();
         const ac = new AbortController();
