@@ -175,6 +175,16 @@ describe('32 storage transfer', function () {
       await h.rejectsCode(() => st.readManifest(), 'ERR_IO', 'manifest FIFO');
     });
 
+    it('lists every one of 500 objects, with their sizes', async function () {
+      const st = new DirStorage(s.freshPath('dirst'));
+      const names = Array.from({ length: 500 }, (_, i) => `objects/${i.toString(16).padStart(64, '0')}`);
+      for (let i = 0; i < names.length; i += 50) await Promise.all(names.slice(i, i + 50).map((n, j) => st.write(n, new Uint8Array((i + j) % 7))));
+      const listed = await st.list('objects/');
+      assert.deepEqual(listed.map((o) => [o.name, o.size]).sort(), names.map((n, i) => [n, i % 7]).sort());
+      assert.equal((await st.list('')).length, 500);
+      assert.equal((await st.list('manifests/')).length, 0);
+    });
+
     it('lists foreign files and directories, so a directory that is not empty never passes for an empty one', async function () {
       const dir = s.tmpDir('dirst');
       const st = new DirStorage(dir);

@@ -205,7 +205,8 @@ class DirStorage {
     for (const e of await this.#entries(this.#dir, '')) {
       if ((e.name === 'objects' || e.name === 'manifests') && e.isDirectory()) {
         if (!prefix.startsWith(`${e.name}/`) && !`${e.name}/`.startsWith(prefix)) continue;
-        for (const f of await this.#entries(path.join(this.#dir, e.name), `${e.name}/`)) await add(f, `${e.name}/${f.name}`);
+        /* the stats of a directory's entries at once: thousands of objects list in a few thread-pool rounds */
+        await Promise.all((await this.#entries(path.join(this.#dir, e.name), `${e.name}/`)).map((f) => add(f, `${e.name}/${f.name}`)));
       } else {
         await add(e, e.name);
       }
