@@ -260,7 +260,8 @@ class DirStorage {
    * only if there is none). The new manifest is written and synced to a
    * temporary file first; the precondition is checked right before the rename.
    *
-   * With `null` the replace is atomic (link(2) fails if manifest.json exists).
+   * With `null` the replace is atomic where the file system has hard links
+   * (link(2) fails if manifest.json exists).
    * With a version it is NOT atomic against a concurrent writer: another
    * process could replace manifest.json between the check and the rename.
    * (Within this process the replaces of one directory run one at a time.)
@@ -279,15 +280,17 @@ class DirStorage {
       if (expectedVersion === null) {
         try {
           await fsp.link(tmp, file);
+          await fsp.unlink(tmp);
+          return;
         } catch (err) {
           if (err.code === 'EEXIST') throw conflict();
-          throw err;
+          /* a file system without hard links: check, then rename, as for a version */
+          if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK'].includes(err.code)) throw err;
         }
-        await fsp.unlink(tmp);
-        return;
       }
       const current = await this.#readManifestBytes();
-      if (!current || versionOf(current) !== expectedVersion) throw conflict();
+      const ok = expectedVersion === null ? !current : current && versionOf(current) === expectedVersion;
+      if (!ok) throw conflict();
       await fsp.rename(tmp, file);
     }));
     return { version: versionOf(data) };
