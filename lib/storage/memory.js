@@ -56,7 +56,7 @@ class MemoryStorage {
 
   #put(name, data) {
     const version = String(++this.#counter);
-    this.#objects.set(name, { data: data.slice(), lastModified: Date.now(), version });
+    this.#objects.set(name, { data, lastModified: Date.now(), version });
     return version;
   }
 
@@ -78,7 +78,7 @@ class MemoryStorage {
     c.checkData(data);
     const signal = c.signalOf(options);
     c.throwIfAborted(signal);
-    const copy = data.slice(); // what the caller passed, not what it holds by the next turn
+    const copy = new Uint8Array(data); // a copy (a Buffer's slice() would be a view), taken now
     await nextTurn(signal);
     this.#put(name, copy);
   }
@@ -118,7 +118,7 @@ class MemoryStorage {
     c.checkExpectedVersion(expectedVersion);
     const signal = c.signalOf(options);
     c.throwIfAborted(signal);
-    const copy = data.slice();
+    const copy = new Uint8Array(data);
     await nextTurn(signal);
     // Check and swap in the same turn: nothing can run between them.
     const current = this.#objects.get(MANIFEST);

@@ -95,6 +95,18 @@ function conformance(name, makeStorage, options = {}) {
       assert.deepEqual(await s.read(name), bytes(1000));
     });
 
+    it('a Buffer is stored by value too, and so is a manifest', async function () {
+      // Buffer#slice() is a view, not a copy: a store must not keep the caller's memory.
+      const buf = Buffer.from('buffer contents');
+      await s.write('objects/' + hex64(6), buf);
+      buf.fill(0);
+      assert.equal(dec(await s.read('objects/' + hex64(6))), 'buffer contents');
+      const m = Buffer.from('manifest contents');
+      await s.writeManifest(m, null);
+      m.fill(0);
+      assert.equal(dec((await s.readManifest()).data), 'manifest contents');
+    });
+
     it('ranged reads return [offset, min(offset + length, size)) and an empty array at or past the end', async function () {
       const data = bytes(100, 3);
       const name = 'objects/' + hex64(3);
