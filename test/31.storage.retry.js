@@ -491,6 +491,28 @@ describe('withLease() on a store without conditional writes', function () {
     assert.equal(JSON.parse(dec(await s.read('lease'))).owner, 'thief', 'their lease is left alone');
   });
 
+  it('a transient failure or a hang of a lease call is retried, not fatal', async function () {
+    const s = new NoCasStorage();
+    const fs = new FaultStorage(s, {
+      faults: FaultStorage.combine(
+        FaultStorage.failNth('read', 0, 'hang'),
+        FaultStorage.failNth('write', 0, 'transient'),
+        FaultStorage.failNth('delete', 0, 'throttle'),
+      ),
+    });
+    assert.equal(await withLease(fs, async () => 'ok', { retry: { baseMs: 1, capMs: 1, timeoutMs: 20 } }), 'ok');
+    assert.equal(fs.counts.delete, 2, 'the release was retried');
+    assert.equal(await s.read('lease'), null);
+  });
+
+  it('a permanent failure taking the lease rejects without running fn', async function () {
+    const fs = new FaultStorage(new NoCasStorage(), { faults: FaultStorage.failAll('write', 'access') });
+    let ran = false;
+    await rejectsWith(withLease(fs, async () => (ran = true)), assertCode('ERR_ACCESS'));
+    assert.equal(ran, false);
+    assert.equal(fs.counts.write, 1);
+  });
+
   it('no lease is written on an already-aborted signal; bad arguments are typed errors', async function () {
     const s = new NoCasStorage();
     await rejectsWith(withLease(s, async () => {}, { signal: AbortSignal.abort() }), assertAbort);
@@ -498,6 +520,7 @@ describe('withLease() on a store without conditional writes', function () {
     await rejectsWith(withLease(null, async () => {}), assertCode('ERR_INVALID_ARGUMENT'));
     await rejectsWith(withLease(s, null), assertCode('ERR_INVALID_ARGUMENT'));
     await rejectsWith(withLease(s, async () => {}, { ttlMs: 0 }), assertCode('ERR_INVALID_ARGUMENT'));
+    await rejectsWith(withLease(s, async () => {}, { retry: 5 }), assertCode('ERR_INVALID_ARGUMENT'));
   });
 });
 

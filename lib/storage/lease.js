@@ -22,6 +22,7 @@
 const crypto = require('node:crypto');
 const { VecvaultError } = require('../errors');
 const c = require('./common');
+const { withRetry } = require('./retry');
 
 const LEASE = 'lease';
 const warned = new WeakSet();
@@ -37,9 +38,15 @@ function warnOnce(storage) {
   );
 }
 
+/* Every lease call is retried when it fails transiently and times out when
+ * it hangs (withRetry), like the engine's own calls to the store. */
+function retried(retry, signal, call) {
+  return withRetry(({ signal: s }) => call(s), { ...retry, signal: signal || undefined });
+}
+
 /* The lease in the store: { owner, expires } or null (absent, torn or not ours to parse). */
-async function readLease(storage, signal) {
-  const bytes = await storage.read(LEASE, null, { signal });
+async function readLease(storage, retry, signal) {
+  const bytes = await retried(retry, signal, (s) => storage.read(LEASE, null, { signal: s }));
   if (!bytes) return null;
   try {
     const v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
@@ -49,8 +56,9 @@ async function readLease(storage, signal) {
   }
 }
 
-function writeLease(storage, owner, expires, signal) {
-  return storage.write(LEASE, new Uint8Array(Buffer.from(JSON.stringify({ owner, expires }))), { signal });
+function writeLease(storage, retry, owner, expires, signal) {
+  const data = new Uint8Array(Buffer.from(JSON.stringify({ owner, expires })));
+  return retried(retry, signal, (s) => storage.write(LEASE, data, { signal: s }));
 }
 
 function lockedError(storage, lease) {
@@ -70,24 +78,27 @@ function lockedError(storage, lease) {
  * @template T
  * @param {object} storage a Storage
  * @param {(o: { signal: AbortSignal }) => Promise<T>} fn
- * @param {{ ttlMs?: number, signal?: AbortSignal, now?: () => number }} [options]
+ * @param {{ ttlMs?: number, signal?: AbortSignal, now?: () => number,
+ *           retry?: { retries?: number, baseMs?: number, capMs?: number, timeoutMs?: number } }} [options]
+ *   retry: withRetry's options for the lease's own storage calls.
  * @returns {Promise<T>}
  */
 async function withLease(storage, fn, options = {}) {
   if (storage === null || typeof storage !== 'object') throw c.invalid('withLease: storage must be a Storage');
   if (typeof fn !== 'function') throw c.invalid('withLease: fn must be a function');
-  const { ttlMs = 60000, now = Date.now } = options;
+  const { ttlMs = 60000, now = Date.now, retry = {} } = options;
+  if (retry === null || typeof retry !== 'object') throw c.invalid('withLease: retry must be an object of withRetry options');
   const signal = c.signalOf(options);
   if (typeof ttlMs !== 'number' || !(ttlMs >= 3) || !Number.isFinite(ttlMs)) throw c.invalid('withLease: ttlMs must be a finite number of at least 3');
   if (storage.conditionalWrites === false) warnOnce(storage);
   c.throwIfAborted(signal);
 
   const owner = crypto.randomBytes(16).toString('hex');
-  const current = await readLease(storage, signal);
+  const current = await readLease(storage, retry, signal);
   if (current && current.owner !== owner && current.expires > now()) throw lockedError(storage, current);
   let expires = now() + ttlMs;
-  await writeLease(storage, owner, expires, signal);
-  const back = await readLease(storage, signal);
+  await writeLease(storage, retry, owner, expires, signal);
+  const back = await readLease(storage, retry, signal);
   if (!back || back.owner !== owner) throw lockedError(storage, back || { owner: 'unknown', expires: now() });
 
   // fn's signal: the caller's abort, or the loss of the lease.
@@ -101,12 +112,12 @@ async function withLease(storage, fn, options = {}) {
 
   const renew = async () => {
     try {
-      const seen = await readLease(storage, ac.signal);
+      const seen = await readLease(storage, retry, ac.signal);
       if (seen && seen.owner !== owner) {
         lost = lockedError(storage, seen);
       } else {
         const next = now() + ttlMs;
-        await writeLease(storage, owner, next, ac.signal);
+        await writeLease(storage, retry, owner, next, ac.signal);
         expires = next;
       }
     } catch {
@@ -138,8 +149,8 @@ async function withLease(storage, fn, options = {}) {
   await renewing; // never delete the lease while a renewal could still rewrite it
   if (lost) throw lost;
   try {
-    const seen = await readLease(storage);
-    if (seen && seen.owner === owner) await storage.delete(LEASE);
+    const seen = await readLease(storage, retry, null);
+    if (seen && seen.owner === owner) await retried(retry, null, (s) => storage.delete(LEASE, { signal: s }));
   } catch {
     // The lease expires by itself; failing a finished job over it would be worse.
   }
