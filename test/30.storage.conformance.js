@@ -135,6 +135,47 @@ describe('S3Storage on s3rver', function () {
   });
 });
 
+describe('S3Storage on s3rver: an abort while the body streams', function () {
+  const BUCKET = 'vecvault-abort-body';
+  let s3;
+  before(async function () {
+    s3 = await startS3();
+    await s3.makeBucket(BUCKET);
+  });
+  after(async function () {
+    if (s3) await s3.close();
+  });
+
+  it('stops reading the body and rejects with AbortError', async function () {
+    const s = new S3Storage({ client: s3.client, bucket: BUCKET });
+    const big = new Uint8Array(4 << 20).fill(7);
+    await s.write('big', big);
+    const ac = new AbortController();
+    let bodyLeft = null;
+    const name = 'vecvault-abort-after-headers';
+    // Abort once the response headers are in and before the body is read.
+    s3.client.middlewareStack.add(
+      (next) => async (args) => {
+        const out = await next(args);
+        if (args.request.method === 'GET') {
+          bodyLeft = out.response.body;
+          ac.abort();
+        }
+        return out;
+      },
+      { step: 'finalizeRequest', name },
+    );
+    try {
+      await assert.rejects(s.read('big', null, { signal: ac.signal }), (e) => e.name === 'AbortError' && e.code === 'ERR_ABORTED');
+    } finally {
+      s3.client.middlewareStack.remove(name);
+    }
+    assert.ok(bodyLeft, 'the abort came after the headers');
+    assert.equal(bodyLeft.destroyed, true, 'the body stream was destroyed, not read to the end');
+    assert.equal((await s.read('big')).length, big.length, 'the client still works');
+  });
+});
+
 describe('S3Storage without @aws-sdk/client-s3', function () {
   it('the constructor says to install it, with ERR_INVALID_ARGUMENT', function () {
     // A child process whose require() cannot find the SDK, as for a user who did not install it.

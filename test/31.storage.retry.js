@@ -563,6 +563,28 @@ describe('S3Storage body transfer (a stub client)', function () {
     assert.equal(b.destroyed, true);
   });
 
+  it('a signal that fired before the body is read: the body is destroyed unread', async function () {
+    const ac = new AbortController();
+    let pulled = 0;
+    const b = {
+      destroyed: false,
+      destroy() {
+        this.destroyed = true;
+      },
+      async *[Symbol.asyncIterator]() {
+        for (let i = 0; i < 100 && !this.destroyed; i++, pulled++) yield Buffer.alloc(1);
+      },
+    };
+    const client = stub(() => {
+      ac.abort(); // the headers are in; the caller gives up
+      return { ContentLength: 100, Body: b };
+    });
+    const s = new S3Storage({ client, bucket: 'stub-bucket' });
+    await rejectsWith(s.read('x', null, { signal: ac.signal }), assertAbort);
+    assert.equal(b.destroyed, true);
+    assert.equal(pulled, 0, 'nothing was read after the abort');
+  });
+
   it('a body longer than its Content-Length is refused too', async function () {
     const s = new S3Storage({ client: stub(() => ({ ContentLength: 2, Body: body([Buffer.from('abcd')]) })), bucket: 'stub-bucket' });
     await rejectsWith(s.read('x'), (e) => assert.equal(classify(e), 'transient'));

@@ -88,6 +88,10 @@ async function readBody(body, contentLength, signal, what) {
   const chunks = [];
   let total = 0;
   const destroy = () => typeof body.destroy === 'function' && body.destroy();
+  if (signal && signal.aborted) {
+    destroy();
+    throw abortError(signal);
+  }
   const onAbort = () => destroy();
   if (signal) signal.addEventListener('abort', onAbort, { once: true });
   try {
