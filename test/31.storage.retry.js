@@ -289,6 +289,9 @@ describe('FaultStorage', function () {
     await fs.list('');
     await fs.read('objects/a');
     assert.deepEqual(seen, [['read', 0, 0], ['list', 1, 0], ['read', 2, 1]]);
+    assert.equal(fs.calls, 3);
+    fs.resetCounts();
+    assert.equal(fs.calls, 3, 'resetCounts does not restart the call indexes');
   });
 
   it('notfound: a read and readManifest answer null, list answers [], without touching the store', async function () {
@@ -619,6 +622,16 @@ describe('S3Storage body transfer (a stub client)', function () {
     await rejectsWith(mk({ name: 'SignatureDoesNotMatch', $metadata: { httpStatusCode: 403 } }).list(''), assertCode('ERR_ACCESS'));
     const slow = await rejectsWith(mk({ name: 'SlowDown', $metadata: { httpStatusCode: 503 } }).write('x', enc('x')), () => {});
     assert.equal(classify(slow), 'transient', 'a 503 stays as the SDK threw it, and is retried');
+  });
+
+  it('a store that breaks the protocol gets an error, not a wrong answer', async function () {
+    const answer = (res) => new S3Storage({ client: stub(() => res), bucket: 'stub-bucket', prefix: 'p/' });
+    await rejectsWith(answer({ ContentLength: 1, Body: body([Buffer.from('m')]) }).readManifest(), (e) => assert.match(e.message, /no ETag/));
+    await rejectsWith(answer({}).writeManifest(enc('m'), null), (e) => assert.match(e.message, /no ETag/));
+    await rejectsWith(answer({ Contents: [{ Key: 'elsewhere/x', Size: 1 }] }).list(''), (e) => assert.match(e.message, /outside the prefix/));
+    await rejectsWith(answer({ Contents: [{ Key: 42 }] }).list(''), (e) => assert.match(e.message, /outside the prefix/));
+    await rejectsWith(answer({ IsTruncated: true }).list(''), (e) => assert.match(e.message, /continuation token/));
+    await rejectsWith(answer({ ContentLength: 3, Body: 'not a stream' }).read('x'), (e) => assert.match(e.message, /unknown kind/));
   });
 
   it('a listing that claims more pages but repeats its token is an error, not an endless loop', async function () {

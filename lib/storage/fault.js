@@ -100,6 +100,13 @@ class FaultStorage {
     return this.#inner.conditionalWrites !== false;
   }
 
+  /** How many calls were made so far, of every op: the next call's `n`.
+   * Run a scenario once without faults to learn how many steps it has,
+   * then fail each in turn with failNth('*', n, kind). */
+  get calls() {
+    return this.#n;
+  }
+
   /** Sets every count to 0 and empties the log; call indexes go on. */
   resetCounts() {
     for (const k of Object.keys(this.counts)) this.counts[k] = 0;
