@@ -279,6 +279,16 @@ typedef struct vv_load_stats {
 VV_NODISCARD int vv_db_load(const char *dir, const vv_load_opts *opts, vv_session_progress_fn progress, void *ctx,
                             vv_db **out, vv_load_stats *stats, vv_error *err);
 
+/* A newer generation of the session `old` was loaded from or saved to:
+ * loads the current one from `dir` (opts' key and passphrase are ignored:
+ * old's secrets open it, and it must be the same session, else
+ * VV_E_WRONG_KEY), then, both being lazy, hands old's cached pages and
+ * page tables of the chunks the two generations share to the new
+ * database, so it reads only what changed. `old` stays usable (its cache
+ * starts empty); free it when its users are done. */
+VV_NODISCARD int vv_db_refresh(vv_db *old, const char *dir, const vv_load_opts *opts, vv_session_progress_fn progress,
+                               void *ctx, vv_db **out, vv_load_stats *stats, vv_error *err);
+
 /* The chunk cache of a lazily loaded database (all zero but `capacity`
  * for one held wholly in memory). */
 typedef struct vv_cache_info {

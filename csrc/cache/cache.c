@@ -301,6 +301,12 @@ void vv_cache_client_free(vv_cache_client *cl) {
   vv_cache_release(c);
 }
 
+void vv_cache_client_set_ctx(vv_cache_client *cl, void *ctx) {
+  pthread_mutex_lock(&cl->c->mu);
+  cl->ctx = ctx;
+  pthread_mutex_unlock(&cl->c->mu);
+}
+
 vv_cache *vv_cache_client_cache(vv_cache_client *cl) { return cl->c; }
 
 void vv_cache_client_set_cap(vv_cache_client *cl, size_t cap) {

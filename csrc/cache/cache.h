@@ -95,6 +95,9 @@ VV_NODISCARD int vv_cache_client_create(vv_cache *c, size_t cap, vv_cache_load_f
  * outstanding), waits for drops of its values that other threads evicted
  * and are still running, and releases its reference. NULL is a no-op. */
 void vv_cache_client_free(vv_cache_client *cl);
+/* The context its loader and dropper get from now on (the caller makes
+ * sure no load of the client runs meanwhile). */
+void vv_cache_client_set_ctx(vv_cache_client *cl, void *ctx);
 /* The cache a client belongs to (borrowed: valid while the client lives). */
 vv_cache *vv_cache_client_cache(vv_cache_client *cl);
 /* Changes the client's cap (0 = none), evicting its own unpinned values. */

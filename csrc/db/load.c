@@ -501,8 +501,9 @@ static int bind_session(vv_db *db, const char *dir, const vv_manifest *m, vv_key
   return VV_OK;
 }
 
-int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn progress, void *ctx, vv_db **out,
-               vv_load_stats *stats, vv_error *err) {
+/* A load; with `like`, a refresh of that database (vv_db_refresh). */
+static int load_impl(const char *dir, const vv_load_opts *o, vv_db *like, vv_session_progress_fn progress, void *ctx,
+                     vv_db **out, vv_load_stats *stats, vv_error *err) {
   *out = NULL;
   vv_load_stats local_stats;
   if (!stats) stats = &local_stats;
@@ -520,7 +521,23 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   memset(&l, 0, sizeof l);
   pthread_mutex_init(&l.err_mu, NULL);
   vv_sreader r;
-  rc = vv_sreader_open(&r, io, dir, o, err);
+  vv_load_opts lo;
+  if (like) {
+    /* Opened with the ring `like` holds; a passphrase session keeps its
+     * passphrase for later saves, as a load does. */
+    lo = *o;
+    lo.key = NULL;
+    lo.pass = like->secrets.pass;
+    lo.pass_len = like->secrets.pass_len;
+    o = &lo;
+    rc = vv_sreader_open_known(&r, io, dir, o, 1, like->secrets.kr, err);
+    if (!rc && like->has_session_id && memcmp(r.m.session_id, like->session_id, VV_SESSION_ID_BYTES) != 0) {
+      rc = VV_E_WRONG_KEY;
+      if (err) snprintf(err->message, sizeof err->message, "%s now holds another session", dir);
+    }
+  } else {
+    rc = vv_sreader_open(&r, io, dir, o, err);
+  }
   vv_manifest m = r.m;
   if (rc) goto fail;
 
@@ -643,4 +660,26 @@ fail:
   free(l.levels);
   pthread_mutex_destroy(&l.err_mu);
   return rc;
+}
+
+int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn progress, void *ctx, vv_db **out,
+               vv_load_stats *stats, vv_error *err) {
+  return load_impl(dir, o, NULL, progress, ctx, out, stats, err);
+}
+
+int vv_db_refresh(vv_db *old, const char *dir, const vv_load_opts *o, vv_session_progress_fn progress, void *ctx,
+                  vv_db **out, vv_load_stats *stats, vv_error *err) {
+  *out = NULL;
+  vv_load_opts none = {0};
+  if (!old) return VV_E_INVALID;
+  /* The secrets are read under the save mutex, as a save reads them. */
+  pthread_mutex_lock(&old->save_mu);
+  int rc = load_impl(dir, o ? o : &none, old, progress, ctx, out, stats, err);
+  pthread_mutex_unlock(&old->save_mu);
+  if (rc || !old->lazy || !(*out)->lazy) return rc;
+  /* Nothing reads through old's cache while it moves. */
+  pthread_rwlock_wrlock(&old->lock);
+  vv_lazy_adopt((*out)->lazy, old->lazy);
+  pthread_rwlock_unlock(&old->lock);
+  return VV_OK;
 }

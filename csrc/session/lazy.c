@@ -365,6 +365,26 @@ int vv_lazy_rebind(vv_lazy *lz, const vv_io *io, const char *dir, const vv_manif
   return VV_OK;
 }
 
+void vv_lazy_adopt(vv_lazy *to, vv_lazy *from) {
+  int clash = 0;
+  for (size_t i = 0; i < to->cur->n && !clash; i++) {
+    const vv_mchunk *a = &to->cur->chunks[i];
+    for (csrc *s = from->cur; s && !clash; s = s == from->cur ? from->prev : NULL) {
+      const vv_mchunk *b = csrc_find(s, a->seq);
+      clash = b && strcmp(a->ref.name, b->ref.name) != 0;
+    }
+  }
+  vv_cache_client *c = to->cache;
+  int priv = to->private_cache;
+  to->cache = from->cache;
+  to->private_cache = from->private_cache;
+  from->cache = c;
+  from->private_cache = priv;
+  vv_cache_client_set_ctx(to->cache, to);
+  vv_cache_client_set_ctx(from->cache, from);
+  if (clash) vv_cache_client_clear(to->cache);
+}
+
 int vv_lazy_locate(vv_lazy *lz, uint64_t seq, uint32_t row, uint32_t *page, uint32_t *npages) {
   vv_mchunk mc;
   csrc *src = source_of(lz, seq, &mc);

@@ -69,6 +69,12 @@ void vv_lazy_free(vv_lazy *lz);
 VV_NODISCARD int vv_lazy_rebind(vv_lazy *lz, const vv_io *io, const char *dir, const vv_manifest *m,
                                 const vv_keyring *kr);
 
+/* A refresh: `to` (a newer generation of the same session) takes over the
+ * cache of `from`, whose cached pages and tables of the chunks both share
+ * stay valid (a chunk's seq names one object for the whole history of a
+ * session; if two objects ever share a seq, nothing is kept). `from` gets
+ * `to`'s empty cache. The owner excludes every other call on both. */
+void vv_lazy_adopt(vv_lazy *to, vv_lazy *from);
 /* The page of chunk `seq` that holds `row`, and how many pages it has
  * (reads the chunk's page table unless cached). */
 VV_NODISCARD int vv_lazy_locate(vv_lazy *lz, uint64_t seq, uint32_t row, uint32_t *page, uint32_t *npages);

@@ -565,6 +565,8 @@ int vv_objio_create(const vv_store_ops *ops, const char *root, unsigned inflight
 
 const vv_io *vv_objio_io(vv_objio *o) { return &o->io; }
 
+const char *vv_objio_root(const vv_objio *o) { return o->root; }
+
 void vv_objio_get_stats(vv_objio *o, vv_objio_stats *out) {
   pthread_mutex_lock(&o->mu);
   *out = o->stats;

@@ -84,6 +84,8 @@ typedef struct vv_objio vv_objio;
 VV_NODISCARD int vv_objio_create(const vv_store_ops *ops, const char *root, unsigned inflight, int64_t gc_grace_ms,
                                  vv_objio **out);
 const vv_io *vv_objio_io(vv_objio *o);
+/* The root, without trailing slashes: the session's "directory". */
+const char *vv_objio_root(const vv_objio *o);
 /* Waits for queued uploads, then frees. NULL is a no-op. */
 void vv_objio_free(vv_objio *o);
 

@@ -60,13 +60,18 @@ int vv_session_inspect(const char *dir, const struct vv_io *io, char **body_out,
 }
 
 int vv_sreader_open(vv_sreader *r, const vv_io *io, const char *dir, const vv_load_opts *o, vv_error *err) {
+  return vv_sreader_open_known(r, io, dir, o, 0, NULL, err);
+}
+
+int vv_sreader_open_known(vv_sreader *r, const vv_io *io, const char *dir, const vv_load_opts *o, int has_known,
+                          const vv_keyring *known, vv_error *err) {
   memset(r, 0, sizeof *r);
   if (!io) io = vv_io_posix();
   const unsigned char *body;
   size_t blen = 0;
   int rc = read_manifest(io, dir, &r->file, &r->len, &r->m, &body, &blen, err);
   if (rc) return rc;
-  rc = vv_secrets_for_load(&r->m, o, &r->kr, err);
+  rc = has_known ? vv_secrets_for_load_known(&r->m, known, &r->kr, err) : vv_secrets_for_load(&r->m, o, &r->kr, err);
   if (!rc && r->kr && vv_manifest_check_mac(r->file, r->len, r->kr) != VV_OK) {
     rc = VV_E_MANIFEST_AUTH;
     if (err) snprintf(err->message, sizeof err->message, "manifest.json failed authentication: it was modified");

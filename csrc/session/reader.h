@@ -37,6 +37,10 @@ typedef struct vv_sreader {
  * whatever this returns. */
 VV_NODISCARD int vv_sreader_open(vv_sreader *r, const vv_io *io, const char *dir, const vv_load_opts *o,
                                  vv_error *err);
+/* The same, opened with a data key ring already known (`has_known`; a NULL
+ * ring = plaintext) instead of o's key or passphrase. */
+VV_NODISCARD int vv_sreader_open_known(vv_sreader *r, const vv_io *io, const char *dir, const vv_load_opts *o,
+                                       int has_known, const vv_keyring *known, vv_error *err);
 
 /* Hands the key ring to the caller (r then no longer frees it). */
 vv_keyring *vv_sreader_take_keyring(vv_sreader *r);

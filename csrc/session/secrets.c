@@ -81,6 +81,8 @@ int vv_secrets_for_save(vv_secrets *s, const unsigned char session_id[VV_SESSION
   return vv_key_check(s->kr, session_id, m->key_check);
 }
 
+static int check_ring(const vv_manifest *m, vv_keyring *kr, vv_keyring **kr_out, vv_error *err);
+
 int vv_secrets_for_load(const vv_manifest *m, const vv_load_opts *o, vv_keyring **kr_out, vv_error *err) {
   *kr_out = NULL;
   int have = (o->key != NULL) || (o->pass != NULL);
@@ -111,8 +113,25 @@ int vv_secrets_for_load(const vv_manifest *m, const vv_load_opts *o, vv_keyring 
     }
   }
   if (rc) return rc;
+  return check_ring(m, kr, kr_out, err);
+}
+
+int vv_secrets_for_load_known(const vv_manifest *m, const vv_keyring *known, vv_keyring **kr_out, vv_error *err) {
+  *kr_out = NULL;
+  if ((m->kdf == VV_KDF_NONE) != (known == NULL))
+    return say(err, VV_E_WRONG_KEY, known ? "the session is no longer encrypted: refusing it as a possible downgrade"
+                                          : "the session is now encrypted");
+  if (!known) return VV_OK;
+  vv_keyring *kr = NULL;
+  int rc = vv_keyring_clone(known, &kr);
+  if (rc) return rc;
+  return check_ring(m, kr, kr_out, err);
+}
+
+/* Checks `kr` (taken over) against the manifest's keyCheck. */
+static int check_ring(const vv_manifest *m, vv_keyring *kr, vv_keyring **kr_out, vv_error *err) {
   unsigned char check[VV_HASH_BYTES];
-  rc = vv_key_check(kr, m->session_id, check);
+  int rc = vv_key_check(kr, m->session_id, check);
   if (!rc && vv_ct_compare(check, m->key_check, VV_HASH_BYTES) != 0)
     rc = say(err, VV_E_WRONG_KEY, "wrong key for this session (the key check does not match)");
   if (rc) {

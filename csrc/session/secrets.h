@@ -46,5 +46,9 @@ VV_NODISCARD int vv_secrets_for_save(vv_secrets *s, const unsigned char session_
  * for an unencrypted session: refused as a possible downgrade). */
 VV_NODISCARD int vv_secrets_for_load(const vv_manifest *m, const vv_load_opts *o, vv_keyring **kr_out,
                                      vv_error *err);
+/* The same with a data key ring already known (a refresh), cloned and
+ * checked against keyCheck; `known` NULL = a plaintext session expected. */
+VV_NODISCARD int vv_secrets_for_load_known(const vv_manifest *m, const vv_keyring *known, vv_keyring **kr_out,
+                                           vv_error *err);
 
 #endif

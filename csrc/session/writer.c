@@ -301,6 +301,11 @@ int vv_swriter_commit(vv_swriter *w, const vv_keyring *kr, uint64_t generation, 
 }
 
 void vv_swriter_close(vv_swriter *w) {
+  /* On an object store, uploads a failed save queued must not outlive it. */
+  if (w->sc.io && (w->sc.io->flags & VV_IO_OBJECT_STORE) && w->sc.objdir &&
+      vv_io_fsync_dir(w->sc.io, w->sc.objdir) != VV_OK) {
+    /* (Their failure is the save's, already reported, or moot after a commit.) */
+  }
   /* (A zeroed writer, never opened, has no I/O table and no lock.) */
   if (w->sc.io && w->lock_fd >= 0) w->sc.io->close(w->sc.io->ctx, w->lock_fd); /* releases the lock */
   w->lock_fd = -1;
