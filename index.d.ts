@@ -233,7 +233,108 @@ export type ErrorCode =
   /** `save()` into a directory that is neither empty nor a vecvault session; nothing was written. */
   | 'ERR_NOT_A_SESSION'
   /** `load()` with `minGeneration` found an older generation: the directory was rolled back. Nothing was read but the manifest. */
-  | 'ERR_ROLLBACK';
+  | 'ERR_ROLLBACK'
+  /** Another writer committed to the same storage while this save was writing (its compare-and-swap on the manifest lost). */
+  | 'ERR_CONFLICT'
+  /** The storage refused the caller's credentials or permissions; never retried. */
+  | 'ERR_ACCESS'
+  /** A synchronous call on a lazy session whose storage is implemented in JavaScript: use the async variant. */
+  | 'ERR_ASYNC_REQUIRED'
+  /** An export file or stream given to `VectorDB.import` is damaged, truncated or not an export. */
+  | 'ERR_EXPORT_CORRUPT'
+  /** A storage's failure worth retrying (vecvault retries it; `ERR_IO` if it persists). */
+  | 'ERR_STORAGE_TRANSIENT';
+
+/** One object in a {@link Storage} listing. */
+export interface StorageObjectInfo {
+  /** Relative to the storage's root, e.g. `objects/<64 hex>`. */
+  name: string;
+  size: number;
+  /** Milliseconds since the epoch, if the store knows it (garbage collection then spares young objects). */
+  lastModified?: number;
+}
+
+/** `options` of every {@link Storage} call. */
+export interface StorageCallOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * Where a session lives: anything with these six methods (docs/STORAGE.md).
+ * Names are relative keys: `objects/<64 hex>` (immutable, content-addressed)
+ * and `manifests/<20 digits>.json` (immutable history copies); the manifest,
+ * the only mutable object, is reached only through `readManifest` and
+ * `writeManifest`. Throw an error with `code: 'ERR_CONFLICT'` for a failed
+ * precondition, `code: 'ERR_ACCESS'` for refused credentials, and set
+ * `retryable: true` (or throw a 5xx/429-like error) for failures worth a retry.
+ */
+export interface Storage {
+  /** For messages, e.g. `'s3://bucket/prefix/'`. */
+  readonly description?: string;
+  /** Default `true`. `false`: `writeManifest` cannot enforce its precondition, and saves take a lease object first. */
+  readonly conditionalWrites?: boolean;
+  /** The whole object, or `[offset, offset + length)` (fewer bytes at its end); `null` if it does not exist. */
+  read(name: string, range?: { offset: number; length: number } | null, options?: StorageCallOptions): Promise<Uint8Array | null>;
+  /** Stores the whole object. */
+  write(name: string, data: Uint8Array, options?: StorageCallOptions): Promise<void>;
+  /** Deletes it; a missing object is not an error. */
+  delete(name: string, options?: StorageCallOptions): Promise<void>;
+  /** Every object whose name starts with `prefix` (`''`: all). */
+  list(prefix: string, options?: StorageCallOptions): Promise<StorageObjectInfo[]>;
+  /** The manifest and its version (an opaque string that changes on every write), or `null`. */
+  readManifest(options?: StorageCallOptions): Promise<{ data: Uint8Array; version: string } | null>;
+  /** Atomic replace: only if no manifest exists (`expectedVersion === null`) or its version is still `expectedVersion`; else throws `ERR_CONFLICT`. */
+  writeManifest(data: Uint8Array, expectedVersion: string | null, options?: StorageCallOptions): Promise<{ version: string }>;
+}
+
+/** A directory path, or a {@link Storage}. */
+export type SessionTarget = string | Storage;
+
+/** How vecvault retries a Storage's transient failures (capped exponential backoff, full jitter). */
+export interface RetryOptions {
+  /** Retries after the first attempt. Default 5. */
+  retries?: number;
+  /** First backoff bound in ms. Default 100. */
+  baseMs?: number;
+  /** Largest backoff in ms. Default 5000. */
+  capMs?: number;
+  /** An attempt that has not settled after this many ms counts as a transient failure. Default 30000. */
+  timeoutMs?: number;
+}
+
+/** Sessions kept in memory: for tests, and for the browser build to come. */
+export declare class MemoryStorage {
+  constructor();
+}
+export interface MemoryStorage extends Storage {}
+
+/** A session directory seen as a Storage (copy, export and import use it; save and load take the path directly). */
+export declare class DirStorage {
+  constructor(dir: string);
+}
+export interface DirStorage extends Storage {}
+
+/** A fault to inject into one call of a {@link FaultStorage}. */
+export interface StorageFault {
+  kind: 'transient' | 'throttle' | 'permanent' | 'access' | 'notfound' | 'delay' | 'hang' | 'truncate' | 'crash';
+  ms?: number;
+  bytes?: number;
+  after?: 'before' | 'after';
+}
+
+/** Wraps a Storage, counts its calls and bytes, and injects faults (for tests of your own storage code). */
+export declare class FaultStorage {
+  constructor(inner: Storage, options?: { faults?: (call: { op: string; name?: string; range?: { offset: number; length: number } | null; n: number; nOp: number }) => StorageFault | undefined });
+  readonly counts: { read: number; readBytes: number; write: number; writeBytes: number; delete: number; list: number; readManifest: number; writeManifest: number };
+}
+export interface FaultStorage extends Storage {}
+
+/** Where `db.export` writes: a Node Writable, or anything with these. */
+export interface WritableLike {
+  write(chunk: Uint8Array, callback?: (err?: Error | null) => void): boolean;
+  end(callback?: () => void): unknown;
+  once(event: string, listener: (...args: any[]) => void): unknown;
+}
 
 /** Progress of a save or load: objects done of total, with the phase and bytes so far. */
 export interface SessionProgressInfo {
@@ -253,6 +354,16 @@ export interface SaveOptions {
    * larger ones suit storage that charges per request. Chunks written earlier keep their pages.
    */
   pageKb?: number;
+  /** Storage only: how transient failures are retried. */
+  retry?: RetryOptions;
+  /**
+   * Storage only: an unreferenced object younger than this (ms) is not
+   * collected, since it may be a concurrent writer's upload. Default 900000
+   * (15 minutes); 0 collects at once (a single writer).
+   */
+  gcGraceMs?: number;
+  /** Storage only: object uploads in flight at once (1..64, default 8). */
+  uploadsInFlight?: number;
 }
 
 /** What a save did. */
@@ -301,6 +412,14 @@ export interface LoadOptions {
   minGeneration?: number | bigint;
   onProgress?: (done: number, total: number, info: SessionProgressInfo) => void;
   signal?: AbortSignalLike;
+  /** Storage only: how transient failures are retried (also for the lazy reads that follow). */
+  retry?: RetryOptions;
+}
+
+/** Progress and cancellation of copy, export and import. */
+export interface TransferOptions {
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
 }
 
 /** `db.cacheStats()`. */
@@ -434,6 +553,9 @@ export declare class VectorDB<M = unknown> {
    */
   get(id: string): StoredItem<M> | null;
 
+  /** `get` on the thread pool: a lazy session may read a page for it. The one to use on storage implemented in JavaScript. */
+  getAsync(id: string): Promise<StoredItem<M> | null>;
+
   /** Whether the id is present. */
   has(id: string): boolean;
 
@@ -510,7 +632,23 @@ export declare class VectorDB<M = unknown> {
    * next save. A batch in flight contributes a prefix of its items.
    * @throws {VecvaultError} (rejects) `ERR_KEY_REQUIRED`, `ERR_LOCKED`, `ERR_IO`, `ERR_NOSPC`, `ERR_ABORTED`, `ERR_CLOSED`.
    */
-  save(dir: string, options?: SaveOptions): Promise<SaveStats>;
+  save(target: SessionTarget, options?: SaveOptions): Promise<SaveStats>;
+
+  /**
+   * Adopt the newest generation of the session this database was loaded
+   * from or last saved to. A lazy session reads the new manifest and index,
+   * and keeps its cached pages of the chunks both generations share.
+   */
+  refresh(options?: AddBatchAsyncOptions): Promise<{ generation: number; changed: boolean }>;
+
+  /** The session this database last saved to or loaded from, as one file (a path) or stream (docs/EXPORT.md). */
+  export(out: string | WritableLike, options?: TransferOptions): Promise<{ records: number; bytes: number; generation: number }>;
+
+  /** Copy every retained generation of a session, objects as they are (no key needed). */
+  static copy(source: SessionTarget, target: SessionTarget, options?: TransferOptions): Promise<{ objectsCopied: number; objectsSkipped: number; bytesCopied: number; generation: number }>;
+
+  /** Write an export (a file path or a stream) into a directory or Storage. */
+  static import(input: string | AsyncIterable<Uint8Array>, target: SessionTarget, options?: TransferOptions): Promise<{ objectsWritten: number; objectsSkipped: number; generation: number }>;
 
   /**
    * Open a saved session.
@@ -518,14 +656,14 @@ export declare class VectorDB<M = unknown> {
    *   `ERR_MANIFEST_CORRUPT`, `ERR_MANIFEST_AUTH`, `ERR_CHUNK_MISSING`, `ERR_CHUNK_CORRUPT`,
    *   `ERR_UNSUPPORTED_VERSION`, `ERR_ROLLBACK`, `ERR_IO`, `ERR_ABORTED`.
    */
-  static load<M = unknown>(dir: string, options?: LoadOptions): Promise<VectorDB<M>>;
+  static load<M = unknown>(source: SessionTarget, options?: LoadOptions): Promise<VectorDB<M>>;
 
   /**
    * Read a session's manifest without a key. With `signal`, rejects with
    * `ERR_ABORTED` as soon as it aborts; an already-aborted signal reads nothing.
    * @throws {VecvaultError} (rejects) `ERR_NOT_FOUND`, `ERR_MANIFEST_CORRUPT`, `ERR_IO`, `ERR_ABORTED`.
    */
-  static inspect(dir: string, options?: { signal?: AbortSignal }): Promise<SessionInfo>;
+  static inspect(source: SessionTarget, options?: { signal?: AbortSignal }): Promise<SessionInfo>;
 }
 
 /** Options for `new VectorDB.Cache()`. Unknown keys are rejected. */

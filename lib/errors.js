@@ -31,6 +31,11 @@ const ERROR_CODES = Object.freeze([
   'ERR_NOT_FOUND',
   'ERR_ROLLBACK',
   'ERR_NOT_A_SESSION',
+  'ERR_CONFLICT',
+  'ERR_ACCESS',
+  'ERR_ASYNC_REQUIRED',
+  'ERR_EXPORT_CORRUPT',
+  'ERR_STORAGE_TRANSIENT',
 ]);
 
 class VecvaultError extends Error {

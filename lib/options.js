@@ -183,7 +183,7 @@ function parseAsyncOptions(given) {
   return checkAsync(ownOptions(given, ASYNC_KEYS, 'options'));
 }
 
-const SAVE_KEYS = [...ASYNC_KEYS, 'pageKb'];
+const SAVE_KEYS = [...ASYNC_KEYS, 'pageKb', 'retry', 'gcGraceMs', 'uploadsInFlight'];
 
 /** save(dir, { onProgress, signal, pageKb }): pageKb, the row bytes of a chunk page, in KiB (1..1024). */
 function parseSaveOptions(given) {
@@ -191,7 +191,24 @@ function parseSaveOptions(given) {
   if (!isPlainObject(given)) throw invalid(`options must be an object, got ${describe(given)}`);
   const opts = ownOptions(given, SAVE_KEYS, 'save');
   const pageBytes = opts.pageKb === undefined ? 0 : intIn(opts.pageKb, 'pageKb', 1, 1024) * 1024;
-  return { ...checkAsync(opts), pageBytes };
+  const gcGraceMs = opts.gcGraceMs === undefined ? undefined : intIn(opts.gcGraceMs, 'gcGraceMs', 0, 2 ** 40);
+  const inflight = opts.uploadsInFlight === undefined ? undefined : intIn(opts.uploadsInFlight, 'uploadsInFlight', 1, 64);
+  return { ...checkAsync(opts), pageBytes, retry: parseRetry(opts.retry), gcGraceMs, inflight };
+}
+
+const RETRY_KEYS = ['retries', 'baseMs', 'capMs', 'timeoutMs'];
+
+/** How requests to a Storage are retried (lib/storage/retry.js). */
+function parseRetry(given) {
+  if (given === undefined) return {};
+  if (!isPlainObject(given)) throw invalid(`retry must be an object, got ${describe(given)}`);
+  const o = ownOptions(given, RETRY_KEYS, 'retry');
+  const out = {};
+  if (o.retries !== undefined) out.retries = intIn(o.retries, 'retry.retries', 0, 100);
+  if (o.baseMs !== undefined) out.baseMs = intIn(o.baseMs, 'retry.baseMs', 0, 600000);
+  if (o.capMs !== undefined) out.capMs = intIn(o.capMs, 'retry.capMs', 0, 600000);
+  if (o.timeoutMs !== undefined) out.timeoutMs = intIn(o.timeoutMs, 'retry.timeoutMs', 1, 3600000);
+  return out;
 }
 
 /** onProgress and signal of options already read by ownOptions. */
@@ -220,7 +237,7 @@ function parseSearchAsyncOptions(given) {
   return { search, signal };
 }
 
-const LOAD_KEYS = ['key', 'passphrase', 'cacheSizeMb', 'cache', 'lazy', 'onProgress', 'signal', 'threads', 'minGeneration'];
+const LOAD_KEYS = ['key', 'passphrase', 'cacheSizeMb', 'cache', 'lazy', 'onProgress', 'signal', 'threads', 'minGeneration', 'retry'];
 
 function parseLoadOptions(given) {
   if (given !== undefined && !isPlainObject(given)) throw invalid(`load options must be an object, got ${describe(given)}`);
@@ -234,7 +251,7 @@ function parseLoadOptions(given) {
   // `cache` is checked by lib/cache.js (sharedCache); with one, a cacheSizeMb
   // left out means no cap of the session's own inside the shared budget.
   const cacheSizeGiven = opts.cacheSizeMb !== undefined;
-  return { key, passphrase, cacheSizeMb, cacheSizeGiven, cache: opts.cache, lazy: opts.lazy !== false, onProgress, signal, threads, minGeneration };
+  return { key, passphrase, cacheSizeMb, cacheSizeGiven, cache: opts.cache, lazy: opts.lazy !== false, onProgress, signal, threads, minGeneration, retry: parseRetry(opts.retry) };
 }
 
 const CACHE_KEYS = ['maxMb'];
@@ -285,6 +302,7 @@ const OPTION_KEYS = Object.freeze({
 });
 
 module.exports = {
+  parseRetry,
   OPTION_KEYS,
   ownFields,
   isWellFormed,

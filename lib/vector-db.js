@@ -5,6 +5,9 @@ const path = require('path');
 const native = require('./native');
 const { VecvaultError, abortError } = require('./errors');
 const { Cache, sharedCache } = require('./cache');
+const { openNative, isStorage } = require('./storage/bridge');
+const { withLease } = require('./storage/lease');
+const transfer = require('./storage/transfer');
 const {
   METRICS,
   INDEXES,
@@ -32,6 +35,42 @@ function checkDir(dir) {
   if (typeof dir !== 'string' || dir.length === 0) throw invalid(`dir must be a non-empty string path, got ${describe(dir)}`);
   if (dir.includes('\0')) throw invalid('dir must not contain NUL characters');
   return path.resolve(dir);
+}
+
+/** A save, load or inspect target: a directory path, or a Storage (index.d.ts). */
+function resolveTarget(target, what) {
+  if (isStorage(target)) return { storage: target, dir: null };
+  if (typeof target === 'string') return { storage: null, dir: checkDir(target) };
+  throw invalid(
+    `${what} must be a directory path or a Storage (an object with read, write, delete, list, readManifest and writeManifest), got ${describe(target)}`
+  );
+}
+
+/**
+ * Runs `fn(where)` with `where` the engine's view of `t`: the path, or a
+ * native handle over the Storage whose requests honour `signal` while fn
+ * runs (and only then: a lazy database keeps reading through the handle).
+ */
+async function withTarget(t, options, signal, fn) {
+  if (!t.storage) return fn(t.dir, null);
+  const bridge = openNative(t.storage, options);
+  bridge.state.signal = signal || undefined;
+  try {
+    return await fn(bridge.handle, bridge);
+  } finally {
+    bridge.state.signal = undefined;
+  }
+}
+
+function checkTransferEnd(v, what) {
+  return resolveTarget(v, `the ${what}`).storage || resolveTarget(v, `the ${what}`).dir;
+}
+
+function asyncRequired(what, instead) {
+  return new VecvaultError(
+    `${what} would wait for this session's storage, which is implemented in JavaScript and runs on this thread: use ${instead}`,
+    'ERR_ASYNC_REQUIRED'
+  );
 }
 
 function closedError() {
@@ -208,6 +247,14 @@ class VectorDB {
   #native;
   #options;
   #closed = false;
+  /** Where the session was last loaded from or saved to ({ storage, dir, retry }), for refresh() and export(). */
+  #source = null;
+  /** How it was loaded (refresh() loads the same way). */
+  #loadOpts = null;
+  /** The engine may read pages through a Storage implemented in JS (lazy, loaded from or saved to one). */
+  #jsReads = false;
+  /** Async calls in flight that may hold the engine's lock while they wait for JS storage. */
+  #storageBusy = 0;
   /** Set by VectorDB.load: how the session was opened. */
   loadStats = null;
 
@@ -259,8 +306,32 @@ class VectorDB {
     return this.#native;
   }
 
-  add(id, vector, metadata) {
+  /** A synchronous read: refused when it would read through JS storage. */
+  #openForRead(what, instead) {
     const n = this.#open();
+    if (this.#jsReads) throw asyncRequired(what, instead);
+    return n;
+  }
+
+  /** A synchronous write: refused while an async call may hold the lock it needs and wait for JS storage. */
+  #openForWrite(what) {
+    const n = this.#open();
+    if (this.#jsReads && this.#storageBusy > 0) throw asyncRequired(what, `addBatchAsync(), or await the pending searchAsync(), getAsync(), preload(), refresh() or save() first`);
+    return n;
+  }
+
+  /** Counts an async call that may wait for JS storage under the engine's lock. */
+  async #busy(fn) {
+    this.#storageBusy++;
+    try {
+      return await fn();
+    } finally {
+      this.#storageBusy--;
+    }
+  }
+
+  add(id, vector, metadata) {
+    const n = this.#openForWrite('add()');
     checkId(id, '');
     const v = toVector(vector, this.#options.dimension, 'vector');
     n.add(id, v, encodeMetadata(metadata, ''));
@@ -291,7 +362,7 @@ class VectorDB {
   }
 
   addBatch(items) {
-    const native = this.#open();
+    const native = this.#openForWrite('addBatch()');
     const p = this.#pack(items);
     native.addBatch(p.ids, p.vectors, p.metas, this.#options.threads);
   }
@@ -314,14 +385,23 @@ class VectorDB {
    * Saves the database as a chunked session in `dir` (see docs/FORMAT.md).
    * @returns {Promise<{generation, chunksWritten, chunksReused, indexSegmentsWritten, bytesWritten, full, timeMs}>}
    */
-  async save(dir, options) {
+  async save(target, options) {
     const native = this.#open();
-    const where = checkDir(dir);
-    const { onProgress, signal, pageBytes } = parseSaveOptions(options);
+    const t = resolveTarget(target, 'the save target');
+    const { onProgress, signal, pageBytes, retry, gcGraceMs, inflight } = parseSaveOptions(options);
     const t0 = performance.now();
-    const job = await runJob((report, abortFlag) => native.saveAsync(where, report, abortFlag, pageBytes), onProgress, signal, true);
+    const run = () =>
+      withTarget(t, { retry, gcGraceMs, inflight }, signal, (where) =>
+        runJob((report, abortFlag) => native.saveAsync(where, report, abortFlag, pageBytes), onProgress, signal, true)
+      );
+    // A store that cannot enforce the manifest's compare-and-swap gets a lease (lib/storage/lease.js).
+    const leased = () => (t.storage && t.storage.conditionalWrites === false ? withLease(t.storage, run, { signal: signal || undefined }) : run());
+    const job = await (this.#jsReads ? this.#busy(leased) : leased());
     const r = job.result;
     job.finish(r.chunksWritten + r.indexSegmentsWritten + 1, PHASES.indexOf('commit'), r.bytesWritten);
+    // A lazy database now reads through what it saved to (and what it read before).
+    if (this.loadStats && this.loadStats.lazy) this.#jsReads = this.#jsReads || t.storage !== null;
+    this.#source = { storage: t.storage, dir: t.dir, retry };
     return { ...r, timeMs: performance.now() - t0 };
   }
 
@@ -329,8 +409,8 @@ class VectorDB {
    * Opens a saved session. See index.d.ts (LoadOptions).
    * @returns {Promise<VectorDB>}
    */
-  static async load(dir, options) {
-    const where = checkDir(dir);
+  static async load(target, options) {
+    const t = resolveTarget(target, 'the load source');
     const o = parseLoadOptions(options);
     const shared = sharedCache(o.cache);
     // With a shared cache, cacheSizeMb (if given) caps this session inside it; 0 = no cap of its own.
@@ -339,12 +419,14 @@ class VectorDB {
     const pass = typeof o.passphrase === 'string' ? Buffer.from(o.passphrase, 'utf8') : o.passphrase;
     let job;
     try {
-      job = await runJob(
-        (report, abortFlag) =>
-          native.loadAsync(where, o.key, pass, o.threads, o.lazy ? 1 : 0, bytes, report, abortFlag, o.minGeneration, shared),
-        o.onProgress,
-        o.signal,
-        true
+      job = await withTarget(t, { retry: o.retry }, o.signal, (where) =>
+        runJob(
+          (report, abortFlag) =>
+            native.loadAsync(where, o.key, pass, o.threads, o.lazy ? 1 : 0, bytes, report, abortFlag, o.minGeneration, shared),
+          o.onProgress,
+          o.signal,
+          true
+        )
       );
     } finally {
       if (typeof o.passphrase === 'string') pass.fill(0);
@@ -367,6 +449,7 @@ class VectorDB {
         threads: o.threads,
       },
     });
+    db.#adopt(t, o, stats);
     db.loadStats = {
       totalVectors: stats.totalVectors,
       chunkCount: stats.chunkCount,
@@ -384,11 +467,12 @@ class VectorDB {
    * Reads a session's manifest (checksum verified; no key needed, and
    * therefore not authenticated: load() authenticates).
    */
-  static async inspect(dir, options) {
-    const where = checkDir(dir);
+  static async inspect(target, options) {
+    const t = resolveTarget(target, 'the inspect source');
     const { signal } = parseSignalOptions(options, 'VectorDB.inspect');
     if (signal && signal.aborted) throw abortError(signal);
-    const m = JSON.parse(await untilAborted(native.inspectAsync(where), signal));
+    const body = await withTarget(t, {}, signal, (where) => untilAborted(native.inspectAsync(where), signal));
+    const m = JSON.parse(body);
     const objects = [...m.chunks, ...m.index.base, ...m.index.deltas];
     return {
       format: m.format,
@@ -413,9 +497,18 @@ class VectorDB {
   }
 
   get(id) {
-    const n = this.#open();
+    const n = this.#openForRead('get()', 'getAsync()');
     checkId(id, '');
     const rec = n.get(id);
+    if (rec === null) return null;
+    return { id, vector: rec[0], metadata: decodeMetadata(rec[1], id) };
+  }
+
+  /** get() on a worker thread: a lazy session may read a page for it. */
+  async getAsync(id) {
+    const n = this.#open();
+    checkId(id, '');
+    const rec = await this.#busy(() => n.getAsync(id));
     if (rec === null) return null;
     return { id, vector: rec[0], metadata: decodeMetadata(rec[1], id) };
   }
@@ -427,7 +520,7 @@ class VectorDB {
   }
 
   delete(id) {
-    const n = this.#open();
+    const n = this.#openForWrite('delete()');
     checkId(id, '');
     return n.delete(id);
   }
@@ -440,7 +533,7 @@ class VectorDB {
   }
 
   search(query, k, opts) {
-    const n = this.#open();
+    const n = this.#openForRead('search()', 'searchAsync()');
     return toResults(n.search(...this.#searchArgs(query, k, opts)));
   }
 
@@ -455,7 +548,7 @@ class VectorDB {
     const onAbort = () => Atomics.store(abortFlag, 0, 1);
     if (signal) signal.addEventListener('abort', onAbort, ONCE);
     try {
-      return toResults(await untilAborted(n.searchAsync(...args, abortFlag), signal));
+      return toResults(await untilAborted(this.#busy(() => n.searchAsync(...args, abortFlag)), signal));
     } finally {
       if (signal) signal.removeEventListener('abort', onAbort);
     }
@@ -485,7 +578,7 @@ class VectorDB {
   }
 
   searchBatch(queries, k, opts) {
-    const n = this.#open();
+    const n = this.#openForRead('searchBatch()', 'searchBatchAsync()');
     const args = this.#batchArgs(queries, k, opts);
     if (args[1] === 0) return [];
     return n.searchBatch(...args).map(toResults);
@@ -495,7 +588,91 @@ class VectorDB {
     const n = this.#open();
     const args = this.#batchArgs(queries, k, opts);
     if (args[1] === 0) return [];
-    return (await n.searchBatchAsync(...args)).map(toResults);
+    return (await this.#busy(() => n.searchBatchAsync(...args))).map(toResults);
+  }
+
+  /** What load() and refresh() remember of how a session was opened (no secrets: the engine keeps those). */
+  #adopt(t, o, stats) {
+    this.#source = { storage: t.storage, dir: t.dir, retry: o.retry };
+    // Not the Cache object: the engine's client of it moves to the refreshed
+    // database (vv_db_refresh), and JS may collect the Cache meanwhile.
+    this.#loadOpts = { threads: o.threads, lazy: o.lazy, cacheSizeMb: o.cacheSizeMb };
+    this.#jsReads = stats.lazy && t.storage !== null;
+  }
+
+  /**
+   * Adopts the newest generation of the session this database was loaded
+   * from or last saved to. A lazy session reads the manifest and the index
+   * of the new generation, and keeps the cached pages of every chunk the two
+   * generations share. Resolves with { generation, changed }.
+   */
+  async refresh(options) {
+    const n = this.#open();
+    const { onProgress, signal } = parseAsyncOptions(options);
+    const src = this.#source;
+    if (!src) throw invalid('refresh() needs a database that was loaded from, or saved to, a session');
+    const target = src.storage || src.dir;
+    const now = await VectorDB.inspect(target, signal ? { signal } : undefined);
+    const before = this.loadStats ? this.loadStats.generation : -1;
+    if (now.generation === before) return { generation: now.generation, changed: false };
+    const lo = this.#loadOpts || { threads: this.#options.threads, lazy: false, cacheSizeMb: this.#options.cacheSizeMb };
+    // A lazy refresh takes over this database's cache (shared or not) once loaded.
+    const bytes = cacheBytes(lo.cacheSizeMb);
+    const t = resolveTarget(target, 'the refresh source');
+    const t0 = performance.now();
+    const job = await this.#busy(() =>
+      withTarget(t, { retry: src.retry }, signal, (where) =>
+        runJob(
+          (report, abortFlag) => n.refreshAsync(where, null, null, lo.threads, lo.lazy ? 1 : 0, bytes, report, abortFlag, undefined, undefined),
+          onProgress,
+          signal,
+          true
+        )
+      )
+    );
+    const [engine, stats] = job.result;
+    job.finish(stats.indexSegments + (stats.lazy ? 0 : stats.chunkCount), PHASES.indexOf(stats.lazy ? 'index' : 'chunks'), stats.bytesRead);
+    if (this.#closed) {
+      new native.NativeDB(engine).close(); // closed meanwhile: drop the new engine at once
+      throw closedError();
+    }
+    // Calls in flight finish on the old engine, which is freed after them.
+    const old = this.#native;
+    this.#native = new native.NativeDB(engine);
+    old.close();
+    this.#jsReads = stats.lazy && t.storage !== null;
+    this.loadStats = {
+      totalVectors: stats.totalVectors,
+      chunkCount: stats.chunkCount,
+      chunksLoaded: stats.chunksLoaded,
+      cacheSizeMb: lo.cacheSizeMb,
+      lazy: stats.lazy,
+      generation: stats.generation,
+      bytesRead: stats.bytesRead,
+      loadTimeMs: performance.now() - t0,
+    };
+    return { generation: stats.generation, changed: true };
+  }
+
+  /**
+   * Copies every retained generation of a session between storages
+   * (directory paths or Storages), objects as they are: no key needed.
+   */
+  static async copy(source, target, options) {
+    return transfer.copySession(checkTransferEnd(source, 'source'), checkTransferEnd(target, 'target'), options);
+  }
+
+  /** The session this database was last saved to or loaded from, as one file or stream (docs/EXPORT.md). */
+  async export(out, options) {
+    this.#open();
+    const src = this.#source;
+    if (!src) throw invalid('export() needs a database that was saved (or loaded): save it first');
+    return transfer.exportSession(src.storage || src.dir, out, options);
+  }
+
+  /** Writes an export (a file path or a Readable) into `target` (a directory path or a Storage). */
+  static async import(input, target, options) {
+    return transfer.importSession(input, checkTransferEnd(target, 'target'), options);
   }
 
   /**
@@ -509,7 +686,7 @@ class VectorDB {
 
   /** Changes the cache bound (MiB, parseCacheSize's rule); evicts at once if needed. */
   setCacheSize(mb) {
-    const n = this.#open();
+    const n = this.#openForWrite('setCacheSize()');
     const v = parseCacheSize(mb);
     n.setCacheSize(cacheBytes(v));
     this.#options.cacheSizeMb = v;
@@ -534,7 +711,7 @@ class VectorDB {
     }
     const { onProgress, signal } = parseAsyncOptions(options);
     if (signal && signal.aborted) throw abortError(signal);
-    const job = await runJob((report, abortFlag) => native.preloadAsync(ids, report, abortFlag), onProgress, signal, false);
+    const job = await this.#busy(() => runJob((report, abortFlag) => native.preloadAsync(ids, report, abortFlag), onProgress, signal, false));
     return job.result;
   }
 

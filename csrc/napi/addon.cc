@@ -89,6 +89,11 @@ const napi_type_tag *CacheTag() {
   return &tag;
 }
 
+const napi_type_tag *StorageTag() {
+  static const napi_type_tag tag = ImageTag(0x76637673746f7265ull); /* "vvstore" */
+  return &tag;
+}
+
 bool HasTag(const Napi::Value &v, const napi_type_tag *tag) {
   bool ok = false;
   return (v.IsObject() || v.IsExternal()) && napi_check_object_type_tag(v.Env(), v, tag, &ok) == napi_ok && ok;
@@ -113,6 +118,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("simd", Napi::String::New(env, vv_simd_name()));
   exports.Set("loadAsync", Napi::Function::New(env, LoadAsync, "loadAsync"));
   exports.Set("inspectAsync", Napi::Function::New(env, InspectAsync, "inspectAsync"));
+  exports.Set("openStorage", Napi::Function::New(env, OpenStorage, "openStorage"));
+  exports.Set("storageStats", Napi::Function::New(env, StorageStats, "storageStats"));
   return exports;
 }
 

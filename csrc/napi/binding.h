@@ -19,6 +19,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "../vecvault.h"
@@ -56,7 +57,23 @@ Napi::Float32Array F32Copy(Napi::Env env, const float *src, size_t n);
 const napi_type_tag *NativeDBTag();
 const napi_type_tag *LoadedTag();
 const napi_type_tag *CacheTag();
+const napi_type_tag *StorageTag();
 bool HasTag(const Napi::Value &v, const napi_type_tag *tag);
+
+/* Storage implemented in JavaScript (storage.cc), shared by the jobs and
+ * databases that read or write through it. */
+class JsStore;
+std::shared_ptr<JsStore> StoreOf(const Napi::Value &v); /* throws unless a storage handle */
+/* Where a save, load or inspect goes: a directory path, or a storage
+ * handle (then `dir` is the storage's label, its root). */
+struct Target {
+  explicit Target(const Napi::Value &v);
+  std::string dir;
+  std::shared_ptr<JsStore> store;
+  const struct vv_io *io() const; /* NULL: the directory's own POSIX calls */
+};
+Napi::Value OpenStorage(const Napi::CallbackInfo &info);
+Napi::Value StorageStats(const Napi::CallbackInfo &info);
 
 /* The native side of one JS NativeDB, on the JS thread only. It outlives the
  * JS object while jobs hold it: close() and garbage collection only mark it,
@@ -68,6 +85,15 @@ struct Handle {
   bool finalized;   /* the JS object was garbage collected; the handle goes with the engine */
   uint32_t pending; /* jobs in flight */
   int64_t reported; /* native bytes reported to V8 */
+  /* The storages the engine may still read through (a lazy database reads
+   * through the one it was loaded or last saved with, and the one before):
+   * released after the engine is freed. */
+  std::shared_ptr<JsStore> stores[2];
+  void Bind(const std::shared_ptr<JsStore> &s) {
+    if (!s || s == stores[0]) return;
+    stores[1] = stores[0];
+    stores[0] = s;
+  }
 
   /* Tells V8 how much native memory this database holds now, so garbage
    * collection of unclosed databases keeps pace with what they cost. */
@@ -97,8 +123,10 @@ Napi::Value SetCacheSize(const Napi::CallbackInfo &info);
 Napi::Value PreloadAsync(const Napi::CallbackInfo &info);
 Napi::Value LoadAsync(const Napi::CallbackInfo &info);
 Napi::Value InspectAsync(const Napi::CallbackInfo &info);
-/* Takes the engine out of a loadAsync result (once). Throws for anything else. */
-vv_db *AdoptLoaded(const Napi::Value &v);
+Napi::Value RefreshAsync(const Napi::CallbackInfo &info);
+/* Takes the engine out of a loadAsync result (once), and the storage it
+ * reads through (or none). Throws for anything else. */
+vv_db *AdoptLoaded(const Napi::Value &v, std::shared_ptr<JsStore> *store);
 
 }  // namespace vvn
 

@@ -33,6 +33,8 @@ void Handle::ReleaseIfIdle(napi_env env, Handle *h) {
     vv_db_free(h->db);
     h->db = nullptr;
     h->Account(env);
+    h->stores[0].reset(); /* after the engine: a lazy one read through them */
+    h->stores[1].reset();
   }
   if (h->finalized) delete h;
 }
@@ -47,8 +49,10 @@ class NativeDB : public Napi::ObjectWrap<NativeDB> {
     /* Tagged first: if construction fails the wrap is removed and This()
      * refuses the object all the same. */
     info.This().As<Napi::Object>().TypeTag(NativeDBTag());
-    vv_db *db = info[0].IsExternal() ? AdoptLoaded(info[0]) : Create(info);
-    h_ = new Handle{db, vv_db_dimension(db), false, false, 0, 0};
+    std::shared_ptr<JsStore> store;
+    vv_db *db = info[0].IsExternal() ? AdoptLoaded(info[0], &store) : Create(info);
+    h_ = new Handle{db, vv_db_dimension(db), false, false, 0, 0, {}};
+    h_->Bind(store);
     h_->Account(info.Env());
   }
 
@@ -186,6 +190,31 @@ Napi::Value Get(const Napi::CallbackInfo &info) {
   if (rec->meta) out.Set(1u, Napi::String::New(env, rec->meta, rec->meta_len));
   return out;
 }
+
+namespace {
+/* get(id) on a worker thread: a lazy database may read a page for it. */
+class GetJob : public Job {
+ public:
+  GetJob(const Napi::CallbackInfo &info, Handle &h)
+      : Job(info.Env(), "vecvault.get", &h, info.This()), id_(Utf8(info[0])) {}
+  ~GetJob() override { vv_record_free(rec_); }
+
+ private:
+  int Run() override { return vv_db_get_ex(owner_->db, id_.data(), id_.size(), &rec_, &err_); }
+  Napi::Value Result(Napi::Env env) override {
+    if (!rec_) return env.Null();
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(0u, F32Copy(env, rec_->vector, owner_->dim));
+    if (rec_->meta) out.Set(1u, Napi::String::New(env, rec_->meta, rec_->meta_len));
+    return out;
+  }
+  std::string id_;
+  vv_record *rec_ = nullptr;
+};
+}  // namespace
+
+/* getAsync(id) -> Promise<[vector, meta?] | null> */
+Napi::Value GetAsync(const Napi::CallbackInfo &info) { return Job::Start(std::make_unique<GetJob>(info, This(info))); }
 
 Napi::Value Size(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), double(vv_db_size(This(info).db)));
@@ -338,6 +367,8 @@ Napi::Function DefineNativeDB(Napi::Env env) {
     {"searchAsync", SearchAsync<false>},
     {"searchBatchAsync", SearchAsync<true>},
     {"close", Close},
+    {"getAsync", GetAsync},
+    {"refreshAsync", RefreshAsync},
     {"config", Config},
     {"setSecret", SetSecret},
     {"saveAsync", SaveAsync},

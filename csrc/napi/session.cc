@@ -52,15 +52,17 @@ namespace {
 class SaveJob : public Job {
  public:
   SaveJob(const Napi::CallbackInfo &info, Handle &h)
-      : Job(info.Env(), "vecvault.save", &h, info.This()), dir_(Utf8(info[0])) {
+      : Job(info.Env(), "vecvault.save", &h, info.This()), to_(info[0]) {
     opts_.page_bytes = U32(info[3]);
   }
 
  private:
   int Run() override {
-    return vv_db_save_with(owner_->db, dir_.c_str(), nullptr, &opts_, OnSessionProgress, this, &st_, &err_);
+    return vv_db_save_with(owner_->db, to_.dir.c_str(), to_.io(), &opts_, OnSessionProgress, this, &st_, &err_);
   }
   Napi::Value Result(Napi::Env env) override {
+    /* A lazy database now reads through this storage. */
+    owner_->Bind(to_.store);
     Napi::Object o = Numbers(env, {{"generation", double(st_.generation)},
                                    {"chunksWritten", double(st_.chunks_written)},
                                    {"chunksReused", double(st_.chunks_reused)},
@@ -69,7 +71,7 @@ class SaveJob : public Job {
     o.Set("full", st_.full != 0);
     return o;
   }
-  std::string dir_;
+  Target to_;
   vv_save_opts opts_{};
   vv_save_stats st_{};
 };
@@ -88,11 +90,16 @@ namespace {
 /* A loaded engine waiting to be adopted by a NativeDB. */
 struct Loaded {
   vv_db *db;
+  std::shared_ptr<JsStore> store;
 };
 
 class LoadJob : public Job {
  public:
-  LoadJob(const Napi::CallbackInfo &info) : Job(info.Env(), "vecvault.load"), dir_(Utf8(info[0])) {
+  /* With `like`, a refresh of that database (vv_db_refresh). */
+  LoadJob(const Napi::CallbackInfo &info, Handle *like = nullptr)
+      : Job(info.Env(), like ? "vecvault.refresh" : "vecvault.load", like, like ? info.This() : Napi::Value()),
+        from_(info[0]),
+        refresh_(like != nullptr) {
     Napi::Uint8Array key = Key(info[1]), pass = OptBytes(info[2]);
     o_.threads = U32(info[3]);
     o_.lazy = U32(info[4]) != 0;
@@ -129,7 +136,9 @@ class LoadJob : public Job {
     o_.key = key_.empty() ? nullptr : key_.data();
     o_.pass = has_pass_ ? reinterpret_cast<const char *>(pass_.data()) : nullptr;
     o_.pass_len = pass_.size();
-    int rc = vv_db_load(dir_.c_str(), &o_, OnSessionProgress, this, &db_, &st_, &err_);
+    o_.io = from_.io();
+    int rc = refresh_ ? vv_db_refresh(owner_->db, from_.dir.c_str(), &o_, OnSessionProgress, this, &db_, &st_, &err_)
+                      : vv_db_load(from_.dir.c_str(), &o_, OnSessionProgress, this, &db_, &st_, &err_);
     /* The engine keeps its own guarded copy: drop ours as early as possible. */
     Wipe(key_);
     Wipe(pass_);
@@ -137,7 +146,7 @@ class LoadJob : public Job {
   }
 
   Napi::Value Result(Napi::Env env) override {
-    auto ext = Napi::External<Loaded>::New(env, new Loaded{db_}, [](Napi::Env, Loaded *a) {
+    auto ext = Napi::External<Loaded>::New(env, new Loaded{db_, from_.store}, [](Napi::Env, Loaded *a) {
       vv_db_free(a->db); /* NULL once adopted */
       delete a;
     });
@@ -156,7 +165,8 @@ class LoadJob : public Job {
     return out;
   }
 
-  std::string dir_;
+  Target from_;
+  bool refresh_;
   std::vector<unsigned char> key_, pass_;
   bool has_pass_;
   vv_load_opts o_{};
@@ -166,12 +176,13 @@ class LoadJob : public Job {
 
 }  // namespace
 
-vv_db *AdoptLoaded(const Napi::Value &v) {
+vv_db *AdoptLoaded(const Napi::Value &v, std::shared_ptr<JsStore> *store) {
   if (!HasTag(v, LoadedTag())) Throw(v.Env(), "ERR_INVALID_ARGUMENT", "not a loaded database");
   Loaded *a = v.As<Napi::External<Loaded>>().Data();
   if (!a->db) Throw(v.Env(), "ERR_INVALID_ARGUMENT", "that loaded database was already used");
   vv_db *db = a->db;
   a->db = nullptr;
+  *store = std::move(a->store);
   return db;
 }
 
@@ -183,19 +194,27 @@ Napi::Value LoadAsync(const Napi::CallbackInfo &info) {
   return Job::Start(std::make_unique<LoadJob>(info), info[6], info[7]);
 }
 
+/* NativeDB.refreshAsync(the loadAsync arguments; key and passphrase are
+ * ignored) -> Promise<[loaded, stats]>: the current generation, opened with
+ * this database's secrets, taking over its cached pages. */
+Napi::Value RefreshAsync(const Napi::CallbackInfo &info) {
+  if (info.Length() < 8) Throw(info.Env(), "ERR_INVALID_ARGUMENT", "refreshAsync needs 8 arguments");
+  return Job::Start(std::make_unique<LoadJob>(info, &This(info)), info[6], info[7]);
+}
+
 /* ---- inspect ------------------------------------------------------------ */
 
 namespace {
 
 class InspectJob : public Job {
  public:
-  InspectJob(const Napi::CallbackInfo &info) : Job(info.Env(), "vecvault.inspect"), dir_(Utf8(info[0])) {}
+  InspectJob(const Napi::CallbackInfo &info) : Job(info.Env(), "vecvault.inspect"), from_(info[0]) {}
   ~InspectJob() override { free(body_); }
 
  private:
-  int Run() override { return vv_session_inspect(dir_.c_str(), nullptr, &body_, &len_, &err_); }
+  int Run() override { return vv_session_inspect(from_.dir.c_str(), from_.io(), &body_, &len_, &err_); }
   Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, body_, len_); }
-  std::string dir_;
+  Target from_;
   char *body_ = nullptr;
   size_t len_ = 0;
 };
