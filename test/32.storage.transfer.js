@@ -385,6 +385,51 @@ describe('32 storage transfer', function () {
     });
   });
 
+  describe('S3 (s3rver)', function () {
+    const { startS3, recordRequests } = require('./helpers/s3');
+    const { S3Storage } = require('../lib/storage/s3');
+    let s3;
+    let recorder;
+    before(async function () {
+      s3 = await startS3();
+      await s3.makeBucket('transfer');
+      recorder = recordRequests(s3.client, 'transfer');
+    });
+    after(async function () {
+      if (recorder) recorder.stop();
+      if (s3) await s3.close();
+    });
+
+    it('dir -> S3 -> export -> import into S3 -> dir: byte for byte, with the manifest conditions sent, and it loads', async function () {
+      const src = s.freshPath('s3');
+      const db = await session(src, { n: 90 });
+      const a = new S3Storage({ client: s3.client, bucket: 'transfer', prefix: 'a/' });
+      await copySession(src, a);
+      db.addBatch(h.makeItems(h.randomVectors(20, DIM, 6), 's'));
+      await db.save(src);
+      await copySession(src, a);
+      const puts = recorder.requests.filter((r) => r.method === 'PUT' && r.key === 'a/manifest.json');
+      assert.equal(puts.length, 2);
+      assert.equal(puts[0].headers['if-none-match'], '*', 'the first manifest only if there is none');
+      assert.ok(puts[1].headers['if-match'], 'the second only over the version the copy saw');
+
+      const file = path.join(s.tmpDir('s3'), 'a.vvx');
+      await exportSession(a, file);
+      const b = new S3Storage({ client: s3.client, bucket: 'transfer', prefix: 'b/' });
+      await importSession(file, b);
+      const back = s.freshPath('s3');
+      await copySession(b, back);
+      assert.deepEqual(tree(back), tree(src));
+      const loaded = await VectorDB.load(back, { key: KEY, lazy: false });
+      try {
+        const q = h.randomVectors(1, DIM, 12)[0];
+        assert.deepEqual(h.plainResults(loaded.search(q, 6)), h.plainResults(db.search(q, 6)));
+      } finally {
+        loaded.close();
+      }
+    });
+  });
+
   describe('failures of the storages', function () {
     it('transient failures are retried: a copy through a store that resets every third call completes', async function () {
       const src = s.freshPath('retry');
