@@ -172,7 +172,7 @@ function conformance(name, makeStorage, options = {}) {
         const names = Array.from({ length: manyObjects }, (_, i) => 'objects/' + hex64(i + 1000));
         const one = new Uint8Array([1]);
         await pool(manyObjects, 32, (i) => s.write(names[i], one));
-        await s.write('other', one);
+        await s.write('manifests/' + '1'.padStart(20, '0') + '.json', one); // outside the prefix listed
         const listed = await s.list('objects/');
         assert.equal(listed.length, manyObjects);
         assert.deepEqual(listed.map((o) => o.name).sort(), names.slice().sort());
@@ -264,19 +264,20 @@ function conformance(name, makeStorage, options = {}) {
     if (validates) {
       it('bad arguments are refused with ERR_INVALID_ARGUMENT', async function () {
         const bad = assertCode('ERR_INVALID_ARGUMENT');
+        const ok = 'objects/' + hex64(7); // a valid name: only the other argument is wrong
         await rejectsWith(s.read(''), bad);
         await rejectsWith(s.read(42), bad);
-        await rejectsWith(s.read('x', { offset: -1, length: 1 }), bad);
-        await rejectsWith(s.read('x', { offset: 0, length: 1.5 }), bad);
-        await rejectsWith(s.read('x', 'bytes=0-1'), bad);
-        await rejectsWith(s.write('x', 'not bytes'), bad);
-        await rejectsWith(s.write('x', [1, 2]), bad);
+        await rejectsWith(s.read(ok, { offset: -1, length: 1 }), bad);
+        await rejectsWith(s.read(ok, { offset: 0, length: 1.5 }), bad);
+        await rejectsWith(s.read(ok, 'bytes=0-1'), bad);
+        await rejectsWith(s.write(ok, 'not bytes'), bad);
+        await rejectsWith(s.write(ok, [1, 2]), bad);
         await rejectsWith(s.delete(''), bad);
         await rejectsWith(s.list(null), bad);
         await rejectsWith(s.writeManifest('text', null), bad);
         await rejectsWith(s.writeManifest(enc('m'), 7), bad);
         await rejectsWith(s.writeManifest(enc('m'), ''), bad);
-        await rejectsWith(s.read('x', null, { signal: 'yes' }), bad);
+        await rejectsWith(s.read(ok, null, { signal: 'yes' }), bad);
         assert.deepEqual(await s.list(''), [], 'nothing was written');
       });
     }
