@@ -516,6 +516,19 @@ describe('withLease() on a store without conditional writes', function () {
     assert.equal(fs.counts.write, 1);
   });
 
+  it('an abort after the lease was written removes it again', async function () {
+    const s = new NoCasStorage();
+    const ac = new AbortController();
+    // The read back (the second read of the lease) hangs until the abort.
+    const fs = new FaultStorage(s, { faults: FaultStorage.failNth('read', 1, 'hang') });
+    const p = withLease(fs, async () => assert.fail('fn must not run'), { signal: ac.signal });
+    while (fs.counts.read < 2) await new Promise(setImmediate);
+    assert.ok(await s.read('lease'), 'the lease was written');
+    ac.abort();
+    await rejectsWith(p, assertAbort);
+    assert.equal(await s.read('lease'), null, 'and removed after the abort');
+  });
+
   it('no lease is written on an already-aborted signal; bad arguments are typed errors', async function () {
     const s = new NoCasStorage();
     await rejectsWith(withLease(s, async () => {}, { signal: AbortSignal.abort() }), assertAbort);

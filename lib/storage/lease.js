@@ -61,6 +61,17 @@ function writeLease(storage, retry, owner, expires, signal) {
   return retried(retry, signal, (s) => storage.write(LEASE, data, { signal: s }));
 }
 
+/* Deletes the lease if it is still `owner`'s. Never throws: a lease left
+ * behind expires by itself, and failing a finished job over it would be worse. */
+async function release(storage, retry, owner) {
+  try {
+    const seen = await readLease(storage, retry, null);
+    if (seen && seen.owner === owner) await retried(retry, null, (s) => storage.delete(LEASE, { signal: s }));
+  } catch {
+    /* see above */
+  }
+}
+
 function lockedError(storage, lease) {
   const where = storage.description || 'storage';
   return new VecvaultError(
@@ -97,9 +108,14 @@ async function withLease(storage, fn, options = {}) {
   const current = await readLease(storage, retry, signal);
   if (current && current.owner !== owner && current.expires > now()) throw lockedError(storage, current);
   let expires = now() + ttlMs;
-  await writeLease(storage, retry, owner, expires, signal);
-  const back = await readLease(storage, retry, signal);
-  if (!back || back.owner !== owner) throw lockedError(storage, back || { owner: 'unknown', expires: now() });
+  try {
+    await writeLease(storage, retry, owner, expires, signal);
+    const back = await readLease(storage, retry, signal);
+    if (!back || back.owner !== owner) throw lockedError(storage, back || { owner: 'unknown', expires: now() });
+  } catch (err) {
+    await release(storage, retry, owner); // an abort after our write must not leave our lease for a TTL
+    throw err;
+  }
 
   // fn's signal: the caller's abort, or the loss of the lease.
   const ac = new AbortController();
@@ -148,12 +164,7 @@ async function withLease(storage, fn, options = {}) {
   if (signal) signal.removeEventListener('abort', onAbort);
   await renewing; // never delete the lease while a renewal could still rewrite it
   if (lost) throw lost;
-  try {
-    const seen = await readLease(storage, retry, null);
-    if (seen && seen.owner === owner) await retried(retry, null, (s) => storage.delete(LEASE, { signal: s }));
-  } catch {
-    // The lease expires by itself; failing a finished job over it would be worse.
-  }
+  await release(storage, retry, owner);
   if (failure) throw failure;
   return result;
 }
