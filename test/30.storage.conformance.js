@@ -56,6 +56,15 @@ describe('S3Storage on s3rver', function () {
       assert.deepEqual((await a.list('')).map((o) => o.name), ['objects/x']);
     });
 
+    it('a zero-length range asks only whether the object exists (HEAD), never for its bytes', async function () {
+      const s = new S3Storage({ client: s3.client, bucket: BUCKET, prefix: 'head/' });
+      await s.write('objects/a', new Uint8Array(1 << 16));
+      const before = recorder.requests.length;
+      assert.deepEqual(await s.read('objects/a', { offset: 10, length: 0 }), new Uint8Array(0));
+      assert.equal(await s.read('objects/missing', { offset: 0, length: 0 }), null);
+      assert.deepEqual(recorder.requests.slice(before).map((r) => r.method), ['HEAD', 'HEAD']);
+    });
+
     it('an empty prefix keeps names as keys', async function () {
       const root = new S3Storage({ client: s3.client, bucket: BUCKET });
       assert.equal(root.description, `s3://${BUCKET}/`);

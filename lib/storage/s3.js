@@ -204,12 +204,12 @@ class S3Storage {
    * answers with the whole object (no Content-Range); one that sends more
    * than asked (s3rver reads "bytes=0-0" as "bytes=0-") is cut down. */
   #inRange(data, range, contentRange, name) {
-    if (!contentRange) return data.subarray(Math.min(range.offset, data.length), range.offset + range.length);
+    if (!contentRange) return data.slice(Math.min(range.offset, data.length), range.offset + range.length);
     const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange);
     if (!m || Number(m[1]) !== range.offset || Number(m[2]) - Number(m[1]) + 1 !== data.length) {
       throw new Error(`${this.description}${name}: asked for ${range.length} bytes from ${range.offset}, got Content-Range ${contentRange} and ${data.length} bytes`);
     }
-    return data.length > range.length ? data.subarray(0, range.length) : data;
+    return data.length > range.length ? data.slice(0, range.length) : data;
   }
 
   async read(name, range, options) {
@@ -218,8 +218,13 @@ class S3Storage {
     const signal = c.signalOf(options);
     if (r && r.length === 0) {
       // No HTTP range is empty; only whether the object exists matters.
-      const got = await this.#get(name, { offset: 0, length: 1 }, signal);
-      return got ? new Uint8Array(0) : null;
+      try {
+        await this.#send(new this.#sdk.HeadObjectCommand({ Bucket: this.#bucket, Key: this.#key(name) }), signal, `read ${name}`);
+      } catch (err) {
+        if (isNotFound(err)) return null;
+        throw err;
+      }
+      return new Uint8Array(0);
     }
     const got = await this.#get(name, r, signal);
     return got ? got.data : null;
