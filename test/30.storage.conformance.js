@@ -10,6 +10,7 @@
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
+const execFile = require('node:util').promisify(require('node:child_process').execFile);
 const { MemoryStorage, S3Storage, FaultStorage } = require('../lib/storage');
 const { conformance, rejectsWith, assertCode, enc, dec } = require('./helpers/storage-conformance');
 const { startS3, recordRequests } = require('./helpers/s3');
@@ -63,6 +64,20 @@ describe('S3Storage on s3rver', function () {
       assert.deepEqual(await s.read('objects/a', { offset: 10, length: 0 }), new Uint8Array(0));
       assert.equal(await s.read('objects/missing', { offset: 0, length: 0 }), null);
       assert.deepEqual(recorder.requests.slice(before).map((r) => r.method), ['HEAD', 'HEAD']);
+    });
+
+    it('a child process reaches the same server through s3Client(endpoint)', async function () {
+      // Asynchronously: the server answers from this process's event loop.
+      const script = `
+        const { s3Client } = require('./test/helpers/s3');
+        const { S3Storage } = require('vecvault/s3');
+        const s = new S3Storage({ client: s3Client(process.argv[1]), bucket: '${BUCKET}', prefix: 'child/' });
+        s.write('objects/x', new Uint8Array([1, 2, 3])).then(() => console.log('written'));
+      `;
+      const { stdout } = await execFile(process.execPath, ['-e', script, s3.endpoint], { cwd: ROOT });
+      assert.equal(stdout.trim(), 'written');
+      const s = new S3Storage({ client: s3.client, bucket: BUCKET, prefix: 'child/' });
+      assert.deepEqual(await s.read('objects/x'), new Uint8Array([1, 2, 3]));
     });
 
     it('an empty prefix keeps names as keys', async function () {

@@ -9,6 +9,8 @@
  *   new S3Storage({ client: s3.client, bucket: 'vectors', prefix: 'a/' });
  *   await s3.close();             // in after(): stops the server, removes the directory
  *
+ * A child process reaches the same server with s3Client(s3.endpoint).
+ *
  * s3rver accepts any credentials signed with the S3RVER pair and ignores
  * If-Match / If-None-Match, so tests of conditional writes on it can only
  * check what was sent (recordRequests below).
@@ -49,10 +51,26 @@ function shimSingleDes() {
   crypto.createDecipheriv = wrap(crypto.createDecipheriv);
 }
 
+/**
+ * An S3Client for the server at `endpoint`, e.g. in a child process that a
+ * test starts (and may kill) while the server runs in the test's process.
+ */
+function s3Client(endpoint, extra = {}) {
+  const { S3Client } = require('@aws-sdk/client-s3');
+  return new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    maxAttempts: 1, // retries are vecvault's to make and the tests' to count
+    ...extra,
+  });
+}
+
 async function startS3() {
   shimSingleDes();
   const S3rver = require('s3rver');
-  const { S3Client, CreateBucketCommand } = require('@aws-sdk/client-s3');
+  const { CreateBucketCommand } = require('@aws-sdk/client-s3');
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'vecvault-s3rver-'));
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory });
   let address;
@@ -63,15 +81,7 @@ async function startS3() {
     throw err;
   }
   const endpoint = `http://127.0.0.1:${address.port}`;
-  const makeClient = (extra = {}) =>
-    new S3Client({
-      endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-      maxAttempts: 1, // retries are vecvault's to make and the tests' to count
-      ...extra,
-    });
+  const makeClient = (extra) => s3Client(endpoint, extra);
   const client = makeClient();
   const clients = [client];
   let closed = false;
@@ -129,4 +139,4 @@ function recordRequests(client, bucket) {
   return { requests, stop: () => client.middlewareStack.remove(name) };
 }
 
-module.exports = { startS3, recordRequests };
+module.exports = { startS3, s3Client, recordRequests };
