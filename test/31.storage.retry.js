@@ -317,6 +317,27 @@ describe('FaultStorage', function () {
     assert.equal(dec(torn), '0123', 'withRetry cannot see a torn read: the caller must check');
   });
 
+  it('corrupt: one byte inverted on the way out or in; the store and the caller keep their own bytes', async function () {
+    const mem = await seeded();
+    const fs = new FaultStorage(mem, { faults: FaultStorage.failAll('*', 'corrupt') });
+    const expected = enc('0123456789');
+    expected[5] ^= 0xff; // the middle byte
+    assert.deepEqual(await fs.read('objects/a'), expected);
+    assert.equal(dec(await mem.read('objects/a')), '0123456789', 'the store still has the right bytes');
+    const data = enc('abc');
+    fs.faults = FaultStorage.failAll('write', 'corrupt', { at: 0 });
+    await fs.write('objects/b', data);
+    assert.deepEqual(await mem.read('objects/b'), new Uint8Array(['a'.charCodeAt(0) ^ 0xff, 98, 99]), 'bit rot on the way in');
+    assert.equal(dec(data), 'abc', "the caller's buffer is untouched");
+    fs.faults = FaultStorage.failAll('readManifest', 'corrupt', { at: 1e9 });
+    const m = await fs.readManifest();
+    assert.equal(m.data[m.data.length - 1], '}'.charCodeAt(0) ^ 0xff, 'an index past the end hits the last byte');
+    await rejectsWith((async () => {
+      fs.faults = () => ({ kind: 'corrupt', at: -1 });
+      await fs.read('objects/a');
+    })(), assertCode('ERR_INVALID_ARGUMENT'));
+  });
+
   it("crash 'before' does nothing; crash 'after' does the call and then fails", async function () {
     const mem = new MemoryStorage();
     const before = new FaultStorage(mem, { faults: FaultStorage.failAll('write', 'crash', { after: 'before' }) });

@@ -4,7 +4,7 @@
  * every call and byte, and injects the failures real stores have: resets,
  * throttling, permanent and access errors, missing objects, delays, calls
  * that never settle, torn reads and writes, and crashes before or after the
- * call took effect.
+ * call took effect, and bit rot (a byte inverted on the way in or out).
  *
  * A plan is a function `faults(call)` that sees every call
  * `{ op, name, range, n, nOp }` (n: index among all calls, nOp: among calls
@@ -16,7 +16,7 @@ const { VecvaultError } = require('../errors');
 const c = require('./common');
 
 const OPS = ['read', 'write', 'delete', 'list', 'readManifest', 'writeManifest'];
-const KINDS = new Set(['transient', 'throttle', 'permanent', 'access', 'conflict', 'notfound', 'delay', 'hang', 'truncate', 'crash']);
+const KINDS = new Set(['transient', 'throttle', 'permanent', 'access', 'conflict', 'notfound', 'delay', 'hang', 'truncate', 'corrupt', 'crash']);
 
 function transientFault(call, fault) {
   if (fault.s3) {
@@ -55,6 +55,24 @@ function faultError(call, fault) {
   }
 }
 
+/* Faults that let the call go through (and act on its bytes, or just wait). */
+const PASS_THROUGH = new Set(['delay', 'truncate', 'corrupt']);
+
+/* The bytes a truncate or corrupt fault lets through: the leading `bytes`,
+ * or a copy with the byte at `at` (default: the middle) inverted. Never
+ * changes the caller's or the store's buffer. */
+function shape(bytes, fault) {
+  if (!bytes || !fault) return bytes;
+  if (fault.kind === 'truncate') return bytes.length > fault.bytes ? bytes.subarray(0, fault.bytes) : bytes;
+  if (fault.kind === 'corrupt' && bytes.length > 0) {
+    const out = new Uint8Array(bytes);
+    const at = fault.at === undefined ? bytes.length >> 1 : Math.min(fault.at, bytes.length - 1);
+    out[at] ^= 0xff;
+    return out;
+  }
+  return bytes;
+}
+
 /* What a 'notfound' fault answers for each op, without calling the store. */
 const NOT_FOUND = { read: null, readManifest: null, list: [], delete: undefined };
 
@@ -65,6 +83,7 @@ function checkFault(fault, call) {
   }
   if (fault.kind === 'notfound' && !(call.op in NOT_FOUND)) throw c.invalid(`FaultStorage: a notfound fault does not apply to ${call.op}`);
   if (fault.kind === 'truncate' && !(Number.isSafeInteger(fault.bytes) && fault.bytes >= 0)) throw c.invalid('FaultStorage: truncate needs { bytes: a non-negative integer }');
+  if (fault.kind === 'corrupt' && fault.at !== undefined && !(Number.isSafeInteger(fault.at) && fault.at >= 0)) throw c.invalid('FaultStorage: corrupt takes { at: a non-negative byte index }');
   if (fault.kind === 'delay' && !(typeof fault.ms === 'number' && fault.ms >= 0)) throw c.invalid('FaultStorage: delay needs { ms: a non-negative number }');
   return fault;
 }
@@ -115,8 +134,9 @@ class FaultStorage {
 
   /*
    * One call: count and log it, ask the plan, then either answer with the
-   * fault or run `perform(signal, fault)` on the inner store. perform gets the
-   * fault so truncate can act on the data.
+   * fault or run `perform(options, shape)` on the inner store, where
+   * shape(bytes) is what a truncate or corrupt fault makes of the bytes
+   * going in or out (the identity otherwise).
    */
   async #call(op, name, range, options, perform) {
     const call = { op, name, range: range || null, n: this.#n++, nOp: this.#nOp[op]++ };
@@ -129,18 +149,17 @@ class FaultStorage {
     if (kind === 'delay') await c.sleep(fault.ms, signal);
     if (kind === 'hang') await c.untilAborted(signal);
     if (kind === 'notfound') return NOT_FOUND[op];
-    if (fault && kind !== 'delay' && kind !== 'truncate' && !(kind === 'crash' && fault.after === 'after')) {
+    if (fault && !PASS_THROUGH.has(kind) && !(kind === 'crash' && fault.after === 'after')) {
       throw faultError(call, fault);
     }
-    const result = await perform(signal ? { signal } : undefined, kind === 'truncate' ? fault.bytes : null);
+    const result = await perform(signal ? { signal } : undefined, (bytes) => shape(bytes, fault));
     if (kind === 'crash') throw faultError(call, fault);
     return result;
   }
 
   async read(name, range, options) {
-    return this.#call('read', name, range, options, async (opts, keep) => {
-      const data = await this.#inner.read(name, range, opts);
-      const out = data && keep !== null && data.length > keep ? data.subarray(0, keep) : data;
+    return this.#call('read', name, range, options, async (opts, shaped) => {
+      const out = shaped(await this.#inner.read(name, range, opts));
       if (out) this.counts.readBytes += out.length;
       return out;
     });
@@ -148,8 +167,8 @@ class FaultStorage {
 
   async write(name, data, options) {
     c.checkData(data);
-    return this.#call('write', name, null, options, async (opts, keep) => {
-      const stored = keep !== null && data.length > keep ? data.subarray(0, keep) : data;
+    return this.#call('write', name, null, options, async (opts, shaped) => {
+      const stored = shaped(data);
       await this.#inner.write(name, stored, opts);
       this.counts.writeBytes += stored.length;
     });
@@ -164,16 +183,16 @@ class FaultStorage {
   }
 
   async readManifest(options) {
-    return this.#call('readManifest', 'manifest.json', null, options, async (opts, keep) => {
+    return this.#call('readManifest', 'manifest.json', null, options, async (opts, shaped) => {
       const m = await this.#inner.readManifest(opts);
-      return m && keep !== null && m.data.length > keep ? { data: m.data.subarray(0, keep), version: m.version } : m;
+      return m && { data: shaped(m.data), version: m.version };
     });
   }
 
   async writeManifest(data, expectedVersion, options) {
     c.checkData(data);
-    return this.#call('writeManifest', 'manifest.json', null, options, (opts, keep) =>
-      this.#inner.writeManifest(keep !== null && data.length > keep ? data.subarray(0, keep) : data, expectedVersion, opts),
+    return this.#call('writeManifest', 'manifest.json', null, options, (opts, shaped) =>
+      this.#inner.writeManifest(shaped(data), expectedVersion, opts),
     );
   }
 
