@@ -396,8 +396,10 @@ export interface LoadOptions {
    * codes); vector chunks are read on demand into the cache. `false` reads
    * everything into memory. Sessions written by format 1 always load eagerly.
    * Synchronous calls on a lazy database (`search`, `searchBatch`, `get`)
-   * read and decrypt the chunks they need on the JS thread; `searchAsync`
-   * and `searchBatchAsync` do it on the thread pool.
+   * read and decrypt the pages they need on the JS thread; `searchAsync`,
+   * `searchBatchAsync` and `getAsync` do it on the thread pool. On storage
+   * implemented in JavaScript only the async calls read (the sync ones throw
+   * `ERR_ASYNC_REQUIRED`: docs/STORAGE.md).
    */
   lazy?: boolean;
   /** Threads for loading and for later batch work. Default: all cores. */
@@ -546,9 +548,9 @@ export declare class VectorDB<M = unknown> {
   /**
    * The stored item, or `null` if the id is absent.
    * On a lazily loaded database this may read, authenticate and decrypt
-   * the item's chunk on the JS thread, blocking the event loop for as long
-   * (tens of ms per chunk) if the chunk is not cached; there is no async
-   * `get` yet, so warm the cache with {@link VectorDB.preload} first.
+   * the item's page on the JS thread, blocking the event loop meanwhile,
+   * if the page is not cached; {@link VectorDB.getAsync} reads on the thread
+   * pool instead (and is the only way on storage implemented in JavaScript).
    * @throws {VecvaultError} `ERR_METADATA_CORRUPT` if its stored metadata is not JSON (as do the searches, for a hit).
    */
   get(id: string): StoredItem<M> | null;
@@ -624,13 +626,17 @@ export declare class VectorDB<M = unknown> {
   preload(chunkIds?: number[] | null, options?: AddBatchAsyncOptions): Promise<number>;
 
   /**
-   * Save as a chunked session in `dir` (created if missing): encrypted
-   * unless `encryptAtRest: false`, crash-safe, incremental when `dir` holds
-   * the generation this database last saved or loaded. The saved generation is
+   * Save as a chunked session in a directory (created if missing) or a
+   * {@link Storage}: encrypted unless `encryptAtRest: false`, crash-safe,
+   * incremental when the target holds the generation this database last
+   * saved or loaded. On a Storage the manifest is replaced by
+   * compare-and-swap: of two overlapping saves, one rejects with
+   * `ERR_CONFLICT` (docs/STORAGE.md). The saved generation is
    * the database at the save's capture (before the first object is written);
    * searches, adds and deletes keep running while it writes, and go into the
    * next save. A batch in flight contributes a prefix of its items.
-   * @throws {VecvaultError} (rejects) `ERR_KEY_REQUIRED`, `ERR_LOCKED`, `ERR_IO`, `ERR_NOSPC`, `ERR_ABORTED`, `ERR_CLOSED`.
+   * @throws {VecvaultError} (rejects) `ERR_KEY_REQUIRED`, `ERR_LOCKED`, `ERR_CONFLICT`, `ERR_ACCESS`, `ERR_NOT_A_SESSION`,
+   *   `ERR_IO`, `ERR_NOSPC`, `ERR_ABORTED`, `ERR_CLOSED`.
    */
   save(target: SessionTarget, options?: SaveOptions): Promise<SaveStats>;
 

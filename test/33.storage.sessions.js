@@ -146,6 +146,39 @@ describe('33 sessions on every storage', function () {
     });
   }
 
+  describe('readers and retention', () => {
+    it('a reader may lag 2 generations; 3 behind, its objects may go (ERR_CHUNK_MISSING) and refresh() recovers', async () => {
+      const mem = new MemoryStorage();
+      const w = build(96, 51);
+      await w.save(mem, { gcGraceMs: 0 });
+      // A cache far smaller than the session: searches keep reading.
+      const reader = await VectorDB.load(mem, { key: KEY, cacheSizeMb: 0.004 });
+      const q = vectors(1, 52)[0];
+      // Each generation replaces every vector, so no chunk outlives it.
+      let gen = 1;
+      const next = async () => {
+        for (let i = 0; i < 96; i++) w.delete(gen === 1 ? `id${i}` : `g${gen - 1}-${i}`);
+        vectors(96, 60 + gen).forEach((v, i) => w.add(`g${gen}-${i}`, v));
+        gen++;
+        await w.save(mem, { gcGraceMs: 0 });
+      };
+      await next();
+      await next(); // the reader is 2 behind: everything it reads is kept
+      const hits = await reader.searchAsync(q, 5);
+      assert.equal(hits.length, 5);
+      assert.ok(hits.every((h) => h.id.startsWith('id')));
+      await next(); // 3 behind: generation 1's objects are collected
+      const small = await VectorDB.load(mem, { key: KEY }); // (a fresh reader is fine)
+      assert.equal(small.size, 96);
+      small.close();
+      await assert.rejects(reader.searchAsync(vectors(1, 70)[0], 10), { code: 'ERR_CHUNK_MISSING' });
+      assert.deepEqual(await reader.refresh(), { generation: 4, changed: true });
+      assert.ok((await reader.searchAsync(q, 5)).every((h) => h.id.startsWith('g3-')));
+      reader.close();
+      w.close();
+    });
+  });
+
   describe('what a store with an enforced compare-and-swap shows', () => {
     /** A store whose manifest writes wait until `n` of them have arrived. */
     function gated(inner, n) {

@@ -220,3 +220,54 @@ async function sessions(): Promise<void> {
   void [gen, ls, enc, cached, read, shared, mb];
 }
 void sessions;
+
+// Sessions on any storage.
+import { MemoryStorage, DirStorage, FaultStorage } from 'vecvault';
+import type { Storage, StorageObjectInfo, SessionTarget } from 'vecvault';
+import { S3Storage } from 'vecvault/s3';
+
+class MapStorage implements Storage {
+  readonly description = 'map:';
+  private objects = new Map<string, Uint8Array>();
+  private manifest: { data: Uint8Array; version: string } | null = null;
+  async read(name: string, range?: { offset: number; length: number } | null): Promise<Uint8Array | null> {
+    const b = this.objects.get(name);
+    return b === undefined ? null : range ? b.subarray(range.offset, range.offset + range.length) : b;
+  }
+  async write(name: string, data: Uint8Array): Promise<void> {
+    this.objects.set(name, data.slice());
+  }
+  async delete(name: string): Promise<void> {
+    this.objects.delete(name);
+  }
+  async list(prefix: string): Promise<StorageObjectInfo[]> {
+    return [...this.objects].filter(([n]) => n.startsWith(prefix)).map(([name, b]) => ({ name, size: b.length }));
+  }
+  async readManifest() {
+    return this.manifest;
+  }
+  async writeManifest(data: Uint8Array, expected: string | null) {
+    if ((this.manifest ? this.manifest.version : null) !== expected) throw Object.assign(new Error('conflict'), { code: 'ERR_CONFLICT' });
+    this.manifest = { data, version: String(Date.now()) };
+    return { version: this.manifest.version };
+  }
+}
+
+async function storages(db: VectorDB, client: { send(c: unknown): Promise<unknown> }): Promise<void> {
+  const targets: SessionTarget[] = [new MapStorage(), new MemoryStorage(), new DirStorage('/tmp/x'), '/tmp/y',
+    new FaultStorage(new MemoryStorage(), { faults: (c) => (c.n === 0 ? { kind: 'transient' } : undefined) }),
+    new S3Storage({ client, bucket: 'b', prefix: 'p/', conditionalWrites: true })];
+  for (const t of targets) {
+    const s: SaveStats = await db.save(t, { retry: { retries: 3, timeoutMs: 1000 }, gcGraceMs: 0, uploadsInFlight: 4 });
+    const r = await VectorDB.load(t, { retry: { baseMs: 10 } });
+    const one = await r.getAsync('a');
+    const { generation, changed }: { generation: number; changed: boolean } = await r.refresh();
+    void [s, one, generation, changed];
+  }
+  await VectorDB.copy('/tmp/a', new MemoryStorage(), { onProgress: (d: number, t: number) => void [d, t] });
+  await db.export('/tmp/a.vvx');
+  await VectorDB.import('/tmp/a.vvx', '/tmp/b');
+  // @ts-expect-error a Storage needs all six methods
+  void db.save({ read: async () => null });
+}
+void storages;
