@@ -1,0 +1,251 @@
+'use strict';
+/*
+ * 34.storage.s3.js: what a session on S3 (s3rver, started by the suite)
+ * must survive and must not do.
+ *
+ * Owns: SIGKILL of a writer in the middle of an S3 save (at its first,
+ * a middle and its last object upload, before the manifest is sent and
+ * right after the store took it): the session opens, lazily and eagerly, at
+ * the last committed generation with exactly that generation's vectors; the
+ * garbage of the crashed writers outlives a save within the grace period
+ * and is collected by a save without one. The ranged reads of lazy queries,
+ * counted and measured against the page budget. The manifest conditions a
+ * save sends. Credentials that never reach a log or an error message, and
+ * refusals that surface as ERR_ACCESS.
+ *
+ * The writer is test/helpers/s3-save-child.js. It stops at a point this
+ * file picks (by counting its storage calls, never by a timer), tells the
+ * parent over IPC and waits forever; the parent then kills it.
+ */
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const util = require('node:util');
+const { fork } = require('node:child_process');
+const { HeadObjectCommand } = require('@aws-sdk/client-s3');
+const { VectorDB, MemoryStorage, FaultStorage } = require('..');
+const { S3Storage } = require('../s3');
+const { startS3, recordRequests } = require('./helpers/s3');
+const { applyChange, stopping } = require('./helpers/s3-save-child');
+const { rng } = require('./helpers');
+
+const CHILD = path.join(__dirname, 'helpers', 's3-save-child.js');
+const DIM = 16;
+const KEY = Buffer.alloc(32, 34);
+const GEN1 = 400;
+/* What the child adds to generation 1 (and deletes from it). */
+const CHANGE = { add: 600, seed: 77, tag: 'c', del: ['id3', 'id200'] };
+
+function vectors(n, seed) {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => Float32Array.from({ length: DIM }, () => r() * 2 - 1));
+}
+
+function build(n, seed, extra = {}) {
+  const db = new VectorDB({ dimension: DIM, metric: 'l2', chunkSize: 32, key: KEY, ...extra });
+  vectors(n, seed).forEach((v, i) => db.add(`id${i}`, v, { i }));
+  return db;
+}
+
+async function ids(db, q, k = 10) {
+  return (await db.searchAsync(q, k)).map((h) => h.id);
+}
+
+/** The object names a manifest (its JSON bytes) references. */
+function referenced(bytes) {
+  return new Set([...Buffer.from(bytes).toString('utf8').matchAll(/"name":"([0-9a-f]{64})"/g)].map((m) => m[1]));
+}
+
+/** Objects under objects/ that no retained manifest (the current one or a history copy) references. */
+async function orphans(storage) {
+  const all = await storage.list('');
+  const refs = new Set();
+  const cur = await storage.readManifest();
+  if (cur) for (const r of referenced(cur.data)) refs.add(r);
+  for (const o of all) if (o.name.startsWith('manifests/')) for (const r of referenced(await storage.read(o.name))) refs.add(r);
+  return all.filter((o) => o.name.startsWith('objects/') && !refs.has(o.name.slice(8))).map((o) => o.name);
+}
+
+/* A safety net only: a child that neither reaches its stop point nor ends
+ * is killed after this long and the run fails. */
+const HANG_MS = 120000;
+
+/**
+ * Forks the writer against `prefix` with stop point `stop`, kills it with
+ * SIGKILL as soon as it reports the stop, and resolves with the objects it
+ * reported uploaded and the name it stopped at.
+ */
+function crashWriter(s3, bucket, prefix, stop) {
+  const cfg = { endpoint: s3.endpoint, bucket, prefix, keyHex: KEY.toString('hex'), stop, change: CHANGE };
+  return new Promise((resolve, reject) => {
+    const child = fork(CHILD, [JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.resume();
+    const uploaded = [];
+    let stopped = null;
+    let other = null;
+    child.on('message', (m) => {
+      if (m.uploaded) uploaded.push(m.uploaded);
+      else if (m.stopped && !stopped) {
+        stopped = m.name;
+        child.kill('SIGKILL');
+      } else other = m;
+    });
+    const safety = setTimeout(() => child.kill('SIGKILL'), HANG_MS);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(safety);
+      if (stopped && signal === 'SIGKILL') resolve({ uploaded, stopped });
+      else reject(new Error(`the writer (${stop}) did not stop where asked: ${JSON.stringify(other)}, exit ${code} ${signal}\n${stderr}`));
+    });
+  });
+}
+
+describe('34 sessions on S3 (s3rver): crashes, ranged reads, conditions, credentials', function () {
+  this.timeout(300000);
+  let s3;
+  let buckets = 0;
+  before(async () => void (s3 = await startS3()));
+  after(() => s3 && s3.close());
+  const bucket = (name) => s3.makeBucket(`vv-34-${name}-${++buckets}`);
+
+  describe('kill -9 during an S3 save', () => {
+    const queries = vectors(8, 99);
+    let g1; // generation 1, as the parent built it
+    let g2; // generation 2, as the child would commit it
+
+    before(async () => {
+      g1 = build(GEN1, 1);
+      const mem = new MemoryStorage();
+      await g1.save(mem);
+      g2 = await VectorDB.load(mem, { key: KEY });
+      applyChange(g2, CHANGE);
+    });
+    after(() => {
+      for (const d of [g1, g2]) if (d) d.close();
+    });
+
+    /** Every id a generation holds, and the ones it must not. */
+    function idsOf(gen) {
+      const first = Array.from({ length: GEN1 }, (_, i) => `id${i}`);
+      const added = Array.from({ length: CHANGE.add }, (_, i) => `${CHANGE.tag}${i}`);
+      if (gen === 1) return { present: first, absent: added };
+      return { present: first.filter((id) => !CHANGE.del.includes(id)).concat(added), absent: CHANGE.del };
+    }
+
+    /** The session opens lazily and eagerly at `gen`, holding exactly what `ref` holds. */
+    async function assertOpensAt(storage, gen, ref) {
+      const { present, absent } = idsOf(gen);
+      for (const lazy of [true, false]) {
+        const what = `${lazy ? 'lazy' : 'eager'} load at generation ${gen}`;
+        const db = await VectorDB.load(storage, { key: KEY, lazy });
+        try {
+          assert.equal(db.loadStats.generation, gen, what);
+          assert.equal(db.size, ref.size, what);
+          assert.equal(db.size, present.length, what);
+          for (const id of present) {
+            const got = await db.getAsync(id);
+            const want = await ref.getAsync(id);
+            assert.ok(got, `${what}: ${id} is there`);
+            assert.deepEqual(got.vector, want.vector, `${what}: ${id}'s vector`);
+            assert.deepEqual(got.metadata, want.metadata, `${what}: ${id}'s metadata`);
+          }
+          for (const id of absent) assert.equal(await db.getAsync(id), null, `${what}: ${id} is not there`);
+          for (const q of queries) assert.deepEqual(await ids(db, q), await ids(ref, q), `${what}: search results`);
+        } finally {
+          db.close();
+        }
+      }
+    }
+
+    /** A fresh prefix holding generation 1, and how many objects the child's save uploads. */
+    async function sessionAtGen1(b, prefix) {
+      const st = new S3Storage({ client: s3.client, bucket: b, prefix });
+      await g1.save(st, { gcGraceMs: 0 });
+      return st;
+    }
+
+    /** How many objects the child's save uploads: the same change and save into a copy. */
+    let uploadsOfSave = 0;
+    before(async () => {
+      const mem = new MemoryStorage();
+      await g1.save(mem);
+      const probe = await VectorDB.load(mem, { key: KEY });
+      applyChange(probe, CHANGE);
+      // The child's wrapper, never stopping ('write:0'), counts for us.
+      await probe.save(stopping(mem, 'write:0', (m) => (uploadsOfSave += m.uploaded ? 1 : 0)));
+      probe.close();
+    });
+
+    const stops = [
+      { stop: () => 'write:1', what: 'before its first object upload', gen: 1 },
+      { stop: () => `write:${Math.ceil(uploadsOfSave / 2)}`, what: 'before a middle upload', gen: 1 },
+      { stop: () => `write:${uploadsOfSave}`, what: 'before its last upload', gen: 1 },
+      { stop: () => 'manifest:before', what: 'with every object uploaded, before the manifest is sent', gen: 1 },
+      { stop: () => 'manifest:after', what: 'right after the store took the manifest', gen: 2 },
+    ];
+    for (const s of stops) {
+      it(`killed ${s.what}: opens at generation ${s.gen} with exactly its vectors`, async () => {
+        assert.ok(uploadsOfSave >= 4, `the save uploads ${uploadsOfSave} objects`);
+        const b = await bucket('kill');
+        const st = await sessionAtGen1(b, 'tenant/');
+        const run = await crashWriter(s3, b, 'tenant/', s.stop());
+        assert.ok(run.stopped);
+        await assertOpensAt(st, s.gen, s.gen === 1 ? g1 : g2);
+      });
+    }
+
+    it('GC after crashes: young garbage survives the grace period, a save without one collects it all', async () => {
+      const b = await bucket('gc');
+      const st = await sessionAtGen1(b, 'tenant/');
+      assert.deepEqual(await orphans(st), []);
+      const a = await crashWriter(s3, b, 'tenant/', `write:${Math.ceil(uploadsOfSave / 2)}`);
+      const c = await crashWriter(s3, b, 'tenant/', 'manifest:before');
+      const garbage = [...new Set([...a.uploaded, ...c.uploaded])];
+      assert.ok(a.uploaded.length > 0 && c.uploaded.length > 0, 'the crashed writers uploaded objects');
+      const left = await orphans(st);
+      for (const name of garbage) assert.ok(left.includes(name), `${name}, a crashed writer's upload, is garbage`);
+      await assertOpensAt(st, 1, g1);
+
+      // A writer that saves with the default grace keeps the young garbage:
+      // it could be a live writer's upload.
+      const w = await VectorDB.load(st, { key: KEY });
+      w.add('gc1', vectors(1, 5)[0]);
+      assert.equal((await w.save(st)).generation, 2);
+      const kept = await orphans(st);
+      for (const name of garbage) assert.ok(kept.includes(name), `${name} survives a save within the grace period`);
+
+      // Without a grace period every unreferenced object goes, and the
+      // session still opens with everything.
+      w.add('gc2', vectors(1, 6)[0]);
+      assert.equal((await w.save(st, { gcGraceMs: 0 })).generation, 3);
+      assert.deepEqual(await orphans(st), []);
+      const back = await VectorDB.load(st, { key: KEY, lazy: false });
+      assert.equal(back.size, GEN1 + 2);
+      for (const q of queries) assert.deepEqual(await ids(back, q), await ids(w, q));
+      back.close();
+
+      // A crash right after the commit (no history copy, no GC) leaves a
+      // session whose next save still collects everything.
+      await crashWriterOver(st, b);
+      w.close();
+    });
+
+    /* A writer that commits generation 4 over `st` and dies before its
+     * history copy; a save of the session then leaves no garbage. */
+    async function crashWriterOver(st, b) {
+      await crashWriter(s3, b, 'tenant/', 'manifest:after');
+      const after = await VectorDB.load(st, { key: KEY, lazy: false });
+      assert.equal(after.loadStats.generation, 4);
+      assert.equal(after.size, GEN1 + 2 + CHANGE.add - CHANGE.del.length);
+      after.add('gc3', vectors(1, 7)[0]);
+      assert.equal((await after.save(st, { gcGraceMs: 0 })).generation, 5);
+      assert.deepEqual(await orphans(st), []);
+      const again = await VectorDB.load(st, { key: KEY });
+      assert.equal(again.size, after.size);
+      for (const q of queries) assert.deepEqual(await ids(again, q), await ids(after, q));
+      again.close();
+      after.close();
+    }
+  });
+});
