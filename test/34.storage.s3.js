@@ -248,4 +248,96 @@ describe('34 sessions on S3 (s3rver): crashes, ranged reads, conditions, credent
       after.close();
     }
   });
+
+  describe('ranged reads of lazy queries, counted', () => {
+    const PAGE_KB = 1; // the save's pageKb: small pages, so a query's reads are many and the budget binds
+    const N = 3000;
+    /* The sizes a page may have on the wire, from FORMAT.md section 4.2 and
+     * the writer's cut (section 6): a chunk page holds rows until the next
+     * would take its row bytes (vector, id, metadata) past pageKb KiB, and
+     * every row holds at least its vector, so a page has at most
+     * pageKb * 1024 / (dimension * 4) rows. Each row adds its u32 slot and
+     * the CBOR heads of its id and metadata strings (at most 2 bytes each
+     * for strings under 256 bytes): 8 bytes. The chunk map's keys and the
+     * heads of its values take under 96. Sealing adds a 24-byte nonce and a
+     * 16-byte tag. */
+    const ROW_CBOR = 8;
+    const MAP_CBOR = 96;
+    const SEAL = 24 + 16;
+    const HEADER = 32; // an object's header, read first: it gives the table's length
+    const pageMax = (dim) => PAGE_KB * 1024 + Math.floor((PAGE_KB * 1024) / (dim * 4)) * ROW_CBOR + MAP_CBOR + SEAL;
+    /* A table of P pages has a plaintext of at most 24 * P + 64 bytes (section 4.2), sealed; P <= rows. */
+    const tableMax = (rows) => 24 * rows + 64 + SEAL;
+
+    it('every chunk read is ranged, at most a page long, and a query reads at most its re-rank budget of pages and bytes', async () => {
+      const b = await bucket('ranged');
+      const s3st = new S3Storage({ client: s3.client, bucket: b, prefix: 'r/' });
+      const src = new VectorDB({ dimension: DIM, metric: 'l2', chunkSize: 256, key: KEY });
+      vectors(N, 41).forEach((v, i) => src.add(`id${i}`, v, { i, tag: `t${i % 3}` }));
+      await src.save(s3st, { pageKb: PAGE_KB });
+
+      const info = await VectorDB.inspect(s3st);
+      const manifest = JSON.parse(Buffer.from((await s3st.readManifest()).data).toString('utf8')).body;
+      const rowsOf = new Map(manifest.chunks.map((c) => [`objects/${c.name}`, c.count]));
+      assert.equal(rowsOf.size, info.chunkCount);
+      const PAGE = pageMax(info.dimension);
+      const TABLE = tableMax(Math.max(...info.chunks.map((c) => c.vectors)));
+      const defaultRerank = (k) => Math.max(4 * k, 2 * info.hnsw.efSearch);
+      // More pages than a query may read, so the budget is a real bound.
+      const chunkBytes = info.chunks.reduce((a, c) => a + c.bytes, 0);
+      assert.ok(chunkBytes / PAGE > defaultRerank(10), `${chunkBytes} bytes of chunks in pages of at most ${PAGE}`);
+
+      const f = new FaultStorage(s3st);
+      const db = await VectorDB.load(f, { key: KEY, cacheSizeMb: 1 });
+      assert.equal(db.loadStats.lazy, true);
+      const qs = vectors(20, 42);
+      let longest = 0;
+      for (let i = 0; i < qs.length; i++) {
+        // Half with the default re-rank, half with a small one; every query
+        // cold (the cache emptied, its bound kept), the most it can read.
+        const [k, opts] = i % 2 === 0 ? [10, {}] : [5, { rerank: 12 }];
+        const rerank = opts.rerank || defaultRerank(k);
+        db.setCacheSize(1e-6);
+        db.setCacheSize(1);
+        f.resetCounts();
+        const hits = await db.searchAsync(qs[i], k, opts);
+        assert.equal(hits.length, k);
+        if (i % 2 === 0) assert.deepEqual(hits.map((h) => h.id), await ids(src, qs[i], k), `query ${i}: the results of the whole database`);
+
+        const what = `query ${i} (k ${k}, rerank ${rerank})`;
+        const touched = new Set();
+        let pages = 0;
+        let tables = 0;
+        let bytes = 0;
+        for (const c of f.log) {
+          assert.equal(c.op, 'read', `${what}: only reads (${c.op} ${c.name})`);
+          assert.ok(rowsOf.has(c.name), `${what}: only chunks are read (${c.name})`);
+          assert.ok(c.range, `${what}: ${c.name} read whole`);
+          touched.add(c.name);
+          bytes += c.range.length;
+          if (c.range.offset === 0) {
+            assert.equal(c.range.length, HEADER, `${what}: a header read`);
+          } else if (c.range.offset === HEADER) {
+            tables++;
+            assert.ok(c.range.length <= tableMax(rowsOf.get(c.name)), `${what}: a table of ${c.range.length} bytes`);
+          } else {
+            pages++;
+            longest = Math.max(longest, c.range.length);
+            assert.ok(c.range.length <= PAGE, `${what}: a page read of ${c.range.length} bytes, more than a page (${PAGE})`);
+          }
+        }
+        assert.ok(pages > 0, `${what}: a cold query reads pages`);
+        assert.ok(pages <= rerank, `${what}: ${pages} pages read`);
+        assert.ok(tables <= touched.size, `${what}: ${tables} tables of ${touched.size} chunks`);
+        // A chunk's page table costs two reads: its header, then the table.
+        assert.ok(f.log.length <= rerank + 2 * touched.size, `${what}: ${f.log.length} reads`);
+        assert.equal(bytes, f.counts.readBytes, `${what}: the bytes asked for are the bytes that came`);
+        assert.ok(bytes <= rerank * PAGE + touched.size * (HEADER + TABLE), `${what}: ${bytes} bytes`);
+      }
+      // The page bound is not loose by orders of magnitude.
+      assert.ok(longest > (PAGE_KB * 1024) / 2, `the longest page read is ${longest} bytes`);
+      db.close();
+      src.close();
+    });
+  });
 });
