@@ -340,4 +340,51 @@ describe('34 sessions on S3 (s3rver): crashes, ranged reads, conditions, credent
       src.close();
     });
   });
+
+  describe('the manifest conditions a save sends (s3rver ignores them)', () => {
+    it('the first save only if there is no manifest, each next one only over the ETag it read', async () => {
+      const b = await bucket('cond');
+      const client = s3.makeClient();
+      const rec = recordRequests(client, b);
+      const st = new S3Storage({ client, bucket: b, prefix: 'c/' });
+      const etag = async () => (await client.send(new HeadObjectCommand({ Bucket: b, Key: 'c/manifest.json' }))).ETag;
+      const manifestPuts = () => rec.requests.filter((r) => r.method === 'PUT' && r.key === 'c/manifest.json');
+      try {
+        const db = build(60, 51);
+        await db.save(st);
+        let puts = manifestPuts();
+        assert.equal(puts.length, 1);
+        assert.equal(puts[0].headers['if-none-match'], '*');
+        assert.equal(puts[0].headers['if-match'], undefined);
+
+        // The same writer again: over the version its first save left.
+        const e1 = await etag();
+        db.add('more', vectors(1, 52)[0]);
+        await db.save(st);
+        puts = manifestPuts();
+        assert.equal(puts.length, 2);
+        assert.equal(puts[1].headers['if-match'], e1);
+        assert.equal(puts[1].headers['if-none-match'], undefined);
+
+        // Another writer that loaded the session: over the version it read.
+        const e2 = await etag();
+        assert.notEqual(e2, e1);
+        const other = await VectorDB.load(st, { key: KEY, lazy: false });
+        other.add('other', vectors(1, 53)[0]);
+        await other.save(st);
+        puts = manifestPuts();
+        assert.equal(puts.length, 3);
+        assert.equal(puts[2].headers['if-match'], e2);
+        assert.equal(puts[2].headers['if-none-match'], undefined);
+        // Only the manifest is written conditionally: objects are immutable and content-addressed.
+        for (const r of rec.requests.filter((q) => q.method === 'PUT' && q.key !== 'c/manifest.json')) {
+          assert.equal(r.headers['if-match'], undefined, r.key);
+        }
+        other.close();
+        db.close();
+      } finally {
+        rec.stop();
+      }
+    });
+  });
 });
