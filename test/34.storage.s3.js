@@ -387,4 +387,127 @@ describe('34 sessions on S3 (s3rver): crashes, ranged reads, conditions, credent
       }
     });
   });
+
+  describe('credentials', () => {
+    // Distinctive, so that any appearance is found; fresh each run.
+    const SECRET = `vvSecretKey${require('node:crypto').randomBytes(12).toString('hex')}`;
+    const TOKEN = `vvSessionToken${require('node:crypto').randomBytes(12).toString('hex')}`;
+
+    /** Runs fn with everything written to stdout and stderr, and every process warning, captured. */
+    async function captured(fn) {
+      const out = [];
+      const writes = { stdout: process.stdout.write, stderr: process.stderr.write };
+      const onWarning = (w) => out.push(util.inspect(w));
+      for (const k of Object.keys(writes)) {
+        process[k].write = function (chunk, ...rest) {
+          out.push(Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk));
+          const cb = rest.find((a) => typeof a === 'function');
+          if (cb) process.nextTick(cb);
+          return true;
+        };
+      }
+      process.on('warning', onWarning);
+      try {
+        await fn();
+        await new Promise((r) => setImmediate(r)); // warnings are emitted on a later tick
+      } finally {
+        process.off('warning', onWarning);
+        for (const k of Object.keys(writes)) process[k].write = writes[k];
+      }
+      return out.join('');
+    }
+
+    /** Everything an error says: message, stack, and its causes, inspected whole. */
+    const said = (err) => [String(err && err.message), String(err && err.stack), util.inspect(err, { depth: 8, showHidden: true })].join('\n');
+
+    it('never appear in what a save, a load, a search or a failing call writes or says', async () => {
+      const b = await bucket('creds');
+      const good = s3.makeClient({ credentials: { accessKeyId: 'S3RVER', secretAccessKey: SECRET, sessionToken: TOKEN } });
+      // s3rver refuses an access key id it does not know (InvalidAccessKeyId, HTTP 403).
+      const unknown = s3.makeClient({ credentials: { accessKeyId: 'VVUNKNOWNKEYID', secretAccessKey: SECRET, sessionToken: TOKEN } });
+      const st = new S3Storage({ client: good, bucket: b, prefix: 'k/' });
+      const denied = new S3Storage({ client: unknown, bucket: b, prefix: 'k/' });
+      const missing = new S3Storage({ client: good, bucket: 'vv-34-no-such-bucket', prefix: 'k/' });
+      const errors = [];
+      const fails = async (what, p, code) => {
+        const err = await p.then(
+          () => null,
+          (e) => e
+        );
+        assert.ok(err, `${what} fails`);
+        if (code === 'ERR_IO') assert.match(err.message, /vv-34-no-such-bucket.*bucket does not exist/, `${what} says why`);
+        if (code === 'ERR_ACCESS') assert.match(err.message, /access denied \(InvalidAccessKeyId\)/, `${what} names the store's answer`);
+        assert.equal(err.code, code, `${what}: ${err.message}`);
+        errors.push(said(err));
+      };
+      const db = build(80, 61);
+      const log = await captured(async () => {
+        await db.save(st, { gcGraceMs: 0 });
+        await VectorDB.inspect(st);
+        const lazy = await VectorDB.load(st, { key: KEY, cacheSizeMb: 1 });
+        await lazy.searchAsync(vectors(1, 62)[0], 5);
+        db.add('late', vectors(1, 63)[0]);
+        await db.save(st, { gcGraceMs: 0 });
+        assert.equal((await lazy.refresh()).generation, 2);
+        lazy.close();
+
+        await fails('a load from a bucket that does not exist', VectorDB.load(missing, { key: KEY }), 'ERR_IO');
+        await fails('a save into a bucket that does not exist', db.save(missing), 'ERR_IO');
+        await fails('an inspect of a bucket that does not exist', VectorDB.inspect(missing), 'ERR_IO');
+        await fails('a load refused by the store', VectorDB.load(denied, { key: KEY }), 'ERR_ACCESS');
+        await fails('a save refused by the store', db.save(denied), 'ERR_ACCESS');
+        await fails('an inspect refused by the store', VectorDB.inspect(denied), 'ERR_ACCESS');
+      });
+      db.close();
+      assert.equal(errors.length, 6);
+      for (const text of [log, ...errors]) {
+        assert.ok(!text.includes(SECRET), `the secret access key appears in: ${text.slice(0, 2000)}`);
+        assert.ok(!text.includes(TOKEN), `the session token appears in: ${text.slice(0, 2000)}`);
+      }
+      // The refused save left the session as it was.
+      const back = await VectorDB.load(st, { key: KEY, lazy: false });
+      assert.equal(back.loadStats.generation, 2);
+      assert.equal(back.size, 81);
+      back.close();
+    });
+
+    it('an access-denied answer at any step surfaces as ERR_ACCESS on load, save and lazy search, never retried', async () => {
+      const b = await bucket('denied');
+      const st = new S3Storage({ client: s3.client, bucket: b, prefix: 'd/' });
+      const db = build(120, 71);
+      await db.save(st);
+      const q = vectors(1, 72)[0];
+      db.add('x', q); // something for the saves to write
+      const plans = [
+        ['a load, at its manifest', 'readManifest', (f) => VectorDB.load(f, { key: KEY })],
+        ['a load, at its index', 'read', (f) => VectorDB.load(f, { key: KEY })],
+        ['a save, at its uploads', 'write', (f) => db.save(f)],
+        ['a save, at its manifest', 'writeManifest', (f) => db.save(f)],
+      ];
+      /* Not retried: no call of the refused kind is made twice for one name
+       * (the calls already in flight each fail once). */
+      const triedOnce = (f, op, what) => {
+        const names = f.log.filter((c) => c.op === op).map((c) => c.name);
+        assert.ok(names.length > 0, `${what}: reached the store`);
+        assert.equal(new Set(names).size, names.length, `${what}: a refused call was retried`);
+      };
+      for (const [what, op, run] of plans) {
+        const f = new FaultStorage(st, { faults: FaultStorage.failAll(op, 'access') });
+        await assert.rejects(run(f), (e) => e.code === 'ERR_ACCESS', what);
+        triedOnce(f, op, what);
+      }
+      // A lazy session whose store starts refusing.
+      const f = new FaultStorage(st);
+      const lazy = await VectorDB.load(f, { key: KEY, cacheSizeMb: 1 });
+      f.resetCounts();
+      f.faults = FaultStorage.failAll('read', 'access');
+      await assert.rejects(lazy.searchAsync(q, 5), (e) => e.code === 'ERR_ACCESS', 'a lazy search');
+      triedOnce(f, 'read', 'a lazy search');
+      lazy.close();
+      const back = await VectorDB.load(st, { key: KEY, lazy: false });
+      assert.equal(back.loadStats.generation, 1, 'the refused saves left generation 1');
+      back.close();
+      db.close();
+    });
+  });
 });
