@@ -70,12 +70,13 @@ async function orphans(storage) {
 const HANG_MS = 120000;
 
 /**
- * Forks the writer against `prefix` with stop point `stop`, kills it with
+ * Forks the writer against `prefix` with stop point `stop` (and `extra`
+ * settings, see the child), kills it with
  * SIGKILL as soon as it reports the stop, and resolves with the objects it
  * reported uploaded and the name it stopped at.
  */
-function crashWriter(s3, bucket, prefix, stop) {
-  const cfg = { endpoint: s3.endpoint, bucket, prefix, keyHex: KEY.toString('hex'), stop, change: CHANGE };
+function crashWriter(s3, bucket, prefix, stop, extra = {}) {
+  const cfg = { endpoint: s3.endpoint, bucket, prefix, keyHex: KEY.toString('hex'), stop, change: CHANGE, ...extra };
   return new Promise((resolve, reject) => {
     const child = fork(CHILD, [JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     let stderr = '';
@@ -257,6 +258,46 @@ describe('34 sessions on S3 (s3rver): crashes, ranged reads, conditions, credent
       for (const q of queries) assert.deepEqual(await ids(reader, q), await ids(g2, q));
       reader.close();
       w.close();
+    });
+
+    it('killed in the middle of its garbage collection: its generation opens, and the next save collects the rest', async () => {
+      const b = await bucket('gc-kill');
+      const st = await sessionAtGen1(b, 'tenant/');
+      const a = await crashWriter(s3, b, 'tenant/', `write:${Math.ceil(uploadsOfSave / 2)}`);
+      assert.ok(a.uploaded.length > 0);
+      // This one commits generation 2 and dies before its first delete.
+      const c = await crashWriter(s3, b, 'tenant/', 'delete:1');
+      assert.ok(c.stopped.startsWith('objects/'), `stopped at ${c.stopped}`);
+      await assertOpensAt(st, 2, g2);
+      const left = await orphans(st);
+      for (const name of a.uploaded) assert.ok(left.includes(name), `${name} is still there, unreferenced`);
+      const w = await VectorDB.load(st, { key: KEY });
+      w.add('after', vectors(1, 9)[0]);
+      assert.equal((await w.save(st, { gcGraceMs: 0 })).generation, 3);
+      assert.deepEqual(await orphans(st), []);
+      w.close();
+    });
+
+    it('killed in the first save of a new session: nothing opens (ERR_NOT_FOUND), and a later first save succeeds and collects the garbage', async () => {
+      const b = await bucket('first');
+      const st = new S3Storage({ client: s3.client, bucket: b, prefix: 'new/' });
+      const fresh = { create: { dimension: DIM, metric: 'l2', chunkSize: 32 }, change: { add: 300, seed: 10, tag: 'f', del: [] } };
+      // Past the first 8 uploads in flight, so that some were acknowledged.
+      const run = await crashWriter(s3, b, 'new/', 'write:12', fresh);
+      assert.ok(run.uploaded.length > 0, 'the crashed writer uploaded objects');
+      await assert.rejects(VectorDB.load(st, { key: KEY }), { code: 'ERR_NOT_FOUND' });
+      await assert.rejects(VectorDB.inspect(st), { code: 'ERR_NOT_FOUND' });
+      const db = build(50, 11);
+      assert.equal((await db.save(st)).generation, 1);
+      const young = await orphans(st);
+      for (const name of run.uploaded) assert.ok(young.includes(name), `${name} survives the grace period`);
+      db.add('more', vectors(1, 12)[0]);
+      assert.equal((await db.save(st, { gcGraceMs: 0 })).generation, 2);
+      assert.deepEqual(await orphans(st), []);
+      const back = await VectorDB.load(st, { key: KEY, lazy: false });
+      assert.equal(back.size, 51);
+      back.close();
+      db.close();
     });
 
     /* A writer that commits generation 4 over `st` and dies before its

@@ -5,7 +5,8 @@
  *
  *   fork(this file, [JSON.stringify({ endpoint, bucket, prefix, keyHex, stop, change })])
  *
- * It loads the session under `prefix`, applies `change` (see applyChange,
+ * It loads the session under `prefix` (or, given `create`, the options of a
+ * new database, starts from an empty one), applies `change` (see applyChange,
  * which the parent also uses to build its reference) and saves through an
  * S3Storage whose calls are wrapped. At the stop point it sends the parent
  * `{ stopped, name }` over IPC and from then on every call of the storage
@@ -15,6 +16,7 @@
  *   write:N          before sending the N-th object upload (from 1; 0: never)
  *   manifest:before  before sending the manifest
  *   manifest:after   once the store has accepted the manifest
+ *   delete:N         before sending the N-th delete of its garbage collection
  *
  * Every object upload that completes is reported as `{ uploaded: name }`
  * first. A save that ends without reaching its stop point sends
@@ -44,9 +46,15 @@ function stopping(inner, stop, send) {
     return forever();
   };
   const out = { description: inner.description, conditionalWrites: inner.conditionalWrites };
-  for (const m of ['read', 'delete', 'list', 'readManifest']) {
+  let deletes = 0;
+  for (const m of ['read', 'list', 'readManifest']) {
     out[m] = (...args) => (tripped ? forever() : inner[m](...args));
   }
+  out.delete = (name, o) => {
+    if (tripped) return forever();
+    if (where === 'delete' && ++deletes === Number(arg)) return trip(name);
+    return inner.delete(name, o);
+  };
   out.write = async (name, data, o) => {
     if (tripped) return forever();
     if (name.startsWith('objects/') && where === 'write' && ++uploads === Number(arg)) return trip(name);
@@ -79,7 +87,8 @@ async function main() {
     maxAttempts: 1,
   });
   const s3 = new S3Storage({ client, bucket: cfg.bucket, prefix: cfg.prefix });
-  const db = await VectorDB.load(s3, { key: Buffer.from(cfg.keyHex, 'hex') });
+  const key = Buffer.from(cfg.keyHex, 'hex');
+  const db = cfg.create ? new VectorDB({ ...cfg.create, key }) : await VectorDB.load(s3, { key });
   applyChange(db, cfg.change);
   const stats = await db.save(stopping(s3, cfg.stop, send), { gcGraceMs: 0 });
   send({ saved: stats.generation });
