@@ -190,9 +190,17 @@ describe('34 sessions on S3 (s3rver): crashes, ranged reads, conditions, credent
         assert.ok(uploadsOfSave >= 4, `the save uploads ${uploadsOfSave} objects`);
         const b = await bucket('kill');
         const st = await sessionAtGen1(b, 'tenant/');
+        // A reader of generation 1, with something cached, across the crash.
+        const reader = await VectorDB.load(st, { key: KEY, cacheSizeMb: 1 });
+        await ids(reader, queries[0]);
         const run = await crashWriter(s3, b, 'tenant/', s.stop());
         assert.ok(run.stopped);
-        await assertOpensAt(st, s.gen, s.gen === 1 ? g1 : g2);
+        const ref = s.gen === 1 ? g1 : g2;
+        await assertOpensAt(st, s.gen, ref);
+        assert.deepEqual(await reader.refresh(), { generation: s.gen, changed: s.gen === 2 });
+        assert.equal(reader.size, ref.size);
+        for (const q of queries) assert.deepEqual(await ids(reader, q), await ids(ref, q), 'the reader after refresh()');
+        reader.close();
       });
     }
 
@@ -403,6 +411,11 @@ describe('34 sessions on S3 (s3rver): crashes, ranged reads, conditions, credent
         assert.equal(bytes, f.counts.readBytes, `${what}: the bytes asked for are the bytes that came`);
         assert.ok(bytes <= rerank * PAGE + touched.size * (HEADER + TABLE), `${what}: ${bytes} bytes`);
       }
+      // A query whose pages are cached reads nothing at all.
+      await db.searchAsync(qs[0], 10);
+      f.resetCounts();
+      await db.searchAsync(qs[0], 10);
+      assert.deepEqual(f.log, [], 'a warm query reads nothing');
       // The page bound is not loose by orders of magnitude.
       assert.ok(longest > (PAGE_KB * 1024) / 2, `the longest page read is ${longest} bytes`);
       db.close();
