@@ -240,6 +240,41 @@ describe('34 sessions on S3 (s3rver): crashes, ranged reads, conditions, credent
       w.close();
     });
 
+    it('a reader may lag 2 generations behind; at 3 a lazy read is ERR_CHUNK_MISSING, and refresh() recovers', async () => {
+      const b = await bucket('lag2');
+      const st = await sessionAtGen1(b, 'tenant/');
+      const reader = await VectorDB.load(st, { key: KEY, cacheSizeMb: 1 });
+      const w = await VectorDB.load(st, { key: KEY, lazy: false });
+      // Every save rewrites every object (a save to a store other than the
+      // last one, by its description, is a full save: the two alternate), so
+      // generation 1's objects are referenced by generation 1 alone.
+      const fullSave = async (g) => {
+        w.add(`lag${g}`, vectors(1, 20 + g)[0]);
+        const r = await w.save(g % 2 === 0 ? new FaultStorage(st) : st, { gcGraceMs: 0 });
+        assert.equal(r.generation, g);
+        assert.equal(r.full, true);
+      };
+      await fullSave(2);
+      await fullSave(3);
+      const { present } = idsOf(1);
+      for (const id of present) assert.deepEqual((await reader.getAsync(id)).vector, g1.get(id).vector, `${id}, 2 generations behind`);
+      reader.setCacheSize(1e-6); // forget what was read, so the next reads go to the store
+      reader.setCacheSize(1);
+      await fullSave(4);
+      await assert.rejects(
+        (async () => {
+          for (const id of present) await reader.getAsync(id);
+        })(),
+        { code: 'ERR_CHUNK_MISSING' },
+        '3 generations behind'
+      );
+      assert.deepEqual(await reader.refresh(), { generation: 4, changed: true });
+      assert.equal(reader.size, w.size);
+      for (const q of queries) assert.deepEqual(await ids(reader, q), await ids(w, q));
+      reader.close();
+      w.close();
+    });
+
     it('a generation whose writer died before its history copy stays readable while it is within the documented lag', async () => {
       const b = await bucket('lag');
       const st = await sessionAtGen1(b, 'tenant/');
