@@ -506,6 +506,30 @@ describe('33 sessions on every storage', function () {
     });
   });
 
+  describe('jobs that wait for JavaScript storage', () => {
+    it('more of them than libuv has threads still finish when the storage itself needs libuv threads (fs)', async () => {
+      // DirStorage reads through fs.promises, which runs on libuv's pool
+      // (4 threads). Jobs blocked on it must not sit on that pool, or they
+      // fill it and nothing finishes: before they had threads of their own,
+      // this timed out attempt after attempt and failed with ERR_IO.
+      const dir = tmpdir('pool');
+      const src = build(400, 71);
+      await src.save(dir);
+      const db = await VectorDB.load(new DirStorage(dir), { key: KEY, cacheSizeMb: 0.01, retry: { retries: 1, baseMs: 1, timeoutMs: 3000 } });
+      const q = vectors(16, 72);
+      const got = await Promise.all(q.map((v) => db.searchAsync(v, 5)));
+      assert.equal(got.length, 16);
+      for (let i = 0; i < q.length; i++) assert.deepEqual(got[i].map((h) => h.id), await ids(src, q[i], 5));
+      const loads = await Promise.all(Array.from({ length: 8 }, () => VectorDB.load(new DirStorage(dir), { key: KEY, lazy: false })));
+      for (const l of loads) {
+        assert.equal(l.size, 400);
+        l.close();
+      }
+      db.close();
+      src.close();
+    });
+  });
+
   describe('stores without conditional writes', () => {
     it('save under a lease object, with a warning, and remove it afterwards', async () => {
       const mem = new MemoryStorage();

@@ -5,6 +5,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
 
 namespace vvn {
 
@@ -35,6 +40,50 @@ static void CallProgress(Napi::Env env, Napi::Function fn, Progress *p, void *) 
 
 using ProgressFn = Napi::TypedThreadSafeFunction<Progress, void, CallProgress>;
 
+/* The storage threads: up to kStorageThreads, made as jobs arrive, kept
+ * for the process's life; jobs beyond them queue in order. */
+namespace {
+constexpr unsigned kStorageThreads = 16;
+
+class StoragePool {
+ public:
+  void Post(std::function<void()> fn) {
+    std::unique_lock<std::mutex> l(mu_);
+    q_.push_back(std::move(fn));
+    if (idle_ == 0 && threads_ < kStorageThreads) {
+      threads_++;
+      std::thread([this] { Loop(); }).detach();
+    } else {
+      cv_.notify_one();
+    }
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      idle_++;
+      cv_.wait(l, [this] { return !q_.empty(); });
+      idle_--;
+      std::function<void()> fn = std::move(q_.front());
+      q_.pop_front();
+      l.unlock();
+      fn();
+      l.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> q_;
+  unsigned threads_ = 0, idle_ = 0;
+};
+
+StoragePool &Pool() {
+  static StoragePool *pool = new StoragePool; /* never destroyed: its threads outlive static destructors */
+  return *pool;
+}
+}  // namespace
+
 Job::Job(Napi::Env env, const char *name, Handle *owner, Napi::Value self)
     : Napi::AsyncWorker(env, name), owner_(owner), deferred_(Napi::Promise::Deferred::New(env)) {
   if (!self.IsEmpty()) self_ = Napi::Persistent(self);
@@ -42,6 +91,7 @@ Job::Job(Napi::Env env, const char *name, Handle *owner, Napi::Value self)
 
 Job::~Job() {
   if (tsfn_) napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
+  if (done_) napi_release_threadsafe_function(done_, napi_tsfn_release);
   if (owner_ && queued_) {
     owner_->pending--;
     if (owner_->db) owner_->Account(Env());
@@ -74,7 +124,16 @@ void Job::SetProgress(const Napi::Value &fn) {
 
 Napi::Value Job::Start(std::unique_ptr<Job> job) {
   Napi::Promise promise = job->deferred_.Promise();
-  job->Queue();
+  if (job->owner_ && job->owner_->stores[0]) job->own_thread_ = true;
+  if (job->own_thread_) {
+    using DoneFn = Napi::TypedThreadSafeFunction<void, Job, Settle>;
+    DoneFn done = DoneFn::New(job->Env(), "vecvault.settle", 0, 1);
+    job->done_ = done;
+    Job *j = job.get();
+    Pool().Post([j] { j->RunOwn(); });
+  } else {
+    job->Queue();
+  }
   job->queued_ = true;
   if (job->owner_) job->owner_->pending++;
   job.release(); /* AsyncWorker deletes itself after OnOK */
@@ -113,6 +172,19 @@ int Job::OnSessionProgress(void *ctx, uint64_t done, uint64_t total, int phase, 
 }
 
 void Job::Execute() { status_ = Aborted(this) ? VV_E_ABORTED : Run(); }
+
+void Job::RunOwn() {
+  Execute();
+  /* (If the environment is gone the call fails and the job is leaked: its
+   * references cannot be released without it, and the process is ending.) */
+  napi_call_threadsafe_function(done_, this, napi_tsfn_blocking);
+}
+
+void Job::Settle(Napi::Env env, Napi::Function, void *, Job *job) {
+  if (static_cast<napi_env>(env) == nullptr) return; /* teardown: nobody is left to tell */
+  job->OnOK();
+  delete job;
+}
 
 void Job::OnOK() {
   Napi::Env env = Env();

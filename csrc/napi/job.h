@@ -9,6 +9,13 @@
  * the database is neither collected nor freed under it; the job that
  * settles last frees an engine that was closed or collected meanwhile.
  *
+ * A job that may wait for storage implemented in JavaScript runs instead
+ * on a small pool of the binding's own threads (UseOwnThread(), or any job
+ * of a database that reads through such storage): that storage may itself
+ * need libuv's pool (fs, dns), which jobs blocked on it would otherwise
+ * fill, and then nothing would ever finish. It settles through a
+ * thread-safe function, on the JS thread, like any other job.
+ *
  * Progress reaches JS only through a thread-safe function, coalesced: at
  * most one call is queued at a time, at most one per 25 ms (and always the
  * final one), and it reads the latest counts. An abort flag (an Int32Array
@@ -33,6 +40,8 @@ class Job : public Napi::AsyncWorker {
   Job(Napi::Env env, const char *name, Handle *owner = nullptr, Napi::Value self = Napi::Value());
   ~Job() override;
 
+  /* Run on the binding's storage threads, not libuv's pool (see above). */
+  void UseOwnThread() { own_thread_ = true; }
   /* Keep `v` alive until the job settles. */
   void Pin(const Napi::Value &v);
   /* Poll this Int32Array's first element; non-zero means abort. Nullish: none. */
@@ -59,6 +68,9 @@ class Job : public Napi::AsyncWorker {
  private:
   void Execute() override;
   void OnOK() override;
+  /* On a storage thread: run, then settle on the JS thread. */
+  void RunOwn();
+  static void Settle(Napi::Env env, Napi::Function, void *, Job *job);
 
   Napi::Promise::Deferred deferred_;
   Napi::Reference<Napi::Value> self_, pin_, abort_ref_;
@@ -67,6 +79,8 @@ class Job : public Napi::AsyncWorker {
   napi_threadsafe_function tsfn_ = nullptr;
   int status_ = VV_OK;
   bool queued_ = false;
+  bool own_thread_ = false;
+  napi_threadsafe_function done_ = nullptr; /* an own-thread job's way back */
 };
 
 }  // namespace vvn

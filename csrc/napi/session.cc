@@ -54,6 +54,7 @@ class SaveJob : public Job {
   SaveJob(const Napi::CallbackInfo &info, Handle &h)
       : Job(info.Env(), "vecvault.save", &h, info.This()), to_(info[0]) {
     opts_.page_bytes = U32(info[3]);
+    if (to_.store) UseOwnThread();
   }
 
  private:
@@ -100,6 +101,7 @@ class LoadJob : public Job {
       : Job(info.Env(), like ? "vecvault.refresh" : "vecvault.load", like, like ? info.This() : Napi::Value()),
         from_(info[0]),
         refresh_(like != nullptr) {
+    if (from_.store) UseOwnThread();
     Napi::Uint8Array key = Key(info[1]), pass = OptBytes(info[2]);
     o_.threads = U32(info[3]);
     o_.lazy = U32(info[4]) != 0;
@@ -208,7 +210,9 @@ namespace {
 
 class InspectJob : public Job {
  public:
-  InspectJob(const Napi::CallbackInfo &info) : Job(info.Env(), "vecvault.inspect"), from_(info[0]) {}
+  InspectJob(const Napi::CallbackInfo &info) : Job(info.Env(), "vecvault.inspect"), from_(info[0]) {
+    if (from_.store) UseOwnThread();
+  }
   ~InspectJob() override { free(body_); }
 
  private:
