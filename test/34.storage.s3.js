@@ -159,14 +159,14 @@ describe('34 sessions on S3 (s3rver): crashes, ranged reads, conditions, credent
       }
     }
 
-    /** A fresh prefix holding generation 1, and how many objects the child's save uploads. */
+    /** An S3Storage on `prefix` of bucket `b`, holding generation 1. */
     async function sessionAtGen1(b, prefix) {
       const st = new S3Storage({ client: s3.client, bucket: b, prefix });
       await g1.save(st, { gcGraceMs: 0 });
       return st;
     }
 
-    /** How many objects the child's save uploads: the same change and save into a copy. */
+    /** How many objects the child's save uploads: the same load, change and save, in memory. */
     let uploadsOfSave = 0;
     before(async () => {
       const mem = new MemoryStorage();
@@ -285,8 +285,9 @@ describe('34 sessions on S3 (s3rver): crashes, ranged reads, conditions, credent
       const reader = await VectorDB.load(st, { key: KEY, cacheSizeMb: 1 });
       assert.equal(reader.loadStats.generation, 2);
       // The one writer (gcGraceMs: 0 is for exactly that) commits generation
-      // 3, rewriting every object (a save through another store object is a
-      // full save): generation 2's objects are referenced by it alone.
+      // 3, rewriting every object (a save to a store other than the last
+      // one, by its description, is a full save): generation 2's objects are
+      // referenced by generation 2 alone.
       const w = await VectorDB.load(st, { key: KEY, lazy: false });
       w.add('g3', vectors(1, 8)[0]);
       const s3stats = await w.save(new FaultStorage(st), { gcGraceMs: 0 });
