@@ -88,6 +88,22 @@ int vv_swriter_read_current(vv_swriter *w, uint64_t *next_chunk, uint64_t *next_
   } else {
     w->cur_generation = vv_session_newest_history(w->sc.io, w->mandir);
   }
+  /* On an object store the history copy is written after the commit, so a
+   * writer that died in between left the current generation without one;
+   * garbage collection keeps generations by their copies. Restore it (the
+   * bytes are the committed manifest's: identical whoever writes them). */
+  if (!rc && w->cur_generation && (w->sc.io->flags & VV_IO_OBJECT_STORE) &&
+      vv_session_newest_history(w->sc.io, w->mandir) < w->cur_generation) {
+    char name[32];
+    snprintf(name, sizeof name, "%020llu.json", (unsigned long long)w->cur_generation);
+    char *hist = vv_path_join(w->mandir, name);
+    int hr = hist ? vv_io_write_durable(w->sc.io, w->mandir, hist, file, len) : VV_E_NOMEM;
+    free(hist);
+    if (hr) {
+      free(file);
+      return fail(w, hr, "restoring the current generation's history copy");
+    }
+  }
   free(file);
   return VV_OK;
 }

@@ -86,7 +86,7 @@ static int g_rename(void *c, const char *from, const char *to) {
 static void gate_init(gate *g, int hold_at, int fail_after) {
   memset(g, 0, sizeof *g);
   g->real = vv_io_posix();
-  g->io = (vv_io){g, g_open, g_read, g_write, g_fsync, g_close, g_fsize, g_rename, g_unlink, g_mkdir, g_lock, g_list, g_pread};
+  g->io = (vv_io){g, g_open, g_read, g_write, g_fsync, g_close, g_fsize, g_rename, g_unlink, g_mkdir, g_lock, g_list, g_pread, 0};
   pthread_mutex_init(&g->mu, NULL);
   pthread_cond_init(&g->cv, NULL);
   g->hold_at = hold_at;

@@ -163,7 +163,7 @@ static void eofio_init(eofio *e, const vv_io *inner) {
   e->fd = -1;
   pthread_mutex_init(&e->mu, NULL);
   e->io = (vv_io){e,         eo_open,   eo_read,  eo_write, eo_fsync, eo_close,
-                  eo_fsize,  eo_rename, eo_unlink, eo_mkdir, eo_lock,  eo_list, eo_pread};
+                  eo_fsize,  eo_rename, eo_unlink, eo_mkdir, eo_lock,  eo_list, eo_pread, 0};
 }
 
 static void eofio_destroy(eofio *e) { pthread_mutex_destroy(&e->mu); }

@@ -154,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   memfile mf = {file, len, 0};
   vv_io io = {&mf,    m_open,   m_read,  m_write, m_fsync, m_close, m_fsize,
-              m_rename, m_path, m_mkdir, m_lock,  m_list,  m_pread};
+              m_rename, m_path, m_mkdir, m_lock,  m_list,  m_pread, 0};
   vv_sctx sc;
   check(vv_sctx_init(&sc, &io, "/fuzz") == VV_OK);
   sc.kr = sealed ? g_kr : NULL;
