@@ -158,9 +158,11 @@ static int refuse(vv_error *err, const char *dir, const char *what, const char *
   return VV_E_NOT_A_SESSION;
 }
 
-static int list_failed(vv_error *err, const char *dir, int rc) {
+static int list_failed(const vv_io *io, vv_error *err, const char *dir, int rc) {
   int st = vv_io_status(rc);
-  if (err) snprintf(err->message, sizeof err->message, "reading the directory %.200s: %s", dir, vv_io_last_error());
+  if (err)
+    snprintf(err->message, sizeof err->message, "%s %.200s: %s",
+             io->flags & VV_IO_OBJECT_STORE ? "listing" : "reading the directory", dir, vv_io_last_error());
   return st;
 }
 
@@ -176,7 +178,7 @@ static int check_subdir(const vv_io *io, const char *dir, const char *sub, int (
     scan sc = {allowed, 0, 0, 0, 0, {0}};
     int lr = io->list(io->ctx, path, scan_name, &sc);
     if (lr < 0) {
-      rc = list_failed(err, path, lr);
+      rc = list_failed(io, err, path, lr);
     } else if (sc.foreign[0]) {
       rc = refuse(err, dir, strcmp(sub, "objects") ? "found manifests/" : "found objects/", sc.foreign, "");
     } else {
@@ -213,7 +215,7 @@ int vv_session_check_dir(const vv_io *io, const char *dir, vv_error *err) {
     if (err) snprintf(err->message, sizeof err->message, "%.200s is not a directory", dir);
     return VV_E_IO;
   }
-  if (lr < 0) return list_failed(err, dir, lr);
+  if (lr < 0) return list_failed(io, err, dir, lr);
   int rc = VV_OK;
   if (sc.has_lock) rc = check_file(io, dir, "lock", NULL, err);
   /* (a) A manifest of the format: a session, whatever else lies beside it. */
