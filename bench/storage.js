@@ -1,0 +1,395 @@
+'use strict';
+// Sessions on storage other than a local directory, side by side in one run:
+// the directory path (the engine's own POSIX calls), DirStorage on the same
+// directory (the JavaScript bridge over local disk), MemoryStorage (the
+// bridge with no I/O) and S3Storage on s3rver (a real S3 API server, started
+// here on 127.0.0.1 and stopped at the end). It measures
+//   1. open and first query (lazy, default cache) and warm query times;
+//   2. requests and bytes per lazy query, at a 1 MiB cache and warm at the
+//      default, against the page budget;
+//   3. save throughput with 1, 4, 8 and 16 uploads in flight, and an
+//      incremental save after 1% of the vectors changed;
+//   4. what one JavaScript round trip costs, to judge a native S3 client.
+// Prints the tables and writes JSON to ~/.cache/vecvault-bench/storage-results.json.
+//
+// Usage: node bench/storage.js [--n 100000] [--queries 200] [--gets 300] [--repeats 3]
+//          [--uploads 1,4,8,16] [--out FILE]        (or: npm run bench -- storage ...)
+
+const fs = require('fs');
+const path = require('path');
+const data = require('./data');
+const ds = require('./lazy/datasets');
+const { now, cpuSnapshot, otherLoad, parseOptions, machineInfo, readVersion } = require('./measure');
+const { startS3 } = require('./storage/s3server');
+const t = require('./storage/tasks');
+
+const REPO = path.join(__dirname, '..');
+const VECVAULT_MODULE = process.env.VECVAULT_MODULE ? path.resolve(process.env.VECVAULT_MODULE) : REPO;
+const WORK = path.join(data.CACHE_DIR, 'storage');
+const DIM = 384;
+const K = 10;
+const PAGE_BYTES = 4096 + 16; // a 4 KiB page and its AEAD tag
+const log = (...a) => console.error('[storage]', ...a);
+
+// ---------------------------------------------------------------- the session
+
+// The format version this engine writes: a tiny session saved and inspected.
+async function engineVersion(VectorDB) {
+  const dir = path.join(WORK, `version-${process.pid}`);
+  try {
+    const db = new VectorDB({ dimension: 4, metric: 'l2', encryptAtRest: false });
+    db.add('a', [1, 2, 3, 4]);
+    await db.save(dir);
+    db.close();
+    return (await VectorDB.inspect(dir)).version;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function versionOf(VectorDB, dir) {
+  try { return (await VectorDB.inspect(dir)).version; } catch { return null; }
+}
+
+/*
+ * An encrypted session of n embedding-like vectors in the current format:
+ * the lazy benchmark's prepared one when there is one (its sizes: 10k, 100k,
+ * 1m, ...), else one built here with the same generator and defaults and
+ * kept in ~/.cache/vecvault-bench/storage/<n>-embedding/.
+ */
+async function sourceSession(VectorDB, n) {
+  const version = await engineVersion(VectorDB);
+  const tag = Object.keys(ds.SIZES).find((s) => ds.SIZES[s] === n);
+  if (tag) {
+    const p = ds.readParams(ds.dataset('embedding', tag));
+    for (const c of [p[`resave-v${version}`], p.session]) {
+      if (c && c.dir && (await versionOf(VectorDB, c.dir)) === version) return { dir: c.dir, version, from: 'bench/lazy' };
+    }
+  }
+  const dir = path.join(WORK, `${n}-embedding`, `session-v${version}`);
+  if ((await versionOf(VectorDB, dir)) === version) return { dir, version, from: 'cache' };
+  log(`building a session of ${n} vectors (once; kept in ${path.dirname(dir)})`);
+  const lazyDs = tag ? ds.dataset('embedding', tag) : null;
+  const base = lazyDs && fs.existsSync(ds.baseFile(lazyDs)) ? ds.baseVectors(lazyDs) : data.embedding(n, DIM, { seed: 1 }).data;
+  const db = new VectorDB({ dimension: DIM, metric: 'cosine', encryptAtRest: true, key: ds.KEY });
+  const t0 = now();
+  for (let b = 0; b < n; b += 50000) {
+    const e = Math.min(n, b + 50000);
+    const items = [];
+    for (let i = b; i < e; i++) items.push({ id: String(i), vector: base.subarray(i * DIM, (i + 1) * DIM) });
+    db.addBatch(items);
+    log(`  ${e}/${n} added (${(now() - t0).toFixed(0)} s)`);
+  }
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  await db.save(tmp);
+  db.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.renameSync(tmp, dir);
+  return { dir, version, from: 'built', buildSec: now() - t0 };
+}
+
+// The lazy benchmark's queries: the same mixture and map, another seed.
+function makeQueries(n, nq) {
+  const clusters = Math.max(8, Math.round(Math.sqrt(n) / 4));
+  const flat = data.embedding(nq, DIM, { seed: 2, clusters }).data;
+  return Array.from({ length: nq }, (_, i) => flat.subarray(i * DIM, (i + 1) * DIM));
+}
+
+// 1% of the rows (every 100th, from `offset`) get a slightly moved vector.
+function changeOnePercent(db, n, offset) {
+  const rng = data.makeRng(1000 + offset);
+  const items = [];
+  for (let i = offset; i < n; i += 100) {
+    const v = db.get(String(i)).vector;
+    for (let j = 0; j < v.length; j++) v[j] += (rng.next() / 2 ** 32 - 0.5) * 0.02;
+    items.push({ id: String(i), vector: v });
+  }
+  db.addBatch(items);
+  return items.length;
+}
+
+// ---------------------------------------------------------------- the run
+
+function requireDevDependencies() {
+  for (const m of ['s3rver', '@aws-sdk/client-s3']) {
+    try { require.resolve(m); } catch {
+      throw new Error(`storage.js needs the repo's devDependency ${m}: run npm install in the repo root`);
+    }
+  }
+}
+
+async function run(o) {
+  requireDevDependencies();
+  const { VectorDB, MemoryStorage, DirStorage, FaultStorage } = require(VECVAULT_MODULE);
+  const { S3Storage } = require(path.join(VECVAULT_MODULE, 's3'));
+  const key = ds.KEY;
+  fs.mkdirSync(WORK, { recursive: true });
+  const src = await sourceSession(VectorDB, o.n);
+  const info = await VectorDB.inspect(src.dir);
+  const queries = makeQueries(o.n, o.queries);
+  const rerank = Math.max(4 * K, 2 * info.hnsw.efSearch);
+  const out = {
+    bench: 'storage', started: new Date().toISOString(), machine: machineInfo(),
+    versions: { vecvault: readVersion(VECVAULT_MODULE), s3rver: readVersion(path.join(REPO, 'node_modules', 's3rver')), awsSdk: readVersion(path.join(REPO, 'node_modules', '@aws-sdk', 'client-s3')) },
+    options: o, session: { ...src, n: info.totalVectors, dim: info.dimension, bytes: info.bytes, chunks: info.chunkCount, indexSegments: info.indexSegmentCount, hnsw: info.hnsw },
+    budget: { rerank, pages: rerank, kib: (rerank * PAGE_BYTES) / 1024 },
+  };
+  const runDir = path.join(WORK, 'tmp', `run-${process.pid}`);
+  const cpu0 = cpuSnapshot();
+  log(`session: ${info.totalVectors} x ${info.dimension}, ${(info.bytes / 1e6).toFixed(0)} MB, format ${info.version} (${src.dir})`);
+  let t0 = now();
+  const db = await VectorDB.load(src.dir, { key, lazy: false });
+  log(`loaded into memory in ${(now() - t0).toFixed(1)} s`);
+  const s3 = await startS3();
+  try {
+    const bucket = await s3.makeBucket('vecvault-bench');
+    const s3At = (prefix) => new S3Storage({ client: s3.client, bucket, prefix });
+
+    // 3a. Full saves (they also make the targets the later steps read).
+    log('full saves');
+    fs.mkdirSync(runDir, { recursive: true });
+    const dirPath = path.join(runDir, 'dir');
+    out.saves = [{ target: 'directory path', uploadsInFlight: null, ...(await t.timedSave(db, dirPath)) }];
+    const order = [...o.uploadList.filter((u) => u !== 8), 8]; // 8, the default, last: its targets are kept
+    let memCounted, s3Counted;
+    for (const [name, make] of [['MemoryStorage', () => new MemoryStorage()], ['S3Storage (s3rver)', (u) => s3At(`save-${u}/`)]]) {
+      for (const u of order) {
+        const target = new FaultStorage(make(u));
+        out.saves.push({ target: name, uploadsInFlight: u, ...(await t.timedSave(db, target, { uploadsInFlight: u })) });
+        log(`  ${name}, ${u} in flight: ${out.saves.at(-1).sec.toFixed(2)} s`);
+        if (u === 8) { if (name === 'MemoryStorage') memCounted = target; else s3Counted = target; }
+      }
+    }
+
+    const targets = [
+      { name: 'directory path', target: () => dirPath, counted: () => null },
+      { name: 'DirStorage', target: () => new DirStorage(dirPath) },
+      { name: 'MemoryStorage', target: () => memCounted.inner },
+      { name: 'S3Storage (s3rver)', target: () => s3Counted.inner },
+    ];
+    for (const x of targets) if (!x.counted) x.counted = () => new FaultStorage(x.target());
+
+    // 1. Open and first query, repeats interleaved.
+    log('open and first query');
+    out.open = Object.fromEntries(targets.map((x) => [x.name, []]));
+    for (let r = 0; r < o.repeats; r++) {
+      for (const x of targets) out.open[x.name].push(await t.openAndQuery(VectorDB, x.target(), key, queries, K));
+    }
+
+    // 2. Requests and bytes per lazy query: timed on the bare target, counted through FaultStorage.
+    log('requests and bytes per lazy query');
+    out.io = {};
+    for (const x of targets) {
+      const io = {};
+      io.cold = await t.perQueryIo(VectorDB, x.target(), null, key, queries, K, { cacheSizeMb: 1 });
+      io.warm = await t.perQueryIo(VectorDB, x.target(), null, key, queries, K, { warm: true });
+      const c = x.counted();
+      if (c) {
+        io.coldCounted = await t.perQueryIo(VectorDB, c, c, key, queries, K, { cacheSizeMb: 1 });
+        io.warmCounted = await t.perQueryIo(VectorDB, c, c, key, queries, K, { warm: true });
+      }
+      out.io[x.name] = io;
+      log(`  ${x.name}: ${io.cold.msMean.toFixed(2)} ms a cold query`);
+    }
+
+    // 4. One round trip: getAsync at a 1 MiB cache, and reads from JavaScript alone.
+    log('round trips');
+    const n = info.totalVectors;
+    const ids = Array.from({ length: o.gets }, (_, i) => String((i * 7919 + 13) % n));
+    out.gets = {};
+    for (const x of targets) {
+      const c = x.counted();
+      out.gets[x.name] = await t.getRoundTrips(VectorDB, c || x.target(), c, key, ids);
+    }
+    out.direct = {};
+    for (const x of targets.slice(1)) {
+      // Each save encrypts afresh, so every store holds objects of its own names.
+      const st = x.target();
+      const big = (await st.list('objects/')).sort((a, b) => b.size - a.size)[0];
+      out.direct[x.name] = await t.directReads(st, big.name, big.size, o.gets);
+      if (x.name.startsWith('S3Storage')) out.direct['plain HTTP GET (s3rver)'] = await t.rawHttpReads(`${s3.endpoint}/${bucket}/save-8/${big.name}`, big.size, o.gets);
+    }
+
+    // 3b. Incremental saves after 1% of the vectors changed, each into the
+    // target the database saved to last (what makes a save incremental).
+    // On S3 a reader opened before the save then refreshes.
+    log('incremental saves');
+    out.incremental = [];
+    const reader = new FaultStorage(s3Counted.inner);
+    const rdb = await VectorDB.load(reader, { key, lazy: true });
+    for (const q of queries) await rdb.searchAsync(q, K);
+    let changed = changeOnePercent(db, n, 37);
+    out.incremental.push({ target: 'S3Storage (s3rver)', changed, ...(await t.timedSave(db, s3Counted)) });
+    reader.resetCounts();
+    t0 = now();
+    const rr = await rdb.refresh();
+    out.refresh = { ms: (now() - t0) * 1e3, ...rr, requests: reader.counts.read + reader.counts.readManifest, kib: reader.counts.readBytes / 1024 };
+    rdb.close();
+    const mem2 = new FaultStorage(new MemoryStorage());
+    await db.save(mem2);
+    changed = changeOnePercent(db, n, 53);
+    out.incremental.push({ target: 'MemoryStorage', changed, ...(await t.timedSave(db, mem2)) });
+    const dir2 = path.join(runDir, 'dir2');
+    await db.save(dir2);
+    changed = changeOnePercent(db, n, 71);
+    out.incremental.push({ target: 'directory path', changed, ...(await t.timedSave(db, dir2)) });
+  } finally {
+    db.close();
+    await s3.close();
+    fs.rmSync(runDir, { recursive: true, force: true });
+  }
+  out.otherLoad = otherLoad(cpu0, cpuSnapshot());
+  out.finished = new Date().toISOString();
+  return out;
+}
+
+// ---------------------------------------------------------------- derived numbers and tables
+
+function summarize(r) {
+  const med = (xs) => t.median(xs);
+  const dirName = 'directory path';
+  const open = {};
+  for (const [name, reps] of Object.entries(r.open)) {
+    open[name] = {
+      openMs: med(reps.map((x) => x.openMs)), firstMs: med(reps.map((x) => x.firstMs)),
+      warmP50: med(reps.map((x) => x.warm.p50)), warmP95: med(reps.map((x) => x.warm.p95)),
+    };
+  }
+  // Results must not depend on where the session is stored.
+  const ref = r.open[dirName][0].ids;
+  const differing = {};
+  for (const [name, reps] of Object.entries(r.open)) {
+    const lists = [...reps.map((x) => x.ids), r.io[name].cold.ids, r.io[name].warm.ids];
+    differing[name] = lists.reduce((s, ids) => s + ids.filter((v, i) => v !== ref[i]).length, 0);
+  }
+  const dirCold = r.io[dirName].cold;
+  const mem = r.io.MemoryStorage;
+  const reqMem = mem.coldCounted.requestsPerQuery;
+  const gDir = r.gets[dirName];
+  const rt = {
+    // per request, from a cold query: (MemoryStorage - directory) / requests
+    bridgeFromQueryMs: (mem.cold.msMean - dirCold.msMean) / reqMem,
+    bridgeCpuFromQueryMs: (mem.cold.cpuMsPerQuery - dirCold.cpuMsPerQuery) / reqMem,
+    dirStorageFromQueryMs: (r.io.DirStorage.cold.msMean - dirCold.msMean) / r.io.DirStorage.coldCounted.requestsPerQuery,
+    s3FromQueryMs: (r.io['S3Storage (s3rver)'].cold.msMean - dirCold.msMean) / r.io['S3Storage (s3rver)'].coldCounted.requestsPerQuery,
+    s3CpuFromQueryMs: (r.io['S3Storage (s3rver)'].cold.cpuMsPerQuery - dirCold.cpuMsPerQuery) / r.io['S3Storage (s3rver)'].coldCounted.requestsPerQuery,
+    // per request, one at a time: getAsync minus the directory's
+    // (medians: a few calls that meet a GC or a page-table decode would dominate a mean)
+    bridgeFromGetMs: (r.gets.MemoryStorage.msP50 - gDir.msP50) / r.gets.MemoryStorage.requestsPerCall,
+    dirStorageFromGetMs: (r.gets.DirStorage.msP50 - gDir.msP50) / r.gets.DirStorage.requestsPerCall,
+    s3FromGetMs: (r.gets['S3Storage (s3rver)'].msP50 - gDir.msP50) / r.gets['S3Storage (s3rver)'].requestsPerCall,
+    s3DirectMs: r.direct['S3Storage (s3rver)'].msP50,
+    s3DirectCpuMs: r.direct['S3Storage (s3rver)'].cpuMsPerRead,
+    httpDirectMs: r.direct['plain HTTP GET (s3rver)'].msP50,
+    httpDirectCpuMs: r.direct['plain HTTP GET (s3rver)'].cpuMsPerRead,
+    memDirectMs: r.direct.MemoryStorage.msP50,
+    dirDirectMs: r.direct.DirStorage.msP50,
+  };
+  return { open, differing, rt };
+}
+
+const f = (x, d = 2) => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(d));
+const ratio = (a, b) => (b > 0 ? `${(a / b).toFixed(1)}x` : 'n/a');
+
+function table(head, rows) {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (r) => '| ' + r.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join(' | ') + ' |';
+  console.log(line(head));
+  console.log('|' + w.map((x, i) => (i === 0 ? '-'.repeat(x + 2) : '-'.repeat(x + 1) + ':')).join('|') + '|');
+  for (const r of rows) console.log(line(r));
+}
+
+function print(r) {
+  const s = r.summary;
+  const d = s.open['directory path'];
+  const m = r.machine;
+  console.log(`\n== storage: ${r.session.n} x ${r.session.dim} encrypted, ${(r.session.bytes / 1e6).toFixed(0)} MB, ${r.session.chunks} chunks; ` +
+    `${r.options.queries} queries, k ${K}, efSearch ${r.session.hnsw.efSearch}; ${m.cores} cores, node ${m.node}, ${m.commit}; other load ${f(r.otherLoad)} cores`);
+  console.log(`\n1. Open (lazy, default cache) and first query, then warm searchAsync; median of ${r.options.repeats} opens`);
+  table(['target', 'open ms', 'first query ms', 'warm p50 ms', 'warm p95 ms', 'open', 'first', 'warm p50'],
+    Object.entries(s.open).map(([name, x]) => [name, f(x.openMs, 1), f(x.firstMs, 1), f(x.warmP50, 3), f(x.warmP95, 3), ratio(x.openMs, d.openMs), ratio(x.firstMs, d.firstMs), ratio(x.warmP50, d.warmP50)]));
+  const same = Object.entries(s.differing).filter(([, v]) => v > 0);
+  console.log(same.length ? `RESULTS DIFFER from the directory path's: ${same.map(([k, v]) => `${k} ${v} queries`).join(', ')}` : 'Results: every target returned the same ids for every query.');
+
+  console.log(`\n2. Requests and bytes per lazy query (budget: rerank ${r.budget.rerank} pages, ${f(r.budget.kib, 0)} KiB)`);
+  const rows = [];
+  for (const [name, io] of Object.entries(r.io)) {
+    for (const [label, bare, cnt] of [['1 MiB, cold', io.cold, io.coldCounted], ['default, warm', io.warm, io.warmCounted]]) {
+      const c = cnt || bare;
+      rows.push([name, label, f(c.requestsPerQuery, 1), f(c.kibPerQuery, 0), f(bare.missesPerQuery, 1), cnt ? `${f(cnt.inflightMean, 1)} / ${cnt.inflightPeak}` : '-', f(bare.msMean, 2), f(bare.msP95, 2)]);
+    }
+  }
+  table(['target', 'cache', 'requests/query', 'KiB/query', 'misses/query', 'reads in flight mean/peak', 'ms mean', 'ms p95'], rows);
+
+  console.log('\n3. Saves (MB/s over bytes written; objects/s over object writes, the manifest included)');
+  table(['target', 'uploads in flight', 'kind', 's', 'MB/s', 'objects', 'objects/s', 'MB written'],
+    [...r.saves.slice().sort((a, b) => a.target.localeCompare(b.target) || (a.uploadsInFlight || 0) - (b.uploadsInFlight || 0)).map((x) => [x.target, x.uploadsInFlight || 'n/a (native)', 'full', f(x.sec), f(x.mbPerSec, 0), x.objects, f(x.objectsPerSec, 1), f(x.bytes / 1e6, 1)]),
+      ...r.incremental.map((x) => [x.target, x.target === 'directory path' ? 'n/a (native)' : 8, `1% changed (${x.changed})`, f(x.sec), f(x.mbPerSec, 0), x.objects, f(x.objectsPerSec, 1), f(x.bytes / 1e6, 2)])]);
+  console.log(`S3 reader refresh() after that save: ${f(r.refresh.ms, 1)} ms, ${r.refresh.requests} requests, ${f(r.refresh.kib, 0)} KiB (generation ${r.refresh.generation})`);
+
+  const rt = s.rt;
+  console.log('\n4. One JavaScript round trip, per storage request (ms)');
+  table(['measure', 'from cold queries (means)', 'from getAsync, one at a time (p50)'], [
+    ['bridge: MemoryStorage - directory', f(rt.bridgeFromQueryMs, 4), f(rt.bridgeFromGetMs, 4)],
+    ['DirStorage - directory', f(rt.dirStorageFromQueryMs, 4), f(rt.dirStorageFromGetMs, 4)],
+    ['S3Storage on s3rver - directory', f(rt.s3FromQueryMs, 4), f(rt.s3FromGetMs, 4)],
+  ]);
+  console.log(`CPU of this process per request, from cold queries: bridge ${f(rt.bridgeCpuFromQueryMs, 4)} ms, S3Storage ${f(rt.s3CpuFromQueryMs, 4)} ms (SDK + HTTP + bridge)`);
+  console.log('From JavaScript alone, no engine, 4 KiB ranged reads one at a time (p50 ms; CPU ms of this process per read):');
+  table(['reader', 'ms', 'CPU ms'], [
+    ['MemoryStorage.read', f(rt.memDirectMs, 4), f(r.direct.MemoryStorage.cpuMsPerRead, 4)],
+    ['DirStorage.read', f(rt.dirDirectMs, 4), f(r.direct.DirStorage.cpuMsPerRead, 4)],
+    ['S3Storage.read (AWS SDK v3)', f(rt.s3DirectMs, 3), f(rt.s3DirectCpuMs, 3)],
+    ['plain HTTP GET, unsigned (Node http)', f(rt.httpDirectMs, 3), f(rt.httpDirectCpuMs, 3)],
+  ]);
+  console.log(`The bridge is ${f((100 * rt.bridgeFromGetMs) / rt.s3FromGetMs, 1)}% of a request's time on s3rver one at a time, ` +
+    `${f((100 * rt.bridgeCpuFromQueryMs) / rt.s3CpuFromQueryMs, 1)}% of the client CPU an S3 request costs.`);
+}
+
+// ---------------------------------------------------------------- command line
+
+const HELP = `node bench/storage.js [options]      (or: npm run bench -- storage [options])
+  --n N          vectors (embedding-like, 384-D, cosine, encrypted; default 100000; 20000 for a quick run).
+                 The lazy bench's prepared session is reused when it has this size, else one is built once
+                 into ~/.cache/vecvault-bench/storage/<n>-embedding/
+  --queries N    queries per pass (default 200)
+  --gets N       getAsync calls and direct reads of the round-trip measures (default 300)
+  --repeats N    opens per target, interleaved; medians (default 3)
+  --uploads LIST uploadsInFlight values of the full saves (default 1,4,8,16; 8 is always run)
+  --out FILE     JSON (default ~/.cache/vecvault-bench/storage-results.json)
+  --print FILE   print the tables of a JSON report again, measuring nothing
+s3rver runs in a child process on 127.0.0.1 at a random port, in a temporary directory, for the run only.`;
+
+function parseArgs(argv) {
+  const o = { n: '100000', queries: '200', gets: '300', repeats: '3', uploads: '1,4,8,16' };
+  parseOptions('storage.js', argv, o, { '--n': 'n', '--queries': 'queries', '--gets': 'gets', '--repeats': 'repeats', '--uploads': 'uploads', '--out': 'out', '--print': 'print' },
+    {}, ['n', 'queries', 'gets', 'repeats']);
+  for (const k of ['n', 'queries', 'gets', 'repeats']) o[k] = Math.round(o[k]);
+  o.uploadList = String(o.uploads).split(',').map(Number);
+  if (!o.uploadList.every((u) => Number.isInteger(u) && u >= 1 && u <= 64)) throw new RangeError('storage.js: --uploads must be integers in 1..64');
+  if (!o.uploadList.includes(8)) o.uploadList.push(8);
+  if (o.n < 1000) throw new RangeError('storage.js: --n must be at least 1000');
+  return o;
+}
+
+async function main(argv) {
+  const o = parseArgs(argv);
+  if (o.help) { console.log(HELP); return; }
+  if (o.print) { print(JSON.parse(fs.readFileSync(o.print, 'utf8'))); return; }
+  const file = o.out || path.join(data.CACHE_DIR, 'storage-results.json');
+  const r = await run(o);
+  r.summary = summarize(r);
+  for (const x of Object.values(r.open)) for (const rep of x) delete rep.ids; // compared already; the JSON stays small
+  for (const io of Object.values(r.io)) for (const v of Object.values(io)) delete v.ids;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(r, null, 2) + '\n');
+  print(r);
+  console.log(`\nJSON: ${file}`);
+  if (Object.values(r.summary.differing).some((v) => v > 0)) process.exitCode = 1;
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  console.error(err.stack || err.message);
+  process.exit(1);
+});
