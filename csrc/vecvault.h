@@ -285,7 +285,8 @@ VV_NODISCARD int vv_db_load(const char *dir, const vv_load_opts *opts, vv_sessio
  * VV_E_WRONG_KEY), then, both being lazy, hands old's cached pages and
  * page tables of the chunks the two generations share to the new
  * database, so it reads only what changed. `old` stays usable (its cache
- * starts empty); free it when its users are done. */
+ * starts empty); free it when its users are done. VV_E_INVALID (nothing
+ * read) if `old` holds changes no save has written: they would be lost. */
 VV_NODISCARD int vv_db_refresh(vv_db *old, const char *dir, const vv_load_opts *opts, vv_session_progress_fn progress,
                                void *ctx, vv_db **out, vv_load_stats *stats, vv_error *err);
 

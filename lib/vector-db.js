@@ -253,6 +253,8 @@ class VectorDB {
   #loadOpts = null;
   /** The engine may read pages through a Storage implemented in JS (lazy, loaded from or saved to one). */
   #jsReads = false;
+  /** The generation this database holds: loaded, refreshed to, or saved. */
+  #generation = -1;
   /** Async calls in flight that may hold the engine's lock while they wait for JS storage. */
   #storageBusy = 0;
   /** Set by VectorDB.load: how the session was opened. */
@@ -402,6 +404,7 @@ class VectorDB {
     // A lazy database now reads through what it saved to (and what it read before).
     if (this.loadStats && this.loadStats.lazy) this.#jsReads = this.#jsReads || t.storage !== null;
     this.#source = { storage: t.storage, dir: t.dir, retry };
+    this.#generation = r.generation;
     return { ...r, timeMs: performance.now() - t0 };
   }
 
@@ -598,6 +601,7 @@ class VectorDB {
     // database (vv_db_refresh), and JS may collect the Cache meanwhile.
     this.#loadOpts = { threads: o.threads, lazy: o.lazy, cacheSizeMb: o.cacheSizeMb };
     this.#jsReads = stats.lazy && t.storage !== null;
+    this.#generation = stats.generation;
   }
 
   /**
@@ -613,8 +617,7 @@ class VectorDB {
     if (!src) throw invalid('refresh() needs a database that was loaded from, or saved to, a session');
     const target = src.storage || src.dir;
     const now = await VectorDB.inspect(target, signal ? { signal } : undefined);
-    const before = this.loadStats ? this.loadStats.generation : -1;
-    if (now.generation === before) return { generation: now.generation, changed: false };
+    if (now.generation === this.#generation) return { generation: now.generation, changed: false };
     const lo = this.#loadOpts || { threads: this.#options.threads, lazy: false, cacheSizeMb: this.#options.cacheSizeMb };
     // A lazy refresh takes over this database's cache (shared or not) once loaded.
     const bytes = cacheBytes(lo.cacheSizeMb);
@@ -641,6 +644,7 @@ class VectorDB {
     this.#native = new native.NativeDB(engine);
     old.close();
     this.#jsReads = stats.lazy && t.storage !== null;
+    this.#generation = stats.generation;
     this.loadStats = {
       totalVectors: stats.totalVectors,
       chunkCount: stats.chunkCount,

@@ -179,6 +179,30 @@ describe('33 sessions on every storage', function () {
     });
   });
 
+  describe('refresh()', () => {
+    it('refuses to drop changes the database has not saved, and reads nothing', async () => {
+      const mem = new MemoryStorage();
+      const w = build(50, 81);
+      await w.save(mem);
+      const r = await VectorDB.load(mem, { key: KEY, lazy: false });
+      w.add('w-new', vectors(1, 82)[0]);
+      await w.save(mem);
+      r.add('r-local', vectors(1, 83)[0]);
+      await assert.rejects(r.refresh(), (e) => e.code === 'ERR_INVALID_ARGUMENT' && /not saved/.test(e.message));
+      assert.ok(r.has('r-local'));
+      assert.ok(!r.has('w-new'));
+      assert.equal(r.loadStats.generation, 1);
+      // Once nothing is unsaved, a refresh follows the store (here: r's own save made generation 3).
+      await r.save(mem);
+      assert.deepEqual(await r.refresh(), { generation: 3, changed: false });
+      [w, r].forEach((d) => d.close());
+    });
+
+    it('needs a database that was loaded or saved', async () => {
+      await assert.rejects(build(5, 84).refresh(), { code: 'ERR_INVALID_ARGUMENT' });
+    });
+  });
+
   describe('what a store with an enforced compare-and-swap shows', () => {
     /** A store whose manifest writes wait until `n` of them have arrived. */
     function gated(inner, n) {

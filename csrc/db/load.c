@@ -667,11 +667,31 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   return load_impl(dir, o, NULL, progress, ctx, out, stats, err);
 }
 
+/* Does `db` hold changes no save has written? */
+static int has_unsaved(vv_db *db) {
+  int dirty = 0;
+  pthread_rwlock_rdlock(&db->lock);
+  for (uint64_t s = 0; s < db->store.nslots && !dirty; s++)
+    dirty = (vv_store_flags(&db->store, (uint32_t)s) & (VV_SLOT_VEC_DIRTY | VV_SLOT_REC_DIRTY)) != 0;
+  pthread_rwlock_unlock(&db->lock);
+  return dirty;
+}
+
 int vv_db_refresh(vv_db *old, const char *dir, const vv_load_opts *o, vv_session_progress_fn progress, void *ctx,
                   vv_db **out, vv_load_stats *stats, vv_error *err) {
   *out = NULL;
   vv_load_opts none = {0};
   if (!old) return VV_E_INVALID;
+  if (err) err->message[0] = '\0';
+  /* The new generation replaces this database's contents: never silently
+   * drop what the caller added, changed or deleted. */
+  if (has_unsaved(old)) {
+    if (err)
+      snprintf(err->message, sizeof err->message,
+               "refresh() would drop changes this database has not saved: save() them first, or load() the session "
+               "anew to discard them");
+    return VV_E_INVALID;
+  }
   /* The secrets are read under the save mutex, as a save reads them. */
   pthread_mutex_lock(&old->save_mu);
   int rc = load_impl(dir, o ? o : &none, old, progress, ctx, out, stats, err);
