@@ -177,21 +177,31 @@ async function run(o) {
       for (const x of targets) out.open[x.name].push(await t.openAndQuery(VectorDB, x.target(), key, queries, K));
     }
 
-    // 2. Requests and bytes per lazy query: timed on the bare target, counted through FaultStorage.
+    // 2. Requests and bytes per lazy query: timed on the bare target, counted
+    // through FaultStorage. 1 MiB holds fewer than the chunks' page tables at
+    // 100K (about 117 KiB each), so they are read again and again; 4 MiB
+    // holds them but few pages. Then warm at the default cache.
     log('requests and bytes per lazy query');
+    const passes = [...o.coldList.map((mb) => ({ label: `${mb} MiB, cold`, opts: { cacheSizeMb: mb } })), { label: 'default, warm', opts: { warm: true } }];
     out.io = {};
     for (const x of targets) {
       const io = {};
-      io.cold = await t.perQueryIo(VectorDB, x.target(), null, key, queries, K, { cacheSizeMb: 1 });
-      io.warm = await t.perQueryIo(VectorDB, x.target(), null, key, queries, K, { warm: true });
-      const c = x.counted();
-      if (c) {
-        io.coldCounted = await t.perQueryIo(VectorDB, c, c, key, queries, K, { cacheSizeMb: 1 });
-        io.warmCounted = await t.perQueryIo(VectorDB, c, c, key, queries, K, { warm: true });
+      for (const ps of passes) {
+        const c = x.counted();
+        io[ps.label] = {
+          bare: await t.perQueryIo(VectorDB, x.target(), null, key, queries, K, ps.opts),
+          counted: c ? await t.perQueryIo(VectorDB, c, c, key, queries, K, ps.opts) : null,
+        };
       }
       out.io[x.name] = io;
-      log(`  ${x.name}: ${io.cold.msMean.toFixed(2)} ms a cold query`);
+      log(`  ${x.name}: ${io[passes[0].label].bare.msMean.toFixed(2)} ms a cold query`);
     }
+    // A store with a real store's latency: MemoryStorage behind a fixed delay per read.
+    const delayed = new FaultStorage(memCounted.inner, { faults: (call) => (call.op === 'read' && call.range ? { kind: 'delay', ms: o.latencyMs } : undefined) });
+    const latQueries = queries.slice(0, o.latencyQueries);
+    out.latency = { ms: o.latencyMs, cacheSizeMb: o.coldList.at(-1), queries: latQueries.length,
+      ...(await t.perQueryIo(VectorDB, delayed, delayed, key, latQueries, K, { cacheSizeMb: o.coldList.at(-1) })) };
+    delete out.latency.ids;
 
     // 4. One round trip: getAsync at a 1 MiB cache, and reads from JavaScript alone.
     log('round trips');
@@ -260,20 +270,25 @@ function summarize(r) {
   const ref = r.open[dirName][0].ids;
   const differing = {};
   for (const [name, reps] of Object.entries(r.open)) {
-    const lists = [...reps.map((x) => x.ids), r.io[name].cold.ids, r.io[name].warm.ids];
+    const lists = [...reps.map((x) => x.ids), ...Object.values(r.io[name]).map((p) => p.bare.ids)];
     differing[name] = lists.reduce((s, ids) => s + ids.filter((v, i) => v !== ref[i]).length, 0);
   }
-  const dirCold = r.io[dirName].cold;
-  const mem = r.io.MemoryStorage;
-  const reqMem = mem.coldCounted.requestsPerQuery;
+  // Per request, from cold queries: (target - directory) / requests, at each cold cache.
+  const fromQueries = {};
+  for (const label of Object.keys(r.io[dirName]).filter((l) => l.endsWith('cold'))) {
+    const d0 = r.io[dirName][label].bare;
+    const per = (name, field) => (r.io[name][label].bare[field] - d0[field]) / r.io[name][label].counted.requestsPerQuery;
+    fromQueries[label] = {
+      bridgeMs: per('MemoryStorage', 'msMean'), bridgeCpuMs: per('MemoryStorage', 'cpuMsPerQuery'),
+      dirStorageMs: per('DirStorage', 'msMean'), s3Ms: per('S3Storage (s3rver)', 'msMean'), s3CpuMs: per('S3Storage (s3rver)', 'cpuMsPerQuery'),
+    };
+  }
+  const last = Object.values(fromQueries).at(-1);
   const gDir = r.gets[dirName];
   const rt = {
-    // per request, from a cold query: (MemoryStorage - directory) / requests
-    bridgeFromQueryMs: (mem.cold.msMean - dirCold.msMean) / reqMem,
-    bridgeCpuFromQueryMs: (mem.cold.cpuMsPerQuery - dirCold.cpuMsPerQuery) / reqMem,
-    dirStorageFromQueryMs: (r.io.DirStorage.cold.msMean - dirCold.msMean) / r.io.DirStorage.coldCounted.requestsPerQuery,
-    s3FromQueryMs: (r.io['S3Storage (s3rver)'].cold.msMean - dirCold.msMean) / r.io['S3Storage (s3rver)'].coldCounted.requestsPerQuery,
-    s3CpuFromQueryMs: (r.io['S3Storage (s3rver)'].cold.cpuMsPerQuery - dirCold.cpuMsPerQuery) / r.io['S3Storage (s3rver)'].coldCounted.requestsPerQuery,
+    fromQueries,
+    bridgeCpuFromQueryMs: last.bridgeCpuMs,
+    s3CpuFromQueryMs: last.s3CpuMs,
     // per request, one at a time: getAsync minus the directory's
     // (medians: a few calls that meet a GC or a page-table decode would dominate a mean)
     bridgeFromGetMs: (r.gets.MemoryStorage.msP50 - gDir.msP50) / r.gets.MemoryStorage.requestsPerCall,
@@ -315,12 +330,15 @@ function print(r) {
   console.log(`\n2. Requests and bytes per lazy query (budget: rerank ${r.budget.rerank} pages, ${f(r.budget.kib, 0)} KiB)`);
   const rows = [];
   for (const [name, io] of Object.entries(r.io)) {
-    for (const [label, bare, cnt] of [['1 MiB, cold', io.cold, io.coldCounted], ['default, warm', io.warm, io.warmCounted]]) {
-      const c = cnt || bare;
-      rows.push([name, label, f(c.requestsPerQuery, 1), f(c.kibPerQuery, 0), f(bare.missesPerQuery, 1), cnt ? `${f(cnt.inflightMean, 1)} / ${cnt.inflightPeak}` : '-', f(bare.msMean, 2), f(bare.msP95, 2)]);
+    for (const [label, { bare, counted }] of Object.entries(io)) {
+      const c = counted || bare;
+      rows.push([name, label, f(c.requestsPerQuery, 1), f(c.kibPerQuery, 0), f(bare.missesPerQuery, 1), counted ? `${f(counted.inflightMean, 1)} / ${counted.inflightPeak}` : '-', f(bare.msMean, 2), f(bare.msP95, 2)]);
     }
   }
+  const L = r.latency;
+  rows.push([`MemoryStorage + ${L.ms} ms a read`, `${L.cacheSizeMb} MiB, cold`, f(L.requestsPerQuery, 1), f(L.kibPerQuery, 0), f(L.missesPerQuery, 1), `${f(L.inflightMean, 1)} / ${L.inflightPeak}`, f(L.msMean, 1), f(L.msP95, 1)]);
   table(['target', 'cache', 'requests/query', 'KiB/query', 'misses/query', 'reads in flight mean/peak', 'ms mean', 'ms p95'], rows);
+  console.log(`(the last row: ${L.queries} queries; ${f(L.msMean / L.ms, 1)} read latencies a query)`);
 
   console.log('\n3. Saves (MB/s over bytes written; objects/s over object writes, the manifest included)');
   table(['target', 'uploads in flight', 'kind', 's', 'MB/s', 'objects', 'objects/s', 'MB written'],
@@ -330,12 +348,13 @@ function print(r) {
 
   const rt = s.rt;
   console.log('\n4. One JavaScript round trip, per storage request (ms)');
-  table(['measure', 'from cold queries (means)', 'from getAsync, one at a time (p50)'], [
-    ['bridge: MemoryStorage - directory', f(rt.bridgeFromQueryMs, 4), f(rt.bridgeFromGetMs, 4)],
-    ['DirStorage - directory', f(rt.dirStorageFromQueryMs, 4), f(rt.dirStorageFromGetMs, 4)],
-    ['S3Storage on s3rver - directory', f(rt.s3FromQueryMs, 4), f(rt.s3FromGetMs, 4)],
+  const fq = Object.entries(rt.fromQueries);
+  table(['measure', ...fq.map(([label]) => `from queries, ${label} (means)`), 'from getAsync, one at a time (p50)'], [
+    ['bridge: MemoryStorage - directory', ...fq.map(([, x]) => f(x.bridgeMs, 4)), f(rt.bridgeFromGetMs, 4)],
+    ['DirStorage - directory', ...fq.map(([, x]) => f(x.dirStorageMs, 4)), f(rt.dirStorageFromGetMs, 4)],
+    ['S3Storage on s3rver - directory', ...fq.map(([, x]) => f(x.s3Ms, 4)), f(rt.s3FromGetMs, 4)],
   ]);
-  console.log(`CPU of this process per request, from cold queries: bridge ${f(rt.bridgeCpuFromQueryMs, 4)} ms, S3Storage ${f(rt.s3CpuFromQueryMs, 4)} ms (SDK + HTTP + bridge)`);
+  console.log(`CPU of this process per request, from cold queries at ${fq.at(-1)[0]}: bridge ${f(rt.bridgeCpuFromQueryMs, 4)} ms, S3Storage ${f(rt.s3CpuFromQueryMs, 4)} ms (SDK + HTTP + bridge)`);
   console.log('From JavaScript alone, no engine, 4 KiB ranged reads one at a time (p50 ms; CPU ms of this process per read):');
   table(['reader', 'ms', 'CPU ms'], [
     ['MemoryStorage.read', f(rt.memDirectMs, 4), f(r.direct.MemoryStorage.cpuMsPerRead, 4)],
@@ -357,15 +376,24 @@ const HELP = `node bench/storage.js [options]      (or: npm run bench -- storage
   --gets N       getAsync calls and direct reads of the round-trip measures (default 300)
   --repeats N    opens per target, interleaved; medians (default 3)
   --uploads LIST uploadsInFlight values of the full saves (default 1,4,8,16; 8 is always run)
+  --cold-cache-mb LIST  caches of the cold passes (default 1,4)
+  --latency-ms MS       the delay per read of the simulated remote store (MemoryStorage behind
+                        FaultStorage's delay; default 20), at the last cold cache
+  --latency-queries N   queries of that pass (default 20)
   --out FILE     JSON (default ~/.cache/vecvault-bench/storage-results.json)
   --print FILE   print the tables of a JSON report again, measuring nothing
 s3rver runs in a child process on 127.0.0.1 at a random port, in a temporary directory, for the run only.`;
 
 function parseArgs(argv) {
-  const o = { n: '100000', queries: '200', gets: '300', repeats: '3', uploads: '1,4,8,16' };
-  parseOptions('storage.js', argv, o, { '--n': 'n', '--queries': 'queries', '--gets': 'gets', '--repeats': 'repeats', '--uploads': 'uploads', '--out': 'out', '--print': 'print' },
-    {}, ['n', 'queries', 'gets', 'repeats']);
-  for (const k of ['n', 'queries', 'gets', 'repeats']) o[k] = Math.round(o[k]);
+  const o = { n: '100000', queries: '200', gets: '300', repeats: '3', uploads: '1,4,8,16', coldCacheMb: '1,4', latencyMs: '20', latencyQueries: '20' };
+  parseOptions('storage.js', argv, o, {
+    '--n': 'n', '--queries': 'queries', '--gets': 'gets', '--repeats': 'repeats', '--uploads': 'uploads', '--cold-cache-mb': 'coldCacheMb',
+    '--latency-ms': 'latencyMs', '--latency-queries': 'latencyQueries', '--out': 'out', '--print': 'print',
+  }, {}, ['n', 'queries', 'gets', 'repeats', 'latencyMs', 'latencyQueries']);
+  for (const k of ['n', 'queries', 'gets', 'repeats', 'latencyQueries']) o[k] = Math.round(o[k]);
+  o.coldList = String(o.coldCacheMb).split(',').map(Number);
+  if (!o.coldList.every((mb) => mb > 0)) throw new RangeError('storage.js: --cold-cache-mb must be positive numbers');
+  o.latencyQueries = Math.min(o.latencyQueries, o.queries);
   o.uploadList = String(o.uploads).split(',').map(Number);
   if (!o.uploadList.every((u) => Number.isInteger(u) && u >= 1 && u <= 64)) throw new RangeError('storage.js: --uploads must be integers in 1..64');
   if (!o.uploadList.includes(8)) o.uploadList.push(8);
@@ -381,7 +409,7 @@ async function main(argv) {
   const r = await run(o);
   r.summary = summarize(r);
   for (const x of Object.values(r.open)) for (const rep of x) delete rep.ids; // compared already; the JSON stays small
-  for (const io of Object.values(r.io)) for (const v of Object.values(io)) delete v.ids;
+  for (const io of Object.values(r.io)) for (const p of Object.values(io)) for (const v of Object.values(p)) if (v) delete v.ids;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify(r, null, 2) + '\n');
   print(r);
