@@ -5,7 +5,7 @@
 // bridge with no I/O) and S3Storage on s3rver (a real S3 API server, started
 // here on 127.0.0.1 and stopped at the end). It measures
 //   1. open and first query (lazy, default cache) and warm query times;
-//   2. requests and bytes per lazy query, at a 1 MiB cache and warm at the
+//   2. requests and bytes per lazy query, at 1 and 4 MiB caches and warm at the
 //      default, against the page budget;
 //   3. save throughput with 1, 4, 8 and 16 uploads in flight, and an
 //      incremental save after 1% of the vectors changed;
@@ -81,6 +81,7 @@ async function sourceSession(VectorDB, n) {
     log(`  ${e}/${n} added (${(now() - t0).toFixed(0)} s)`);
   }
   const tmp = `${dir}.tmp-${process.pid}`;
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
   fs.rmSync(tmp, { recursive: true, force: true });
   await db.save(tmp);
   db.close();
@@ -119,15 +120,103 @@ function requireDevDependencies() {
   }
 }
 
+// 3a. Full saves into fresh stores by uploads in flight, the directory path
+// as reference. The saves with 8 (the default) come last and are kept: they
+// are the targets the later steps read.
+async function fullSaves(cx) {
+  const { db, o, out, lib } = cx;
+  out.saves = [{ target: 'directory path', uploadsInFlight: null, ...(await t.timedSave(db, cx.dirPath)) }];
+  const order = [...o.uploadList.filter((u) => u !== 8), 8];
+  const kept = {};
+  for (const [name, make] of [['MemoryStorage', () => new lib.MemoryStorage()], ['S3Storage (s3rver)', (u) => cx.s3At(`save-${u}/`)]]) {
+    for (const u of order) {
+      const target = new lib.FaultStorage(make(u));
+      out.saves.push({ target: name, uploadsInFlight: u, ...(await t.timedSave(db, target, { uploadsInFlight: u })) });
+      log(`  ${name}, ${u} in flight: ${out.saves.at(-1).sec.toFixed(2)} s`);
+      if (u === 8) kept[name] = target;
+    }
+  }
+  return kept;
+}
+
+// 2. Requests and bytes per lazy query: timed on the bare target, counted
+// through FaultStorage. At 100K a 1 MiB cache holds fewer than the chunks'
+// page tables (about 117 KiB each), so they are read again and again; 4 MiB
+// holds them but few pages. Then warm at the default cache. Last, a store
+// with a real store's latency: MemoryStorage behind a fixed delay per read.
+async function perQuery(cx) {
+  const { o, out, key, queries, lib } = cx;
+  const passes = [...o.coldList.map((mb) => ({ label: `${mb} MiB, cold`, opts: { cacheSizeMb: mb } })), { label: 'default, warm', opts: { warm: true } }];
+  out.io = {};
+  for (const x of cx.targets) {
+    const io = {};
+    for (const ps of passes) {
+      const c = x.counted();
+      io[ps.label] = {
+        bare: await t.perQueryIo(lib.VectorDB, x.target(), null, key, queries, K, ps.opts),
+        counted: c ? await t.perQueryIo(lib.VectorDB, c, c, key, queries, K, ps.opts) : null,
+      };
+    }
+    out.io[x.name] = io;
+    log(`  ${x.name}: ${io[passes[0].label].bare.msMean.toFixed(2)} ms a cold query`);
+  }
+  const delayed = new lib.FaultStorage(cx.memory.inner, { faults: (call) => (call.op === 'read' && call.range ? { kind: 'delay', ms: o.latencyMs } : undefined) });
+  const latQueries = queries.slice(0, o.latencyQueries);
+  const cacheSizeMb = o.coldList.at(-1);
+  out.latency = { ms: o.latencyMs, cacheSizeMb, queries: latQueries.length, ...(await t.perQueryIo(lib.VectorDB, delayed, delayed, key, latQueries, K, { cacheSizeMb })) };
+  delete out.latency.ids;
+}
+
+// 4. One round trip: getAsync at the last cold cache, and reads from JavaScript alone.
+async function roundTrips(cx) {
+  const { o, out, key, lib } = cx;
+  const ids = Array.from({ length: o.gets }, (_, i) => String((i * 7919 + 13) % cx.n));
+  out.gets = {};
+  for (const x of cx.targets) {
+    const c = x.counted();
+    out.gets[x.name] = await t.getRoundTrips(lib.VectorDB, c || x.target(), c, key, ids, o.coldList.at(-1));
+  }
+  out.direct = {};
+  for (const x of cx.targets.slice(1)) {
+    // Each save encrypts afresh, so every store holds objects of its own names.
+    const st = x.target();
+    const big = (await st.list('objects/')).sort((a, b) => b.size - a.size)[0];
+    out.direct[x.name] = await t.directReads(st, big.name, big.size, o.gets);
+    if (x.name.startsWith('S3Storage')) out.direct['plain HTTP GET (s3rver)'] = await t.rawHttpReads(`${cx.s3.endpoint}/${cx.bucket}/save-8/${big.name}`, big.size, o.gets);
+  }
+}
+
+// 3b. Saves after 1% of the vectors changed, each into the target the
+// database saved to last (what makes a save incremental). On S3 a reader
+// opened before the save then refreshes.
+async function incrementalSaves(cx) {
+  const { db, out, key, lib, n } = cx;
+  out.incremental = [];
+  const reader = new lib.FaultStorage(cx.s3Kept.inner);
+  const rdb = await lib.VectorDB.load(reader, { key, lazy: true });
+  for (const q of cx.queries) await rdb.searchAsync(q, K);
+  out.incremental.push({ target: 'S3Storage (s3rver)', changed: changeOnePercent(db, n, 37), ...(await t.timedSave(db, cx.s3Kept)) });
+  reader.resetCounts();
+  const t0 = now();
+  const rr = await rdb.refresh();
+  out.refresh = { ms: (now() - t0) * 1e3, ...rr, requests: reader.counts.read + reader.counts.readManifest, kib: reader.counts.readBytes / 1024 };
+  rdb.close();
+  const mem2 = new lib.FaultStorage(new lib.MemoryStorage());
+  await db.save(mem2);
+  out.incremental.push({ target: 'MemoryStorage', changed: changeOnePercent(db, n, 53), ...(await t.timedSave(db, mem2)) });
+  const dir2 = path.join(cx.runDir, 'dir2');
+  await db.save(dir2);
+  out.incremental.push({ target: 'directory path', changed: changeOnePercent(db, n, 71), ...(await t.timedSave(db, dir2)) });
+}
+
 async function run(o) {
   requireDevDependencies();
-  const { VectorDB, MemoryStorage, DirStorage, FaultStorage } = require(VECVAULT_MODULE);
+  const lib = require(VECVAULT_MODULE);
   const { S3Storage } = require(path.join(VECVAULT_MODULE, 's3'));
   const key = ds.KEY;
   fs.mkdirSync(WORK, { recursive: true });
-  const src = await sourceSession(VectorDB, o.n);
-  const info = await VectorDB.inspect(src.dir);
-  const queries = makeQueries(o.n, o.queries);
+  const src = await sourceSession(lib.VectorDB, o.n);
+  const info = await lib.VectorDB.inspect(src.dir);
   const rerank = Math.max(4 * K, 2 * info.hnsw.efSearch);
   const out = {
     bench: 'storage', started: new Date().toISOString(), machine: machineInfo(),
@@ -135,115 +224,43 @@ async function run(o) {
     options: o, session: { ...src, n: info.totalVectors, dim: info.dimension, bytes: info.bytes, chunks: info.chunkCount, indexSegments: info.indexSegmentCount, hnsw: info.hnsw },
     budget: { rerank, pages: rerank, kib: (rerank * PAGE_BYTES) / 1024 },
   };
-  const runDir = path.join(WORK, 'tmp', `run-${process.pid}`);
   const cpu0 = cpuSnapshot();
   log(`session: ${info.totalVectors} x ${info.dimension}, ${(info.bytes / 1e6).toFixed(0)} MB, format ${info.version} (${src.dir})`);
-  let t0 = now();
-  const db = await VectorDB.load(src.dir, { key, lazy: false });
+  const t0 = now();
+  const db = await lib.VectorDB.load(src.dir, { key, lazy: false });
   log(`loaded into memory in ${(now() - t0).toFixed(1)} s`);
+  const runDir = path.join(WORK, 'tmp', `run-${process.pid}`);
+  fs.mkdirSync(runDir, { recursive: true });
   const s3 = await startS3();
   try {
     const bucket = await s3.makeBucket('vecvault-bench');
-    const s3At = (prefix) => new S3Storage({ client: s3.client, bucket, prefix });
-
-    // 3a. Full saves (they also make the targets the later steps read).
+    const cx = {
+      lib, o, out, db, key, n: info.totalVectors, queries: makeQueries(o.n, o.queries), runDir, s3, bucket,
+      dirPath: path.join(runDir, 'dir'), s3At: (prefix) => new S3Storage({ client: s3.client, bucket, prefix }),
+    };
     log('full saves');
-    fs.mkdirSync(runDir, { recursive: true });
-    const dirPath = path.join(runDir, 'dir');
-    out.saves = [{ target: 'directory path', uploadsInFlight: null, ...(await t.timedSave(db, dirPath)) }];
-    const order = [...o.uploadList.filter((u) => u !== 8), 8]; // 8, the default, last: its targets are kept
-    let memCounted, s3Counted;
-    for (const [name, make] of [['MemoryStorage', () => new MemoryStorage()], ['S3Storage (s3rver)', (u) => s3At(`save-${u}/`)]]) {
-      for (const u of order) {
-        const target = new FaultStorage(make(u));
-        out.saves.push({ target: name, uploadsInFlight: u, ...(await t.timedSave(db, target, { uploadsInFlight: u })) });
-        log(`  ${name}, ${u} in flight: ${out.saves.at(-1).sec.toFixed(2)} s`);
-        if (u === 8) { if (name === 'MemoryStorage') memCounted = target; else s3Counted = target; }
-      }
-    }
-
-    const targets = [
-      { name: 'directory path', target: () => dirPath, counted: () => null },
-      { name: 'DirStorage', target: () => new DirStorage(dirPath) },
-      { name: 'MemoryStorage', target: () => memCounted.inner },
-      { name: 'S3Storage (s3rver)', target: () => s3Counted.inner },
+    const kept = await fullSaves(cx);
+    cx.memory = kept.MemoryStorage;
+    cx.s3Kept = kept['S3Storage (s3rver)'];
+    cx.targets = [
+      { name: 'directory path', target: () => cx.dirPath, counted: () => null },
+      { name: 'DirStorage', target: () => new lib.DirStorage(cx.dirPath) },
+      { name: 'MemoryStorage', target: () => cx.memory.inner },
+      { name: 'S3Storage (s3rver)', target: () => cx.s3Kept.inner },
     ];
-    for (const x of targets) if (!x.counted) x.counted = () => new FaultStorage(x.target());
+    for (const x of cx.targets) if (!x.counted) x.counted = () => new lib.FaultStorage(x.target());
 
-    // 1. Open and first query, repeats interleaved.
-    log('open and first query');
-    out.open = Object.fromEntries(targets.map((x) => [x.name, []]));
+    log('open and first query'); // 1. repeats interleaved
+    out.open = Object.fromEntries(cx.targets.map((x) => [x.name, []]));
     for (let r = 0; r < o.repeats; r++) {
-      for (const x of targets) out.open[x.name].push(await t.openAndQuery(VectorDB, x.target(), key, queries, K));
+      for (const x of cx.targets) out.open[x.name].push(await t.openAndQuery(lib.VectorDB, x.target(), key, cx.queries, K));
     }
-
-    // 2. Requests and bytes per lazy query: timed on the bare target, counted
-    // through FaultStorage. 1 MiB holds fewer than the chunks' page tables at
-    // 100K (about 117 KiB each), so they are read again and again; 4 MiB
-    // holds them but few pages. Then warm at the default cache.
     log('requests and bytes per lazy query');
-    const passes = [...o.coldList.map((mb) => ({ label: `${mb} MiB, cold`, opts: { cacheSizeMb: mb } })), { label: 'default, warm', opts: { warm: true } }];
-    out.io = {};
-    for (const x of targets) {
-      const io = {};
-      for (const ps of passes) {
-        const c = x.counted();
-        io[ps.label] = {
-          bare: await t.perQueryIo(VectorDB, x.target(), null, key, queries, K, ps.opts),
-          counted: c ? await t.perQueryIo(VectorDB, c, c, key, queries, K, ps.opts) : null,
-        };
-      }
-      out.io[x.name] = io;
-      log(`  ${x.name}: ${io[passes[0].label].bare.msMean.toFixed(2)} ms a cold query`);
-    }
-    // A store with a real store's latency: MemoryStorage behind a fixed delay per read.
-    const delayed = new FaultStorage(memCounted.inner, { faults: (call) => (call.op === 'read' && call.range ? { kind: 'delay', ms: o.latencyMs } : undefined) });
-    const latQueries = queries.slice(0, o.latencyQueries);
-    out.latency = { ms: o.latencyMs, cacheSizeMb: o.coldList.at(-1), queries: latQueries.length,
-      ...(await t.perQueryIo(VectorDB, delayed, delayed, key, latQueries, K, { cacheSizeMb: o.coldList.at(-1) })) };
-    delete out.latency.ids;
-
-    // 4. One round trip: getAsync at a 1 MiB cache, and reads from JavaScript alone.
+    await perQuery(cx);
     log('round trips');
-    const n = info.totalVectors;
-    const ids = Array.from({ length: o.gets }, (_, i) => String((i * 7919 + 13) % n));
-    out.gets = {};
-    for (const x of targets) {
-      const c = x.counted();
-      out.gets[x.name] = await t.getRoundTrips(VectorDB, c || x.target(), c, key, ids);
-    }
-    out.direct = {};
-    for (const x of targets.slice(1)) {
-      // Each save encrypts afresh, so every store holds objects of its own names.
-      const st = x.target();
-      const big = (await st.list('objects/')).sort((a, b) => b.size - a.size)[0];
-      out.direct[x.name] = await t.directReads(st, big.name, big.size, o.gets);
-      if (x.name.startsWith('S3Storage')) out.direct['plain HTTP GET (s3rver)'] = await t.rawHttpReads(`${s3.endpoint}/${bucket}/save-8/${big.name}`, big.size, o.gets);
-    }
-
-    // 3b. Incremental saves after 1% of the vectors changed, each into the
-    // target the database saved to last (what makes a save incremental).
-    // On S3 a reader opened before the save then refreshes.
+    await roundTrips(cx);
     log('incremental saves');
-    out.incremental = [];
-    const reader = new FaultStorage(s3Counted.inner);
-    const rdb = await VectorDB.load(reader, { key, lazy: true });
-    for (const q of queries) await rdb.searchAsync(q, K);
-    let changed = changeOnePercent(db, n, 37);
-    out.incremental.push({ target: 'S3Storage (s3rver)', changed, ...(await t.timedSave(db, s3Counted)) });
-    reader.resetCounts();
-    t0 = now();
-    const rr = await rdb.refresh();
-    out.refresh = { ms: (now() - t0) * 1e3, ...rr, requests: reader.counts.read + reader.counts.readManifest, kib: reader.counts.readBytes / 1024 };
-    rdb.close();
-    const mem2 = new FaultStorage(new MemoryStorage());
-    await db.save(mem2);
-    changed = changeOnePercent(db, n, 53);
-    out.incremental.push({ target: 'MemoryStorage', changed, ...(await t.timedSave(db, mem2)) });
-    const dir2 = path.join(runDir, 'dir2');
-    await db.save(dir2);
-    changed = changeOnePercent(db, n, 71);
-    out.incremental.push({ target: 'directory path', changed, ...(await t.timedSave(db, dir2)) });
+    await incrementalSaves(cx);
   } finally {
     db.close();
     await s3.close();

@@ -128,12 +128,12 @@ async function perQueryIo(VectorDB, target, counted, key, queries, k, { cacheSiz
 
 /*
  * 4. The round trip alone: getAsync of ids spread over the session on a
- * lazy load with a 1 MiB cache, one at a time, so nearly every call reads
- * one page through the storage and nothing overlaps it. `counted` (if any)
- * says how many requests that took.
+ * lazy load with a small cache (one that holds the page tables), one at a
+ * time, so nearly every call reads one page through the storage and nothing
+ * overlaps it. `counted` (if any) says how many requests that took.
  */
-async function getRoundTrips(VectorDB, target, counted, key, ids) {
-  const db = await VectorDB.load(counted || target, { key, lazy: true, cacheSizeMb: 1 });
+async function getRoundTrips(VectorDB, target, counted, key, ids, cacheSizeMb) {
+  const db = await VectorDB.load(counted || target, { key, lazy: true, cacheSizeMb });
   try {
     // Warm-up: every chunk's page table, and the code paths.
     for (const id of ids.slice(0, 20)) await db.getAsync(id);
