@@ -16,6 +16,21 @@ function quantile(xs, q) {
   const s = sorted(xs);
   return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
 }
+// A full collection before a timed step, when this process may ask for one:
+// garbage of the step before (hundreds of MB of object copies) must not be
+// collected inside a measurement of microseconds.
+let gcFn = null;
+function collectGarbage() {
+  if (gcFn === null) {
+    try {
+      require('v8').setFlagsFromString('--expose-gc');
+      gcFn = require('vm').runInNewContext('gc');
+    } catch {
+      gcFn = () => {};
+    }
+  }
+  gcFn();
+}
 const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 const median = (xs) => quantile(xs, 0.5);
 
@@ -71,6 +86,7 @@ async function openAndQuery(VectorDB, target, key, queries, k) {
   const firstMs = (now() - t1) * 1e3;
   try {
     await pass(db, queries, k);
+    collectGarbage();
     const cpu0 = process.cpuUsage();
     const warm = await pass(db, queries, k);
     const cpu = process.cpuUsage(cpu0);
@@ -95,6 +111,7 @@ async function perQueryIo(VectorDB, target, counted, key, queries, k, { cacheSiz
   const db = await VectorDB.load(tracked || target, { key, lazy: true, ...(cacheSizeMb ? { cacheSizeMb } : {}) });
   try {
     if (warm) await pass(db, queries, k);
+    collectGarbage();
     const s0 = db.cacheStats();
     const c0 = counted ? { ...counted.counts } : null;
     if (tracked) Object.assign(tracked.stats, { peak: 0, sum: 0, reads: 0 });
@@ -137,6 +154,7 @@ async function getRoundTrips(VectorDB, target, counted, key, ids, cacheSizeMb) {
   try {
     // Warm-up: every chunk's page table, and the code paths.
     for (const id of ids.slice(0, 20)) await db.getAsync(id);
+    collectGarbage();
     const s0 = db.cacheStats();
     const c0 = counted ? counted.counts.read : 0;
     const ms = [];
@@ -159,19 +177,39 @@ async function getRoundTrips(VectorDB, target, counted, key, ids, cacheSizeMb) {
   }
 }
 
-/* A storage read from JavaScript, no engine: `reads` 4 KiB ranges of `name`, one at a time. */
-async function directReads(storage, name, size, reads) {
+/*
+ * `reads` calls of `readAt(offset)` (4 KiB at spread offsets in an object of
+ * `size` bytes), one at a time, in 5 rounds after a GC: ms per read, and
+ * this process's CPU per read as the median of the rounds' (a collection of
+ * an earlier step's garbage lands in one round, not in the figure).
+ */
+async function timedReads(readAt, size, reads) {
+  collectGarbage();
   const ms = [];
-  const cpu0 = process.cpuUsage();
-  for (let i = 0; i < reads; i++) {
-    const offset = Math.floor(((i * 2654435761) % 1e9) / 1e9 * Math.max(1, size - 4096));
-    const t = now();
-    const got = await storage.read(name, { offset, length: 4096 });
-    ms.push((now() - t) * 1e3);
-    if (!got || got.length !== 4096) throw new Error(`read ${name} at ${offset} returned ${got ? got.length : null} bytes`);
+  const cpuPerRead = [];
+  const rounds = 5;
+  for (let r = 0, i = 0; r < rounds; r++) {
+    const cpu0 = process.cpuUsage();
+    const end = Math.round(((r + 1) * reads) / rounds);
+    const start = i;
+    for (; i < end; i++) {
+      const offset = Math.floor((((i * 2654435761) % 1e9) / 1e9) * Math.max(1, size - 4096));
+      const t = now();
+      await readAt(offset);
+      ms.push((now() - t) * 1e3);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    if (i > start) cpuPerRead.push((cpu.user + cpu.system) / 1e3 / (i - start));
   }
-  const cpu = process.cpuUsage(cpu0);
-  return { reads, msMean: mean(ms), msP50: median(ms), cpuMsPerRead: (cpu.user + cpu.system) / 1e3 / reads };
+  return { reads, msMean: mean(ms), msP50: median(ms), cpuMsPerRead: median(cpuPerRead) };
+}
+
+/* A storage read from JavaScript, no engine. */
+function directReads(storage, name, size, reads) {
+  return timedReads(async (offset) => {
+    const got = await storage.read(name, { offset, length: 4096 });
+    if (!got || got.length !== 4096) throw new Error(`read ${name} at ${offset} returned ${got ? got.length : null} bytes`);
+  }, size, reads);
 }
 
 /*
@@ -189,18 +227,9 @@ async function rawHttpReads(url, size, reads) {
       res.on('end', () => (res.statusCode === 206 && n === 4096 ? resolve() : reject(new Error(`GET ${url}: ${res.statusCode}, ${n} bytes`))));
     }).on('error', reject);
   });
-  const ms = [];
   try {
     await get(0);
-    const cpu0 = process.cpuUsage();
-    for (let i = 0; i < reads; i++) {
-      const offset = Math.floor(((i * 2654435761) % 1e9) / 1e9 * Math.max(1, size - 4096));
-      const t = now();
-      await get(offset);
-      ms.push((now() - t) * 1e3);
-    }
-    const cpu = process.cpuUsage(cpu0);
-    return { reads, msMean: mean(ms), msP50: median(ms), cpuMsPerRead: (cpu.user + cpu.system) / 1e3 / reads };
+    return await timedReads(get, size, reads);
   } finally {
     agent.destroy();
   }
