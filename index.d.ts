@@ -642,8 +642,12 @@ export declare class VectorDB<M = unknown> {
 
   /**
    * Adopt the newest generation of the session this database was loaded
-   * from or last saved to. A lazy session reads the new manifest and index,
-   * and keeps its cached pages of the chunks both generations share.
+   * from or last saved to. A lazy session whose new generation only adds
+   * delta index segments reads just those and the manifest, in place;
+   * otherwise it reads the new index whole, keeping its cached pages of the
+   * chunks both generations share (docs/STORAGE.md).
+   * @throws {VecvaultError} (rejects) `ERR_INVALID_ARGUMENT` if the database holds unsaved changes or never
+   *   saved or loaded a session; `ERR_LOCKED` if a refresh is already running; the load errors.
    */
   refresh(options?: AddBatchAsyncOptions): Promise<{ generation: number; changed: boolean }>;
 

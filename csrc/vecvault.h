@@ -272,6 +272,7 @@ typedef struct vv_load_stats {
   uint64_t index_segments;
   uint64_t bytes_read;
   int lazy;                 /* 1 if vectors stay in their chunks until needed */
+  int in_place;             /* vv_db_refresh: the database itself moved forward (no new one) */
 } vv_load_stats;
 
 /* Opens the session in `dir` and loads it completely into a new database
@@ -284,9 +285,14 @@ VV_NODISCARD int vv_db_load(const char *dir, const vv_load_opts *opts, vv_sessio
  * old's secrets open it, and it must be the same session, else
  * VV_E_WRONG_KEY), then, both being lazy, hands old's cached pages and
  * page tables of the chunks the two generations share to the new
- * database, so it reads only what changed. `old` stays usable (its cache
- * starts empty); free it when its users are done. VV_E_INVALID (nothing
- * read) if `old` holds changes no save has written: they would be lost. */
+ * database. `old` stays usable (its cache starts empty); free it when its
+ * users are done. When `old` is lazy and the new generation only adds
+ * delta index segments to old's, old itself moves forward instead, reading
+ * only the manifest and those segments (stats->in_place = 1, *out NULL);
+ * if that fails after it began to change `old`, every later call on `old`
+ * fails (VV_E_CHUNK_CORRUPT or VV_E_NOMEM) rather than answer from a mix of
+ * generations. VV_E_INVALID (nothing read) if `old` holds changes no save
+ * has written: they would be lost. */
 VV_NODISCARD int vv_db_refresh(vv_db *old, const char *dir, const vv_load_opts *opts, vv_session_progress_fn progress,
                                void *ctx, vv_db **out, vv_load_stats *stats, vv_error *err);
 

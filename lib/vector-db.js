@@ -66,6 +66,10 @@ function checkTransferEnd(v, what) {
   return resolveTarget(v, `the ${what}`).storage || resolveTarget(v, `the ${what}`).dir;
 }
 
+function refreshing(what) {
+  return new VecvaultError(`${what} while refresh() runs: its write would be lost with the generation being replaced; await refresh() first`, 'ERR_LOCKED');
+}
+
 function asyncRequired(what, instead) {
   return new VecvaultError(
     `${what} would wait for this session's storage, which is implemented in JavaScript and runs on this thread: use ${instead}`,
@@ -255,6 +259,8 @@ class VectorDB {
   #jsReads = false;
   /** The generation this database holds: loaded, refreshed to, or saved. */
   #generation = -1;
+  /** A refresh() is in flight: writes would be lost with the engine it replaces. */
+  #refreshing = false;
   /** Async calls in flight that may hold the engine's lock while they wait for JS storage. */
   #storageBusy = 0;
   /** Set by VectorDB.load: how the session was opened. */
@@ -318,6 +324,7 @@ class VectorDB {
   /** A synchronous write: refused while an async call may hold the lock it needs and wait for JS storage. */
   #openForWrite(what) {
     const n = this.#open();
+    if (this.#refreshing) throw refreshing(what);
     if (this.#jsReads && this.#storageBusy > 0) throw asyncRequired(what, `addBatchAsync(), or await the pending searchAsync(), getAsync(), preload(), refresh() or save() first`);
     return n;
   }
@@ -371,6 +378,7 @@ class VectorDB {
 
   async addBatchAsync(items, options) {
     const native = this.#open();
+    if (this.#refreshing) throw refreshing('addBatchAsync()');
     const { onProgress, signal } = parseAsyncOptions(options);
     if (signal && signal.aborted) throw abortError(signal);
     const p = this.#pack(items);
@@ -623,7 +631,11 @@ class VectorDB {
     const bytes = cacheBytes(lo.cacheSizeMb);
     const t = resolveTarget(target, 'the refresh source');
     const t0 = performance.now();
-    const job = await this.#busy(() =>
+    if (this.#refreshing) throw refreshing('refresh()');
+    this.#refreshing = true;
+    let job;
+    try {
+      job = await this.#busy(() =>
       withTarget(t, { retry: src.retry }, signal, (where) =>
         runJob(
           (report, abortFlag) => n.refreshAsync(where, null, null, lo.threads, lo.lazy ? 1 : 0, bytes, report, abortFlag, undefined, undefined),
@@ -632,17 +644,22 @@ class VectorDB {
           true
         )
       )
-    );
+      );
+    } finally {
+      this.#refreshing = false;
+    }
     const [engine, stats] = job.result;
     job.finish(stats.indexSegments + (stats.lazy ? 0 : stats.chunkCount), PHASES.indexOf(stats.lazy ? 'index' : 'chunks'), stats.bytesRead);
-    if (this.#closed) {
-      new native.NativeDB(engine).close(); // closed meanwhile: drop the new engine at once
-      throw closedError();
-    }
-    // Calls in flight finish on the old engine, which is freed after them.
-    const old = this.#native;
-    this.#native = new native.NativeDB(engine);
-    old.close();
+    if (engine !== null) {
+      if (this.#closed) {
+        new native.NativeDB(engine).close(); // closed meanwhile: drop the new engine at once
+        throw closedError();
+      }
+      // Calls in flight finish on the old engine, which is freed after them.
+      const old = this.#native;
+      this.#native = new native.NativeDB(engine);
+      old.close();
+    } // else the engine moved forward in place (new delta segments only)
     this.#jsReads = stats.lazy && t.storage !== null;
     this.#generation = stats.generation;
     this.loadStats = {

@@ -198,6 +198,79 @@ describe('33 sessions on every storage', function () {
       [w, r].forEach((d) => d.close());
     });
 
+    it('a lazy reader refreshed generation after generation answers exactly as a fresh load of each, reading only the new index', async () => {
+      const r0 = rng(91);
+      for (const storage of [new MemoryStorage(), tmpdir('refresh')]) {
+        const w = build(300, 92);
+        await w.save(storage, { gcGraceMs: 0 });
+        const reader = await VectorDB.load(storage, { key: KEY, cacheSizeMb: 0.05 });
+        const q = vectors(6, 93);
+        let next = 1000;
+        let inPlace = 0;
+        for (let g = 2; g <= 9; g++) {
+          // Adds, deletes, re-adds (upserts) and metadata changes: deltas, and now and then a new base.
+          const ops = g % 4 === 0 ? 60 : 6;
+          for (let i = 0; i < ops; i++) {
+            const op = r0();
+            const id = `id${Math.floor(r0() * 300)}`;
+            if (op < 0.4) w.add(`n${next++}`, vectors(1, next)[0], { g });
+            else if (op < 0.7) w.delete(id);
+            else w.add(id, vectors(1, 5000 + next++)[0], { g, upsert: true });
+          }
+          await w.save(storage, { gcGraceMs: 0 });
+          const fresh = await VectorDB.load(storage, { key: KEY, cacheSizeMb: 0.05 });
+          assert.deepEqual(await reader.refresh(), { generation: g, changed: true });
+          assert.equal(reader.size, fresh.size);
+          assert.equal(reader.loadStats.generation, g);
+          assert.ok(reader.loadStats.bytesRead <= fresh.loadStats.bytesRead);
+          inPlace += reader.loadStats.bytesRead < fresh.loadStats.bytesRead; // only the manifest and the new deltas
+          for (const v of q) {
+            const a = await reader.searchAsync(v, 10, { includeVector: true });
+            const b = await fresh.searchAsync(v, 10, { includeVector: true });
+            assert.deepEqual(a, b);
+          }
+          for (const id of ['id1', 'id150', 'id299', `n${next - 1}`]) assert.deepEqual(await reader.getAsync(id), await fresh.getAsync(id));
+          fresh.close();
+        }
+        assert.ok(inPlace >= 3, `${inPlace} refreshes read only the new delta segments`);
+        reader.close();
+        w.close();
+      }
+    });
+
+    it('refuses writes while it runs (they would be lost with the generation it replaces)', async () => {
+      const mem = new MemoryStorage();
+      const w = build(60, 85);
+      await w.save(mem);
+      let armed = false;
+      let held = 0;
+      let release;
+      const gate = new Promise((r) => (release = r));
+      const st = delegate(mem, {
+        read: async (n, range, o) => {
+          if (armed && n.startsWith('objects/')) {
+            held++;
+            await gate;
+          }
+          return mem.read(n, range, o);
+        },
+      });
+      const r = await VectorDB.load(st, { key: KEY, lazy: false });
+      w.add('w-new', vectors(1, 86)[0]);
+      await w.save(mem);
+      armed = true;
+      const pending = r.refresh();
+      while (held === 0) await new Promise((res) => setImmediate(res));
+      assert.throws(() => r.add('late', vectors(1, 87)[0]), { code: 'ERR_LOCKED' });
+      await assert.rejects(r.addBatchAsync([{ id: 'late', vector: vectors(1, 87)[0] }]), { code: 'ERR_LOCKED' });
+      await assert.rejects(r.refresh(), { code: 'ERR_LOCKED' });
+      release();
+      assert.deepEqual(await pending, { generation: 2, changed: true });
+      r.add('late', vectors(1, 87)[0]);
+      assert.ok(r.has('late') && r.has('w-new'));
+      [w, r].forEach((d) => d.close());
+    });
+
     it('needs a database that was loaded or saved', async () => {
       await assert.rejects(build(5, 84).refresh(), { code: 'ERR_INVALID_ARGUMENT' });
     });

@@ -347,9 +347,10 @@ int vv_db_preload_ex(vv_db *db, const uint64_t *seqs, size_t n, vv_progress_fn p
   *loaded = 0;
   if (!seqs && n) return VV_E_INVALID;
   pthread_rwlock_rdlock(&db->lock);
-  if (!db->lazy) {
+  if (!db->lazy || db->broken) {
+    int rc = db->broken;
     pthread_rwlock_unlock(&db->lock);
-    return VV_OK;
+    return rc;
   }
   uint64_t *all = NULL;
   size_t nall = 0;

@@ -277,7 +277,7 @@ int vv_db_add(vv_db *db, const vv_item *it) {
   int rc = check_item(db, it);
   if (rc) return rc;
   pthread_rwlock_wrlock(&db->lock);
-  rc = reserve(db, 1, 0);
+  rc = db->broken ? db->broken : reserve(db, 1, 0);
   uint32_t slot;
   if (!rc) rc = place(db, it, &slot);
   if (!rc && db->hnsw) {
@@ -353,7 +353,7 @@ int vv_db_add_batch(vv_db *db, const vv_item *items, size_t n, uint32_t threads,
   while (at < n) {
     size_t g = VV_MIN(group, n - at);
     pthread_rwlock_wrlock(&db->lock);
-    rc = add_group(db, items + at, g, threads, slots, &bc, at, n);
+    rc = db->broken ? db->broken : add_group(db, items + at, g, threads, slots, &bc, at, n);
     pthread_rwlock_unlock(&db->lock);
     if (rc) break;
     at += g;
@@ -372,13 +372,14 @@ int vv_db_delete(vv_db *db, const char *id, size_t id_len, int *removed) {
   *removed = 0;
   if (!id || id_len == 0 || id_len > VV_MAX_ID_BYTES) return VV_E_BAD_ID;
   pthread_rwlock_wrlock(&db->lock);
-  uint32_t slot = vv_store_lookup(&db->store, id, id_len);
+  int rc = db->broken;
+  uint32_t slot = rc ? VV_NO_SLOT : vv_store_lookup(&db->store, id, id_len);
   if (slot != VV_NO_SLOT) {
     vv_store_remove(&db->store, slot);
     *removed = 1;
   }
   pthread_rwlock_unlock(&db->lock);
-  return VV_OK;
+  return rc;
 }
 
 /* ---- reads -------------------------------------------------------------- */
@@ -387,9 +388,10 @@ int vv_db_has(vv_db *db, const char *id, size_t id_len, int *found) {
   *found = 0;
   if (!id || id_len == 0 || id_len > VV_MAX_ID_BYTES) return VV_E_BAD_ID;
   pthread_rwlock_rdlock(&db->lock);
-  *found = vv_store_lookup(&db->store, id, id_len) != VV_NO_SLOT;
+  int rc = db->broken;
+  *found = !rc && vv_store_lookup(&db->store, id, id_len) != VV_NO_SLOT;
   pthread_rwlock_unlock(&db->lock);
-  return VV_OK;
+  return rc;
 }
 
 void vv_record_free(vv_record *rec) {
@@ -406,9 +408,9 @@ int vv_db_get(vv_db *db, const char *id, size_t id_len, vv_record **out) {
 int vv_db_get_ex(vv_db *db, const char *id, size_t id_len, vv_record **out, vv_error *err) {
   *out = NULL;
   if (!id || id_len == 0 || id_len > VV_MAX_ID_BYTES) return VV_E_BAD_ID;
-  int rc = VV_OK;
   pthread_rwlock_rdlock(&db->lock);
-  uint32_t slot = vv_store_lookup(&db->store, id, id_len);
+  int rc = db->broken;
+  uint32_t slot = rc ? VV_NO_SLOT : vv_store_lookup(&db->store, id, id_len);
   vv_reads rd = {err, NULL, NULL};
   vv_pins pins = {.rd = &rd};
   const float *vec;
@@ -550,7 +552,7 @@ static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k,
  * normalised copy of the query. */
 static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k, const vv_search_opts *o,
                          vv_results **out) {
-  int rc = check_vector(db, query);
+  int rc = db->broken ? db->broken : check_vector(db, query);
   if (rc) return rc;
   const float *q = query;
   if (db->cfg.metric == VV_METRIC_COSINE) {

@@ -52,6 +52,10 @@ struct vv_db {
    * through this (session/lazy.h), and the graph runs in code mode. */
   struct vv_lazy *lazy;
   _Atomic size_t cache_bytes; /* the cache bound (kept for eager databases too); set under no lock */
+  /* A refresh in place failed after it had begun to change the database:
+   * its state is neither generation, so every later call fails with this
+   * status instead of answering from it. Set and read under the lock. */
+  int broken;
 };
 
 /* Recomputes mem_estimate from the arenas' capacity. */

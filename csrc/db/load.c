@@ -56,6 +56,7 @@ typedef struct load {
   _Atomic uint8_t *claimed; /* while base segments are applied in parallel: slots seen */
   uint8_t *levels;     /* per slot: graph levels (0 = not a node); a dense copy for validation */
   uint64_t nlevels;
+  int dry;             /* apply_segment only checks (a refresh in place, before it changes anything) */
 } load;
 
 /* Records the first error message (workers may fail at once). */
@@ -96,12 +97,37 @@ static int ensure_slot(load *l, uint32_t slot) {
 
 /* `links32`: the node's links as native arrays (format 3), or NULL to
  * read them from n->links (LE bytes). */
-static int apply_node(load *l, const vv_node_view *n, const uint32_t *const *links32, const char *obj) {
+/* What a record must be to be applied, checked without changing anything
+ * (a refresh in place checks every new record before it applies one). */
+static int check_node(load *l, const vv_node_view *n, const uint32_t *const *links32, const char *obj) {
   vv_db *db = l->db;
-  int rc = n->slot < l->m->slot_count ? ensure_slot(l, n->slot) : VV_OK;
-  if (rc) return rc;
   if (n->slot >= l->m->slot_count) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: slot out of range", obj);
   if (db->hnsw == NULL && n->nlevels > 0) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: links in a flat index", obj);
+  if (n->chunk > UINT32_MAX) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: chunk number out of range", obj);
+  if (n->code && n->nlevels == 0)
+    return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a slot outside the graph carries a PQ code", obj);
+  if (n->code) {
+    if (!db->has_codes || n->code_len != db->pq->m)
+      return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a PQ code does not match the codebook", obj);
+    for (uint32_t j = 0; j < n->code_len; j++)
+      if (n->code[j] >= db->pq->ksub)
+        return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a PQ code names a centroid the codebook lacks", obj);
+  }
+  if (db->hnsw && !vv_hnsw_fits(db->hnsw, n->nlevels, n->counts))
+    return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a node has too many links", obj);
+  for (uint32_t lv = 0; links32 && lv < n->nlevels; lv++)
+    for (uint32_t j = 0; j < n->counts[lv]; j++)
+      if (links32[lv][j] >= l->m->slot_count)
+        return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a link to a slot out of range", obj);
+  return VV_OK;
+}
+
+static int apply_node(load *l, const vv_node_view *n, const uint32_t *const *links32, const char *obj) {
+  vv_db *db = l->db;
+  int rc = check_node(l, n, links32, obj);
+  if (rc || l->dry) return rc;
+  rc = ensure_slot(l, n->slot);
+  if (rc) return rc;
   /* The base names each slot once; base segments are applied in parallel,
    * so a second claim is both damage and a race to refuse. */
   if (l->claimed && atomic_exchange(&l->claimed[n->slot], 1))
@@ -114,19 +140,10 @@ static int apply_node(load *l, const vv_node_view *n, const uint32_t *const *lin
    * either order. */
   rc = vv_store_set_id_raw(&db->store, n->slot, n->id, n->id_len);
   if (rc) return rc;
-  if (n->chunk > UINT32_MAX) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: chunk number out of range", obj);
   vv_store_set_loc(&db->store, n->slot, VV_LOC(n->chunk, n->row));
   uint8_t flags = 0;
-  if (n->code && n->nlevels == 0)
-    return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a slot outside the graph carries a PQ code", obj);
   if (n->code) {
-    if (!db->has_codes || n->code_len != db->pq->m)
-      return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a PQ code does not match the codebook", obj);
-    /* ADC indexes the query's table with these bytes. */
-    for (uint32_t j = 0; j < n->code_len; j++)
-      if (n->code[j] >= db->pq->ksub)
-        return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a PQ code names a centroid the codebook lacks", obj);
-    memcpy(vv_arena_at(&db->codes, n->slot), n->code, n->code_len);
+    memcpy(vv_arena_at(&db->codes, n->slot), n->code, n->code_len); /* ADC indexes the query's table with these */
     flags = VV_SLOT_CODED;
   }
   vv_store_set_flags(&db->store, n->slot, flags);
@@ -227,7 +244,7 @@ static int apply_segment(load *l, size_t i) {
     if (!rc && (seq != g->seq || count != sp->nodes)) rc = VV_E_CORRUPT;
     /* Only the first base segment may carry the codebook, in its first page. */
     if (!rc && r.has_codebook && (i != 0 || p != 0)) rc = VV_E_CORRUPT;
-    if (!rc && r.has_codebook && !l->db->pq) rc = install_codebook(l, &r.cb);
+    if (!rc && r.has_codebook && !l->db->pq) rc = l->dry ? VV_E_CORRUPT : install_codebook(l, &r.cb);
     vv_node_view n;
     const uint32_t *links32[VV_CODEC_MAX_LEVELS];
     while (!rc && (rc = vv_index3_decode_next(&r, &n, links32)) == VV_OK) rc = apply_node(l, &n, links32, g->ref.name);
@@ -249,7 +266,7 @@ static int apply_segment(load *l, size_t i) {
     if (rc == VV_END) rc = VV_OK; /* the end, exactly where it should be */
   }
   if (rc == VV_E_CORRUPT) rc = say(l, VV_E_CHUNK_CORRUPT, "index object %s does not decode", g->ref.name);
-  vv_buf_free(&l->seg_bufs[i]);
+  if (!l->dry) vv_buf_free(&l->seg_bufs[i]);
   return rc;
 }
 
@@ -667,14 +684,141 @@ int vv_db_load(const char *dir, const vv_load_opts *o, vv_session_progress_fn pr
   return load_impl(dir, o, NULL, progress, ctx, out, stats, err);
 }
 
-/* Does `db` hold changes no save has written? */
+static const char kUnsaved[] =
+    "refresh() would drop changes this database has not saved: save() them first, or load() the session anew "
+    "to discard them";
+
+/* Does `db` hold changes no save has written? Its lock held. */
+static int dirty_locked(vv_db *db) {
+  for (uint64_t s = 0; s < db->store.nslots; s++)
+    if (vv_store_flags(&db->store, (uint32_t)s) & (VV_SLOT_VEC_DIRTY | VV_SLOT_REC_DIRTY)) return 1;
+  return 0;
+}
+
 static int has_unsaved(vv_db *db) {
-  int dirty = 0;
   pthread_rwlock_rdlock(&db->lock);
-  for (uint64_t s = 0; s < db->store.nslots && !dirty; s++)
-    dirty = (vv_store_flags(&db->store, (uint32_t)s) & (VV_SLOT_VEC_DIRTY | VV_SLOT_REC_DIRTY)) != 0;
+  int dirty = dirty_locked(db);
   pthread_rwlock_unlock(&db->lock);
   return dirty;
+}
+
+/* Does `m` continue `old`: format 3, the same configuration and base
+ * segments, and old's delta segments first? Then applying m's new deltas
+ * to a database holding exactly `old` gives exactly `m`. */
+static int continues(const vv_manifest *old, const vv_manifest *m) {
+  if (old->version < 3 || m->version < 3 || old->nbase != m->nbase || m->ndeltas < old->ndeltas) return 0;
+  if (old->dimension != m->dimension || old->metric != m->metric || old->index != m->index || old->m != m->m)
+    return 0;
+  for (size_t i = 0; i < m->nbase; i++)
+    if (strcmp(old->base[i].ref.name, m->base[i].ref.name)) return 0;
+  for (size_t i = 0; i < old->ndeltas; i++)
+    if (strcmp(old->deltas[i].ref.name, m->deltas[i].ref.name)) return 0;
+  return 1;
+}
+
+/* A lazy database with nothing unsaved moves to the newest generation in
+ * place when that generation only adds delta segments to its own: it reads
+ * the manifest and the new deltas, checks every record (nothing changes
+ * yet), then applies them and checks the whole under the exclusive lock.
+ * Its cache, pages and page tables, stays as it is. VV_MISS when the new
+ * generation does not continue this one (a new base: a full refresh). */
+static int refresh_delta(vv_db *db, const char *dir, const vv_load_opts *o, vv_session_progress_fn progress, void *ctx,
+                         vv_load_stats *stats, vv_error *err) {
+  const vv_io *io = o->io ? o->io : vv_io_posix();
+  vv_sreader r;
+  int rc = vv_sreader_open_known(&r, io, dir, o, 1, db->secrets.kr, err);
+  if (!rc && db->has_session_id && memcmp(r.m.session_id, db->session_id, VV_SESSION_ID_BYTES) != 0) {
+    rc = VV_E_WRONG_KEY;
+    if (err) snprintf(err->message, sizeof err->message, "%s now holds another session", dir);
+  }
+  if (!rc && !continues(&db->session.m, &r.m)) rc = VV_MISS;
+  if (rc) {
+    vv_sreader_close(&r);
+    return rc;
+  }
+  vv_manifest *m = &r.m;
+  size_t first = m->nbase + db->session.m.ndeltas, nseg = m->nbase + m->ndeltas;
+  load l;
+  memset(&l, 0, sizeof l);
+  pthread_mutex_init(&l.err_mu, NULL);
+  l.db = db;
+  l.m = m;
+  l.err = err;
+  l.progress = progress;
+  l.pctx = ctx;
+  l.total = nseg - first;
+  l.sc = r.sc;
+  l.seg_bufs = calloc(nseg ? nseg : 1, sizeof *l.seg_bufs);
+  l.seg_pages = calloc(nseg ? nseg : 1, sizeof *l.seg_pages);
+  l.seg_np = calloc(nseg ? nseg : 1, sizeof *l.seg_np);
+  rc = l.seg_bufs && l.seg_pages && l.seg_np ? VV_OK : VV_E_NOMEM;
+  for (size_t i = first; i < nseg && !rc; i++) {
+    l.seg_bufs[i].big = 1;
+    rc = read_segment_into(&l, i, &l.seg_bufs[i]);
+    if (!rc && progress && progress(ctx, i - first + 1, l.total, VV_PHASE_INDEX, l.bytes)) rc = VV_E_ABORTED;
+  }
+  /* Every record checked before the first one is applied. */
+  l.dry = 1;
+  for (size_t i = first; i < nseg && !rc; i++) rc = apply_segment(&l, i);
+  l.dry = 0;
+  if (!rc) rc = vv_chunk_index_build(&l.chunks, m->chunks, m->nchunks);
+  if (!rc) {
+    l.lazy = 1;
+    pthread_rwlock_wrlock(&db->lock);
+    /* A write may have come in while the segments were read: then nothing
+     * changes (the caller saves it, or drops it, first). */
+    if (dirty_locked(db)) {
+      rc = VV_E_INVALID;
+      if (err) snprintf(err->message, sizeof err->message, "%s", kUnsaved);
+      pthread_rwlock_unlock(&db->lock);
+      goto done;
+    }
+    /* From the first record applied on, a failure leaves a state that is
+     * neither generation: the database refuses every later call. */
+    for (size_t i = first; i < nseg && !rc; i++) rc = apply_segment(&l, i);
+    if (!rc && vv_store_rebuild_ids(&db->store) == VV_E_CORRUPT) {
+      rc = VV_E_CHUNK_CORRUPT;
+      if (err) snprintf(err->message, sizeof err->message, "the index gives the same id to two vectors");
+    }
+    if (!rc) rc = validate(&l, db->cfg.threads);
+    if (!rc) rc = vv_lazy_rebind(db->lazy, io, dir, m, db->secrets.kr);
+    char *dir_copy = rc ? NULL : strdup(dir);
+    if (!rc && !dir_copy) rc = VV_E_NOMEM;
+    if (!rc) {
+      vv_bound *b = &db->session;
+      free(b->dir);
+      b->dir = dir_copy;
+      vv_manifest_free(&b->m);
+      b->m = *m;
+      memset(m, 0, sizeof *m); /* moved */
+      vv_manifest_file_hash(r.file, r.len, b->manifest_hash);
+      b->bound = 1;
+    } else {
+      db->broken = rc == VV_E_NOMEM ? VV_E_NOMEM : VV_E_CHUNK_CORRUPT;
+    }
+    vv_db_refresh_memory(db);
+    pthread_rwlock_unlock(&db->lock);
+  }
+  if (!rc) {
+    stats->generation = db->session.m.generation;
+    stats->total_vectors = db->store.nlive;
+    stats->chunk_count = db->session.m.nchunks;
+    stats->chunks_loaded = 0;
+    stats->lazy = 1;
+    stats->index_segments = nseg - first;
+    stats->bytes_read = l.bytes + r.len;
+    stats->in_place = 1;
+  }
+done:
+  for (size_t i = 0; l.seg_bufs && i < nseg; i++) vv_buf_free(&l.seg_bufs[i]);
+  for (size_t i = 0; l.seg_pages && i < nseg; i++) free(l.seg_pages[i]);
+  free(l.seg_bufs);
+  free(l.seg_pages);
+  free(l.seg_np);
+  vv_chunk_index_free(&l.chunks);
+  pthread_mutex_destroy(&l.err_mu);
+  vv_sreader_close(&r);
+  return rc;
 }
 
 int vv_db_refresh(vv_db *old, const char *dir, const vv_load_opts *o, vv_session_progress_fn progress, void *ctx,
@@ -686,20 +830,33 @@ int vv_db_refresh(vv_db *old, const char *dir, const vv_load_opts *o, vv_session
   /* The new generation replaces this database's contents: never silently
    * drop what the caller added, changed or deleted. */
   if (has_unsaved(old)) {
-    if (err)
-      snprintf(err->message, sizeof err->message,
-               "refresh() would drop changes this database has not saved: save() them first, or load() the session "
-               "anew to discard them");
+    if (err) snprintf(err->message, sizeof err->message, "%s", kUnsaved);
     return VV_E_INVALID;
   }
-  /* The secrets are read under the save mutex, as a save reads them. */
+  vv_load_stats local_stats;
+  if (!stats) stats = &local_stats;
+  memset(stats, 0, sizeof *stats);
+  if (!o) o = &none;
+  /* The secrets and the bound session are read under the save mutex, as a
+   * save reads them; no save runs meanwhile. */
   pthread_mutex_lock(&old->save_mu);
-  int rc = load_impl(dir, o ? o : &none, old, progress, ctx, out, stats, err);
+  int rc = old->lazy && old->session.bound ? refresh_delta(old, dir, o, progress, ctx, stats, err) : VV_MISS;
+  if (rc == VV_MISS) rc = load_impl(dir, o, old, progress, ctx, out, stats, err);
   pthread_mutex_unlock(&old->save_mu);
-  if (rc || !old->lazy || !(*out)->lazy) return rc;
-  /* Nothing reads through old's cache while it moves. */
+  if (rc || stats->in_place) return rc;
+  /* Nothing reads through old's cache while it moves, and a write that came
+   * in meanwhile would be lost with `old`: then the new one is dropped. */
   pthread_rwlock_wrlock(&old->lock);
-  vv_lazy_adopt((*out)->lazy, old->lazy);
+  if (dirty_locked(old)) {
+    rc = VV_E_INVALID;
+    if (err) snprintf(err->message, sizeof err->message, "%s", kUnsaved);
+  } else if (old->lazy && (*out)->lazy) {
+    vv_lazy_adopt((*out)->lazy, old->lazy);
+  }
   pthread_rwlock_unlock(&old->lock);
-  return VV_OK;
+  if (rc) {
+    vv_db_free(*out);
+    *out = NULL;
+  }
+  return rc;
 }

@@ -906,7 +906,10 @@ static int run(save *s) {
   vv_db *db = s->db;
   unsigned char new_hash[VV_HASH_BYTES];
   pthread_mutex_lock(&db->save_mu);
-  int rc = prepare(s);
+  pthread_rwlock_rdlock(&db->lock);
+  int rc = db->broken; /* (a refresh changes it only under save_mu too) */
+  pthread_rwlock_unlock(&db->lock);
+  if (!rc) rc = prepare(s);
   int captured = 0;
   if (!rc && db->hnsw) rc = repair_graph(db);
   if (!rc) {

@@ -834,11 +834,16 @@ uint32_t vv_hnsw_entry(const vv_hnsw *h, int *max_level) {
 
 /* ---- import (loading a saved graph) ----------------------------------- */
 
+int vv_hnsw_fits(const vv_hnsw *h, uint32_t nlevels, const uint32_t *counts) {
+  if (nlevels > MAX_LEVEL + 1) return 0;
+  for (uint32_t l = 0; l < nlevels; l++)
+    if (counts[l] > (l == 0 ? h->m0 : h->m)) return 0;
+  return 1;
+}
+
 int vv_hnsw_set_node(vv_hnsw *h, uint32_t slot, uint32_t nlevels, const uint32_t *const *links,
                      const uint32_t *counts) {
-  if (slot >= h->cap || nlevels > MAX_LEVEL + 1) return VV_E_CORRUPT;
-  for (uint32_t l = 0; l < nlevels; l++)
-    if (counts[l] > (l == 0 ? h->m0 : h->m)) return VV_E_CORRUPT;
+  if (slot >= h->cap || !vv_hnsw_fits(h, nlevels, counts)) return VV_E_CORRUPT;
   uint32_t *up = NULL;
   if (nlevels > 1) {
     up = (uint32_t *)calloc((size_t)(nlevels - 1) * (1 + h->m), sizeof(uint32_t));

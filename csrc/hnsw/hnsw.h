@@ -139,6 +139,8 @@ VV_NODISCARD int vv_hnsw_check_reachable(const vv_hnsw *h, uint64_t *unreachable
 /* Loading: replace a slot's node with the given levels and links (nlevels
  * 0 unlinks it). Counts over the level's capacity are VV_E_CORRUPT; link
  * targets are checked by the caller. Exclusive access. */
+/* Would vv_hnsw_set_node take a node of these levels and link counts? */
+int vv_hnsw_fits(const vv_hnsw *h, uint32_t nlevels, const uint32_t *counts);
 VV_NODISCARD int vv_hnsw_set_node(vv_hnsw *h, uint32_t slot, uint32_t nlevels, const uint32_t *const *links,
                                   const uint32_t *counts);
 /* Loading: the entry point (UINT32_MAX with -1 for an empty graph). */

@@ -148,12 +148,18 @@ class LoadJob : public Job {
   }
 
   Napi::Value Result(Napi::Env env) override {
-    auto ext = Napi::External<Loaded>::New(env, new Loaded{db_, from_.store}, [](Napi::Env, Loaded *a) {
-      vv_db_free(a->db); /* NULL once adopted */
-      delete a;
-    });
-    db_ = nullptr; /* the external owns it now */
-    Napi::Object(env, ext).TypeTag(LoadedTag());
+    Napi::Value ext = env.Null();
+    if (st_.in_place) {
+      owner_->Bind(from_.store); /* the database itself moved on, and reads through this storage now */
+    } else {
+      auto e = Napi::External<Loaded>::New(env, new Loaded{db_, from_.store}, [](Napi::Env, Loaded *a) {
+        vv_db_free(a->db); /* NULL once adopted */
+        delete a;
+      });
+      db_ = nullptr; /* the external owns it now */
+      Napi::Object(env, e).TypeTag(LoadedTag());
+      ext = e;
+    }
     Napi::Object stats = Numbers(env, {{"generation", double(st_.generation)},
                                        {"totalVectors", double(st_.total_vectors)},
                                        {"chunkCount", double(st_.chunk_count)},
@@ -161,6 +167,7 @@ class LoadJob : public Job {
                                        {"indexSegments", double(st_.index_segments)},
                                        {"bytesRead", double(st_.bytes_read)}});
     stats.Set("lazy", st_.lazy != 0);
+    stats.Set("inPlace", st_.in_place != 0);
     Napi::Array out = Napi::Array::New(env, 2);
     out.Set(0u, ext);
     out.Set(1u, stats);
