@@ -112,6 +112,16 @@ function changeOnePercent(db, n, offset) {
 
 // ---------------------------------------------------------------- the run
 
+// The commit of the checkout measured (VECVAULT_MODULE may be another one
+// than this repo's, whose commit machineInfo() records).
+function gitCommit(dir) {
+  try {
+    return require('child_process').execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return null;
+  }
+}
+
 function requireDevDependencies() {
   for (const m of ['s3rver', '@aws-sdk/client-s3']) {
     try { require.resolve(m); } catch {
@@ -220,7 +230,7 @@ async function run(o) {
   const rerank = Math.max(4 * K, 2 * info.hnsw.efSearch);
   const out = {
     bench: 'storage', started: new Date().toISOString(), machine: machineInfo(),
-    versions: { vecvault: readVersion(VECVAULT_MODULE), s3rver: readVersion(path.join(REPO, 'node_modules', 's3rver')), awsSdk: readVersion(path.join(REPO, 'node_modules', '@aws-sdk', 'client-s3')) },
+    versions: { vecvault: readVersion(VECVAULT_MODULE), vecvaultCommit: gitCommit(VECVAULT_MODULE), s3rver: readVersion(path.join(REPO, 'node_modules', 's3rver')), awsSdk: readVersion(path.join(REPO, 'node_modules', '@aws-sdk', 'client-s3')) },
     options: o, session: { ...src, n: info.totalVectors, dim: info.dimension, bytes: info.bytes, chunks: info.chunkCount, indexSegments: info.indexSegmentCount, hnsw: info.hnsw },
     budget: { rerank, pages: rerank, kib: (rerank * PAGE_BYTES) / 1024 },
   };
@@ -337,7 +347,7 @@ function print(r) {
   const d = s.open['directory path'];
   const m = r.machine;
   console.log(`\n== storage: ${r.session.n} x ${r.session.dim} encrypted, ${(r.session.bytes / 1e6).toFixed(0)} MB, ${r.session.chunks} chunks; ` +
-    `${r.options.queries} queries, k ${K}, efSearch ${r.session.hnsw.efSearch}; ${m.cores} cores, node ${m.node}, ${m.commit}; other load ${f(r.otherLoad)} cores`);
+    `${r.options.queries} queries, k ${K}, efSearch ${r.session.hnsw.efSearch}; ${m.cores} cores, node ${m.node}, vecvault ${r.versions.vecvaultCommit || m.commit}; other load ${f(r.otherLoad)} cores`);
   console.log(`\n1. Open (lazy, default cache) and first query, then warm searchAsync; median of ${r.options.repeats} opens`);
   table(['target', 'open ms', 'first query ms', 'warm p50 ms', 'warm p95 ms', 'open', 'first', 'warm p50'],
     Object.entries(s.open).map(([name, x]) => [name, f(x.openMs, 1), f(x.firstMs, 1), f(x.warmP50, 3), f(x.warmP95, 3), ratio(x.openMs, d.openMs), ratio(x.firstMs, d.firstMs), ratio(x.warmP50, d.warmP50)]));
