@@ -16,6 +16,9 @@ function quantile(xs, q) {
   const s = sorted(xs);
   return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
 }
+const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+const median = (xs) => quantile(xs, 0.5);
+
 // A full collection before a timed step, when this process may ask for one:
 // garbage of the step before (hundreds of MB of object copies) must not be
 // collected inside a measurement of microseconds.
@@ -31,8 +34,6 @@ function collectGarbage() {
   }
   gcFn();
 }
-const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-const median = (xs) => quantile(xs, 0.5);
 
 /*
  * A Storage that forwards every call to `inner` and records how many reads
