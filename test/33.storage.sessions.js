@@ -627,6 +627,44 @@ describe('33 sessions on every storage', function () {
     });
   });
 
+  describe('page reads from a store', () => {
+    it('a cold lazy search keeps many reads in flight (they wait on the network), not 4', async () => {
+      const mem = new MemoryStorage();
+      const src = build(2000, 95, { chunkSize: 256 });
+      await src.save(mem, { pageKb: 1 });
+      // The first ranged reads wait until 8 are waiting at once (or 5 s
+      // pass: then the peak falls short and the test fails, never hangs).
+      let waiting = [];
+      let peak = 0;
+      let armed = false;
+      const st = delegate(mem, {
+        read: async (n, range, o) => {
+          if (armed && range) {
+            await new Promise((resolve) => {
+              waiting.push(resolve);
+              peak = Math.max(peak, waiting.length);
+              if (waiting.length >= 8) {
+                armed = false;
+                waiting.forEach((w) => w());
+              } else {
+                setTimeout(resolve, 5000);
+              }
+            });
+          }
+          return mem.read(n, range, o);
+        },
+      });
+      const db = await VectorDB.load(st, { key: KEY, cacheSizeMb: 0.5 });
+      await db.searchAsync(vectors(1, 96)[0], 10); // the page tables
+      armed = true;
+      const hits = await db.searchAsync(vectors(1, 97)[0], 10, { rerank: 64 });
+      assert.equal(hits.length, 10);
+      assert.ok(peak >= 8, `at most ${peak} page reads were in flight`);
+      db.close();
+      src.close();
+    });
+  });
+
   describe('stores without conditional writes', () => {
     it('save under a lease object, with a warning, and remove it afterwards', async () => {
       const mem = new MemoryStorage();

@@ -213,7 +213,13 @@ int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_pins *ps, uint
   if (!rc && nwant) {
     struct vv_pin *fresh = ps->p + ps->n;
     for (size_t i = 0; i < nwant; i++) fresh[i] = (struct vv_pin){want[i], NULL, NULL};
-    unsigned threads = nwant >= 4 * VV_READ_THREADS ? VV_READ_THREADS : (unsigned)(nwant + 3) / 4;
+    /* Local pages: a thread per 4, up to VV_READ_THREADS. Remote ones: as
+     * many reads in flight as may be, since each waits on the store. */
+    unsigned threads;
+    if (vv_lazy_remote(db->lazy))
+      threads = nwant < VV_READ_THREADS_REMOTE ? (unsigned)nwant : VV_READ_THREADS_REMOTE;
+    else
+      threads = nwant >= 4 * VV_READ_THREADS ? VV_READ_THREADS : (unsigned)(nwant + 3) / 4;
     fetch f = {db, fresh, ps->rd};
     rc = vv_parallel_eager(nwant, threads, fetch_one, &f);
     /* Keep what was read (released with the rest), whatever failed. */

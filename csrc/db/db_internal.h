@@ -117,6 +117,9 @@ const char *vv_db_check_chunk(void *ctx, const vv_lpage *p, const char *const *i
  * entries, or NULL) receives the index in pins->p of each slot's page, or
  * UINT32_MAX for a row in memory. */
 #define VV_READ_THREADS 4u
+/* ... and from an object store, where each read mostly waits on the network
+ * (the JavaScript bridge runs at most 16 requests of a session at once). */
+#define VV_READ_THREADS_REMOTE 16u
 VV_NODISCARD int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_pins *pins, uint32_t *pin_of);
 /* The vector of slots[i] after vv_db_pin_rows: `pin` is its pin_of[i]
  * (UINT32_MAX: in memory). VV_E_CHUNK_CORRUPT if the page does not hold it. */

@@ -365,6 +365,13 @@ int vv_lazy_rebind(vv_lazy *lz, const vv_io *io, const char *dir, const vv_manif
   return VV_OK;
 }
 
+int vv_lazy_remote(vv_lazy *lz) {
+  pthread_mutex_lock(&lz->mu);
+  int remote = (lz->cur->io.flags & VV_IO_OBJECT_STORE) != 0;
+  pthread_mutex_unlock(&lz->mu);
+  return remote;
+}
+
 void vv_lazy_adopt(vv_lazy *to, vv_lazy *from) {
   int clash = 0;
   for (size_t i = 0; i < to->cur->n && !clash; i++) {

@@ -92,6 +92,9 @@ void vv_lazy_unpin(vv_lazy *lz, vv_cache_ref *ref);
  * recorded when it was read. Thread-safe. */
 void vv_lazy_explain(vv_lazy *lz, uint64_t seq, uint32_t page, int status, vv_error *err);
 
+/* Is the current source an object store (io.h, VV_IO_OBJECT_STORE)? Its
+ * reads wait on a network: worth many in flight. */
+int vv_lazy_remote(vv_lazy *lz);
 /* A malloc'd copy of the current source's chunk seqs, in manifest order. */
 VV_NODISCARD int vv_lazy_chunk_list(vv_lazy *lz, uint64_t **seqs, size_t *n);
 
