@@ -619,7 +619,7 @@ class VectorDB {
    * generations share. Resolves with { generation, changed }.
    */
   async refresh(options) {
-    const n = this.#open();
+    this.#open();
     const { onProgress, signal } = parseAsyncOptions(options);
     const src = this.#source;
     if (!src) throw invalid('refresh() needs a database that was loaded from, or saved to, a session');
@@ -632,18 +632,19 @@ class VectorDB {
     const t = resolveTarget(target, 'the refresh source');
     const t0 = performance.now();
     if (this.#refreshing) throw refreshing('refresh()');
+    const n = this.#open(); // (after the await: the engine this refresh moves on)
     this.#refreshing = true;
     let job;
     try {
       job = await this.#busy(() =>
-      withTarget(t, { retry: src.retry }, signal, (where) =>
-        runJob(
-          (report, abortFlag) => n.refreshAsync(where, null, null, lo.threads, lo.lazy ? 1 : 0, bytes, report, abortFlag, undefined, undefined),
-          onProgress,
-          signal,
-          true
+        withTarget(t, { retry: src.retry }, signal, (where) =>
+          runJob(
+            (report, abortFlag) => n.refreshAsync(where, null, null, lo.threads, lo.lazy ? 1 : 0, bytes, report, abortFlag, undefined, undefined),
+            onProgress,
+            signal,
+            true
+          )
         )
-      )
       );
     } finally {
       this.#refreshing = false;
