@@ -343,6 +343,37 @@ describe('33 sessions on every storage', function () {
     });
   });
 
+  describe('a manifest write that times out and lands late', () => {
+    it('is this writer\'s commit, not a conflict with itself', async () => {
+      const mem = new MemoryStorage();
+      let calls = 0;
+      let landLate;
+      const st = delegate(mem, {
+        writeManifest(data, expected, o) {
+          if (++calls === 1) {
+            // The first attempt outlives its timeout, then lands once the retry is under way.
+            return new Promise((resolve, reject) => {
+              landLate = () => mem.writeManifest(data, expected).then(resolve, reject);
+            });
+          }
+          if (landLate) {
+            const go = landLate;
+            landLate = null;
+            return go().then(() => mem.writeManifest(data, expected, o));
+          }
+          return mem.writeManifest(data, expected, o);
+        },
+      });
+      const db = build(40, 99);
+      const s = await db.save(st, { retry: { retries: 3, baseMs: 1, capMs: 2, timeoutMs: 50 } });
+      assert.equal(s.generation, 1);
+      assert.ok(calls >= 2);
+      const back = await VectorDB.load(mem, { key: KEY });
+      assert.equal(back.size, 40);
+      [db, back].forEach((d) => d.close());
+    });
+  });
+
   describe('faults at every request', () => {
     const kinds = [
       { kind: 'transient', ok: true },

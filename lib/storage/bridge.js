@@ -76,9 +76,13 @@ async function swapManifest(storage, data, expected, retry, signal) {
         signal,
       });
     } catch (err) {
-      if (classify(err) !== 'transient' || k + 1 >= tries) throw err;
+      const kind = classify(err);
+      // A conflict after an earlier attempt failed may be that attempt
+      // itself, landed late (a timed-out write still completes): read back.
+      if (!(kind === 'transient' || (kind === 'conflict' && k > 0)) || (kind === 'transient' && k + 1 >= tries)) throw err;
       const now = await withRetry(({ signal: s }) => Promise.resolve(storage.readManifest({ signal: s })), { ...retry, signal });
       if (now && isBytes(now.data) && sameBytes(now.data, data)) return { version: now.version };
+      if (kind === 'conflict') throw err;
       const still = expected === null ? now === null : now !== null && now.version === expected;
       if (!still) throw conflict('the manifest was replaced by another writer while this one was retrying its commit');
     }
