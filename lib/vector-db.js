@@ -63,7 +63,8 @@ async function withTarget(t, options, signal, fn) {
 }
 
 function checkTransferEnd(v, what) {
-  return resolveTarget(v, `the ${what}`).storage || resolveTarget(v, `the ${what}`).dir;
+  const t = resolveTarget(v, `the ${what}`);
+  return t.storage || t.dir;
 }
 
 function refreshing(what) {

@@ -194,4 +194,4 @@ function isStorage(v) {
   );
 }
 
-module.exports = { openNative, isStorage, encodeList, DEFAULT_GRACE_MS, DEFAULT_INFLIGHT };
+module.exports = { openNative, isStorage };

@@ -29,13 +29,13 @@ static int save_dir(vv_db *db, const char *dir) {
   return rc;
 }
 
-static int refresh(vv_db *db, const char *dir, vv_db **out, vv_load_stats *st) {
+/* A lazy refresh; `err` (may be NULL) receives the detail. */
+static int refresh(vv_db *db, const char *dir, vv_db **out, vv_load_stats *st, vv_error *err) {
   vv_load_opts o = {0};
   o.lazy = 1;
-  vv_error err = {{0}};
-  int rc = vv_db_refresh(db, dir, &o, NULL, NULL, out, st, &err);
-  if (rc) VV_NOTE("refresh: %s (%s)", vv_status_code(rc), err.message);
-  return rc;
+  vv_error local = {{0}};
+  if (!err) err = &local;
+  return vv_db_refresh(db, dir, &o, NULL, NULL, out, st, err);
 }
 
 /* Generation 1 of model `a` in `dir`, a writer holding it, and a lazy reader. */
@@ -70,7 +70,7 @@ VV_TEST(in_place_when_only_deltas_are_new) {
     VV_REQUIRE(save_dir(w, dir) == VV_OK);
     vv_db *out = NULL;
     vv_load_stats st;
-    VV_REQUIRE(refresh(r, dir, &out, &st) == VV_OK);
+    VV_REQUIRE(refresh(r, dir, &out, &st, NULL) == VV_OK);
     VV_CHECK(st.in_place == 1 && out == NULL);
     VV_CHECK(st.generation == (uint64_t)g + 2);
     VV_CHECK(st.index_segments == 1);
@@ -110,7 +110,7 @@ VV_TEST(a_new_base_is_a_full_refresh) {
   vv_manifest_free(&m);
   vv_db *out = NULL;
   vv_load_stats st;
-  VV_REQUIRE(refresh(r, dir, &out, &st) == VV_OK);
+  VV_REQUIRE(refresh(r, dir, &out, &st, NULL) == VV_OK);
   VV_CHECK(st.in_place == 0 && out != NULL);
   vv_db *now = out ? out : r;
   const char *d = db_differs(now, &c);
@@ -134,10 +134,8 @@ VV_TEST(unsaved_changes_are_never_dropped) {
   VV_REQUIRE(vv_db_add(r, &it) == VV_OK);
   vv_db *out = NULL;
   vv_load_stats st;
-  vv_load_opts o = {0};
-  o.lazy = 1;
   vv_error err = {{0}};
-  VV_CHECK(vv_db_refresh(r, dir, &o, NULL, NULL, &out, &st, &err) == VV_E_INVALID);
+  VV_CHECK(refresh(r, dir, &out, &st, &err) == VV_E_INVALID);
   VV_CHECK(strstr(err.message, "not saved") != NULL);
   int found = 0;
   VV_CHECK(vv_db_has(r, "mine", 4, &found) == VV_OK && found);
@@ -167,10 +165,8 @@ VV_TEST(a_refresh_that_fails_midway_poisons_the_database) {
   free(body.p);
   vv_db *out = NULL;
   vv_load_stats st;
-  vv_load_opts o = {0};
-  o.lazy = 1;
   vv_error err = {{0}};
-  int frc = vv_db_refresh(r, dir, &o, NULL, NULL, &out, &st, &err);
+  int frc = refresh(r, dir, &out, &st, &err);
   VV_CHECK(frc == VV_E_CHUNK_CORRUPT);
   if (frc != VV_E_CHUNK_CORRUPT) VV_NOTE("refresh: %s (%s) in place %d", vv_status_code(frc), err.message, st.in_place);
   VV_CHECK(out == NULL);
