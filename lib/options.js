@@ -111,7 +111,7 @@ function defaultThreads() {
   return Math.max(1, Math.min(n || 1, LIMITS.maxThreads));
 }
 
-const DB_KEYS = ['dimension', 'metric', 'index', 'hnsw', 'chunkSize', 'cacheSizeMb', 'encryptAtRest', 'key', 'passphrase', 'threads'];
+const DB_KEYS = ['dimension', 'metric', 'index', 'hnsw', 'chunkSize', 'cacheSizeMb', 'encryptAtRest', 'key', 'passphrase', 'threads', 'filterable'];
 const HNSW_KEYS = ['m', 'efConstruction', 'efSearch'];
 
 /** Normalises `new VectorDB(options)`; every field present in the result. */
@@ -146,13 +146,23 @@ function parseDbOptions(given) {
     throw invalid(`${key ? 'key' : 'passphrase'} given with encryptAtRest: false; pass a secret to encrypt, or encryptAtRest: false without one`);
   }
   const threads = options.threads === undefined ? defaultThreads() : intIn(options.threads, 'threads', 1, LIMITS.maxThreads);
-  return { dimension, metric, index, hnsw, chunkSize, cacheSizeMb, encryptAtRest, key, passphrase, threads };
+  // Checked by lib/filter.js (parseFilterable), which needs this module.
+  return { dimension, metric, index, hnsw, chunkSize, cacheSizeMb, encryptAtRest, key, passphrase, threads, filterable: options.filterable };
 }
 
-const SEARCH_KEYS = ['efSearch', 'includeVector', 'rerank', 'maxChunkReads'];
+const SEARCH_KEYS = ['efSearch', 'includeVector', 'rerank', 'maxChunkReads', 'filter', 'maxDistance', 'minScore', 'plan'];
+/** How a filtered search finds its results (docs/FILTER.md); the engine's VV_PLAN_* numbers. */
+const PLANS = Object.freeze({ auto: 0, scan: 1, graph: 2, acorn: 3 });
 
+function finiteOr(v, name) {
+  if (v === undefined) return NaN; // none (the engine's convention)
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(`${name} must be a finite number, got ${describe(v)}`);
+  return v;
+}
+
+/** The search options; `filter` is returned as given, for lib/filter.js to compile against the database's fields. */
 function parseSearchOptions(given) {
-  if (given === undefined) return { efSearch: 0, includeVector: 0, rerank: 0 };
+  if (given === undefined) return { efSearch: 0, includeVector: 0, rerank: 0, filter: undefined, maxDistance: NaN, minScore: NaN, plan: 0 };
   if (!isPlainObject(given)) throw invalid(`search options must be an object, got ${describe(given)}`);
   const opts = ownOptions(given, SEARCH_KEYS, 'search');
   const efSearch = opts.efSearch === undefined ? 0 : intIn(opts.efSearch, 'efSearch', 1, LIMITS.maxEf);
@@ -166,7 +176,11 @@ function parseSearchOptions(given) {
     throw invalid('maxChunkReads was removed: a lazy search reads only the pages of its re-ranked candidates ' +
       '(at most `rerank` pages); lower `rerank` to read less');
   }
-  return { efSearch, includeVector: opts.includeVector ? 1 : 0, rerank };
+  const maxDistance = finiteOr(opts.maxDistance, 'maxDistance');
+  const minScore = finiteOr(opts.minScore, 'minScore');
+  const plan = opts.plan === undefined ? 'auto' : opts.plan;
+  if (!Object.hasOwn(PLANS, plan)) throw invalid(`plan must be one of ${Object.keys(PLANS).map((p) => `'${p}'`).join(', ')}, got ${describe(plan)}`);
+  return { efSearch, includeVector: opts.includeVector ? 1 : 0, rerank, filter: opts.filter, maxDistance, minScore, plan: PLANS[plan] };
 }
 
 function parseK(k) {
@@ -304,6 +318,9 @@ const OPTION_KEYS = Object.freeze({
 module.exports = {
   parseRetry,
   OPTION_KEYS,
+  ownOptions,
+  intIn,
   ownFields,
   isWellFormed,
+  isPlainObject,
   parseCacheSize, cacheBytes, parseLoadOptions, parseCacheOptions, parseMaxMb, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseSaveOptions, parseSignalOptions, parseSearchAsyncOptions, parseK, invalid, describe };
