@@ -236,6 +236,13 @@ function notOf(kid) {
   return kid.op === N_NOT ? kid.kid : { op: N_NOT, kid };
 }
 
+/* Counts an operand's bytes as it is read, so a filter too large to run is
+ * refused before all of it is copied. */
+function addBytes(st, n, at) {
+  st.bytes += n;
+  if (st.bytes > FILTER_LIMITS.maxProgramBytes) throw badFilter(at, `makes the compiled filter larger than ${FILTER_LIMITS.maxProgramBytes} bytes`);
+}
+
 /* A scalar operand as a value ({ tag, num } or { tag, str: Buffer }), or
  * null when v is not a string, finite number, boolean or null. */
 function scalarValue(v, at, st) {
@@ -244,7 +251,7 @@ function scalarValue(v, at, st) {
   if (v === true) return { tag: V_TRUE };
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw badFilter(at, `must be a finite number, got ${v}`);
-    st.bytes += 9;
+    addBytes(st, 9, at);
     return { tag: V_NUMBER, num: v }; // ByteWriter.f64 stores -0 as 0
   }
   if (typeof v === 'string') {
@@ -253,8 +260,7 @@ function scalarValue(v, at, st) {
     if (str === null || str.length > FILTER_LIMITS.maxStringBytes) {
       throw badFilter(at, `is a string longer than ${FILTER_LIMITS.maxStringBytes} UTF-8 bytes`);
     }
-    st.bytes += 4 + str.length;
-    if (st.bytes > FILTER_LIMITS.maxProgramBytes) throw badFilter(at, `makes the compiled filter larger than ${FILTER_LIMITS.maxProgramBytes} bytes`);
+    addBytes(st, 4 + str.length, at);
     return { tag: V_STRING, str };
   }
   return null;

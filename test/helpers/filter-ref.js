@@ -67,10 +67,16 @@ function sameType(a, b) {
   return a === null ? b === null : b !== null && typeof a === typeof b;
 }
 
+/* String.prototype.toWellFormed, which Node 18 lacks: with the u flag, only
+ * a lone surrogate is a \p{Surrogate}. */
+function wellFormed(s) {
+  return s.replace(/\p{Surrogate}/gu, '\uFFFD');
+}
+
 /* Strings by Unicode code point, after lone surrogates become U+FFFD. */
 function compareStrings(a, b) {
-  const x = [...a.toWellFormed()].map((c) => c.codePointAt(0));
-  const y = [...b.toWellFormed()].map((c) => c.codePointAt(0));
+  const x = [...wellFormed(a)].map((c) => c.codePointAt(0));
+  const y = [...wellFormed(b)].map((c) => c.codePointAt(0));
   for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
   return x.length - y.length;
 }
