@@ -194,7 +194,7 @@ static uint64_t walk_v3(const unsigned char *p, size_t len, vv_index3_reader *r)
 
 static void encode_v3(const nodes *s, uint64_t seq, int base, const vv_codebook_in *cb, uint32_t block, vv_buf *out) {
   uint32_t n = (uint32_t)s->n, nb = (n + block - 1) / block;
-  int rc = vv_index3_encode_begin(out, seq, base, n, nb, cb);
+  int rc = vv_index3_encode_begin(out, seq, base, n, nb, cb, NULL);
   for (uint32_t at = 0; !rc && at < n; at += block) rc = vv_index3_encode_block(s->in + at, n - at < block ? n - at : block, out);
   if (rc) die("v3 encode", rc);
 }

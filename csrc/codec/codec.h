@@ -95,6 +95,11 @@ typedef struct vv_node_in {
   int v2;                  /* format 2: a sixth field, the node's PQ code */
   const uint8_t *code;     /* v2: code_len bytes, or NULL (written as null) */
   uint32_t code_len;
+  /* Format 3 (version 4): the node's attribute record (filter/attr.h), or
+   * NULL for a block without the attribute columns; in one block every
+   * node has one or none does. attrs_len may be 0 (every field missing). */
+  const unsigned char *attrs;
+  uint32_t attrs_len;
 } vv_node_in;
 
 /* A product-quantiser codebook carried by format-2 base segment 0. */
@@ -132,6 +137,11 @@ typedef struct vv_node_view {
   uint32_t counts[VV_CODEC_MAX_LEVELS];
   const unsigned char *code; /* v2: the PQ code, or NULL */
   uint32_t code_len;
+  /* Format 3: the attribute record (into the input, not validated: see
+   * filter/attr.h), or NULL when the block has no attribute columns (and
+   * always from the format-1/2 decoders). */
+  const unsigned char *attrs;
+  uint32_t attrs_len;
 } vv_node_view;
 
 typedef struct vv_index_reader {

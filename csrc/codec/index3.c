@@ -19,6 +19,7 @@
 #include <string.h>
 
 #define NFIELDS_BLOCK 9u
+#define NFIELDS_BLOCK_ATTRS 11u /* with "attrlens" and "attrs" */
 #define FLAG_LEVELS 0x1fu
 #define FLAG_CODE 0x80u
 #define FLAG_RESERVED 0x60u
@@ -136,6 +137,22 @@ static bool utf8_blob_valid(const unsigned char *s, size_t n) {
 
 static bool is_continuation(unsigned char c) { return (c & 0xc0) == 0x80; }
 
+/* ---- field paths (the header's "fields") ---- */
+
+/* 1..VV_INDEX3_MAX_FIELDS paths of 1..VV_INDEX3_MAX_PATH bytes of UTF-8
+ * without NUL, all different (a quadratic check: there are at most 64). */
+static bool fields_valid(const char *const *paths, const uint32_t *lens, uint32_t n) {
+  if (n == 0 || n > VV_INDEX3_MAX_FIELDS || !paths || !lens) return false;
+  for (uint32_t i = 0; i < n; i++) {
+    if (!paths[i] || lens[i] == 0 || lens[i] > VV_INDEX3_MAX_PATH || memchr(paths[i], 0, lens[i]) ||
+        !utf8_blob_valid((const unsigned char *)paths[i], lens[i]))
+      return false;
+    for (uint32_t j = 0; j < i; j++)
+      if (lens[j] == lens[i] && !memcmp(paths[j], paths[i], lens[i])) return false;
+  }
+  return true;
+}
+
 /* ---- CBOR heads: writing ---- */
 
 static size_t head_size(uint64_t v) { return v < 24 ? 1 : v <= 0xff ? 2 : v <= 0xffff ? 3 : v <= 0xffffffffu ? 5 : 9; }
@@ -234,7 +251,7 @@ static bool get_simple(cur *c, unsigned char v) {
 /* ---- block encoding ---- */
 
 typedef struct cols {
-  vv_buf slots, flags, idlens, ids, locs, links, codes;
+  vv_buf slots, flags, idlens, ids, locs, links, codes, attrlens, attrs;
 } cols;
 
 static void cols_free(cols *c) {
@@ -245,6 +262,8 @@ static void cols_free(cols *c) {
   vv_buf_free(&c->locs);
   vv_buf_free(&c->links);
   vv_buf_free(&c->codes);
+  vv_buf_free(&c->attrlens);
+  vv_buf_free(&c->attrs);
 }
 
 /* Lists are short (2m at most on level 0): insertion sort beats qsort. */
@@ -260,6 +279,7 @@ static int check_node(const vv_node_in *nd, uint32_t m) {
   if (nd->slot > VV_INDEX3_MAX_SLOT || nd->nlevels > VV_CODEC_MAX_LEVELS) return VV_E_INVALID;
   if (nd->nlevels && (!nd->links || !nd->counts)) return VV_E_INVALID;
   if (nd->code && nd->code_len != m) return VV_E_INVALID;
+  if (nd->attrs && nd->attrs_len > VV_INDEX3_MAX_ATTRS) return VV_E_INVALID;
   if (nd->id && (nd->id_len < 1 || nd->id_len > VV_MAX_ID_BYTES ||
                  !utf8_blob_valid((const unsigned char *)nd->id, nd->id_len)))
     return VV_E_INVALID;
@@ -313,11 +333,13 @@ static int encode_node_cols(cols *c, const vv_node_in *nd, uint32_t prev_slot) {
   if (!rc) rc = put_varint(&c->locs, nd->row);
   for (uint32_t l = 0; !rc && l < nd->nlevels; l++) rc = put_links(&c->links, nd->links[l], nd->counts[l]);
   if (!rc && nd->code) rc = vv_buf_append(&c->codes, nd->code, nd->code_len);
+  if (!rc && nd->attrs) rc = put_varint(&c->attrlens, nd->attrs_len);
+  if (!rc && nd->attrs && nd->attrs_len) rc = vv_buf_append(&c->attrs, nd->attrs, nd->attrs_len);
   return rc;
 }
 
-static int write_block(vv_buf *out, uint32_t n, const cols *c, uint32_t m) {
-  int rc = put_head(out, MAJ_MAP, NFIELDS_BLOCK);
+static int write_block(vv_buf *out, uint32_t n, const cols *c, uint32_t m, bool attrs) {
+  int rc = put_head(out, MAJ_MAP, attrs ? NFIELDS_BLOCK_ATTRS : NFIELDS_BLOCK);
   if (!rc) rc = put_text(out, "count");
   if (!rc) rc = put_head(out, MAJ_UINT, n);
   if (!rc) rc = put_text(out, "slots");
@@ -336,6 +358,10 @@ static int write_block(vv_buf *out, uint32_t n, const cols *c, uint32_t m) {
   if (!rc) rc = put_head(out, MAJ_UINT, m);
   if (!rc) rc = put_text(out, "codes");
   if (!rc) rc = put_bytes(out, c->codes.data, c->codes.len);
+  if (!rc && attrs) rc = put_text(out, "attrlens");
+  if (!rc && attrs) rc = put_bytes(out, c->attrlens.data, c->attrlens.len);
+  if (!rc && attrs) rc = put_text(out, "attrs");
+  if (!rc && attrs) rc = put_bytes(out, c->attrs.data, c->attrs.len);
   return rc;
 }
 
@@ -345,8 +371,9 @@ int vv_index3_encode_block(const vv_node_in *nodes, uint32_t n, vv_buf *out) {
   for (uint32_t i = 0; i < n && !m; i++)
     if (nodes[i].code) m = nodes[i].code_len;
   if (m > VV_CODEC_MAX_CODE || (m == 0 && nodes[0].code)) return VV_E_INVALID;
+  bool attrs = nodes[0].attrs != NULL;
   for (uint32_t i = 0; i < n; i++) {
-    int rc = check_node(&nodes[i], m);
+    int rc = (nodes[i].attrs != NULL) == attrs ? check_node(&nodes[i], m) : VV_E_INVALID;
     if (rc) return rc;
   }
   cols c;
@@ -354,7 +381,7 @@ int vv_index3_encode_block(const vv_node_in *nodes, uint32_t n, vv_buf *out) {
   int rc = VV_OK;
   for (uint32_t i = 0; i < n && !rc; i++) rc = encode_node_cols(&c, &nodes[i], i ? nodes[i - 1].slot : 0);
   size_t len0 = out->len;
-  if (!rc) rc = write_block(out, n, &c, m);
+  if (!rc) rc = write_block(out, n, &c, m, attrs);
   if (rc) out->len = len0;
   cols_free(&c);
   return rc;
@@ -391,14 +418,24 @@ static int put_codebook(vv_buf *out, const vv_codebook_in *cb, size_t bytes) {
   return VV_OK;
 }
 
+static int put_fields(vv_buf *out, const vv_fields_in *f) {
+  int rc = put_head(out, MAJ_ARRAY, f->n);
+  for (uint32_t i = 0; i < f->n && !rc; i++) {
+    rc = put_head(out, MAJ_TEXT, f->lens[i]);
+    if (!rc) rc = vv_buf_append(out, f->paths[i], f->lens[i]);
+  }
+  return rc;
+}
+
 int vv_index3_encode_begin(vv_buf *out, uint64_t seq, int base, uint32_t count, uint32_t nblocks,
-                           const vv_codebook_in *cb) {
+                           const vv_codebook_in *cb, const vv_fields_in *fields) {
   if (count > VV_CODEC_MAX_COUNT || nblocks > count || (count && !nblocks)) return VV_E_INVALID;
+  if (fields && !fields_valid(fields->paths, fields->lens, fields->n)) return VV_E_INVALID;
   size_t cbytes = 0;
   int rc = cb ? codebook_size(cb, &cbytes) : VV_OK;
   if (rc) return rc;
   size_t len0 = out->len;
-  rc = put_head(out, MAJ_MAP, 6);
+  rc = put_head(out, MAJ_MAP, fields ? 7 : 6);
   if (!rc) rc = put_text(out, "kind");
   if (!rc) rc = put_text(out, "index");
   if (!rc) rc = put_text(out, "seq");
@@ -409,6 +446,8 @@ int vv_index3_encode_begin(vv_buf *out, uint64_t seq, int base, uint32_t count, 
   if (!rc) rc = put_head(out, MAJ_UINT, count);
   if (!rc) rc = put_text(out, "pq");
   if (!rc) rc = cb ? put_codebook(out, cb, cbytes) : put_simple(out, CBOR_NULL);
+  if (!rc && fields) rc = put_text(out, "fields");
+  if (!rc && fields) rc = put_fields(out, fields);
   if (!rc) rc = put_text(out, "blocks");
   if (!rc) rc = put_head(out, MAJ_ARRAY, nblocks);
   if (rc) out->len = len0;
@@ -421,7 +460,7 @@ int vv_index3_encode_begin(vv_buf *out, uint64_t seq, int base, uint32_t count, 
 static bool read_frame(cur *c, vv_index3_block *b) {
   uint64_t n, m, nf;
   const unsigned char *flags_end;
-  if (!get_head(c, MAJ_MAP, &nf) || nf != NFIELDS_BLOCK) return false;
+  if (!get_head(c, MAJ_MAP, &nf) || (nf != NFIELDS_BLOCK && nf != NFIELDS_BLOCK_ATTRS)) return false;
   if (!get_key(c, "count") || !get_uint(c, VV_CODEC_MAX_COUNT, &n) || n == 0) return false;
   if (!get_key(c, "slots") || !get_bytes(c, &b->slots, &b->slots_end)) return false;
   if (!get_key(c, "flags") || !get_bytes(c, &b->flags, &flags_end) || (uint64_t)(flags_end - b->flags) != n)
@@ -432,6 +471,10 @@ static bool read_frame(cur *c, vv_index3_block *b) {
   if (!get_key(c, "links") || !get_bytes(c, &b->links, &b->links_end)) return false;
   if (!get_key(c, "m") || !get_uint(c, VV_CODEC_MAX_CODE, &m)) return false;
   if (!get_key(c, "codes") || !get_bytes(c, &b->codes, &b->codes_end)) return false;
+  b->has_attrs = nf == NFIELDS_BLOCK_ATTRS;
+  if (b->has_attrs && (!get_key(c, "attrlens") || !get_bytes(c, &b->attrlens, &b->attrlens_end) ||
+                       !get_key(c, "attrs") || !get_bytes(c, &b->attrs, &b->attrs_end)))
+    return false;
   b->count = (uint32_t)n;
   b->m = (uint32_t)m;
   return true;
@@ -456,9 +499,10 @@ static bool check_columns(const vv_index3_block *b) {
     coded += f >> 7;
   }
   if ((b->m == 0) != (coded == 0) || (uint64_t)(b->codes_end - b->codes) != coded * b->m) return false;
-  /* Every node takes at least one byte of slots and idlens, two of locs. */
+  /* Every node takes at least one byte of slots, idlens and attrlens, two
+   * of locs. */
   if ((uint64_t)(b->slots_end - b->slots) < n || (uint64_t)(b->idlens_end - b->idlens) < n ||
-      (uint64_t)(b->locs_end - b->locs) < 2 * n)
+      (uint64_t)(b->locs_end - b->locs) < 2 * n || (b->has_attrs && (uint64_t)(b->attrlens_end - b->attrlens) < n))
     return false;
   size_t nids = (size_t)(b->ids_end - b->ids);
   return utf8_blob_valid(b->ids, nids);
@@ -522,7 +566,8 @@ static bool read_links(vv_index3_block *b, uint32_t *dst, uint32_t *count) {
 
 static bool columns_ended(const vv_index3_block *b) {
   return b->slots == b->slots_end && b->idlens == b->idlens_end && b->ids == b->ids_end && b->locs == b->locs_end &&
-         b->links == b->links_end && b->codes == b->codes_end;
+         b->links == b->links_end && b->codes == b->codes_end && b->attrlens == b->attrlens_end &&
+         b->attrs == b->attrs_end;
 }
 
 static void expose_links(vv_index3_block *b, vv_node_view *nd, const uint32_t *links32[VV_CODEC_MAX_LEVELS],
@@ -572,15 +617,25 @@ static int node_decode(vv_index3_block *b, vv_node_view *nd, const uint32_t *lin
     nd->code_len = b->m;
     b->codes += b->m;
   }
+  if (b->has_attrs) {
+    uint32_t alen;
+    if (!varint_get32(&b->attrlens, b->attrlens_end, VV_INDEX3_MAX_ATTRS, &alen) ||
+        alen > (size_t)(b->attrs_end - b->attrs))
+      return VV_E_CORRUPT;
+    nd->attrs = b->attrs;
+    nd->attrs_len = alen;
+    b->attrs += alen;
+  }
   return VV_OK;
 }
 
 /* Only the scalars: links[] and counts[] are defined up to nlevels. */
 static void view_clear(vv_node_view *v) {
-  v->slot = v->id_len = v->row = v->nlevels = v->code_len = 0;
+  v->slot = v->id_len = v->row = v->nlevels = v->code_len = v->attrs_len = 0;
   v->id = NULL;
   v->chunk = 0;
   v->code = NULL;
+  v->attrs = NULL;
 }
 
 int vv_index3_block_next(vv_index3_block *b, vv_node_view *node, const uint32_t *links32[VV_CODEC_MAX_LEVELS]) {
@@ -611,6 +666,20 @@ static bool read_codebook(cur *c, vv_codebook_view *cb) {
   return true;
 }
 
+/* The header's "fields": an array of distinct text strings. */
+static bool read_fields(cur *c, vv_index3_reader *r) {
+  uint64_t n, len;
+  if (!get_head(c, MAJ_ARRAY, &n) || n == 0 || n > VV_INDEX3_MAX_FIELDS) return false;
+  for (uint32_t i = 0; i < n; i++) {
+    if (!get_head(c, MAJ_TEXT, &len) || len > VV_INDEX3_MAX_PATH || len > c->len - c->pos) return false;
+    r->field_ptr[i] = (const char *)c->p + c->pos;
+    r->field_len[i] = (uint32_t)len;
+    c->pos += (size_t)len;
+  }
+  r->nfields = (uint32_t)n;
+  return fields_valid(r->field_ptr, r->field_len, r->nfields);
+}
+
 static int reader_fail(vv_index3_reader *r) {
   r->pos = SIZE_MAX;
   r->blocks_seen = r->nblocks;
@@ -627,7 +696,7 @@ static int read_header(vv_index3_reader *r, const unsigned char *p, size_t len, 
   cur c = {p, p ? len : 0, 0};
   uint64_t nf, s, n, nb, pqmap;
   int b;
-  if (!get_head(&c, MAJ_MAP, &nf) || nf != 6 || !get_key(&c, "kind") || !get_key(&c, "index") ||
+  if (!get_head(&c, MAJ_MAP, &nf) || (nf != 6 && nf != 7) || !get_key(&c, "kind") || !get_key(&c, "index") ||
       !get_key(&c, "seq") || !get_uint(&c, UINT64_MAX, &s) || !get_key(&c, "base"))
     return reader_fail(r);
   if (get_simple(&c, CBOR_TRUE)) b = 1;
@@ -638,6 +707,7 @@ static int read_header(vv_index3_reader *r, const unsigned char *p, size_t len, 
     if (!get_head(&c, MAJ_MAP, &pqmap) || pqmap != 5 || !read_codebook(&c, &r->cb)) return reader_fail(r);
     r->has_codebook = 1;
   }
+  if (nf == 7 && (!get_key(&c, "fields") || !read_fields(&c, r))) return reader_fail(r);
   /* Every block holds a node, so there are no more blocks than nodes. */
   if (!get_key(&c, "blocks") || !get_head(&c, MAJ_ARRAY, &nb) || nb > n || (n && !nb)) return reader_fail(r);
   if (alone ? c.pos != len : nb > len - c.pos) return reader_fail(r);

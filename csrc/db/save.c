@@ -736,7 +736,7 @@ static int write_index(save *s) {
     const vv_pq *pq = s->pq;
     vv_codebook_in cb = {0};
     if (pq) cb = (vv_codebook_in){pq->m, pq->ksub, pq->dsub, s->pq_trained_on, pq->centroids};
-    rc = vv_swriter_segment_begin(&s->w, &g, s->base, s->base && at == 0 && pq ? &cb : NULL);
+    rc = vv_swriter_segment_begin(&s->w, &g, s->base, s->base && at == 0 && pq ? &cb : NULL, NULL);
     for (uint32_t i = 0; i < cnt && !rc; i++) rc = encode_node(s, at + i);
     if (!rc) rc = vv_swriter_segment_end(&s->w, s->base, &g);
     if (!rc) {

@@ -184,19 +184,21 @@ int vv_swriter_chunk_end(vv_swriter *w, vv_mchunk *c) {
   return rc;
 }
 
-int vv_swriter_segment_begin(vv_swriter *w, const vv_mseg *g, int base, const vv_codebook_in *cb) {
+int vv_swriter_segment_begin(vv_swriter *w, const vv_mseg *g, int base, const vv_codebook_in *cb,
+                             const vv_fields_in *fields) {
   vv_pbuild_free(&w->pb);
   vv_pbuild_begin(&w->pb, &w->sc, VV_OBJ_KIND_INDEX, g->seq, 0);
   w->seg_seq = g->seq;
   w->seg_base = base;
   w->seg_cb = cb;
+  w->seg_fields = fields;
   w->npend = 0;
   w->pend_bytes = 0;
   return VV_OK;
 }
 
 /* Seals the pending nodes as one page: a segment map of its own, the first
- * page carrying the codebook. */
+ * page carrying the codebook and the field paths. */
 static int segment_page(vv_swriter *w) {
   for (uint32_t i = 0; i < w->npend; i++) {
     w->pend[i].links = w->pend_links + (size_t)i * VV_CODEC_MAX_LEVELS;
@@ -204,7 +206,7 @@ static int segment_page(vv_swriter *w) {
   }
   w->plain.len = 0;
   int rc = vv_index3_encode_begin(&w->plain, w->seg_seq, w->seg_base, w->npend, w->npend ? 1 : 0,
-                                  w->pb.n ? NULL : w->seg_cb);
+                                  w->pb.n ? NULL : w->seg_cb, w->pb.n ? NULL : w->seg_fields);
   if (!rc && w->npend) rc = vv_index3_encode_block(w->pend, w->npend, &w->plain);
   if (!rc) rc = vv_pbuild_page(&w->pb, w->plain.data, w->plain.len, w->npend);
   w->npend = 0;
@@ -230,7 +232,7 @@ int vv_swriter_segment_node(vv_swriter *w, const vv_node_in *n) {
   if (w->npend == w->pend_cap && pend_grow(w)) return VV_E_NOMEM;
   size_t at = (size_t)w->npend * VV_CODEC_MAX_LEVELS;
   w->pend[w->npend] = *n;
-  size_t bytes = 16 + n->id_len + n->code_len;
+  size_t bytes = 16 + n->id_len + n->code_len + (n->attrs ? (size_t)n->attrs_len + 1 : 0);
   for (uint32_t l = 0; l < n->nlevels; l++) {
     w->pend_links[at + l] = n->links[l];
     w->pend_counts[at + l] = n->counts[l];

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "../codec/codec.h"
+#include "../codec/index3.h"
 #include "../common/buf.h"
 #include "../vecvault.h"
 #include "io.h"
@@ -53,6 +54,7 @@ typedef struct vv_swriter {
   uint64_t seg_seq;
   int seg_base;
   const vv_codebook_in *seg_cb;
+  const vv_fields_in *seg_fields;
   vv_node_in *pend;
   const uint32_t **pend_links; /* VV_CODEC_MAX_LEVELS per pending node */
   uint32_t *pend_counts;
@@ -96,8 +98,11 @@ VV_NODISCARD int vv_swriter_chunk_end(vv_swriter *w, vv_mchunk *c);
 
 /* An index segment: begin, one call per node, end (which writes it as
  * object g->seq and appends it to the base or the deltas). `cb` is the
- * codebook carried by the first base segment, or NULL. */
-VV_NODISCARD int vv_swriter_segment_begin(vv_swriter *w, const vv_mseg *g, int base, const vv_codebook_in *cb);
+ * codebook and `fields` the filterable field paths carried by the first
+ * base segment, or NULL (both borrowed until segment_end). Nodes carry
+ * their attribute records iff the database has filterable fields. */
+VV_NODISCARD int vv_swriter_segment_begin(vv_swriter *w, const vv_mseg *g, int base, const vv_codebook_in *cb,
+                                          const vv_fields_in *fields);
 VV_NODISCARD int vv_swriter_segment_node(vv_swriter *w, const vv_node_in *n);
 VV_NODISCARD int vv_swriter_segment_end(vv_swriter *w, int base, vv_mseg *g);
 

@@ -46,7 +46,8 @@ static void copy_init(copy *c, uint32_t n) {
 
 static void copy_node(copy *c, uint32_t i, const vv_node_view *v, const uint32_t *const *l32) {
   c->in[i] = (vv_node_in){.slot = v->slot, .id = v->id, .id_len = v->id_len, .chunk = v->chunk, .row = v->row,
-                          .nlevels = v->nlevels, .code = v->code, .code_len = v->code_len};
+                          .nlevels = v->nlevels, .code = v->code, .code_len = v->code_len, .attrs = v->attrs,
+                          .attrs_len = v->attrs_len};
   c->link_at[i] = c->nlinks;
   for (uint32_t l = 0; l < v->nlevels; l++) {
     if (c->nlinks + v->counts[l] > c->cap) {
@@ -84,6 +85,7 @@ static void copy_free(copy *c) {
 static int same_node(const vv_node_in *a, const vv_node_view *b, const uint32_t *const *l32) {
   if (a->slot != b->slot || a->chunk != b->chunk || a->row != b->row || a->nlevels != b->nlevels) return 0;
   if (a->id != b->id || a->id_len != b->id_len || a->code != b->code || a->code_len != b->code_len) return 0;
+  if (a->attrs != b->attrs || a->attrs_len != b->attrs_len) return 0;
   for (uint32_t l = 0; l < a->nlevels; l++) {
     if (a->counts[l] != b->counts[l]) return 0;
     if (a->counts[l] && memcmp(a->links[l], l32[l], a->counts[l] * 4u)) return 0;
@@ -105,7 +107,8 @@ static void encode_header(const vv_index3_reader *r, uint64_t seq, int base, uin
     vv_read_f32le(r->cb.centroids, nf, cents);
     cb = (vv_codebook_in){r->cb.m, r->cb.ksub, r->cb.dsub, r->cb.trained, cents};
   }
-  check(vv_index3_encode_begin(out, seq, base, count, nb, r->has_codebook ? &cb : NULL) == VV_OK);
+  vv_fields_in f = {r->nfields, r->field_ptr, r->field_len}, *fields = r->nfields ? &f : NULL;
+  check(vv_index3_encode_begin(out, seq, base, count, nb, r->has_codebook ? &cb : NULL, fields) == VV_OK);
   free(cents);
 }
 
@@ -123,6 +126,7 @@ static int accepted(const uint8_t *data, size_t size, vv_index3_reader *r) {
     check(v.nlevels <= VV_CODEC_MAX_LEVELS && v.slot <= VV_INDEX3_MAX_SLOT);
     check(!v.code || (v.code >= data && v.code + v.code_len <= data + size));
     check(!v.id || ((const uint8_t *)v.id >= data && (const uint8_t *)v.id + v.id_len <= data + size));
+    check(!v.attrs || (v.attrs >= data && v.attrs + v.attrs_len <= data + size));
   }
   check(rc == VV_END || rc == VV_E_CORRUPT);
   if (rc == VV_END) check(seen == count);
@@ -146,6 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check(h != NULL);
     check(vv_index3_decode_header(h, data, r->pos, &hseq, &hbase, &hcount, &hnb) == VV_OK);
     check(hseq == seq && hbase == base && hcount == count && hnb == nb && h->has_codebook == r->has_codebook);
+    check(h->nfields == r->nfields);
     free(h);
     vv_buf out = {0};
     encode_header(r, seq, base, count, nb, &out);

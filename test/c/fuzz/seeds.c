@@ -178,7 +178,7 @@ static void index3_from_v2(const unsigned char *plain, size_t len, uint32_t per)
     cb = (vv_codebook_in){r.cb.m, r.cb.ksub, r.cb.dsub, r.cb.trained, cents};
   }
   vv_buf b = {0};
-  must(vv_index3_encode_begin(&b, seq, base, count, (count + per - 1) / per, r.has_codebook ? &cb : NULL));
+  must(vv_index3_encode_begin(&b, seq, base, count, (count + per - 1) / per, r.has_codebook ? &cb : NULL, NULL));
   for (uint32_t at = 0; at < count; at += per) must(vv_index3_encode_block(in + at, count - at < per ? count - at : per, &b));
   put(&b);
   free(cents);
