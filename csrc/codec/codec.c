@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/utf8.h"
+
 #include <cbor/callbacks.h>
 #include <cbor/encoding.h>
 #include <cbor/streaming.h>
@@ -80,40 +82,6 @@ static void write_f32s_le(unsigned char *dst, const float *src, size_t n) {
     memcpy(&u, &src[i], 4);
     put_le32(dst + 4 * i, u);
   }
-}
-
-/* ---- UTF-8 (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF) ---- */
-
-static bool utf8_valid(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t need;
-    unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf) {
-      need = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      need = 2;
-      if (c == 0xe0) lo = 0xa0;      /* overlong */
-      else if (c == 0xed) hi = 0x9f; /* surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      need = 3;
-      if (c == 0xf0) lo = 0x90;      /* overlong */
-      else if (c == 0xf4) hi = 0x8f; /* > U+10FFFF */
-    } else {
-      return false;
-    }
-    if (need > n - i - 1) return false;
-    if (s[i + 1] < lo || s[i + 1] > hi) return false;
-    for (size_t k = 2; k <= need; k++)
-      if ((s[i + k] & 0xc0) != 0x80) return false;
-    i += need + 1;
-  }
-  return true;
 }
 
 /* ---- encoding ---- */
@@ -208,7 +176,7 @@ static int writer_close(writer *w, vv_buf *out) {
 static int check_opt_text(const char *s, uint32_t n, uint32_t min, uint32_t max) {
   if (!s) return VV_OK;
   if (n < min || n > max) return VV_E_INVALID;
-  return utf8_valid((const unsigned char *)s, n) ? VV_OK : VV_E_INVALID;
+  return vv_utf8_valid((const unsigned char *)s, n) ? VV_OK : VV_E_INVALID;
 }
 
 static size_t opt_text_size(const char *s, uint32_t n) { return s ? text_size(n) : 1; }
@@ -582,7 +550,7 @@ static int want_opt_text(reader *r, uint32_t min, uint32_t max, const char **s, 
     *n = 0;
     return VV_OK;
   }
-  if (t.type != TK_TEXT || t.n < min || t.n > max || !utf8_valid(t.s, t.n)) return VV_E_CORRUPT;
+  if (t.type != TK_TEXT || t.n < min || t.n > max || !vv_utf8_valid(t.s, t.n)) return VV_E_CORRUPT;
   *s = (const char *)t.s;
   *n = (uint32_t)t.n;
   return VV_OK;

@@ -1,0 +1,53 @@
+/*
+ * common/utf8.h: the one UTF-8 validity check for untrusted bytes
+ * (RFC 3629 / Unicode Table 3-7: no overlongs, no surrogates, nothing
+ * above U+10FFFF), ASCII eight bytes at a time.
+ */
+#ifndef VV_UTF8_H
+#define VV_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline bool vv_utf8_valid(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    if (n - i >= 8) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (!(w & 0x8080808080808080ull)) {
+        i += 8;
+        continue;
+      }
+    }
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t need;
+    unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+      need = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      need = 2;
+      if (c == 0xe0) lo = 0xa0;      /* overlong */
+      else if (c == 0xed) hi = 0x9f; /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      need = 3;
+      if (c == 0xf0) lo = 0x90;      /* overlong */
+      else if (c == 0xf4) hi = 0x8f; /* above U+10FFFF */
+    } else {
+      return false; /* a continuation byte, C0/C1, F5..FF */
+    }
+    if (need > n - i - 1 || s[i + 1] < lo || s[i + 1] > hi) return false;
+    for (size_t k = 2; k <= need; k++)
+      if ((s[i + k] & 0xc0) != 0x80) return false;
+    i += need + 1;
+  }
+  return true;
+}
+
+#endif
