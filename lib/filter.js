@@ -475,6 +475,17 @@ function isAbsent(v) {
   return v === undefined || typeof v === 'function' || typeof v === 'symbol';
 }
 
+/* A short string's UTF-8 at buf[at..]; returns its length. ASCII is copied
+ * here: a call into Buffer's encoder costs more than the copy. */
+function writeShort(buf, v, at) {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c >= 0x80) return buf.write(v, at, 'utf8');
+    buf[at + i] = c;
+  }
+  return v.length;
+}
+
 /* One scalar as JSON stores it: what JSON turns into null is null. */
 function writeScalar(w, v) {
   if (++cur.count > ATTR_LIMITS.maxValues) throw badMetadata(`has more than ${ATTR_LIMITS.maxValues} values; a filterable field holds at most that many per record`);
@@ -485,7 +496,7 @@ function writeScalar(w, v) {
     const buf = w.buf;
     buf[w.pos++] = V_STRING;
     if (3 * v.length < 0x80) {
-      const n = buf.write(v, w.pos + 1, 'utf8');
+      const n = writeShort(buf, v, w.pos + 1);
       buf[w.pos] = n;
       w.pos += 1 + n;
       return;

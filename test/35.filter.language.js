@@ -13,6 +13,7 @@
  */
 const assert = require('node:assert/strict');
 const path = require('node:path');
+const util = require('node:util');
 const { ROOT } = require('./helpers');
 const ref = require('./helpers/filter-ref');
 
@@ -606,6 +607,43 @@ describe('filter language: compiler and encoder against the reference', function
     }
     // Both outcomes are common, so the comparison means something.
     assert.ok(matched > total * 0.15 && matched < total * 0.85, `${matched} of ${total} matched`);
+  });
+
+  it('any JS value as a filter either compiles to a program that agrees with the reference, or is ERR_INVALID_FILTER', function () {
+    const fields = parseFilterable(ref.FIELDS);
+    const r = ref.rng(1235);
+    const KEYS = [...ref.FIELDS, '$and', '$or', '$not', '$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists', '$nor', '$regex', 'color', '', '__proto__', 'author', 'a.b', 'lang.x'];
+    const junk = (depth) => {
+      const x = r();
+      if (depth > 4 || x < 0.3) {
+        return [1, -0, 'en', 'a', '\ud800', null, true, false, undefined, NaN, Infinity, 2n, Symbol('s'), () => 1, new Date(0), new Map(), [], 2021][r.int(18)];
+      }
+      if (x < 0.45) return Array.from({ length: r.int(3) }, () => junk(depth + 1));
+      const o = {};
+      for (let i = r.int(3); i >= 0; i--) Object.defineProperty(o, KEYS[r.int(KEYS.length)], { value: junk(depth + 1), enumerable: true, configurable: true });
+      return o;
+    };
+    const metas = Array.from({ length: 40 }, () => ref.randomMetadata(r));
+    const recs = metas.map((m) => decodeRecord(encodeAttrs(m, fields), fields.length));
+    let accepted = 0;
+    for (let i = 0; i < 20000; i++) {
+      const filter = junk(0);
+      let prog;
+      try {
+        prog = compileFilter(filter, fields);
+      } catch (err) {
+        assert.ok(err instanceof VecvaultError && err.code === 'ERR_INVALID_FILTER', `${String(err && err.stack)}`);
+        assert.ok(err.message.startsWith('filter'), err.message);
+        continue;
+      }
+      accepted++;
+      const root = prog === null ? null : decodeProgram(prog, fields.length);
+      metas.forEach((m, j) => {
+        const got = root === null ? true : run(root, recs[j]);
+        assert.equal(got, ref.matches(filter, m, fields), `${util.inspect(filter, { depth: 9 })} on ${JSON.stringify(m)}`);
+      });
+    }
+    assert.ok(accepted > 300, `only ${accepted} accepted`);
   });
 
   it('the generators cover the hard cases', function () {
