@@ -149,8 +149,12 @@ function describeValue(v) {
   if (typeof v === 'function') return 'a function';
   if (typeof v === 'symbol') return 'a symbol';
   if (typeof v === 'bigint') return `a BigInt (${v}n; pass a Number)`;
-  if (v instanceof Map) return 'a Map';
-  if (v !== null && typeof v === 'object' && !Array.isArray(v) && !isPlainObject(v)) return 'an object that is not a plain object';
+  try {
+    if (v instanceof Map) return 'a Map';
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !isPlainObject(v)) return 'an object that is not a plain object';
+  } catch {
+    return 'an object that cannot be inspected'; // a proxy whose traps throw
+  }
   return describe(v);
 }
 

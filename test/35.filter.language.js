@@ -367,6 +367,10 @@ describe('filter language: compileFilter', function () {
     Object.defineProperty(throwing, 'lang', { enumerable: true, get() { throw new TypeError('boom'); } });
     badFilter(throwing, 'filter could not be read: boom');
     badFilter({ $and: [new Proxy({}, { ownKeys() { throw new Error('trap'); } })] }, 'filter.$and[0] could not be read: trap');
+    const opaque = new Proxy({}, { getPrototypeOf() { throw new Error('trap'); } });
+    badFilter({ tags: { $in: ['a', opaque] } }, 'filter.tags.$in[1]', 'cannot be inspected');
+    badFilter({ year: { $gt: opaque } }, 'filter.year.$gt', 'cannot be inspected');
+    badFilter({ year: opaque }, 'filter.year could not be read: trap');
     badFilter({ $or: new Proxy([], { get(t, k) { if (k === 'length') return 1; throw new Error('no items'); } }) }, 'filter.$or could not be read');
   });
 
