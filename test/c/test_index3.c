@@ -303,7 +303,8 @@ VV_TEST(golden_bytes) {
  * missing), node 2 no lang and tags [] (present, no value). */
 static const char k_golden_header4[] =
     "a7 64 6b696e64 65 696e646578 63 736571 03 64 62617365 f5 65 636f756e74 03"
-    " 62 7071 f6"
+    " 62 7071 a5 61 6d 01 64 6b737562 02 64 64737562 02 67 747261696e6564 04"
+    " 69 63656e74726f696473 50 0000803f 00000000 000080bf 0000003f"
     " 66 6669656c6473 82 64 6c616e67 64 74616773"
     " 66 626c6f636b73 81";
 static const char k_golden_block4_tail[] =
@@ -333,8 +334,9 @@ VV_TEST(golden_bytes_v4) {
   vv_node_in nd[3];
   golden_nodes4(nd);
   vv_fields_in f = {2, k_lang_tags, k_lang_tags_lens};
+  vv_codebook_in cb = {1, 2, 2, 4, k_cents};
   vv_buf b = {0};
-  VV_REQUIRE(vv_index3_encode_begin(&b, 3, 1, 3, 1, NULL, &f) == VV_OK);
+  VV_REQUIRE(vv_index3_encode_begin(&b, 3, 1, 3, 1, &cb, &f) == VV_OK);
   VV_REQUIRE(vv_index3_encode_block(nd, 3, &b) == VV_OK);
   VV_CHECK(b.len == n && memcmp(b.data, want, n) == 0);
 
@@ -345,7 +347,8 @@ VV_TEST(golden_bytes_v4) {
   int base;
   uint32_t count, nblocks;
   VV_REQUIRE(vv_index3_decode_begin(r, q, n, &seq, &base, &count, &nblocks) == VV_OK);
-  VV_CHECK(seq == 3 && base == 1 && count == 3 && nblocks == 1 && !r->has_codebook && r->nfields == 2);
+  VV_CHECK(seq == 3 && base == 1 && count == 3 && nblocks == 1 && r->has_codebook && r->nfields == 2);
+  VV_CHECK(r->cb.m == 1 && r->cb.ksub == 2 && r->cb.dsub == 2 && r->cb.trained == 4);
   VV_CHECK(r->field_len[0] == 4 && !memcmp(r->field_ptr[0], "lang", 4));
   VV_CHECK(r->field_len[1] == 4 && !memcmp(r->field_ptr[1], "tags", 4));
   VV_CHECK((const unsigned char *)r->field_ptr[0] > q && (const unsigned char *)r->field_ptr[1] < q + hn);
