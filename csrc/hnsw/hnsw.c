@@ -292,6 +292,31 @@ static vv_cand greedy(vv_hnsw *h, scratch *sc, const float *q, vv_cand cur, int 
   return cur;
 }
 
+/* Whether a beam keeps node s: not `exclude`, live when filter_live, and
+ * passing f (NULL: no predicate; f implies filter_live). */
+static inline int eligible(const vv_store *st, uint32_t s, int filter_live, uint32_t exclude,
+                           const vv_hnsw_filter *f) {
+  if (s == exclude || (filter_live && !vv_store_is_live(st, s))) return 0;
+  return !f || f->pass(f->ctx, s);
+}
+
+/* Starts a beam: every start node joins the frontier (sc->cand), the
+ * eligible ones the results (sc->top). Returns the results' bound. */
+static float seed_beam(scratch *sc, const vv_store *st, const vv_cand *entry, int nentry, uint32_t ef,
+                       int filter_live, uint32_t exclude, const vv_hnsw_filter *f, size_t *ncand, size_t *ntop) {
+  float bound = INFINITY;
+  for (int e = 0; e < nentry; e++) {
+    sc->tags[entry[e].slot] = sc->cur;
+    if (eligible(st, entry[e].slot, filter_live, exclude, f)) {
+      vv_heap_push_max(sc->top, ntop, entry[e]);
+      if (*ntop > ef) vv_heap_pop_max(sc->top, ntop);
+      bound = sc->top[0].dist;
+    }
+    vv_heap_push_min(sc->cand, ncand, entry[e]);
+  }
+  return bound;
+}
+
 /* Beam search on one level from `nentry` (1 or 2) distinct start nodes.
  * Leaves the best `ef` eligible nodes in sc->top (a max-heap of *ntop
  * entries). Ineligible nodes (dead when filter_live, or `exclude`) are
@@ -306,16 +331,7 @@ static int search_layer(vv_hnsw *h, scratch *sc, const float *q, const vv_cand *
   uint16_t *tags = sc->tags;
   uint16_t tag = sc->cur;
   size_t ncand = 0, ntop = 0;
-  float bound = INFINITY;
-  for (int e = 0; e < nentry; e++) {
-    tags[entry[e].slot] = tag;
-    if (entry[e].slot != exclude && (!filter_live || vv_store_is_live(st, entry[e].slot))) {
-      vv_heap_push_max(sc->top, &ntop, entry[e]);
-      if (ntop > ef) vv_heap_pop_max(sc->top, &ntop);
-      bound = sc->top[0].dist;
-    }
-    vv_heap_push_min(sc->cand, &ncand, entry[e]);
-  }
+  float bound = seed_beam(sc, st, entry, nentry, ef, filter_live, exclude, NULL, &ncand, &ntop);
   while (ncand) {
     vv_cand c = vv_heap_pop_min(sc->cand, &ncand);
     if (c.dist > bound && ntop >= ef) break;
@@ -349,7 +365,75 @@ static int search_layer(vv_hnsw *h, scratch *sc, const float *q, const vv_cand *
   return VV_OK;
 }
 
+/* Level-0 beam search that keeps only live nodes passing f (see
+ * vv_hnsw_filter). With f->expand, failing neighbours are stepped over:
+ * only passing nodes are measured and queued, and the start nodes, which
+ * may fail, only seed the frontier. */
+static int search_layer_filtered(vv_hnsw *h, scratch *sc, const float *q, const vv_cand *entry, int nentry,
+                                 uint32_t ef, const vv_hnsw_filter *f, size_t *ntop_out) {
+  const vv_store *st = h->store;
+  int rc = grow_cands(&sc->top, &sc->top_cap, (size_t)ef + 2);
+  if (!rc) rc = grow_cands(&sc->cand, &sc->cand_cap, 256);
+  if (!rc) rc = grow_cands(&sc->work, &sc->work_cap, 2 * (size_t)h->m0 + 1);
+  if (rc) return rc;
+  next_tag(sc);
+  uint16_t *tags = sc->tags;
+  uint16_t tag = sc->cur;
+  size_t ncand = 0, ntop = 0;
+  float bound = seed_beam(sc, st, entry, nentry, ef, 1, NO_NODE, f, &ncand, &ntop);
+  uint32_t limit = 2 * h->m0;
+  uint32_t *pick = (uint32_t *)sc->work; /* passing nodes to measure, at most `limit` (vv_cand is wider) */
+  while (ncand) {
+    vv_cand c = vv_heap_pop_min(sc->cand, &ncand);
+    if (c.dist > bound && ntop >= ef) break;
+    const uint32_t *links;
+    uint32_t n = read_links(h, sc, c.slot, 0, 0, &links);
+    uint32_t np = 0;
+    for (uint32_t j = 0; j < n && np < limit; j++) {
+      uint32_t nb = links[j];
+      if (tags[nb] == tag) continue;
+      tags[nb] = tag;
+      if (!f->expand || eligible(st, nb, 1, NO_NODE, f)) {
+        pick[np++] = nb;
+        continue;
+      }
+      /* Expansion: nb fails; its passing neighbours stand in for it. */
+      const uint32_t *l2;
+      uint32_t n2 = read_links(h, sc, nb, 0, 0, &l2);
+      for (uint32_t i = 0; i < n2 && np < limit; i++) {
+        uint32_t x = l2[i];
+        if (tags[x] == tag) continue;
+        if (!eligible(st, x, 1, NO_NODE, f)) continue; /* may still be expanded via another */
+        tags[x] = tag;
+        pick[np++] = x;
+      }
+    }
+    for (uint32_t j = 0; j < np; j++) {
+      uint32_t nb = pick[j];
+      if (j + 1 < np) prefetch_node(h, pick[j + 1]);
+      float d = dist_q(h, sc, q, nb);
+      if (ntop < ef || d < bound) {
+        if (ncand + 1 > sc->cand_cap && grow_cands(&sc->cand, &sc->cand_cap, ncand + 1)) return VV_E_NOMEM;
+        vv_heap_push_min(sc->cand, &ncand, (vv_cand){d, nb});
+        /* In-loop mode queues failing nodes too (as waypoints), never keeps them. */
+        if (f->expand || eligible(st, nb, 1, NO_NODE, f)) {
+          vv_heap_push_max(sc->top, &ntop, (vv_cand){d, nb});
+          if (ntop > ef) vv_heap_pop_max(sc->top, &ntop);
+          bound = sc->top[0].dist;
+        }
+      }
+    }
+  }
+  *ntop_out = ntop;
+  return VV_OK;
+}
+
 int vv_hnsw_search(vv_hnsw *h, const float *q, uint32_t k, uint32_t ef, vv_cand *out, uint32_t *nout) {
+  return vv_hnsw_search_filtered(h, q, k, ef, NULL, out, nout);
+}
+
+int vv_hnsw_search_filtered(vv_hnsw *h, const float *q, uint32_t k, uint32_t ef, const vv_hnsw_filter *f,
+                            vv_cand *out, uint32_t *nout) {
   *nout = 0;
   if (h->ep == NO_NODE || k == 0) return VV_OK;
   scratch *sc;
@@ -367,7 +451,9 @@ int vv_hnsw_search(vv_hnsw *h, const float *q, uint32_t k, uint32_t ef, vv_cand 
   start[1] = (vv_cand){dist_q(h, sc, q, h->ep), h->ep};
   start[0] = greedy(h, sc, q, start[1], h->max_level, 0, 0);
   size_t ntop = 0;
-  rc = search_layer(h, sc, q, start, start[0].slot == h->ep ? 1 : 2, ef, 0, 0, 1, NO_NODE, &ntop);
+  int nstart = start[0].slot == h->ep ? 1 : 2;
+  if (f) rc = search_layer_filtered(h, sc, q, start, nstart, ef, f, &ntop);
+  else rc = search_layer(h, sc, q, start, nstart, ef, 0, 0, 1, NO_NODE, &ntop);
   if (!rc) {
     rc = grow_cands(&sc->work, &sc->work_cap, ntop);
     if (!rc) {

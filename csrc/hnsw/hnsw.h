@@ -49,6 +49,31 @@ VV_NODISCARD int vv_hnsw_insert(vv_hnsw *h, uint32_t slot);
 VV_NODISCARD int vv_hnsw_search(vv_hnsw *h, const float *query, uint32_t k, uint32_t ef, vv_cand *out,
                                 uint32_t *nout);
 
+/* A predicate a search keeps its results to (db/ runs a filter program
+ * through it; this folder knows nothing of filters). `pass` is called for
+ * live slots only, from any number of threads at once.
+ *
+ * Two ways to walk (Patel et al., "ACORN: Performant and Predicate-Agnostic
+ * Search Over Vector Embeddings and Structured Data", SIGMOD 2024):
+ *   - expand = 0: every node is walked, measured and queued as usual; only
+ *     passing ones enter the beam (the predicate checked inside the loop).
+ *     For broad predicates, where most neighbours pass anyway.
+ *   - expand = 1 (ACORN-1's neighbour expansion on an ordinary HNSW graph):
+ *     a neighbour that fails is neither measured nor queued; its own
+ *     neighbours are looked at in its place, so the walk stays connected
+ *     through the passing subgraph when most nodes fail. At most 2 x m0
+ *     passing nodes are taken per expanded node. */
+typedef struct vv_hnsw_filter {
+  int (*pass)(const void *ctx, uint32_t slot);
+  const void *ctx;
+  int expand;
+} vv_hnsw_filter;
+
+/* vv_hnsw_search keeping only live slots that pass `f` (NULL: all). Fewer
+ * than k when the walk finds fewer: the caller decides what then. */
+VV_NODISCARD int vv_hnsw_search_filtered(vv_hnsw *h, const float *query, uint32_t k, uint32_t ef,
+                                         const vv_hnsw_filter *f, vv_cand *out, uint32_t *nout);
+
 /* Route every live node around the dead ones, then unlink the dead, pick
  * a live entry point, and give every live node that is no longer reachable
  * from it on level 0 an in-edge from its nearest reachable node (see
