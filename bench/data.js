@@ -67,6 +67,23 @@ function parseIdxImages(file) {
   return { data: out, count, dim };
 }
 
+// IDX labels: big-endian magic 0x00000801 (ubyte, 1 dim), the count, then one byte each.
+function parseIdxLabels(file) {
+  const buf = zlib.gunzipSync(fs.readFileSync(file));
+  const magic = buf.readUInt32BE(0);
+  if (magic !== 0x00000801) throw new Error(`${file}: not an IDX1 ubyte file (magic 0x${magic.toString(16)})`);
+  const count = buf.readUInt32BE(4);
+  if (buf.length !== 8 + count) throw new Error(`${file}: truncated (${buf.length} bytes for ${count} labels)`);
+  return Uint8Array.from(buf.subarray(8));
+}
+
+// The class (0..9) of every train and test image, in the order of loadFashionMnist's rows.
+function loadFashionLabels() {
+  ensureFashionMnist();
+  const file = (split) => path.join(FASHION_DIR, `${split}-labels-idx1-ubyte.gz`);
+  return { train: parseIdxLabels(file('train')), test: parseIdxLabels(file('t10k')) };
+}
+
 // Pixel values are kept as 0..255 floats, as ann-benchmarks does.
 function loadFashionMnist() {
   ensureFashionMnist();
@@ -411,7 +428,9 @@ module.exports = {
   ensureFashionMnist,
   fashionInstalled,
   loadFashionMnist,
+  loadFashionLabels,
   parseIdxImages,
+  parseIdxLabels,
   makeRng,
   synthetic,
   embedding,
