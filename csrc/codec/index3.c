@@ -14,6 +14,8 @@
  */
 #include "index3.h"
 
+#include "../common/utf8.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,39 +104,9 @@ static inline bool varint_get32(const unsigned char **pp, const unsigned char *e
 
 /* ---- UTF-8 ---- */
 
-/* The whole id blob is validated once (ASCII eight bytes at a time); an id
- * is then valid on its own iff it does not start with a continuation byte,
- * since the blob's boundaries between ids then fall between sequences. */
-static bool utf8_blob_valid(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    if (n - i >= 8) {
-      uint64_t w;
-      memcpy(&w, s + i, 8);
-      if (!(w & 0x8080808080808080ull)) {
-        i += 8;
-        continue;
-      }
-    }
-    unsigned c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t need;
-    unsigned lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) need = 1;
-    else if (c >= 0xe0 && c <= 0xef) need = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-    else if (c >= 0xf0 && c <= 0xf4) need = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-    else return false;
-    if (need > n - i - 1 || s[i + 1] < lo || s[i + 1] > hi) return false;
-    for (size_t k = 2; k <= need; k++)
-      if ((s[i + k] & 0xc0) != 0x80) return false;
-    i += need + 1;
-  }
-  return true;
-}
-
+/* The whole id blob is validated once (vv_utf8_valid); an id is then
+ * valid on its own iff it does not start with a continuation byte, since
+ * the blob's boundaries between ids then fall between sequences. */
 static bool is_continuation(unsigned char c) { return (c & 0xc0) == 0x80; }
 
 /* ---- field paths (the header's "fields") ---- */
@@ -145,7 +117,7 @@ static bool fields_valid(const char *const *paths, const uint32_t *lens, uint32_
   if (n == 0 || n > VV_INDEX3_MAX_FIELDS || !paths || !lens) return false;
   for (uint32_t i = 0; i < n; i++) {
     if (!paths[i] || lens[i] == 0 || lens[i] > VV_INDEX3_MAX_PATH || memchr(paths[i], 0, lens[i]) ||
-        !utf8_blob_valid((const unsigned char *)paths[i], lens[i]))
+        !vv_utf8_valid((const unsigned char *)paths[i], lens[i]))
       return false;
     for (uint32_t j = 0; j < i; j++)
       if (lens[j] == lens[i] && !memcmp(paths[j], paths[i], lens[i])) return false;
@@ -281,7 +253,7 @@ static int check_node(const vv_node_in *nd, uint32_t m) {
   if (nd->code && nd->code_len != m) return VV_E_INVALID;
   if (nd->attrs && nd->attrs_len > VV_INDEX3_MAX_ATTRS) return VV_E_INVALID;
   if (nd->id && (nd->id_len < 1 || nd->id_len > VV_MAX_ID_BYTES ||
-                 !utf8_blob_valid((const unsigned char *)nd->id, nd->id_len)))
+                 !vv_utf8_valid((const unsigned char *)nd->id, nd->id_len)))
     return VV_E_INVALID;
   for (uint32_t l = 0; l < nd->nlevels; l++) {
     if (nd->counts[l] > VV_CODEC_MAX_LINKS || (nd->counts[l] && !nd->links[l])) return VV_E_INVALID;
@@ -505,7 +477,7 @@ static bool check_columns(const vv_index3_block *b) {
       (uint64_t)(b->locs_end - b->locs) < 2 * n || (b->has_attrs && (uint64_t)(b->attrlens_end - b->attrlens) < n))
     return false;
   size_t nids = (size_t)(b->ids_end - b->ids);
-  return utf8_blob_valid(b->ids, nids);
+  return vv_utf8_valid(b->ids, nids);
 }
 
 static int block_fail(vv_index3_block *b) {
