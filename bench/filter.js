@@ -184,7 +184,9 @@ function rowsOf(d, gts, results) {
   const rows = [];
   const add = (system, r, key = 'ids', qpsKey = 'qps') => rows.push({
     system,
-    cases: r.cases.map((x, i) => ({ qps: x[qpsKey], ...grade(d, d.cases[i], gts[i], x[key]) })),
+    cases: r.cases.map((x, i) => ({
+      qps: x[qpsKey], ...grade(d, d.cases[i], gts[i], x[key]), ...(key === 'ids' && x.bytesReadPerQuery !== undefined ? { bytesReadPerQuery: x.bytesReadPerQuery } : {}),
+    })),
     otherLoad: r.otherLoad,
   });
   for (const [lib, r] of Object.entries(results)) {
@@ -227,6 +229,8 @@ function printDataset(rep) {
   });
   const wrong = ok.filter((r) => r.cases.some((x) => x.wrong));
   for (const r of wrong) p(`WRONG: ${r.system} returned results that fail the filter (marked !)`);
+  const lazy = ok.find((r) => r.system === 'vecvault lazy');
+  if (lazy) p(`vecvault lazy, KiB read from storage per query: ${lazy.cases.map((x, i) => `${rep.cases[i].name} ${fmt(x.bytesReadPerQuery / 1024, 1)}`).join(', ')}`);
   const busy = ok.filter((r) => r.otherLoad !== null && r.otherLoad > BUSY_CORES);
   if (busy.length) p(`WARNING: other processes used CPU while timing (cores): ${busy.map((r) => `${r.system} ${fmt(r.otherLoad, 2)}`).join(', ')}. Timings are noisy.`);
   p();

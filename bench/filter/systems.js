@@ -44,7 +44,7 @@ async function timeCase(nq, search, { minTime, maxTime }) {
     for (let i = 0; i < nq; i++) await search(i);
     total += now() - t; done += nq; passes++;
   }
-  return { qps: done / total, ids, passes };
+  return { qps: done / total, ids, passes, searches: Math.min(WARMUP, nq) + done };
 }
 
 async function runCases(ctx, label, makeSearch, extra = () => ({})) {
@@ -53,7 +53,7 @@ async function runCases(ctx, label, makeSearch, extra = () => ({})) {
   for (const c of ctx.cases) {
     const search = makeSearch(c);
     const r = await timeCase(ctx.nq, search, ctx);
-    out.push({ case: c.index, qps: r.qps, passes: r.passes, ids: r.ids, ...(await extra(c)) });
+    out.push({ case: c.index, qps: r.qps, passes: r.passes, ids: r.ids, ...(await extra(c, r)) });
     log(`[${label}] ${c.name}: ${r.qps.toFixed(0)} QPS`);
     gc();
   }
@@ -99,17 +99,21 @@ async function measureVecvault(ctx, lazy) {
   const loadSec = now() - t;
   const qs = ctx.queryList;
   const flat = ctx.queries;
+  let read0 = 0;
   const r = await runCases(ctx, label, (c) => {
     const opts = { filter: c.mongo };
+    read0 = db.cacheStats().bytesRead;
     return (i) => db.search(qs[i], K, opts).map((x) => Number(x.id));
-  }, async (c) => {
+  }, async (c, timed) => {
+    // Bytes a lazy session read from storage per search (warm-up included).
+    const bytesReadPerQuery = (db.cacheStats().bytesRead - read0) / timed.searches;
     // The engine's own count must agree with the reference evaluator.
     const count = db.count(c.mongo);
     // All queries in one searchBatchAsync call, on the engine's threads.
     const tb = now();
     const batch = await db.searchBatchAsync(flat, K, { filter: c.mongo });
     const batchQps = ctx.nq / (now() - tb);
-    return { count, batchQps, batchIds: batch.map((rs) => rs.map((x) => Number(x.id))) };
+    return { count, bytesReadPerQuery, batchQps, batchIds: batch.map((rs) => rs.map((x) => Number(x.id))) };
   });
   const stats = lazy ? db.cacheStats() : null;
   db.close();
