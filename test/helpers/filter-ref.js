@@ -4,7 +4,7 @@
  * language, and seeded generators of hard metadata and filters.
  *
  * Owns: `matches(filter, metadata, fields?)`, written straight from the
- * documented semantics on JS values (README, "Filters"), independently of
+ * documented semantics on JS values (docs/FILTER.md), independently of
  * lib/filter.js and of the engine: the suites compare both against it. It
  * trusts its input to be a valid filter (validation is lib/filter.js's job)
  * and throws a plain Error for a field outside `fields`.
