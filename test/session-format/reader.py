@@ -2,18 +2,22 @@
 """
 test/session-format/reader.py: an independent reader of vecvault sessions.
 
-Written only from docs/FORMAT.md (format versions 1, 2 and 3), with Debian's
+Written only from docs/FORMAT.md (format versions 1 to 4), with Debian's
 python3-cbor2 and python3-nacl and nothing of vecvault's own code, so that the
 format, not the implementation, is what the tests hold vecvault to. It
 verifies everything the spec states (frame, sum, key check, MAC, object size,
 hash, header and AEAD tag, the exact CBOR schema of the session's version, the
 PQ codebook and codes of version 2, version 3's paged objects with their page
-table and per-page checks and associated data (section 4.2), the index rules
-of section 5.3) and prints
+table and per-page checks and associated data (section 4.2), version 4's
+filterable field paths and per-node attribute records, the index rules of
+section 5.3) and prints
 
     {"generation": G, "sessionId": "...", "vectors": [{"id", "vector", "metadata"}, ...]}
 
-sorted by id. On any failure it prints {"error": "ERR_...", "message": "..."}
+sorted by id. A version-4 session adds "fields" (the declared paths) at the
+top and "attributes" to each vector: {path: [values...]} for every path that
+is present (an empty list: present with no scalar value), a missing path
+left out; values in the order stored, repeats dropped. On any failure it prints {"error": "ERR_...", "message": "..."}
 with the error code vecvault itself would report, and exits with status 2.
 
 Usage: /usr/bin/python3 reader.py DIR [--key HEX | --passphrase TEXT | --passphrase-hex HEX]
@@ -37,7 +41,7 @@ MEMLIMIT_CAP = 1 << 30
 HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 ID_MAX = 4096
 META_MAX = 16 * 1024 * 1024
-VERSIONS = (1, 2, 3)  # the format versions this reader knows
+VERSIONS = (1, 2, 3, 4)  # the format versions this reader knows
 PAGE_UNIT_MAX = 64 * 1024 * 1024  # section 4.2: a page unit is at most 64 MiB
 
 
@@ -353,15 +357,22 @@ def decode_segment(plain, version):
     return cbor_checked(plain, SEGMENT_KEYS[version])
 
 
-# ---- version 3: the columnar index page --------------------------------------------
+# ---- versions 3 and 4: the columnar index page (section 5.2) ---------------------
 #
-# Not yet in docs/FORMAT.md when this was written: read from the format-3
-# writer's contract (csrc/codec/index3.h). An index page of a version-3
-# object is a segment map whose "nodes" are replaced by "blocks", each block
-# a map of columns (byte strings) holding its nodes column by column.
+# An index page of a version-3 object is a segment map whose "nodes" are
+# replaced by "blocks", each block a map of columns (byte strings) holding
+# its nodes column by column. Version 4 adds "fields" to page 0 of the first
+# base segment and two columns, "attrlens" and "attrs", to every block.
 
 SEG3_KEYS = ["kind", "seq", "base", "count", "pq", "blocks"]
+SEG4_KEYS = ["kind", "seq", "base", "count", "pq", "fields", "blocks"]
 BLOCK_KEYS = ["count", "slots", "flags", "idlens", "ids", "locs", "links", "m", "codes"]
+BLOCK4_KEYS = BLOCK_KEYS + ["attrlens", "attrs"]
+MAX_FIELDS = 64
+MAX_PATH = 256
+MAX_ATTRS = 16 << 20
+MAX_VALUES = 4096
+MAX_STRING = 65535
 MAX_SLOT = (1 << 31) - 1
 MAX_LEVELS = 17
 MAX_LINKS = 256
@@ -436,10 +447,13 @@ def read_links(col):
 
 
 def decode_block(blk):
+    """The block's nodes as version-2 records [slot, id, chunk, row, links,
+    code], plus (version 4) the raw attribute record as a seventh element."""
     n = blk["count"]
     if not is_int(n) or not 1 <= n <= 10000000:
         raise ValueError("block count %r" % (n,))
-    for k in BLOCK_KEYS[1:7] + ["codes"]:
+    v4 = "attrs" in blk
+    for k in BLOCK_KEYS[1:7] + ["codes"] + (["attrlens", "attrs"] if v4 else []):
         if not isinstance(blk[k], bytes):
             raise ValueError("block %s is not bytes" % k)
     m = blk["m"]
@@ -461,6 +475,10 @@ def decode_block(blk):
         raise ValueError("ids are not UTF-8")
     slots, idlens, ids = Column(blk["slots"], "slots"), Column(blk["idlens"], "idlens"), Column(blk["ids"], "ids")
     locs, links, codes = Column(blk["locs"], "locs"), Column(blk["links"], "links"), Column(blk["codes"], "codes")
+    cols = [slots, idlens, ids, locs, links, codes]
+    if v4:
+        attrlens, attrs = Column(blk["attrlens"], "attrlens"), Column(blk["attrs"], "attrs")
+        cols += [attrlens, attrs]
     nodes, prev = [], 0
     for i in range(n):
         zz = slots.varint(0xFFFFFFFF)
@@ -482,15 +500,37 @@ def decode_block(blk):
             lv.append(b"".join(struct.pack("<I", t) for t in read_links(links)))
         code = codes.take(m) if flags[i] & 0x80 else None
         nodes.append([slot, nid, chunk, row, lv, code])
-    for c in (slots, idlens, ids, locs, links, codes):
+        if v4:
+            nodes[-1].append(attrs.take(attrlens.varint(MAX_ATTRS)))
+    for c in cols:
         if not c.ended():
             raise ValueError("%s: bytes left after the last node" % c.what)
     return nodes
 
 
-def decode_segment3(plain):
-    """A version-3 index page: the segment header, then its blocks."""
-    v = cbor_decode(plain, SEG3_KEYS)
+def check_fields(fields):
+    """Section 5.2, version 4: 1..64 distinct paths of 1..256 bytes of UTF-8
+    (cbor_walk checked the UTF-8) without NUL."""
+    if not isinstance(fields, list) or not 1 <= len(fields) <= MAX_FIELDS:
+        raise ValueError("fields is not an array of 1..%d paths" % MAX_FIELDS)
+    for f in fields:
+        if not isinstance(f, str) or not 1 <= len(f.encode("utf-8")) <= MAX_PATH or "\0" in f:
+            raise ValueError("field path %r" % (f,))
+    if len(set(fields)) != len(fields):
+        raise ValueError("a field path appears twice")
+
+
+def decode_segment3(plain, version):
+    """A version-3 or 4 index page: the segment header, then its blocks.
+    The header may have "fields" (version 4 only; where it may appear is
+    checked by the caller; the map has the key only then); every block has
+    the columns of the session's version."""
+    if version >= 4 and plain[:1] == b"\xa7":
+        v = cbor_decode(plain, SEG4_KEYS)
+        check_fields(v["fields"])
+    else:
+        v = cbor_decode(plain, SEG3_KEYS)
+    keys = BLOCK4_KEYS if version >= 4 else BLOCK_KEYS
     if not isinstance(v["blocks"], list) or not is_int(v["count"]):
         raise ValueError("blocks or count")
     if (v["count"] and not v["blocks"]) or len(v["blocks"]) > v["count"]:
@@ -499,8 +539,8 @@ def decode_segment3(plain):
         raise ValueError("base is not a bool")
     nodes = []
     for blk in v["blocks"]:
-        if not isinstance(blk, dict) or list(blk.keys()) != BLOCK_KEYS:
-            raise ValueError("a block is not a map with keys %r in that order" % BLOCK_KEYS)
+        if not isinstance(blk, dict) or list(blk.keys()) != keys:
+            raise ValueError("a block is not a map with keys %r in that order" % keys)
         nodes += decode_block(blk)
     if len(nodes) != v["count"]:
         raise ValueError("the blocks hold %d nodes, count is %d" % (len(nodes), v["count"]))
@@ -655,7 +695,7 @@ def read_paged_object(data, ref, kind, m, master, corrupt):
     whole = None
     for i, first, rows, plain in paged_units(data, ref, kind, m, master, corrupt):
         try:
-            v = cbor_decode(plain, CHUNK_KEYS) if kind == 1 else decode_segment3(plain)
+            v = cbor_decode(plain, CHUNK_KEYS) if kind == 1 else decode_segment3(plain, m["version"])
         except (ValueError, cbor2.CBORDecodeError, UnicodeDecodeError) as e:
             raise corrupt("page %d: CBOR: %s" % (i, e))
         if v["kind"] != ("chunk" if kind == 1 else "index") or v["seq"] != seq:
@@ -674,6 +714,8 @@ def read_paged_object(data, ref, kind, m, master, corrupt):
         else:
             if i > 0 and v["pq"] is not None:
                 raise corrupt("page %d: a PQ codebook outside page 0" % i)
+            if i > 0 and v.get("fields") is not None:
+                raise corrupt("page %d: field paths outside page 0" % i)
             if not isinstance(v["nodes"], list):
                 raise corrupt("page %d: nodes" % i)
             if whole is not None and v["base"] is not whole["base"]:
@@ -747,11 +789,51 @@ def all_finite(data):
     return all(map(math.isfinite, a))
 
 
-def check_segment(v, is_base, first, cb, m, corrupt):
-    """Checks one segment's records on their own; returns them and the
-    session's codebook: `cb` (the one read so far: None before index.base[0]
-    or when the session has none), or the codebook this segment carries if it
-    is the first base segment."""
+def decode_record(rec, nfields):
+    """Section 5.2, version 4: an attribute record, as one entry per field:
+    None when the path is missing, else the list of its values (empty: present
+    with no scalar value), repeats dropped. An empty record: all missing."""
+    if not rec:
+        return [None] * nfields
+    col = Column(rec, "attribute record")
+    out = []
+    for _ in range(nfields):
+        n = col.varint(MAX_VALUES + 1)
+        if n == 0:
+            out.append(None)
+            continue
+        vals, seen = [], set()
+        for _ in range(n - 1):
+            t = col.take(1)[0]
+            if t == 0:
+                val = None
+            elif t in (1, 2):
+                val = t == 2
+            elif t == 3:
+                val = struct.unpack("<d", col.take(8))[0]
+                if not math.isfinite(val):
+                    raise ValueError("a number that is not finite")
+                val += 0.0  # -0 is 0
+            elif t == 4:
+                val = col.take(col.varint(MAX_STRING)).decode("utf-8")
+            else:
+                raise ValueError("value type 0x%02x" % t)
+            key = (type(val).__name__, val)  # 1 is not "1", True is not 1
+            if key not in seen:
+                seen.add(key)
+                vals.append(val)
+        out.append(vals)
+    if not col.ended():
+        raise ValueError("bytes after the last field")
+    return out
+
+
+def check_segment(v, is_base, first, cb, fields, m, corrupt):
+    """Checks one segment's records on their own; returns them, the session's
+    codebook and its field paths: `cb` and `fields` (those read so far: None
+    before index.base[0] or when the session has none), or what this segment
+    carries if it is the first base segment. Version 4 records get their
+    attribute record decoded in place (node[6])."""
     if v["base"] is not is_base:
         raise corrupt("base flag is %r in the %s list" % (v["base"], "base" if is_base else "deltas"))
     if not isinstance(v["nodes"], list):
@@ -761,12 +843,21 @@ def check_segment(v, is_base, first, cb, m, corrupt):
         if not first:
             raise corrupt("a PQ codebook in an index segment other than index.base[0]")
         cb = check_codebook(v["pq"], m, corrupt)
+    v4 = m["version"] >= 4
+    if v4 and first:
+        if v.get("fields") is None:
+            raise corrupt("a version-4 session without field paths in index.base[0]")
+        fields = v["fields"]
+    elif v.get("fields") is not None:
+        raise corrupt("field paths in an index segment other than index.base[0]")
+    if v4 and fields is None and v["nodes"]:
+        raise corrupt("attribute records before the field paths are known")
     hnsw = m["indexKind"] == "hnsw"
     mm = m["hnsw"]["m"]
-    fields = 6 if v2 else 5
+    width = 7 if v4 else 6 if v2 else 5
     for node in v["nodes"]:
-        if not isinstance(node, list) or len(node) != fields:
-            raise corrupt("node is not array(%d)" % fields)
+        if not isinstance(node, list) or len(node) != width:
+            raise corrupt("node is not array(%d)" % width)
         slot, nid, chunk, row, links = node[:5]
         if not is_int(slot) or slot >= 1 << 31 or slot >= m["slotCount"]:
             raise corrupt("node slot %r" % (slot,))
@@ -789,7 +880,12 @@ def check_segment(v, is_base, first, cb, m, corrupt):
                 raise corrupt("slot %d level %d has %d links (max %d)" % (slot, lv, len(l) // 4, 2 * mm if lv == 0 else mm))
         if v2:
             check_code(node[5], slot, nid, links, cb, corrupt)
-    return v["nodes"], cb
+        if v4:
+            try:
+                node[6] = decode_record(node[6], len(fields))
+            except (ValueError, UnicodeDecodeError) as e:
+                raise corrupt("slot %d: attribute record: %s" % (slot, e))
+    return v["nodes"], cb, fields
 
 
 def check_code(code, slot, nid, links, cb, corrupt):
@@ -828,11 +924,12 @@ def read_session(d, secret):
     # Index first (it says which rows are current), then the chunks.
     nodes = {}
     cb = None  # the PQ codebook (version 2), from index.base[0]
+    fields = None  # the filterable field paths (version 4), from index.base[0]
     for part, is_base in (("base", True), ("deltas", False)):
         for i, ref in enumerate(m["index"][part]):
             v, corrupt = read_object(d, ref, 2, m, master)
             first = is_base and i == 0
-            records, cb = check_segment(v, is_base, first, cb, m, corrupt)
+            records, cb, fields = check_segment(v, is_base, first, cb, fields, m, corrupt)
             for node in records:
                 nodes[node[0]] = node
 
@@ -878,6 +975,8 @@ def read_session(d, secret):
         except ValueError:
             raise bad("metadata of %r is not JSON" % nid)
         out.append({"id": nid, "vector": list(vec), "metadata": metadata})
+        if fields is not None:
+            out[-1]["attributes"] = {f: vals for f, vals in zip(fields, nodes[s][6]) if vals is not None}
 
     g = m["graph"]
     if g["entry"] is not None:
@@ -888,7 +987,10 @@ def read_session(d, secret):
     if len(out) != m["totalVectors"]:
         raise bad("%d live vectors, totalVectors is %d" % (len(out), m["totalVectors"]))
     out.sort(key=lambda r: r["id"])
-    return {"generation": m["generation"], "sessionId": m["sessionId"], "vectors": out}
+    result = {"generation": m["generation"], "sessionId": m["sessionId"], "vectors": out}
+    if fields is not None:
+        result["fields"] = fields
+    return result
 
 
 def main(argv):
@@ -915,7 +1017,9 @@ def main(argv):
     except Fail as e:
         sys.stdout.write(json.dumps({"error": e.code, "message": str(e)}) + "\n")
         return 2
-    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    # ASCII escapes: metadata may hold a lone surrogate ("\ud800" in its JSON),
+    # which has no UTF-8 form but round-trips as an escape.
+    sys.stdout.write(json.dumps(result) + "\n")
     return 0
 
 
