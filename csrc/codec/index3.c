@@ -115,14 +115,7 @@ static bool is_continuation(unsigned char c) { return (c & 0xc0) == 0x80; }
  * without NUL, all different (a quadratic check: there are at most 64). */
 static bool fields_valid(const char *const *paths, const uint32_t *lens, uint32_t n) {
   if (n == 0 || n > VV_INDEX3_MAX_FIELDS || !paths || !lens) return false;
-  for (uint32_t i = 0; i < n; i++) {
-    if (!paths[i] || lens[i] == 0 || lens[i] > VV_INDEX3_MAX_PATH || memchr(paths[i], 0, lens[i]) ||
-        !vv_utf8_valid((const unsigned char *)paths[i], lens[i]))
-      return false;
-    for (uint32_t j = 0; j < i; j++)
-      if (lens[j] == lens[i] && !memcmp(paths[j], paths[i], lens[i])) return false;
-  }
-  return true;
+  return vv_names_valid(paths, lens, n, VV_INDEX3_MAX_PATH);
 }
 
 /* ---- CBOR heads: writing ---- */

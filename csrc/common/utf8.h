@@ -1,7 +1,8 @@
 /*
  * common/utf8.h: the one UTF-8 validity check for untrusted bytes
  * (RFC 3629 / Unicode Table 3-7: no overlongs, no surrogates, nothing
- * above U+10FFFF), ASCII eight bytes at a time.
+ * above U+10FFFF), ASCII eight bytes at a time, and the check of a list of
+ * names (field paths) built on it.
  */
 #ifndef VV_UTF8_H
 #define VV_UTF8_H
@@ -46,6 +47,19 @@ static inline bool vv_utf8_valid(const unsigned char *s, size_t n) {
     for (size_t k = 2; k <= need; k++)
       if ((s[i + k] & 0xc0) != 0x80) return false;
     i += need + 1;
+  }
+  return true;
+}
+
+/* n names (field paths), each 1..max bytes of UTF-8 without NUL, all
+ * different: a quadratic check, for the few dozen a caller may hold. */
+static inline bool vv_names_valid(const char *const *names, const uint32_t *lens, uint32_t n, uint32_t max) {
+  for (uint32_t i = 0; i < n; i++) {
+    if (!names[i] || lens[i] == 0 || lens[i] > max || memchr(names[i], 0, lens[i]) ||
+        !vv_utf8_valid((const unsigned char *)names[i], lens[i]))
+      return false;
+    for (uint32_t j = 0; j < i; j++)
+      if (lens[j] == lens[i] && !memcmp(names[j], names[i], lens[i])) return false;
   }
   return true;
 }
