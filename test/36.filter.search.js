@@ -242,4 +242,396 @@ describe('36 filtered search', function () {
       }
     });
   });
+
+  describe('save and load', function () {
+    const FILTERS = 24;
+    /* count() of FILTERS seeded random filters, against the reference over `live`. */
+    function counts(db, live, what) {
+      const r = ref.rng(99);
+      for (let t = 0; t < FILTERS; t++) {
+        const filter = ref.randomFilter(r, ref.FIELDS);
+        assert.equal(db.count(filter), fdb.matchingIds(live, filter).length, `${what}: count ${JSON.stringify(filter)}`);
+      }
+    }
+
+    it('filterable paths and values come back after a full save and an incremental one, eager and lazy', async function () {
+      const { db, live } = fdb.buildDb({ metric: 'l2', n: 800, seed: 31 });
+      const dir = s.tmpDir('fsave');
+      const full = await db.save(dir);
+      assert.equal(full.full, true);
+      counts(db, live, 'before save');
+      for (const lazy of [false, true]) {
+        const back = await s.loadDb(dir, { lazy });
+        assert.deepEqual(back.filterable, ref.FIELDS, `lazy ${lazy}: filterable`);
+        assert.ok(Object.isFrozen(back.filterable));
+        counts(back, live, `full save, lazy ${lazy}`);
+        back.close();
+      }
+      /* Writes between saves: adds, deletes, metadata updates. */
+      const r = ref.rng(32);
+      const extra = h.randomVectors(100, 12, 33);
+      extra.forEach((vector, i) => {
+        const metadata = ref.randomMetadata(r);
+        db.add(`x${i}`, vector, metadata);
+        live.set(`x${i}`, { vector, metadata: fdb.stored(metadata) });
+      });
+      const ids = [...live.keys()];
+      for (let i = 0; i < 60; i++) {
+        const id = ids[r.int(ids.length)];
+        if (!live.has(id)) continue;
+        if (i % 3 === 0) {
+          assert.equal(db.delete(id), true);
+          live.delete(id);
+        } else {
+          const metadata = ref.randomMetadata(r);
+          assert.equal(db.updateMetadata(id, metadata), true);
+          live.get(id).metadata = fdb.stored(metadata);
+        }
+      }
+      counts(db, live, 'after writes');
+      const inc = await db.save(dir);
+      assert.equal(inc.full, false, 'the second save is incremental');
+      for (const lazy of [false, true]) {
+        const back = await s.loadDb(dir, { lazy });
+        assert.deepEqual(back.filterable, ref.FIELDS);
+        assert.equal(back.size, live.size);
+        counts(back, live, `incremental save, lazy ${lazy}`);
+        const q = h.randomVectors(1, 12, 34)[0];
+        fdb.checkFiltered(back.search(q, 10, { filter: { lang: { $exists: true } } }), { live, filter: { lang: { $exists: true } }, query: q, k: 10, metric: 'l2', what: `lazy ${lazy}` });
+        back.close();
+      }
+    });
+
+    it('a lazy session saved again keeps its filterable values', async function () {
+      const { db, live } = fdb.buildDb({ metric: 'dot', n: 500, seed: 35 });
+      const dir = s.tmpDir('fsave2');
+      await db.save(dir);
+      const lazy = await s.loadDb(dir, { lazy: true });
+      lazy.add('new', h.randomVectors(1, 12, 36)[0], { lang: 'en', year: 2021 });
+      live.set('new', { vector: null, metadata: { lang: 'en', year: 2021 } });
+      const victim = [...live.keys()][3];
+      assert.equal(await lazy.updateMetadataAsync(victim, { lang: 'de' }), true);
+      live.get(victim).metadata = { lang: 'de' };
+      await lazy.save(dir);
+      const back = await s.loadDb(dir, {});
+      counts(back, live, 'lazy, saved again');
+      assert.deepEqual(back.get(victim).metadata, { lang: 'de' });
+    });
+
+    it('a session without filterable fields stays format version 3; with them it is version 4', async function () {
+      const plain = h.openDb({ dimension: 4, encryptAtRest: false });
+      plain.add('a', [1, 2, 3, 4], { lang: 'en' });
+      const d3 = s.tmpDir('fv3');
+      await plain.save(d3);
+      assert.equal((await VectorDB.inspect(d3)).version, 3);
+      const back3 = await s.loadDb(d3, {});
+      assert.deepEqual(back3.filterable, []);
+      assert.equal(back3.count(), 1);
+      const withFields = h.openDb({ dimension: 4, encryptAtRest: false, filterable: ['lang'] });
+      withFields.add('a', [1, 2, 3, 4], { lang: 'en' });
+      const d4 = s.tmpDir('fv4');
+      await withFields.save(d4);
+      assert.equal((await VectorDB.inspect(d4)).version, 4);
+      const back4 = await s.loadDb(d4, {});
+      assert.deepEqual(back4.filterable, ['lang']);
+      assert.equal(back4.count({ lang: 'en' }), 1);
+    });
+  });
+
+  describe('range search', function () {
+    for (const metric of h.METRICS) {
+      it(`${metric}: maxDistance and minScore, with and without a filter: within the bound, and with 'scan' exactly the bounded set, capped at k`, function () {
+        const { db, live } = fdb.buildDb({ metric, index: 'hnsw', n: 900, seed: 51 });
+        const r = ref.rng(52);
+        const filters = [undefined, { lang: { $exists: true } }, { $or: [{ year: { $gte: 2020 } }, { tags: 'a' }] }];
+        let recall = 0;
+        let asked = 0;
+        for (let t = 0; t < 12; t++) {
+          const query = fdb.randomQuery(r, 12);
+          const filter = filters[t % filters.length];
+          const all = fdb.exactTopK(live, filter || {}, query, live.size, metric);
+          /* A bound that lets in about 15 of the matches; k = 10 and 40.
+           * Bounds a float32 holds exactly: rounding is the next test's. */
+          const bound = all[Math.min(14, all.length - 1)];
+          const maxDistance = Math.fround(bound.distance);
+          const minScore = Math.fround(bound.score);
+          for (const k of [10, 40]) {
+            for (const [opt, value, inside] of [
+              ['maxDistance', maxDistance, (e) => e.distance <= maxDistance],
+              ['minScore', minScore, (e) => e.score >= minScore],
+            ]) {
+              const what = `${metric} query ${t} ${opt} ${JSON.stringify(filter)} k ${k}`;
+              const expected = all.filter(inside).slice(0, k);
+              for (const plan of ['auto', 'scan']) {
+                const res = db.search(query, k, { filter, [opt]: value, plan });
+                fdb.checkFiltered(res, { live, filter: filter || {}, query, k, metric, bounded: true, what: `${what} ${plan}` });
+                if (plan === 'auto' && expected.length > 0) {
+                  recall += h.recallAtK(res, expected);
+                  asked++;
+                }
+                for (const hit of res) {
+                  if (opt === 'maxDistance') assert.ok(hit.distance <= value, `${what}: ${hit.distance} > ${value}`);
+                  else assert.ok(hit.score >= value, `${what}: ${hit.score} < ${value}`);
+                }
+                /* Exact under 'scan' when filtered (the plan is about filters); float ties at the bound aside. */
+                if (plan === 'scan' && filter) {
+                  assert.ok(Math.abs(res.length - expected.length) <= 1, `${what}: ${res.length} hits, ${expected.length} within the bound`);
+                  const n = Math.min(res.length, expected.length);
+                  fdb.checkExact(res.slice(0, n), expected.slice(0, n), what);
+                }
+              }
+            }
+          }
+          const nearest = all[0];
+          assert.ok(nearest, 'the filters match something');
+          assert.deepEqual(db.search(query, 10, { filter, maxDistance: nearest.distance - 1 }), [], 'maxDistance below the nearest');
+          assert.deepEqual(db.search(query, 10, { filter, minScore: nearest.score + 1 }), [], 'minScore above the best');
+        }
+        assert.ok(recall / asked >= 0.95, `${metric}: recall of 'auto' within the bound ${recall / asked}`);
+      });
+    }
+
+    /* Fails on the engine as of this writing (see the report): the binding
+     * rounds the bound to float32 to nearest, so a hit a hair beyond it is kept. */
+    it('a bound between two float32 values still excludes the hit just beyond it', function () {
+      for (const metric of h.METRICS) {
+        const { db } = fdb.buildDb({ metric, index: 'flat', n: 200, seed: 55 });
+        const query = fdb.randomQuery(ref.rng(56), 12);
+        const [first, second] = db.search(query, 2);
+        /* Just below the nearest hit's distance, in a double, rounding to it as a float32. */
+        const maxDistance = first.distance - Math.abs(first.distance) * 2 ** -26;
+        assert.ok(maxDistance < first.distance && Math.fround(maxDistance) === first.distance);
+        for (const plan of ['auto', 'scan']) {
+          for (const hit of db.search(query, 5, { maxDistance, plan })) {
+            assert.ok(hit.distance <= maxDistance, `${metric} ${plan}: distance ${hit.distance} > maxDistance ${maxDistance}`);
+          }
+        }
+        const minScore = first.score + Math.abs(first.score) * 2 ** -26;
+        assert.ok(minScore > first.score && Math.fround(minScore) === first.score);
+        for (const hit of db.search(query, 5, { minScore })) {
+          assert.ok(hit.score >= minScore, `${metric}: score ${hit.score} < minScore ${minScore}`);
+        }
+        assert.ok(second.distance > first.distance || second.distance === first.distance);
+      }
+    });
+
+    it('flat index without a filter: exactly the brute-force set within the bound', function () {
+      const { db, live } = fdb.buildDb({ metric: 'l2', index: 'flat', n: 600, seed: 53 });
+      const r = ref.rng(54);
+      for (let t = 0; t < 10; t++) {
+        const query = fdb.randomQuery(r, 12);
+        const all = fdb.exactTopK(live, {}, query, live.size, 'l2');
+        const bound = (all[9].distance + all[10].distance) / 2;
+        const res = db.search(query, 100, { maxDistance: bound });
+        fdb.checkExact(res, all.slice(0, 10), `query ${t}`);
+        const capped = db.search(query, 4, { maxDistance: bound });
+        fdb.checkExact(capped, all.slice(0, 4), `query ${t}, k 4`);
+      }
+    });
+  });
+
+  describe('async and batch variants take the same options', function () {
+    it('searchAsync, searchBatch and searchBatchAsync with filter, plan and bounds give search()\'s answers', async function () {
+      const { db, live } = fdb.buildDb({ metric: 'cosine', n: 900, seed: 61 });
+      const r = ref.rng(62);
+      for (let t = 0; t < 10; t++) {
+        const filter = ref.randomFilter(r, ref.FIELDS);
+        const queries = Array.from({ length: 4 }, () => fdb.randomQuery(r, 12));
+        for (const opts of [{ filter }, { filter, plan: 'scan' }, { filter, plan: 'acorn', maxDistance: 0.9 }, { filter, minScore: 0.2, includeVector: true }]) {
+          const what = `${JSON.stringify(opts)}`;
+          const sync = queries.map((q) => h.plainResults(db.search(q, 10, opts)));
+          queries.forEach((q, i) => fdb.checkFiltered(db.search(q, 10, opts), { live, filter, query: q, k: 10, metric: 'cosine', bounded: opts.maxDistance !== undefined || opts.minScore !== undefined, what }));
+          const asyncs = await Promise.all(queries.map((q) => db.searchAsync(q, 10, opts)));
+          assert.deepEqual(asyncs.map(h.plainResults), sync, `${what}: searchAsync`);
+          assert.deepEqual(db.searchBatch(queries, 10, opts).map(h.plainResults), sync, `${what}: searchBatch`);
+          assert.deepEqual((await db.searchBatchAsync(queries, 10, opts)).map(h.plainResults), sync, `${what}: searchBatchAsync`);
+          assert.deepEqual((await db.searchBatchAsync(h.flatten(queries, 12), 10, opts)).map(h.plainResults), sync, `${what}: searchBatchAsync, flat`);
+        }
+      }
+    });
+
+    it('the async variants reject bad filters and options with the same typed errors', async function () {
+      const { db } = fdb.buildDb({ n: 50, seed: 63 });
+      const q = new Float32Array(12);
+      q[0] = 1;
+      await h.rejectsCode(() => db.searchAsync(q, 3, { filter: { nope: 1 } }), 'ERR_INVALID_FILTER');
+      await h.rejectsCode(() => db.searchBatchAsync([q], 3, { filter: { lang: { $gt: true } } }), 'ERR_INVALID_FILTER');
+      await h.rejectsCode(() => db.searchAsync(q, 3, { plan: 'fast' }), 'ERR_INVALID_ARGUMENT');
+      await h.rejectsCode(() => db.searchBatchAsync([q], 3, { maxDistance: NaN }), 'ERR_INVALID_ARGUMENT');
+      h.throwsCode(() => db.searchBatch([q], 3, { filter: { nope: 1 } }), 'ERR_INVALID_FILTER');
+    });
+  });
+
+  describe('errors', function () {
+    function smallDb() {
+      const db = h.openDb({ dimension: 4, metric: 'l2', filterable: ['lang', 'year', 'author.name'] });
+      db.add('a', [1, 0, 0, 0], { lang: 'en', year: 2021, author: { name: 'x' } });
+      db.add('b', [0, 1, 0, 0], { lang: 'de', year: 2019 });
+      return db;
+    }
+    const Q = [1, 0, 0, 0];
+
+    /* The database still answers correctly after a refused call. */
+    function stillWorks(db) {
+      assert.deepEqual(db.search(Q, 5, { filter: { lang: 'en' } }).map((r) => r.id), ['a']);
+      assert.equal(db.count({ year: { $lt: 2020 } }), 1);
+      assert.equal(db.count(), 2);
+    }
+
+    it('a field that is not declared: ERR_INVALID_FILTER naming it, from every method', async function () {
+      const db = smallDb();
+      const calls = [
+        () => db.search(Q, 3, { filter: { 'author.age': 3 } }),
+        () => db.searchBatch([Q], 3, { filter: { $or: [{ lang: 'en' }, { 'author.age': 3 }] } }),
+        () => db.count({ $not: { 'author.age': 3 } }),
+        () => db.deleteMany({ filter: { 'author.age': 3 } }),
+        () => db.count({ author: { name: 'x' } }),
+      ];
+      for (const call of calls) {
+        const err = h.throwsCode(call, 'ERR_INVALID_FILTER', call.toString());
+        assert.match(err.message, /author/, err.message);
+      }
+      assert.match((await h.rejectsCode(() => db.searchAsync(Q, 3, { filter: { 'author.age': 3 } }), 'ERR_INVALID_FILTER')).message, /author\.age/);
+      const it = db.entries({ filter: { 'author.age': 3 } });
+      await h.rejectsCode(() => it.next(), 'ERR_INVALID_FILTER');
+      assert.equal(db.count(), 2, 'deleteMany deleted nothing');
+      stillWorks(db);
+    });
+
+    it('bad maxDistance, minScore and plan: ERR_INVALID_ARGUMENT', function () {
+      const db = smallDb();
+      for (const opts of [
+        { maxDistance: '1' }, { maxDistance: NaN }, { maxDistance: Infinity }, { maxDistance: null }, { minScore: -Infinity },
+        { minScore: '0.5' }, { minScore: {} }, { plan: 'fast' }, { plan: 1 }, { plan: null }, { plan: 'SCAN' }, { plan: '__proto__' },
+        { plan: 'toString' },
+      ]) {
+        h.throwsCode(() => db.search(Q, 3, opts), 'ERR_INVALID_ARGUMENT', JSON.stringify(opts));
+        h.throwsCode(() => db.searchBatch([Q], 3, opts), 'ERR_INVALID_ARGUMENT', `batch ${JSON.stringify(opts)}`);
+      }
+      stillWorks(db);
+    });
+
+    it('hostile filters: typed errors, no crash or hang, and the database works afterwards', function () {
+      const db = smallDb();
+      let deepAnd = { lang: 'en' };
+      for (let i = 0; i < 100000; i++) deepAnd = { $and: [deepAnd] };
+      let deepOr = { lang: 'en' };
+      for (let i = 0; i < 100000; i++) deepOr = { $or: [deepOr, { lang: 'de' }] };
+      let deepNot = { lang: 'en' };
+      for (let i = 0; i < 100000; i++) deepNot = { $not: deepNot };
+      let deepFieldNot = { $gt: 1 };
+      for (let i = 0; i < 100000; i++) deepFieldNot = { $not: deepFieldNot };
+      const wide = { $or: Array.from({ length: 30000 }, (_, i) => ({ lang: `l${i}` })) };
+      const cyclic = { $and: [] };
+      cyclic.$and.push(cyclic);
+      const hostile = [
+        deepAnd, deepOr, deepNot, { year: deepFieldNot }, wide, cyclic,
+        { lang: { $in: Array.from({ length: 70000 }, (_, i) => `s${i}`) } },
+        { lang: { $nin: Array.from({ length: 70000 }, (_, i) => i) } },
+        { year: { $gt: true } }, { year: { $in: 'a' } }, { year: { $in: [] } }, { year: { $in: [[1]] } }, { year: { $in: [{}] } },
+        { year: { $exists: 1 } }, { year: { $foo: 1 } }, { year: { a: 1 } }, { year: [1] }, { year: NaN }, { year: Infinity },
+        { year: 10n }, { year: () => 1 }, { year: Symbol('s') }, { year: new Date(0) }, { year: /x/ },
+        { $and: [] }, { $or: {} }, { $not: [] }, { $nor: [{ lang: 'en' }] }, { $and: [null] }, { $where: 'true' },
+        JSON.parse('{"__proto__": {"$gt": 1}}'), JSON.parse('{"lang": {"__proto__": 1}}'), { constructor: 1 }, { 'lang.': 1 }, { '': 1 },
+        { get lang() { throw new Error('boom'); } }, new Proxy({}, { ownKeys() { throw new Error('trap'); } }),
+        { [Symbol('k')]: 1, lang: { $eq: 'en', [Symbol('op')]: 1 } },
+        null, 'lang', [], 42, new Map([['lang', 'en']]),
+      ];
+      for (const filter of hostile) {
+        let label;
+        try {
+          label = String(JSON.stringify(filter)).slice(0, 60);
+        } catch (_) {
+          label = 'unprintable';
+        }
+        h.throwsCode(() => db.search(Q, 3, { filter }), 'ERR_INVALID_FILTER', `search ${label}`);
+        h.throwsCode(() => db.count(filter), 'ERR_INVALID_FILTER', `count ${label}`);
+        h.throwsCode(() => db.deleteMany({ filter }), 'ERR_INVALID_FILTER', `deleteMany ${label}`);
+      }
+      /* The limits themselves are allowed. */
+      assert.equal(db.count({ lang: { $in: Array.from({ length: 65536 }, (_, i) => (i === 7 ? 'en' : `s${i}`)) } }), 1);
+      let depth31 = { lang: 'en' };
+      for (let i = 0; i < 30; i++) depth31 = { $and: [depth31] };
+      assert.equal(db.count(depth31), 1);
+      stillWorks(db);
+    });
+
+    it('a database without filterable fields refuses a non-empty filter; {} means everything', async function () {
+      const db = h.openDb({ dimension: 4 });
+      db.add('a', [1, 0, 0, 0], { lang: 'en' });
+      assert.deepEqual(db.filterable, []);
+      const err = h.throwsCode(() => db.search(Q, 3, { filter: { lang: 'en' } }), 'ERR_INVALID_FILTER');
+      assert.match(err.message, /lang/);
+      h.throwsCode(() => db.count({ lang: 'en' }), 'ERR_INVALID_FILTER');
+      await h.rejectsCode(() => db.searchAsync(Q, 3, { filter: { lang: 'en' } }), 'ERR_INVALID_FILTER');
+      assert.equal(db.search(Q, 3, { filter: {} }).length, 1);
+      assert.equal(db.count({}), 1);
+    });
+
+    it('filterable option validation: ERR_INVALID_ARGUMENT', function () {
+      const bad = [
+        ['a', 'a'], [''], ['a..b'], ['.a'], ['a.'], ['$a'], ['a.$b'], [1], [null], ['__proto__'], ['a.__proto__'], ['x\0y'], ['\ud800'],
+        'a', {}, 7, Array.from({ length: 65 }, (_, i) => `f${i}`),
+      ];
+      for (const filterable of bad) {
+        h.throwsCode(() => new VectorDB({ dimension: 4, filterable }), 'ERR_INVALID_ARGUMENT', JSON.stringify(filterable));
+      }
+      const ok = h.openDb({ dimension: 4, filterable: Array.from({ length: 64 }, (_, i) => `f${i}.x`) });
+      assert.equal(ok.filterable.length, 64);
+      const given = ['lang'];
+      const db = h.openDb({ dimension: 4, filterable: given });
+      given.push('year');
+      assert.deepEqual(db.filterable, ['lang'], 'a copy of the declared paths');
+      assert.throws(() => db.filterable.push('x'), TypeError);
+    });
+  });
+
+  describe('concurrency', function () {
+    it('filtered searchAsync calls while addBatchAsync, updateMetadata and deleteMany run: every result matching and sorted', async function () {
+      const DIM = 12;
+      const db = h.openDb({ dimension: DIM, metric: 'l2', filterable: ['g', 'n'] });
+      /* 200 vectors with g = 'keep' that no writer touches: every search has at least k matches. */
+      const r = ref.rng(71);
+      const base = h.randomVectors(1200, DIM, 72);
+      db.addBatch(base.map((vector, i) => ({ id: `b${i}`, vector, metadata: { g: i < 200 ? 'keep' : `g${i % 5}`, n: i } })));
+      const filters = [{ g: { $in: ['keep', 'g1'] } }, { $or: [{ g: 'keep' }, { n: { $gte: 600 } }] }, { g: { $ne: 'g2' } }];
+      const K = 20;
+      let checked = 0;
+      const searches = [];
+      const launch = (i) => {
+        const filter = filters[i % filters.length];
+        const query = fdb.randomQuery(r, DIM);
+        const plan = ['auto', 'scan', 'graph', 'acorn'][i % 4];
+        searches.push(db.searchAsync(query, K, { filter, plan }).then((res) => {
+          assert.equal(res.length, K, `search ${i}: k results`);
+          for (let j = 0; j < res.length; j++) {
+            assert.ok(ref.matches(filter, res[j].metadata), `search ${i}: ${res[j].id} ${JSON.stringify(res[j].metadata)} does not match ${JSON.stringify(filter)}`);
+            if (j > 0) assert.ok(res[j].distance >= res[j - 1].distance, `search ${i}: not sorted`);
+          }
+          checked++;
+        }));
+      };
+      const adds = [];
+      for (let round = 0; round < 20; round++) {
+        for (let i = 0; i < 4; i++) launch(round * 4 + i);
+        const extra = h.randomVectors(30, DIM, 100 + round);
+        adds.push(db.addBatchAsync(extra.map((vector, i) => ({ id: `r${round}-${i}`, vector, metadata: { g: `g${i % 5}`, n: 1000 + i } }))));
+        for (let i = 0; i < 10; i++) {
+          const n = 200 + ((round * 37 + i * 11) % 1000);
+          db.updateMetadata(`b${n}`, { g: `g${(round + i) % 5}`, n });
+        }
+        db.deleteMany([`b${200 + round * 3}`, `b${201 + round * 3}`]);
+        db.deleteMany({ filter: { n: 1199 - round } });
+        await h.tick();
+      }
+      await Promise.all([...searches, ...adds]);
+      assert.equal(checked, searches.length);
+      /* Afterwards, the state is what the writes made it. */
+      assert.equal(db.count({ g: 'keep' }), 200);
+      const metas = [];
+      for await (const batch of db.entries({ batchSize: 500 })) for (const e of batch) metas.push(e.metadata);
+      assert.equal(metas.length, db.size);
+      for (const f of filters) assert.equal(db.count(f), metas.filter((m) => ref.matches(f, m)).length, JSON.stringify(f));
+    });
+  });
 });
