@@ -1,6 +1,7 @@
 /*
  * test/c/fuzz/fuzz_index3.c: libFuzzer target for the format-3 index
- * segment reader (csrc/codec/index3.h).
+ * segment reader (csrc/codec/index3.h), version 4 (attribute columns,
+ * field paths) included.
  *
  * Every input must end in VV_END or VV_E_CORRUPT with no out-of-bounds read
  * or undefined behaviour. An accepted segment is decoded a second way, its

@@ -177,10 +177,24 @@ static void index3_from_v2(const unsigned char *plain, size_t len, uint32_t per)
     vv_read_f32le(r.cb.centroids, nf, cents);
     cb = (vv_codebook_in){r.cb.m, r.cb.ksub, r.cb.dsub, r.cb.trained, cents};
   }
-  vv_buf b = {0};
-  must(vv_index3_encode_begin(&b, seq, base, count, (count + per - 1) / per, r.has_codebook ? &cb : NULL, NULL));
-  for (uint32_t at = 0; at < count; at += per) must(vv_index3_encode_block(in + at, count - at < per ? count - at : per, &b));
-  put(&b);
+  /* As format 3 wrote it, then as format 4: every node with an attribute
+   * record (a value, or empty) and the header listing the field. */
+  static const char *const paths[] = {"lang"};
+  static const uint32_t plens[] = {4};
+  static const unsigned char rec[] = {0x02, 0x04, 0x02, 'e', 'n'};
+  const vv_fields_in fields = {1, paths, plens};
+  for (int v4 = 0; v4 < 2; v4++) {
+    for (uint32_t i = 0; i < count; i++) {
+      in[i].attrs = v4 ? rec : NULL;
+      in[i].attrs_len = v4 && i % 2 == 0 ? sizeof rec : 0;
+    }
+    vv_buf b = {0};
+    must(vv_index3_encode_begin(&b, seq, base, count, (count + per - 1) / per, r.has_codebook ? &cb : NULL,
+                                v4 ? &fields : NULL));
+    for (uint32_t at = 0; at < count; at += per)
+      must(vv_index3_encode_block(in + at, count - at < per ? count - at : per, &b));
+    put(&b);
+  }
   free(cents);
   free(in);
   free(links);
