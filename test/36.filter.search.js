@@ -447,6 +447,33 @@ describe('36 filtered search', function () {
       }
     });
 
+    it('lazy: the same hits as eager under \'scan\', every one within the bound', async function () {
+      for (const metric of h.METRICS) {
+        const { db, live } = fdb.buildDb({ metric, n: 700, seed: 57 });
+        const { lazy } = await lazyCopy(db, 'frange');
+        const r = ref.rng(58);
+        for (let t = 0; t < 8; t++) {
+          const query = fdb.randomQuery(r, 12);
+          const filter = ref.randomFilter(r, ref.FIELDS);
+          const all = fdb.exactTopK(live, filter, query, live.size, metric);
+          if (all.length === 0) continue;
+          const b = all[Math.min(7, all.length - 1)];
+          for (const opts of [{ maxDistance: Math.fround(b.distance) }, { minScore: Math.fround(b.score) }]) {
+            const what = `${metric} query ${t} ${JSON.stringify(opts)} ${JSON.stringify(filter)}`;
+            const eagerHits = db.search(query, 20, { filter, plan: 'scan', ...opts });
+            const lazyHits = await lazy.searchAsync(query, 20, { filter, plan: 'scan', ...opts });
+            fdb.checkFiltered(lazyHits, { live, filter, query, k: 20, metric, bounded: true, what });
+            assert.deepEqual(lazyHits.map((x) => x.id), eagerHits.map((x) => x.id), what);
+            for (const hit of await lazy.searchAsync(query, 20, { filter, ...opts })) {
+              if (opts.maxDistance !== undefined) assert.ok(hit.distance <= opts.maxDistance, what);
+              else assert.ok(hit.score >= opts.minScore, what);
+            }
+          }
+        }
+        lazy.close();
+      }
+    });
+
     it('flat index without a filter: exactly the brute-force set within the bound', function () {
       const { db, live } = fdb.buildDb({ metric: 'l2', index: 'flat', n: 600, seed: 53 });
       const r = ref.rng(54);
@@ -619,13 +646,25 @@ describe('36 filtered search', function () {
   });
 
   describe('concurrency', function () {
-    it('filtered searchAsync calls while addBatchAsync, updateMetadata and deleteMany run: every result matching and sorted', async function () {
-      const DIM = 12;
-      const db = h.openDb({ dimension: DIM, metric: 'l2', filterable: ['g', 'n'] });
-      /* 200 vectors with g = 'keep' that no writer touches: every search has at least k matches. */
-      const r = ref.rng(71);
+    const DIM = 12;
+    const FIELDS = ['g', 'n'];
+
+    /* A database of 1200 vectors; the 200 with g = 'keep' no writer touches,
+     * so every search below has at least k matches. Returns the metadata mirror. */
+    function fill(db) {
+      const mirror = new Map();
       const base = h.randomVectors(1200, DIM, 72);
-      db.addBatch(base.map((vector, i) => ({ id: `b${i}`, vector, metadata: { g: i < 200 ? 'keep' : `g${i % 5}`, n: i } })));
+      db.addBatch(base.map((vector, i) => {
+        const metadata = { g: i < 200 ? 'keep' : `g${i % 5}`, n: i };
+        mirror.set(`b${i}`, metadata);
+        return { id: `b${i}`, vector, metadata };
+      }));
+      return mirror;
+    }
+
+    /* Filtered searchAsync calls launched round after round while the writers run between them. */
+    async function race(db, mirror) {
+      const r = ref.rng(71);
       const filters = [{ g: { $in: ['keep', 'g1'] } }, { $or: [{ g: 'keep' }, { n: { $gte: 600 } }] }, { g: { $ne: 'g2' } }];
       const K = 20;
       let checked = 0;
@@ -637,7 +676,8 @@ describe('36 filtered search', function () {
         searches.push(db.searchAsync(query, K, { filter, plan }).then((res) => {
           assert.equal(res.length, K, `search ${i}: k results`);
           for (let j = 0; j < res.length; j++) {
-            assert.ok(ref.matches(filter, res[j].metadata), `search ${i}: ${res[j].id} ${JSON.stringify(res[j].metadata)} does not match ${JSON.stringify(filter)}`);
+            /* The metadata a hit carries is read with it: it must match. */
+            assert.ok(ref.matches(filter, res[j].metadata, FIELDS), `search ${i}: ${res[j].id} ${JSON.stringify(res[j].metadata)} does not match ${JSON.stringify(filter)}`);
             if (j > 0) assert.ok(res[j].distance >= res[j - 1].distance, `search ${i}: not sorted`);
           }
           checked++;
@@ -646,24 +686,47 @@ describe('36 filtered search', function () {
       const adds = [];
       for (let round = 0; round < 20; round++) {
         for (let i = 0; i < 4; i++) launch(round * 4 + i);
-        const extra = h.randomVectors(30, DIM, 100 + round);
-        adds.push(db.addBatchAsync(extra.map((vector, i) => ({ id: `r${round}-${i}`, vector, metadata: { g: `g${i % 5}`, n: 1000 + i } }))));
+        const extra = h.randomVectors(30, DIM, 100 + round).map((vector, i) => ({ id: `r${round}-${i}`, vector, metadata: { g: `g${i % 5}`, n: 1000 + i } }));
+        for (const e of extra) mirror.set(e.id, e.metadata);
+        adds.push(db.addBatchAsync(extra));
         for (let i = 0; i < 10; i++) {
           const n = 200 + ((round * 37 + i * 11) % 1000);
-          db.updateMetadata(`b${n}`, { g: `g${(round + i) % 5}`, n });
+          const metadata = { g: `g${(round + i) % 5}`, n };
+          assert.equal(db.updateMetadata(`b${n}`, metadata), mirror.has(`b${n}`));
+          if (mirror.has(`b${n}`)) mirror.set(`b${n}`, metadata);
         }
-        db.deleteMany([`b${200 + round * 3}`, `b${201 + round * 3}`]);
-        db.deleteMany({ filter: { n: 1199 - round } });
+        const ids = [`b${200 + round * 3}`, `b${201 + round * 3}`];
+        assert.equal(db.deleteMany(ids), ids.filter((id) => mirror.has(id)).length);
+        for (const id of ids) mirror.delete(id);
+        /* Only b(1199 - round) has that n: the adds in flight have n < 1030. */
+        const gone = [...mirror].filter(([, m]) => m.n === 1199 - round).map(([id]) => id);
+        assert.equal(db.deleteMany({ filter: { n: 1199 - round } }), gone.length);
+        for (const id of gone) mirror.delete(id);
         await h.tick();
       }
       await Promise.all([...searches, ...adds]);
       assert.equal(checked, searches.length);
       /* Afterwards, the state is what the writes made it. */
+      assert.equal(db.count(), mirror.size);
       assert.equal(db.count({ g: 'keep' }), 200);
-      const metas = [];
-      for await (const batch of db.entries({ batchSize: 500 })) for (const e of batch) metas.push(e.metadata);
-      assert.equal(metas.length, db.size);
-      for (const f of filters) assert.equal(db.count(f), metas.filter((m) => ref.matches(f, m)).length, JSON.stringify(f));
+      for (const f of filters) {
+        assert.equal(db.count(f), [...mirror.values()].filter((m) => ref.matches(f, m, FIELDS)).length, JSON.stringify(f));
+      }
+      const seen = new Map();
+      for await (const batch of db.entries({ batchSize: 500 })) for (const e of batch) seen.set(e.id, e.metadata);
+      assert.deepEqual(new Map([...seen].sort()), new Map([...mirror].sort()));
+    }
+
+    it('eager: filtered searchAsync calls while addBatchAsync, updateMetadata and deleteMany run: every result matching and sorted', async function () {
+      const db = h.openDb({ dimension: DIM, metric: 'l2', filterable: FIELDS });
+      await race(db, fill(db));
+    });
+
+    it('lazy: the same, on a session loaded lazily from files', async function () {
+      const db = h.openDb({ dimension: DIM, metric: 'l2', filterable: FIELDS, encryptAtRest: false, chunkSize: 100 });
+      const mirror = fill(db);
+      const { lazy } = await lazyCopy(db, 'frace');
+      await race(lazy, mirror);
     });
   });
 });
