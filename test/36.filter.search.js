@@ -350,6 +350,48 @@ describe('36 filtered search', function () {
       assert.deepEqual(back.get(victim).metadata, { lang: 'de' });
     });
 
+    it('encrypted, with unicode paths: no value in plaintext on disk; paths and values survive load, copy, export/import and a reader\'s refresh', async function () {
+      const fs = require('node:fs');
+      const path = require('node:path');
+      const key = s.keyFor('filter');
+      const fields = ['名前', 'a.ü', 'secret'];
+      const db = h.openDb({ dimension: 3, filterable: fields, key });
+      for (let i = 0; i < 60; i++) db.add(`v${i}`, [i, 1, 2], { 名前: i % 2 ? 'ä' : 'b', a: { ü: i }, secret: `SECRETVALUE-${i % 3}` });
+      const dir = s.tmpDir('fenc');
+      await db.save(dir);
+      const plain = [];
+      for (const f of fs.readdirSync(dir, { recursive: true })) {
+        const p = path.join(dir, f);
+        if (fs.statSync(p).isFile() && fs.readFileSync(p).includes('SECRETVALUE')) plain.push(f);
+      }
+      assert.deepEqual(plain, [], 'no attribute value in plaintext');
+      const expect = async (d, what) => {
+        for (const lazy of [false, true]) {
+          const back = await s.loadDb(d, { key, lazy });
+          assert.deepEqual(back.filterable, fields, `${what}: filterable`);
+          assert.deepEqual([back.count({ 名前: 'ä' }), back.count({ 'a.ü': { $gte: 40 } }), back.count({ secret: 'SECRETVALUE-1' })], [30, 20, 20], what);
+          back.close();
+        }
+      };
+      await expect(dir, 'loaded');
+      const copy = s.tmpDir('fcopy');
+      await VectorDB.copy(dir, copy);
+      await expect(copy, 'copied');
+      const file = path.join(s.tmpDir('fexp'), 'db.vvx');
+      await db.export(fs.createWriteStream(file));
+      const imported = s.tmpDir('fimp');
+      await VectorDB.import(fs.createReadStream(file), imported);
+      await expect(imported, 'imported');
+      /* A lazy reader refreshes to the writer's next generation and filters on its values. */
+      const reader = await s.loadDb(dir, { key, lazy: true });
+      assert.equal(db.updateMetadata('v0', { 名前: 'zz' }), true);
+      assert.equal(db.deleteMany({ filter: { secret: 'SECRETVALUE-2' } }), 20);
+      await db.save(dir);
+      assert.equal(reader.count({ 名前: 'zz' }), 0, 'before refresh');
+      await reader.refresh();
+      assert.deepEqual([reader.count({ 名前: 'zz' }), reader.count({ secret: 'SECRETVALUE-2' }), reader.count()], [1, 0, 40]);
+    });
+
     it('a session without filterable fields stays format version 3; with them it is version 4', async function () {
       const plain = h.openDb({ dimension: 4, encryptAtRest: false });
       plain.add('a', [1, 2, 3, 4], { lang: 'en' });
