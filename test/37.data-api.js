@@ -144,6 +144,24 @@ describe('37 data API', function () {
       h.throwsCode(() => db.updateMetadata('a', { g: 2 }), 'ERR_CLOSED');
     });
 
+    it('the limits of a filterable field\'s values: ERR_INVALID_METADATA from add, addBatch (all or nothing) and updateMetadata; undeclared fields are not limited', function () {
+      const db = h.openDb({ dimension: 2, filterable: ['s', 'arr'] });
+      db.add('a', [1, 0], { s: 'a\0b', other: 'x'.repeat(70000), big: Array.from({ length: 5000 }, (_, i) => i) });
+      assert.deepEqual([db.count({ s: 'a\0b' }), db.count({ s: 'a' }), db.count({ s: { $gt: 'a' } })], [1, 0, 1], 'NUL inside a value');
+      const tooLong = 'z'.repeat(65536);
+      const tooMany = Array.from({ length: 4097 }, (_, i) => i);
+      for (const m of [{ s: tooLong }, { s: ['ok', tooLong] }, { arr: tooMany }, { arr: [{ x: 1 }, ...tooMany] }]) {
+        h.throwsCode(() => db.add('b', [1, 0], m), 'ERR_INVALID_METADATA', 'add');
+        h.throwsCode(() => db.addBatch([{ id: 'c', vector: [1, 0], metadata: { s: 'fine' } }, { id: 'd', vector: [1, 0], metadata: m }]), 'ERR_INVALID_METADATA', 'addBatch');
+        h.throwsCode(() => db.updateMetadata('a', m), 'ERR_INVALID_METADATA', 'updateMetadata');
+      }
+      assert.deepEqual([db.has('b'), db.has('c'), db.has('d'), db.size], [false, false, false, 1], 'nothing was added');
+      assert.equal(db.get('a').metadata.s, 'a\0b', 'nothing was updated');
+      /* The limits themselves are allowed. */
+      db.add('e', [0, 1], { s: 'w'.repeat(65535), arr: Array.from({ length: 4096 }, (_, i) => i) });
+      assert.deepEqual([db.count({ s: 'w'.repeat(65535) }), db.count({ arr: 4095 }), db.count({ arr: { $gte: 4000 } })], [1, 1, 1]);
+    });
+
     it('on a lazy session: reads the row; an incremental save writes only the chunk that holds it; a reload sees the new metadata and the same vector', async function () {
       const db = h.openDb({ dimension: DIM, metric: 'l2', filterable: ['g'], encryptAtRest: false, chunkSize: 100 });
       const vectors = h.randomVectors(1000, DIM, 7);
@@ -208,6 +226,54 @@ describe('37 data API', function () {
         assert.equal(back.count({ g: 1 }), 149);
       } finally {
         back.close();
+      }
+    });
+  });
+
+  describe('on JavaScript storage, racing', function () {
+    it('lazy over MemoryStorage: updateMetadataAsync, filtered searchAsync and entries all settle, consistent; a sync write meanwhile is ERR_ASYNC_REQUIRED', async function () {
+      const db = h.openDb({ dimension: 8, filterable: ['g'], encryptAtRest: false, chunkSize: 64 });
+      const vectors = h.randomVectors(2000, 8, 41);
+      db.addBatch(vectors.map((vector, i) => ({ id: `v${i}`, vector, metadata: { g: i % 4 } })));
+      const storage = new MemoryStorage();
+      await db.save(storage);
+      const lazy = await VectorDB.load(storage, { lazy: true });
+      try {
+        const filter = { g: { $in: [0, 1] } };
+        const pending = [];
+        const updated = new Map();
+        let refused = 0;
+        for (let i = 0; i < 200; i++) {
+          pending.push(lazy.searchAsync(vectors[i], 10, { filter }).then((res) => {
+            assert.equal(res.length, 10);
+            for (const hit of res) assert.ok(ref.matches(filter, hit.metadata, ['g']), `${hit.id}: ${JSON.stringify(hit.metadata)}`);
+          }));
+          const id = `v${(i * 7) % 2000}`; /* distinct ids: one update each */
+          const metadata = { g: i % 2 ? 'u' : 0 };
+          updated.set(id, metadata);
+          pending.push(lazy.updateMetadataAsync(id, metadata).then((found) => assert.equal(found, true)));
+          if (i % 20 === 0) {
+            pending.push((async () => {
+              for await (const batch of lazy.entries({ batchSize: 300, filter: { g: 3 } })) {
+                for (const e of batch) assert.ok(e.metadata.g === 3 || updated.has(e.id), `${e.id}: ${JSON.stringify(e.metadata)}`);
+              }
+            })());
+          }
+          if (i % 50 === 0) {
+            try {
+              lazy.deleteMany([`v${i}`]);
+            } catch (e) {
+              h.assertVecvaultError(e, 'ERR_ASYNC_REQUIRED');
+              refused++;
+            }
+          }
+        }
+        await Promise.all(pending);
+        assert.equal(refused, 4, 'every sync write while async calls were in flight was refused');
+        for (const [id, metadata] of updated) assert.deepEqual((await lazy.getAsync(id)).metadata, metadata, id);
+        assert.equal(lazy.count({ g: 'u' }), 100);
+      } finally {
+        lazy.close();
       }
     });
   });
