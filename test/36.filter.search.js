@@ -94,6 +94,53 @@ describe('36 filtered search', function () {
     });
   });
 
+  describe('edge cases', function () {
+    it('filters that fold to everything or nothing, and null against missing, empty and arrays', function () {
+      const db = h.openDb({ dimension: 2, filterable: ['lang'] });
+      const metas = [{ lang: 'x' }, {}, null, { lang: null }, { lang: [] }, { lang: ['x', 'y'] }, { lang: [null] }, { lang: {} }];
+      const live = new Map();
+      metas.forEach((m, i) => {
+        db.add(`v${i}`, [i, 1], m);
+        live.set(`v${i}`, { vector: Float32Array.from([i, 1]), metadata: m });
+      });
+      const filters = [
+        {}, { $not: {} }, { $or: [{}] }, { $and: [{}] }, { $or: [{}, { lang: 'x' }] }, { $not: { $not: {} } }, { $and: [{}, { $not: {} }] },
+        { lang: { $not: { $exists: false } } }, { lang: { $nin: [null] } }, { lang: { $in: [null] } }, { lang: null }, { lang: { $ne: null } },
+        { lang: { $ne: 'x' } }, { lang: { $not: { $in: ['x'] } } }, { lang: { $exists: true, $ne: null } }, { lang: { $exists: false } },
+        { lang: { $gt: '' } }, { lang: { $lt: 'y' } }, { lang: { $gte: 'x', $lte: 'x' } }, { lang: { $gt: 'x', $lt: 'x' } },
+      ];
+      for (const filter of filters) {
+        const want = fdb.matchingIds(live, filter, ['lang']).sort();
+        assert.equal(db.count(filter), want.length, `count ${JSON.stringify(filter)}`);
+        for (const plan of ['auto', 'scan', 'graph', 'acorn']) {
+          assert.deepEqual(db.search([0, 1], 10, { filter, plan }).map((r) => r.id).sort(), want, `search ${JSON.stringify(filter)} ${plan}`);
+        }
+      }
+    });
+
+    it('after most vectors are deleted, a filtered walk still returns exactly min(k, matching), in memory and reloaded lazily', async function () {
+      const { db, live } = fdb.buildDb({ metric: 'l2', n: 2500, seed: 81, deleted: 0 });
+      /* Delete about 95%, by filter and by ids, keeping a scattered few. */
+      const r = ref.rng(82);
+      const doomed = [...live.keys()].filter(() => r() < 0.95);
+      assert.equal(db.deleteMany(doomed), doomed.length);
+      for (const id of doomed) live.delete(id);
+      const check = (d, what) => {
+        const rr = ref.rng(83);
+        for (let t = 0; t < 12; t++) {
+          const filter = ref.randomFilter(rr, ref.FIELDS);
+          const query = fdb.randomQuery(rr, 12);
+          for (const plan of ['auto', 'graph', 'acorn', 'scan']) {
+            fdb.checkFiltered(d.search(query, 15, { filter, plan }), { live, filter, query, k: 15, metric: 'l2', what: `${what} ${JSON.stringify(filter)} ${plan}` });
+          }
+        }
+      };
+      check(db, 'in memory');
+      const { lazy } = await lazyCopy(db, 'fdel');
+      check(lazy, 'lazy');
+    });
+  });
+
   describe('selectivity from 50% to 0.01%', function () {
     /* 20000 vectors, a numeric field `sel` uniform over 0..9999 and
      * unrelated to the vectors: each bucket's filter matches a known share. */
@@ -547,6 +594,23 @@ describe('36 filtered search', function () {
           assert.deepEqual(db.searchBatch(queries, 10, opts).map(h.plainResults), sync, `${what}: searchBatch`);
           assert.deepEqual((await db.searchBatchAsync(queries, 10, opts)).map(h.plainResults), sync, `${what}: searchBatchAsync`);
           assert.deepEqual((await db.searchBatchAsync(h.flatten(queries, 12), 10, opts)).map(h.plainResults), sync, `${what}: searchBatchAsync, flat`);
+        }
+      }
+    });
+
+    it('lazy: searchBatch and searchBatchAsync with a filter give search()\'s answers', async function () {
+      const { db, live } = fdb.buildDb({ metric: 'l2', n: 700, seed: 64 });
+      const { lazy } = await lazyCopy(db, 'fbatch');
+      const r = ref.rng(65);
+      for (let t = 0; t < 8; t++) {
+        const filter = ref.randomFilter(r, ref.FIELDS);
+        const queries = Array.from({ length: 3 }, () => fdb.randomQuery(r, 12));
+        for (const opts of [{ filter }, { filter, plan: 'scan', includeVector: true }]) {
+          const what = JSON.stringify(opts);
+          const one = queries.map((q) => h.plainResults(lazy.search(q, 10, opts)));
+          queries.forEach((q) => fdb.checkFiltered(lazy.search(q, 10, opts), { live, filter, query: q, k: 10, metric: 'l2', what }));
+          assert.deepEqual(lazy.searchBatch(queries, 10, opts).map(h.plainResults), one, `${what}: searchBatch`);
+          assert.deepEqual((await lazy.searchBatchAsync(queries, 10, opts)).map(h.plainResults), one, `${what}: searchBatchAsync`);
         }
       }
     });
