@@ -229,6 +229,11 @@ function printDataset(rep) {
   });
   const wrong = ok.filter((r) => r.cases.some((x) => x.wrong));
   for (const r of wrong) p(`WRONG: ${r.system} returned results that fail the filter (marked !)`);
+  const setup = [];
+  if (rep.vecvaultBuild) setup.push(`vecvault addBatchAsync ${fmt(rep.vecvaultBuild.buildSec, 1)} s on ${rep.vecvaultBuild.threads} threads, save ${fmt(rep.vecvaultBuild.saveSec, 1)} s (cached between runs)`);
+  const lance = rep.systems.lancedb;
+  if (lance && !lance.error) setup.push(`LanceDB table ${fmt(lance.createSec, 1)} s, scalar indexes ${fmt(lance.scalarIndexSec, 1)} s, IVF_PQ ${fmt(lance.indexSec, 1)} s`);
+  if (setup.length) p(`setup: ${setup.join('; ')}`);
   const lazy = ok.find((r) => r.system === 'vecvault lazy');
   if (lazy) p(`vecvault lazy, KiB read from storage per query: ${lazy.cases.map((x, i) => `${rep.cases[i].name} ${fmt(x.bytesReadPerQuery / 1024, 1)}`).join(', ')}`);
   const busy = ok.filter((r) => r.otherLoad !== null && r.otherLoad > BUSY_CORES);
@@ -240,8 +245,8 @@ function printDataset(rep) {
   if (ratios.columns.length) {
     p();
     p('QPS ratios (vecvault, one query per call)');
-    p(padr('filter', 16) + ratios.columns.map((k) => pad(k, 26)).join(''));
-    rep.cases.forEach((c, i) => p(padr(c.name, 16) + ratios.columns.map((k) => pad(fmt(ratios.values[i][k], 2), 26)).join('')));
+    p(padr('filter', 16) + ratios.columns.map((k) => pad(k, 30)).join(''));
+    rep.cases.forEach((c, i) => p(padr(c.name, 16) + ratios.columns.map((k) => pad(fmt(ratios.values[i][k], 2), 30)).join('')));
   }
   p();
   for (const t of rep.targets) p(`${t.met ? 'met   ' : 'MISSED'}  ${t.text}`);
@@ -331,7 +336,7 @@ function summaryOf(r) {
 async function runWorker(o) {
   const d = loadDataset(o.datasets[0], o.size, o.queries);
   const ctx = {
-    ...d, key: ds_.KEY, module: VECVAULT_MODULE, metadataOf: cases_.metadataOf, minTime: o.minTime, hnswEfs: o.hnswEfs,
+    ...d, key: ds_.KEY, module: VECVAULT_MODULE, metadataOf: cases_.metadataOf, minTime: o.minTime, maxTime: o.maxTime, hnswEfs: o.hnswEfs,
     lanceNprobes: o.lanceNprobes, lanceRefine: o.lanceRefine, tmpRoot: path.join(CACHE, 'tmp'),
   };
   fs.mkdirSync(ctx.tmpRoot, { recursive: true });
