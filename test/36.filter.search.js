@@ -118,6 +118,36 @@ describe('36 filtered search', function () {
       }
     });
 
+    it('values are filtered as JSON stores them (toJSON, NaN, undefined, boxed values), through add, addBatch, addBatchAsync and updateMetadata', async function () {
+      const metas = [
+        { year: new Date(0) }, { year: { toJSON: () => 2021 } }, { year: NaN }, { year: Infinity }, { year: undefined },
+        { year: [undefined, 1, () => 1] }, { year: new Map([[1, 2]]) }, { year: -0 }, { year: [NaN] },
+        { toJSON: () => ({ year: 7 }) }, { year: Object(5) }, { year: Object('s') }, { year: Object(false) }, { year: 1e21 }, { year: 2 ** 53 + 2 },
+      ];
+      const filters = [
+        { year: '1970-01-01T00:00:00.000Z' }, { year: 2021 }, { year: null }, { year: { $exists: false } }, { year: 1 }, { year: 0 },
+        { year: 7 }, { year: 5 }, { year: 's' }, { year: false }, { year: 1e21 }, { year: { $gt: 2 ** 53 } }, { year: { $exists: true } },
+      ];
+      const items = metas.map((metadata, i) => ({ id: `v${i}`, vector: [i, 1], metadata }));
+      const live = new Map(metas.map((m, i) => [`v${i}`, { vector: Float32Array.from([i, 1]), metadata: fdb.stored(m) }]));
+      const ways = {
+        add: (db) => items.forEach((e) => db.add(e.id, e.vector, e.metadata)),
+        addBatch: (db) => db.addBatch(items),
+        addBatchAsync: (db) => db.addBatchAsync(items),
+        updateMetadata: (db) => {
+          items.forEach((e) => db.add(e.id, e.vector, { year: 'old' }));
+          items.forEach((e) => assert.equal(db.updateMetadata(e.id, e.metadata), true));
+        },
+      };
+      for (const [way, fill] of Object.entries(ways)) {
+        const db = h.openDb({ dimension: 2, filterable: ['year'] });
+        await fill(db);
+        for (const filter of filters) {
+          assert.equal(db.count(filter), fdb.matchingIds(live, filter, ['year']).length, `${way}: ${JSON.stringify(filter)}`);
+        }
+      }
+    });
+
     it('after most vectors are deleted, a filtered walk still returns exactly min(k, matching), in memory and reloaded lazily', async function () {
       const { db, live } = fdb.buildDb({ metric: 'l2', n: 2500, seed: 81, deleted: 0 });
       /* Delete about 95%, by filter and by ids, keeping a scattered few. */
