@@ -57,6 +57,26 @@ describe('36 filtered search', function () {
       });
     }
 
+    it('a beam of 1 and a re-rank pool of 1 still give exactly min(k, matching), eager and lazy', async function () {
+      const { db, live } = fdb.buildDb({ metric: 'dot', n: 1200, seed: 91 });
+      const { lazy } = await lazyCopy(db, 'ftiny');
+      const r = ref.rng(92);
+      for (let t = 0; t < 20; t++) {
+        const filter = ref.randomFilter(r, ref.FIELDS);
+        const query = fdb.randomQuery(r, 12);
+        const matching = fdb.matchingIds(live, filter).length;
+        for (const plan of fdb.PLANS) {
+          for (const k of [1, 7, 60]) {
+            const what = `${JSON.stringify(filter)} ${plan} k ${k}`;
+            fdb.checkFiltered(db.search(query, k, { filter, plan, efSearch: 1 }), { live, filter, query, k, metric: 'dot', matching, what: `eager ${what}` });
+            for (const o of [{ efSearch: 1 }, { efSearch: 1, rerank: 1 }, { rerank: 1 }]) {
+              fdb.checkFiltered(lazy.search(query, k, { filter, plan, ...o }), { live, filter, query, k, metric: 'dot', matching, what: `lazy ${what} ${JSON.stringify(o)}` });
+            }
+          }
+        }
+      }
+    });
+
     it('the fields of the data: unicode, nested paths through arrays, missing, null, mixed types', function () {
       /* A fixed table on top of the random one: each row is a case the
        * encoder and the program must get right, checked by the reference. */
