@@ -518,6 +518,39 @@ describe('37 data API', function () {
       assert.equal(seen.get('v0'), 1, 'v0 yielded once');
     });
 
+    it('a walk across a refresh() to a writer\'s next generation: nothing twice, every untouched vector once', async function () {
+      for (const lazy of [true, false]) {
+        const dir = s.tmpDir('ewalk');
+        const writer = h.openDb({ dimension: 4, filterable: ['g'], encryptAtRest: false, chunkSize: 50 });
+        const vectors = h.randomVectors(400, 4, 42);
+        writer.addBatch(vectors.map((vector, i) => ({ id: `v${i}`, vector, metadata: { g: i % 2 } })));
+        await writer.save(dir);
+        const reader = await s.loadDb(dir, { lazy });
+        const seen = new Set();
+        const touched = new Set();
+        let batches = 0;
+        for await (const batch of reader.entries({ batchSize: 25 })) {
+          for (const e of batch) {
+            assert.ok(!seen.has(e.id), `lazy ${lazy}: ${e.id} twice`);
+            seen.add(e.id);
+          }
+          if (++batches === 2) {
+            for (let i = 0; i < 100; i += 3) {
+              writer.delete(`v${i}`);
+              touched.add(`v${i}`);
+            }
+            writer.addBatch(h.randomVectors(60, 4, 43).map((vector, i) => ({ id: `n${i}`, vector, metadata: { g: 5 } })));
+            writer.add('v399', vectors[0], { g: 9 });
+            touched.add('v399');
+            await writer.save(dir);
+            assert.equal((await reader.refresh()).changed, true);
+          }
+        }
+        for (let i = 0; i < 400; i++) if (!touched.has(`v${i}`)) assert.ok(seen.has(`v${i}`), `lazy ${lazy}: v${i} missed`);
+        assert.equal(reader.count({ g: 5 }), 60);
+      }
+    });
+
     it('option validation: ERR_INVALID_ARGUMENT, ERR_INVALID_FILTER; a closed database: ERR_CLOSED', async function () {
       const { db } = fdb.buildDb({ n: 10, seed: 29 });
       const bad = [
