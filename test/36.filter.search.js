@@ -489,6 +489,27 @@ describe('36 filtered search', function () {
       assert.deepEqual([reader.count({ 名前: 'zz' }), reader.count({ secret: 'SECRETVALUE-2' }), reader.count()], [1, 0, 40]);
     });
 
+    it('an empty database, a field nobody sets, and a database emptied by deleteMany survive saves, eager and lazy', async function () {
+      for (const n of [0, 3]) {
+        const db = h.openDb({ dimension: 2, filterable: ['never', 'x'], encryptAtRest: false });
+        for (let i = 0; i < n; i++) db.add(`v${i}`, [i, 1], i === 0 ? null : { x: i });
+        const dir = s.tmpDir('fempty');
+        await db.save(dir);
+        for (const lazy of [false, true]) {
+          const back = await s.loadDb(dir, { lazy });
+          assert.deepEqual(back.filterable, ['never', 'x']);
+          assert.deepEqual([back.count({ never: null }), back.count({ never: { $exists: true } }), back.count({ x: { $gte: 1 } })], [n, 0, Math.max(0, n - 1)]);
+          assert.equal(back.search([0, 1], 5, { filter: { never: null } }).length, n);
+          back.add('z', [1, 1], { never: 'now' });
+          assert.equal(back.count({ never: 'now' }), 1, 'a value the dictionary never held');
+        }
+        assert.equal(db.deleteMany({ filter: {} }), n);
+        await db.save(dir);
+        const emptied = await s.loadDb(dir, { lazy: true });
+        assert.deepEqual([emptied.count(), emptied.count({ x: 1 }), emptied.filterable], [0, 0, ['never', 'x']]);
+      }
+    });
+
     it('a session without filterable fields stays format version 3; with them it is version 4', async function () {
       const plain = h.openDb({ dimension: 4, encryptAtRest: false });
       plain.add('a', [1, 2, 3, 4], { lang: 'en' });
