@@ -240,6 +240,7 @@ export type ErrorCode =
   | 'ERR_ACCESS'
   /** A synchronous call on a lazy session whose storage is implemented in JavaScript: use the async variant. */
   | 'ERR_ASYNC_REQUIRED'
+  | 'ERR_INVALID_FILTER'
   /** An export file or stream given to `VectorDB.import` is damaged, truncated or not an export. */
   | 'ERR_EXPORT_CORRUPT'
   /** A storage's failure worth retrying (vecvault retries it; `ERR_IO` if it persists). */

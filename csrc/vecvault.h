@@ -62,7 +62,8 @@ enum {
   VV_E_ROLLBACK = -23,         /* ERR_ROLLBACK: the session is older than the generation the caller last saw */
   VV_E_CONFLICT = -24,         /* ERR_CONFLICT: another writer committed first (an object store's compare-and-swap) */
   VV_E_ACCESS = -25,           /* ERR_ACCESS: the storage refused the caller's credentials */
-  VV_E_ASYNC_REQUIRED = -26    /* ERR_ASYNC_REQUIRED: a synchronous call would wait for JavaScript storage */
+  VV_E_ASYNC_REQUIRED = -26,   /* ERR_ASYNC_REQUIRED: a synchronous call would wait for JavaScript storage */
+  VV_E_BAD_FILTER = -27        /* ERR_INVALID_FILTER: a filter the engine cannot run (lib/filter.js names the clause) */
 };
 
 /* Limits enforced by the engine (the JS layer checks them first, with nicer messages). */

@@ -37,6 +37,7 @@ static const status_entry kStatus[] = {
   {VV_E_CONFLICT, "ERR_CONFLICT", "another writer committed a newer generation first"},
   {VV_E_ACCESS, "ERR_ACCESS", "the storage refused access"},
   {VV_E_ASYNC_REQUIRED, "ERR_ASYNC_REQUIRED", "this session's storage is implemented in JavaScript: use the async variant"},
+  {VV_E_BAD_FILTER, "ERR_INVALID_FILTER", "invalid filter"},
 };
 
 static const status_entry *find(int status) {
