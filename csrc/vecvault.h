@@ -128,7 +128,22 @@ typedef struct vv_item {
   const float *vector;
   const char *meta;
   size_t meta_len;
+  /* The values of the database's filterable fields (vv_db_set_filterable)
+   * as one attribute record (filter/attr.h), or NULL with attrs_len 0 for
+   * none: every field missing. A malformed record is VV_E_BAD_METADATA. */
+  const unsigned char *attrs;
+  size_t attrs_len;
 } vv_item;
+
+/* Declares the metadata fields filters may use, as dotted paths (filter/attr.h:
+ * up to 64, each 1..256 bytes), on a database that holds no vector and has
+ * none declared yet (VV_E_INVALID otherwise). They are saved with the
+ * session and fixed for the database's life; each costs memory per vector
+ * (docs/FILTER.md). */
+VV_NODISCARD int vv_db_set_filterable(vv_db *db, const char *const *paths, const uint32_t *lens, uint32_t n);
+/* The number of declared paths, and path i (borrowed until vv_db_free). */
+uint32_t vv_db_filterable_count(const vv_db *db);
+const char *vv_db_filterable_path(const vv_db *db, uint32_t i, uint32_t *len);
 
 /* Insert or replace (same id) one item. */
 VV_NODISCARD int vv_db_add(vv_db *db, const vv_item *item);
@@ -174,7 +189,28 @@ typedef struct vv_search_opts {
    * from several threads at once in a batch search. */
   int (*cancel)(void *ctx);
   void *cancel_ctx;
+  /* A filter program (filter/filter.h), or NULL: results are only live
+   * vectors it matches, exactly min(k, how many match) of them. */
+  const unsigned char *filter;
+  size_t filter_len;
+  /* How a filtered search finds them: VV_PLAN_AUTO (estimates decide), or
+   * one forced (tests and experts; docs/FILTER.md). */
+  int plan;
+  /* Range search: drop hits farther than max_distance / scoring below
+   * min_score (each only when its has_ flag is set). */
+  int has_max_distance, has_min_score;
+  float max_distance, min_score;
+  /* Or NULL: receives the plan the (last) query used, VV_PLAN_*. */
+  int *plan_used;
 } vv_search_opts;
+
+enum {
+  VV_PLAN_AUTO = 0,
+  VV_PLAN_SCAN = 1,   /* exact: every matching vector measured (found through posting lists when they can) */
+  VV_PLAN_GRAPH = 2,  /* HNSW walk, the filter checked inside the loop */
+  VV_PLAN_ACORN = 3,  /* HNSW walk stepping over failing neighbours (ACORN-1) */
+  VV_PLAN_NONE = 4    /* no filter */
+};
 
 #define VV_RERANK_FACTOR 4u
 
@@ -206,6 +242,35 @@ VV_NODISCARD int vv_db_search(vv_db *db, const float *query, uint32_t k, const v
  * On failure every out[i] is NULL. */
 VV_NODISCARD int vv_db_search_batch(vv_db *db, const float *queries, size_t nq, uint32_t k,
                                     const vv_search_opts *opts, vv_results **out);
+
+/* ---- the data API: counting, bulk deletes, metadata updates, scans ------ */
+
+/* Live vectors the filter program matches (NULL: all of them). */
+VV_NODISCARD int vv_db_count(vv_db *db, const unsigned char *filter, size_t filter_len, uint64_t *out);
+
+/* Deletes the listed ids (absent ones are skipped) under one hold of the
+ * lock; *deleted says how many existed. */
+VV_NODISCARD int vv_db_delete_many(vv_db *db, const char *const *ids, const size_t *id_lens, size_t n,
+                                   uint64_t *deleted);
+/* Deletes every live vector the filter program matches. */
+VV_NODISCARD int vv_db_delete_where(vv_db *db, const unsigned char *filter, size_t filter_len, uint64_t *deleted);
+
+/* Replaces an id's metadata and attribute record (as vv_item's; meta NULL
+ * with meta_len 0: none) and keeps its vector, slot and graph links. *found
+ * is 0 (nothing changed) when the id is absent. In a lazily loaded session
+ * the row's vector is read once and kept in memory until the next save
+ * writes the row anew. */
+VV_NODISCARD int vv_db_update_meta(vv_db *db, const char *id, size_t id_len, const char *meta, size_t meta_len,
+                                   const unsigned char *attrs, size_t attrs_len, int *found, vv_error *err);
+
+/* Up to `limit` live vectors the filter matches (NULL: all), in slot
+ * order from *cursor (0 to start), as hits with distance and score 0;
+ * *cursor moves past them, and is UINT64_MAX once the scan is done. A
+ * vector live for the whole scan is seen exactly once; one added or
+ * deleted meanwhile may or may not be. Lazily loaded rows are read page
+ * by page, so memory stays bounded by `limit`. */
+VV_NODISCARD int vv_db_scan(vv_db *db, const unsigned char *filter, size_t filter_len, uint64_t *cursor,
+                            uint32_t limit, int include_vector, vv_results **out, vv_error *err);
 
 /* ---- sessions: chunked, encrypted, crash-safe snapshots on disk ---------
  * Layout and guarantees: docs/FORMAT.md. */

@@ -46,6 +46,12 @@ static int check_item(const vv_db *db, const vv_item *it) {
   if (it->meta_len > VV_MAX_METADATA_BYTES || (it->meta_len && !it->meta) || (it->meta && !it->meta_len))
     return VV_E_BAD_METADATA;
   if (!it->vector) return VV_E_INVALID;
+  if ((it->attrs_len && !it->attrs) || it->attrs_len > VV_MAX_METADATA_BYTES) return VV_E_BAD_METADATA;
+  if (it->attrs_len && !db->attrs) return VV_E_BAD_METADATA; /* values for fields never declared */
+  if (it->attrs_len) {
+    int rc = vv_attrs_check(db->attrs, it->attrs, it->attrs_len);
+    if (rc) return rc;
+  }
   return check_vector(db, it->vector);
 }
 
@@ -112,6 +118,7 @@ void vv_db_free(vv_db *db) {
   free(db->session.dir);
   vv_manifest_free(&db->session.m);
   vv_hnsw_free(db->hnsw);
+  vv_attrs_free(db->attrs);
   vv_store_destroy(&db->store);
   pthread_rwlock_destroy(&db->lock);
   pthread_mutex_destroy(&db->save_mu);
@@ -126,6 +133,24 @@ int vv_db_set_secret(vv_db *db, int encrypt, const unsigned char *key, const cha
   pthread_rwlock_unlock(&db->lock);
   pthread_mutex_unlock(&db->save_mu);
   return rc;
+}
+
+int vv_db_set_filterable(vv_db *db, const char *const *paths, const uint32_t *lens, uint32_t n) {
+  if (n == 0) return VV_OK;
+  if (!paths || !lens) return VV_E_INVALID;
+  pthread_rwlock_wrlock(&db->lock);
+  int rc = db->attrs || db->store.nslots || db->has_session_id ? VV_E_INVALID : VV_OK;
+  if (!rc) rc = vv_attrs_create(paths, lens, n, &db->attrs);
+  pthread_rwlock_unlock(&db->lock);
+  return rc;
+}
+
+uint32_t vv_db_filterable_count(const vv_db *db) { return db->attrs ? vv_attrs_nfields(db->attrs) : 0; }
+
+const char *vv_db_filterable_path(const vv_db *db, uint32_t i, uint32_t *len) {
+  *len = 0;
+  if (!db->attrs || i >= vv_attrs_nfields(db->attrs)) return NULL;
+  return vv_attrs_path(db->attrs, i, len);
 }
 
 uint32_t vv_db_dimension(const vv_db *db) { return db->cfg.dimension; }
@@ -174,13 +199,14 @@ static uint64_t per_slot_overhead(const vv_db *db) {
 void vv_db_refresh_memory(vv_db *db) {
   uint64_t cap = vv_arena_capacity(&db->store.vecs);
   uint64_t per = per_slot_overhead(db) + (db->has_codes ? db->pq->m : 0);
+  uint64_t attrs = db->attrs ? vv_attrs_memory(db->attrs) : 0;
   /* Lazily loaded: only vectors added since are in memory (their pages of
    * the arena are touched on write); the cache is bounded separately. */
   if (db->lazy) {
-    db->mem_estimate = cap * per + db->cache_bytes;
+    db->mem_estimate = cap * per + db->cache_bytes + attrs;
     return;
   }
-  db->mem_estimate = cap * (per + (uint64_t)db->cfg.dimension * sizeof(float));
+  db->mem_estimate = cap * (per + (uint64_t)db->cfg.dimension * sizeof(float)) + attrs;
 }
 
 int vv_db_codes_init(vv_db *db) {
@@ -254,8 +280,14 @@ static int reserve(vv_db *db, size_t n, uint32_t threads) {
   if (!rc) rc = vv_store_reserve(&db->store, n);
   if (!rc && db->hnsw) rc = vv_hnsw_reserve(db->hnsw, vv_arena_capacity(&db->store.vecs));
   if (!rc && db->has_codes) rc = vv_arena_reserve(&db->codes, vv_arena_capacity(&db->store.vecs));
+  if (!rc && db->attrs) rc = vv_attrs_reserve(db->attrs, vv_arena_capacity(&db->store.vecs));
   vv_db_refresh_memory(db);
   return rc;
+}
+
+void vv_db_retire(vv_db *db, uint32_t slot) {
+  vv_store_remove(&db->store, slot);
+  if (db->attrs) vv_attrs_clear(db->attrs, slot);
 }
 
 /* Binds the item to a slot and writes its vector. Under HNSW an upsert
@@ -265,11 +297,15 @@ static int reserve(vv_db *db, size_t n, uint32_t threads) {
 static int place(vv_db *db, const vv_item *it, uint32_t *slot) {
   if (db->hnsw || db->store.frozen) {
     uint32_t old = vv_store_lookup(&db->store, it->id, it->id_len);
-    if (old != VV_NO_SLOT) vv_store_remove(&db->store, old);
+    if (old != VV_NO_SLOT) vv_db_retire(db, old);
   }
   int was_live;
   int rc = vv_store_place(&db->store, it->id, it->id_len, it->meta, it->meta_len, slot, &was_live);
   if (!rc) write_vector(db, *slot, it->vector);
+  if (!rc && db->attrs) {
+    rc = vv_attrs_set(db->attrs, *slot, it->attrs, it->attrs_len);
+    if (rc) vv_db_retire(db, *slot); /* no record without its values */
+  }
   return rc;
 }
 
@@ -283,7 +319,7 @@ int vv_db_add(vv_db *db, const vv_item *it) {
   if (!rc && db->hnsw) {
     if (db->lazy) encode_code(db, slot);
     rc = vv_hnsw_insert(db->hnsw, slot);
-    if (rc) vv_store_remove(&db->store, slot); /* the graph could not take it */
+    if (rc) vv_db_retire(db, slot); /* the graph could not take it */
   }
   pthread_rwlock_unlock(&db->lock);
   return rc;
@@ -375,7 +411,7 @@ int vv_db_delete(vv_db *db, const char *id, size_t id_len, int *removed) {
   int rc = db->broken;
   uint32_t slot = rc ? VV_NO_SLOT : vv_store_lookup(&db->store, id, id_len);
   if (slot != VV_NO_SLOT) {
-    vv_store_remove(&db->store, slot);
+    vv_db_retire(db, slot);
     *removed = 1;
   }
   pthread_rwlock_unlock(&db->lock);
@@ -464,8 +500,8 @@ typedef struct hitrow {
   uint32_t meta_len;
 } hitrow;
 
-static int build_results(vv_db *db, const vv_cand *c, uint32_t n, int include_vector, vv_pins *pins,
-                         vv_results **out) {
+int vv_db_build_results(vv_db *db, const vv_cand *c, uint32_t n, int include_vector, vv_pins *pins,
+                        vv_results **out) {
   size_t vbytes = include_vector ? (size_t)db->cfg.dimension * sizeof(float) : 0;
   size_t strings = 0;
   hitrow *rows = (hitrow *)malloc((n ? n : 1) * sizeof *rows);
@@ -530,8 +566,8 @@ static int cmp_dist(const void *a, const void *b) {
  * parallel, whatever the cache holds, so the result depends on the session
  * and the query only, and a query reads at most n pages. The pages stay
  * pinned in `pins` for the results' metadata. */
-static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k, uint32_t *nout, vv_pins *pins) {
-  uint32_t *slots = (uint32_t *)malloc((n ? n : 1) * 2 * sizeof *slots);
+int vv_db_rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k, uint32_t *nout, vv_pins *pins) {
+  uint32_t *slots = (uint32_t *)calloc((n ? n : 1) * 2, sizeof *slots);
   if (!slots) return VV_E_NOMEM;
   uint32_t *pin_of = slots + n;
   for (uint32_t i = 0; i < n; i++) slots[i] = c[i].slot;
@@ -546,6 +582,18 @@ static int rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k,
   qsort(c, n, sizeof *c, cmp_dist);
   *nout = n < k ? n : k;
   return VV_OK;
+}
+
+/* Range search: the nearest-first prefix of c within the caller's bounds,
+ * judged on the distances and scores the caller will see. */
+static uint32_t within_bounds(const vv_db *db, const vv_search_opts *o, const vv_cand *c, uint32_t n) {
+  if (!o->has_max_distance && !o->has_min_score) return n;
+  for (uint32_t i = 0; i < n; i++) {
+    float d, sc;
+    to_public(db->cfg.metric, c[i].dist, &d, &sc);
+    if ((o->has_max_distance && d > o->max_distance) || (o->has_min_score && sc < o->min_score)) return i;
+  }
+  return n;
 }
 
 /* One query under an already-held read lock. `qbuf` has room for a
@@ -583,21 +631,28 @@ static int search_locked(vv_db *db, const float *query, float *qbuf, uint32_t k,
   vv_reads rd = {o ? o->err : NULL, o ? o->cancel : NULL, o ? o->cancel_ctx : NULL};
   vv_pins pins = {.rd = &rd};
   uint32_t n = 0;
-  if (want && db->hnsw) {
+  int plan = VV_PLAN_NONE;
+  if (want && o && o->filter) rc = vv_db_search_filtered(db, q, want, ef, pool, o, &cands, &n, &pins, &plan);
+  if (rc || plan != VV_PLAN_NONE) {
+    /* done: the filter chose the candidates */
+  } else if (want && db->hnsw) {
     /* The walk keeps going through deleted nodes (graph waypoints) until
      * its beam holds `ef` live ones or it has seen every node reachable
      * from the entry point, which a saved graph guarantees is every live
      * node: under heavy deletes it widens by itself, on codes in memory,
      * and never reads the session to make up the count. */
     rc = vv_hnsw_search(db->hnsw, q, pool, ef, cands, &n);
-    if (!rc && db->lazy) rc = rerank(db, q, cands, n, want, &n, &pins);
+    if (!rc && db->lazy) rc = vv_db_rerank(db, q, cands, n, want, &n, &pins);
     /* In memory, a graph a save has not yet repaired (vv_hnsw_repair) may
      * hide a node even from the widest walk; the exact scan is cheap there. */
     if (!rc && !db->lazy && n < want) rc = vv_db_exact_search(db, q, want, cands, &n, &rd);
   } else if (want) {
     rc = vv_db_exact_search(db, q, want, cands, &n, &rd); /* the flat index */
   }
-  if (!rc) rc = build_results(db, cands, n < want ? n : want, o && o->include_vector, &pins, out);
+  if (n > want) n = want;
+  if (!rc && o) n = within_bounds(db, o, cands, n);
+  if (!rc && o && o->plan_used) *o->plan_used = plan;
+  if (!rc) rc = vv_db_build_results(db, cands, n, o && o->include_vector, &pins, out);
   vv_pins_release(db, &pins);
   free(cands);
   return rc;

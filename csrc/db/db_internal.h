@@ -9,6 +9,7 @@
 
 #include "../crypto/crypto.h"
 #include "../distance/distance.h"
+#include "../filter/attr.h"
 #include "../hnsw/hnsw.h"
 #include "../quant/codes_kern.h"
 #include "../quant/pq.h"
@@ -56,7 +57,14 @@ struct vv_db {
    * its state is neither generation, so every later call fails with this
    * status instead of answering from it. Set and read under the lock. */
   int broken;
+  /* The filterable fields' values, columnar (filter/attr.h), or NULL when
+   * the database declared none. Changed under the exclusive lock. */
+  vv_attrs *attrs;
 };
+
+/* Retires a slot like a delete: the store forgets it, and its filterable
+ * values are dropped. Exclusive lock held. */
+void vv_db_retire(vv_db *db, uint32_t slot);
 
 /* Recomputes mem_estimate from the arenas' capacity. */
 void vv_db_refresh_memory(vv_db *db);
@@ -124,6 +132,24 @@ VV_NODISCARD int vv_db_pin_rows(vv_db *db, const uint32_t *slots, size_t n, vv_p
 /* The vector of slots[i] after vv_db_pin_rows: `pin` is its pin_of[i]
  * (UINT32_MAX: in memory). VV_E_CHUNK_CORRUPT if the page does not hold it. */
 VV_NODISCARD int vv_db_pinned_row(vv_db *db, const vv_pins *pins, uint32_t slot, uint32_t pin, const float **vec);
+
+/* ---- search (db/db.c, db/query.c) ---- */
+
+/* Lazy search, second step: re-ranks c[0..n) by full vectors (pinned in
+ * `pins`, read as needed) and keeps the best k, nearest first. */
+VV_NODISCARD int vv_db_rerank(vv_db *db, const float *q, vv_cand *c, uint32_t n, uint32_t k, uint32_t *nout,
+                              vv_pins *pins);
+/* The public results of c[0..n) (internal distances), rows read through pins. */
+VV_NODISCARD int vv_db_build_results(vv_db *db, const vv_cand *c, uint32_t n, int include_vector, vv_pins *pins,
+                                     vv_results **out);
+/* A filtered query under the read lock (db/query.c): compiles o->filter,
+ * plans, and leaves the best candidates, nearest first, in *cands (room for
+ * `pool` + 1; it may be reallocated) and their number in *n, re-ranked when
+ * lazy. *plan is the plan used, or VV_PLAN_NONE when the filter matches
+ * everything: the caller then searches as if there were none. */
+VV_NODISCARD int vv_db_search_filtered(vv_db *db, const float *q, uint32_t want, uint32_t ef, uint32_t pool,
+                                       const vv_search_opts *o, vv_cand **cands, uint32_t *n, vv_pins *pins,
+                                       int *plan);
 
 /* Exact search over every live vector, chunk by chunk when lazy. */
 VV_NODISCARD int vv_db_exact_search(vv_db *db, const float *q, uint32_t k, vv_cand *out, uint32_t *nout,

@@ -44,6 +44,7 @@ typedef struct load {
   _Atomic uint64_t bytes;
   pthread_mutex_t err_mu;
   int err_set;
+  pthread_mutex_t attrs_mu; /* base segments are applied in parallel; the attribute store is one */
   vv_buf *bufs;        /* one reusable read buffer per worker */
   unsigned nbufs;
   vv_buf *seg_bufs;    /* index segments, read in parallel, applied in order */
@@ -91,6 +92,7 @@ static int ensure_slot(load *l, uint32_t slot) {
   int rc = vv_store_reserve_slots(&db->store, (uint64_t)slot + 1);
   if (!rc && db->hnsw) rc = vv_hnsw_reserve(db->hnsw, vv_arena_capacity(&db->store.vecs));
   if (!rc && db->has_codes) rc = vv_arena_reserve(&db->codes, vv_arena_capacity(&db->store.vecs));
+  if (!rc && db->attrs) rc = vv_attrs_reserve(db->attrs, vv_arena_capacity(&db->store.vecs));
   if (!rc) db->store.nslots = (uint64_t)slot + 1;
   return rc;
 }
@@ -113,6 +115,12 @@ static int check_node(load *l, const vv_node_view *n, const uint32_t *const *lin
       if (n->code[j] >= db->pq->ksub)
         return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a PQ code names a centroid the codebook lacks", obj);
   }
+  /* A database with filterable fields has every node's values (format 4), one without has none. */
+  if (n->attrs && !db->attrs)
+    return say(l, VV_E_CHUNK_CORRUPT, "index object %s: filterable values in a session that declares no field", obj);
+  if (!n->attrs && db->attrs) return say(l, VV_E_CHUNK_CORRUPT, "index object %s: filterable values missing", obj);
+  if (n->attrs && n->attrs_len && vv_attrs_check(db->attrs, n->attrs, n->attrs_len))
+    return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a node's filterable values do not decode", obj);
   if (db->hnsw && !vv_hnsw_fits(db->hnsw, n->nlevels, n->counts))
     return say(l, VV_E_CHUNK_CORRUPT, "index object %s: a node has too many links", obj);
   for (uint32_t lv = 0; links32 && lv < n->nlevels; lv++)
@@ -147,6 +155,12 @@ static int apply_node(load *l, const vv_node_view *n, const uint32_t *const *lin
     flags = VV_SLOT_CODED;
   }
   vv_store_set_flags(&db->store, n->slot, flags);
+  if (db->attrs) {
+    pthread_mutex_lock(&l->attrs_mu);
+    rc = vv_attrs_set(db->attrs, n->slot, n->attrs_len ? n->attrs : NULL, n->attrs_len);
+    pthread_mutex_unlock(&l->attrs_mu);
+    if (rc) return rc == VV_E_BAD_METADATA ? say(l, VV_E_CHUNK_CORRUPT, "index object %s: bad filterable values", obj) : rc;
+  }
   if (db->hnsw) {
     uint32_t buf[VV_CODEC_MAX_LEVELS][VV_CODEC_MAX_LINKS];
     const uint32_t *links[VV_CODEC_MAX_LEVELS];
@@ -245,6 +259,8 @@ static int apply_segment(load *l, size_t i) {
     /* Only the first base segment may carry the codebook, in its first page. */
     if (!rc && r.has_codebook && (i != 0 || p != 0)) rc = VV_E_CORRUPT;
     if (!rc && r.has_codebook && !l->db->pq) rc = l->dry ? VV_E_CORRUPT : install_codebook(l, &r.cb);
+    /* The same for the filterable fields (prepare_base installed them); format 4 only. */
+    if (!rc && r.nfields && (i != 0 || p != 0 || l->m->version < 4)) rc = VV_E_CORRUPT;
     vv_node_view n;
     const uint32_t *links32[VV_CODEC_MAX_LEVELS];
     while (!rc && (rc = vv_index3_decode_next(&r, &n, links32)) == VV_OK) rc = apply_node(l, &n, links32, g->ref.name);
@@ -315,7 +331,26 @@ static int first_codebook(const load *l, vv_codebook_view *cb) {
   return 1;
 }
 
+/* Format 4: the filterable field paths in the header of the first base
+ * segment's first page become the database's attribute store. */
+static int install_fields(load *l) {
+  if (l->m->version < 4 || !l->m->nbase || !l->seg_np[0] || l->db->attrs) return VV_OK;
+  const struct seg_page *sp = &l->seg_pages[0][0];
+  uint64_t seq;
+  int base;
+  uint32_t count, nblocks;
+  vv_index3_reader r;
+  int rc = vv_index3_decode_begin(&r, sp->plain, sp->len, &seq, &base, &count, &nblocks);
+  if (!rc && r.nfields == 0) rc = VV_E_CORRUPT; /* version 4 is written only with fields */
+  if (!rc) rc = vv_attrs_create(r.field_ptr, r.field_len, r.nfields, &l->db->attrs);
+  if (rc == VV_E_CORRUPT || rc == VV_E_INVALID)
+    return say(l, VV_E_CHUNK_CORRUPT, "index object %s: the filterable fields are invalid", l->m->base[0].ref.name);
+  return rc;
+}
+
 static int prepare_base(load *l) {
+  int frc = install_fields(l);
+  if (frc) return frc;
   vv_codebook_view cb;
   if (first_codebook(l, &cb)) {
     int rc = install_codebook(l, &cb);
@@ -537,6 +572,7 @@ static int load_impl(const char *dir, const vv_load_opts *o, vv_db *like, vv_ses
   load l;
   memset(&l, 0, sizeof l);
   pthread_mutex_init(&l.err_mu, NULL);
+  pthread_mutex_init(&l.attrs_mu, NULL);
   vv_sreader r;
   vv_load_opts lo;
   if (like) {
@@ -676,6 +712,7 @@ fail:
   free(l.rows_by_seq);
   free(l.levels);
   pthread_mutex_destroy(&l.err_mu);
+  pthread_mutex_destroy(&l.attrs_mu);
   return rc;
 }
 
@@ -741,6 +778,7 @@ static int refresh_delta(vv_db *db, const char *dir, const vv_load_opts *o, vv_s
   load l;
   memset(&l, 0, sizeof l);
   pthread_mutex_init(&l.err_mu, NULL);
+  pthread_mutex_init(&l.attrs_mu, NULL);
   l.db = db;
   l.m = m;
   l.err = err;
@@ -817,6 +855,7 @@ done:
   free(l.seg_np);
   vv_chunk_index_free(&l.chunks);
   pthread_mutex_destroy(&l.err_mu);
+  pthread_mutex_destroy(&l.attrs_mu);
   vv_sreader_close(&r);
   return rc;
 }

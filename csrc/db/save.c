@@ -45,8 +45,9 @@ typedef struct snode {
   uint32_t slot;
   uint8_t state;       /* SLOT_LIVE, SLOT_WAYPOINT, or SLOT_FREE (a delta's deleted slot) */
   uint8_t resident;    /* the vector is in memory at `vec`; else only at `loc` (lazy) */
-  uint32_t id_len, meta_len;
+  uint32_t id_len, meta_len, attrs_len;
   size_t id_off, meta_off; /* into bytes_buf; metadata only for a resident row rewritten now */
+  size_t attrs_off;    /* into bytes_buf: the node's attribute record (filterable fields only) */
   const float *vec;    /* the arena record, unchanged while the store is frozen */
   uint64_t loc;        /* its saved location at the capture */
   uint32_t nlevels;
@@ -70,7 +71,11 @@ typedef struct save {
   snode *nodes;         /* the index records to write, in slot order */
   size_t nnodes;
   uint32_t *node_of;    /* per slot: its index in nodes, or NO_NODE */
-  vv_buf bytes_buf;     /* captured ids and metadata */
+  vv_buf bytes_buf;     /* captured ids, metadata and attribute records */
+  /* The filterable field paths (borrowed from db->attrs, fixed for its life). */
+  vv_fields_in fields;
+  const char *field_paths[VV_ATTR_MAX_FIELDS];
+  uint32_t field_lens[VV_ATTR_MAX_FIELDS];
   vv_buf link_buf;      /* captured links (uint32_t) */
   uint32_t *rewrite;    /* nodes whose rows go into new chunks */
   size_t nrewrite;
@@ -149,6 +154,12 @@ static int capture_node(save *s, uint32_t slot, int rewrite) {
   if (n->state == SLOT_LIVE) {
     n->id_len = rec->id_len;
     rc = copy_bytes_into(&s->bytes_buf, rec->id, rec->id_len, &n->id_off);
+  }
+  if (!rc && n->state == SLOT_LIVE && db->attrs) {
+    size_t before = s->bytes_buf.len;
+    n->attrs_off = before;
+    rc = vv_attrs_encode(db->attrs, slot, &s->bytes_buf);
+    n->attrs_len = (uint32_t)(s->bytes_buf.len - before);
   }
   if (!rc && rewrite && n->resident && n->state == SLOT_LIVE && rec->meta) {
     n->meta_len = rec->meta_len;
@@ -290,6 +301,10 @@ static int capture(save *s) {
   vv_db *db = s->db;
   vv_bound *b = &db->session;
   s->nslots = db->store.nslots;
+  s->fields.n = db->attrs ? vv_attrs_nfields(db->attrs) : 0;
+  for (uint32_t f = 0; f < s->fields.n; f++) s->field_paths[f] = vv_attrs_path(db->attrs, f, &s->field_lens[f]);
+  s->fields.paths = s->field_paths;
+  s->fields.lens = s->field_lens;
   size_t cap = s->nslots ? s->nslots : 1;
   uint32_t *rewrite = malloc(cap * sizeof *rewrite);
   uint8_t *is_rewrite = calloc(cap, 1);
@@ -714,6 +729,12 @@ static int encode_node(save *s, size_t i) {
     n.id = (const char *)s->bytes_buf.data + node->id_off;
     n.id_len = node->id_len;
   }
+  /* With filterable fields every node carries a record (empty: all missing). */
+  if (s->fields.n) {
+    n.attrs = s->bytes_buf.data + node->attrs_off;
+    n.attrs_len = node->attrs_len;
+    if (!n.attrs_len) n.attrs = (const unsigned char *)"";
+  }
   if (node->nlevels > VV_CODEC_MAX_LEVELS) return VV_E_INTERNAL;
   for (uint32_t l = 0; l < node->nlevels; l++) links[l] = node_links(s, node, l, &counts[l]);
   n.nlevels = node->nlevels;
@@ -736,7 +757,8 @@ static int write_index(save *s) {
     const vv_pq *pq = s->pq;
     vv_codebook_in cb = {0};
     if (pq) cb = (vv_codebook_in){pq->m, pq->ksub, pq->dsub, s->pq_trained_on, pq->centroids};
-    rc = vv_swriter_segment_begin(&s->w, &g, s->base, s->base && at == 0 && pq ? &cb : NULL, NULL);
+    int first = s->base && at == 0;
+    rc = vv_swriter_segment_begin(&s->w, &g, s->base, first && pq ? &cb : NULL, first && s->fields.n ? &s->fields : NULL);
     for (uint32_t i = 0; i < cnt && !rc; i++) rc = encode_node(s, at + i);
     if (!rc) rc = vv_swriter_segment_end(&s->w, s->base, &g);
     if (!rc) {
@@ -809,7 +831,7 @@ static int write_capture(save *s, unsigned char new_hash[VV_HASH_BYTES]) {
 
   /* The manifest describes exactly what was captured. */
   vv_manifest *m = &s->w.m;
-  m->version = VV_FORMAT_VERSION;
+  m->version = s->fields.n ? VV_FORMAT_VERSION : VV_FORMAT_VERSION_PLAIN;
   m->dimension = db->cfg.dimension;
   m->metric = db->cfg.metric;
   m->index = db->cfg.index;

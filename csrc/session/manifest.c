@@ -57,7 +57,7 @@ static int write_body(const vv_manifest *m, vv_buf *out) {
   vv_jw_key(&w, "format");
   vv_jw_string(&w, VV_FORMAT_NAME, strlen(VV_FORMAT_NAME));
   vv_jw_key(&w, "version");
-  vv_jw_int(&w, VV_FORMAT_VERSION);
+  vv_jw_int(&w, m->version);
   vv_jw_key(&w, "sessionId");
   jw_hex(&w, m->session_id, VV_SESSION_ID_BYTES);
   vv_jw_key(&w, "generation");

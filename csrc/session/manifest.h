@@ -19,7 +19,12 @@
 #include "object.h"
 
 #define VV_FORMAT_NAME "vecvault-session"
-#define VV_FORMAT_VERSION 3 /* written; 1 and 2 are still read (1 eagerly: it has no codes) */
+/* The newest version read and written: 4 is written for a database with
+ * filterable fields (their values in the index segments), 3 otherwise, so
+ * sessions without them stay readable by older vecvault; 1 to 3 are still
+ * read (1 eagerly: it has no codes). */
+#define VV_FORMAT_VERSION 4
+#define VV_FORMAT_VERSION_PLAIN 3
 #define VV_MANIFEST_MAX_BYTES (64u << 20)
 #define VV_MANIFEST_PREFIX_BYTES 154u /* {"sum":"…","mac":"…","body": */
 

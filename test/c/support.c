@@ -650,7 +650,7 @@ int downgrade_session(const char *dir, int version) {
   if (rc) return rc;
   text body = {0};
   char mac[65];
-  if (c.m.version != VV_FORMAT_VERSION || c.m.kdf != VV_KDF_NONE || manifest_read(dir, &body, mac)) rc = VV_E_INVALID;
+  if (c.m.version != VV_FORMAT_VERSION_PLAIN || c.m.kdf != VV_KDF_NONE || manifest_read(dir, &body, mac)) rc = VV_E_INVALID;
   vv_buf plain = {0}, scratch = {0};
   vv_error err = {{0}};
   size_t nseg = c.m.nbase + c.m.ndeltas;
@@ -678,7 +678,7 @@ int downgrade_session(const char *dir, int version) {
     }
   }
   char from[24], to[24];
-  strf(from, sizeof from, "\"version\":%d,", VV_FORMAT_VERSION);
+  strf(from, sizeof from, "\"version\":%d,", VV_FORMAT_VERSION_PLAIN);
   long at = rc ? -1 : text_find(&body, from, 0);
   if (!rc && at < 0) rc = VV_E_INTERNAL;
   if (!rc) {
@@ -761,7 +761,7 @@ int model_count(const model *m) {
 static int add_one(vv_db *db, const model *m, int i) {
   char id[16];
   int len = id_of(i, id);
-  vv_item it = {id, (size_t)len, m->vec[i], m->meta_len[i] ? m->meta[i] : NULL, (size_t)m->meta_len[i]};
+  vv_item it = {id, (size_t)len, m->vec[i], m->meta_len[i] ? m->meta[i] : NULL, (size_t)m->meta_len[i], NULL, 0};
   return vv_db_add(db, &it);
 }
 

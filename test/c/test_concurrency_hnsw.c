@@ -78,7 +78,7 @@ static int fixture_init(fixture *f, size_t n, vv_metric metric, uint64_t seed) {
   if (!f->v || !f->items || !f->ids || vv_db_create(&c, &f->db) != VV_OK) return -1;
   for (size_t i = 0; i < n; i++) {
     int len = snprintf(f->ids[i], 16, "v%zu", i);
-    f->items[i] = (vv_item){f->ids[i], (size_t)len, f->v + i * DIM, NULL, 0};
+    f->items[i] = (vv_item){f->ids[i], (size_t)len, f->v + i * DIM, NULL, 0, NULL, 0};
   }
   return 0;
 }

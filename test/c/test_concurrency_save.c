@@ -135,7 +135,7 @@ static void add_one(vv_db *db, const char *prefix, unsigned id, unsigned version
   int mlen = snprintf(meta, sizeof meta, "{\"v\":%u}", version);
   float v[DIM];
   vec_for(id, version, v);
-  vv_item it = {name, (size_t)len, v, meta, (size_t)mlen};
+  vv_item it = {name, (size_t)len, v, meta, (size_t)mlen, NULL, 0};
   VV_REQUIRE(vv_db_add(db, &it) == VV_OK);
 }
 

@@ -40,7 +40,7 @@ static int add_n(vv_db *db, const float *v, size_t n, uint32_t dim, size_t id_ba
   for (size_t i = 0; i < n; i++) {
     char id[32];
     int len = snprintf(id, sizeof id, "v%zu", id_base + i);
-    vv_item it = {id, (size_t)len, v + i * dim, NULL, 0};
+    vv_item it = {id, (size_t)len, v + i * dim, NULL, 0, NULL, 0};
     int rc = vv_db_add(db, &it);
     if (rc) return rc;
   }
@@ -93,7 +93,7 @@ VV_TEST(db_validation) {
   vv_db *db = make_db(3, VV_METRIC_COSINE, VV_INDEX_HNSW, 1);
   VV_REQUIRE(db);
   float ok[3] = {1, 2, 3}, zero[3] = {0, 0, 0}, nan[3] = {1, NAN, 0}, inf[3] = {INFINITY, 0, 0};
-  vv_item it = {"a", 1, ok, NULL, 0};
+  vv_item it = {"a", 1, ok, NULL, 0, NULL, 0};
   VV_CHECK(vv_db_add(db, &it) == VV_OK);
   it.vector = zero;
   VV_CHECK(vv_db_add(db, &it) == VV_E_BAD_VECTOR);
@@ -204,7 +204,7 @@ VV_TEST(hnsw_recall_parallel_build_and_deletes) {
   char (*ids)[16] = malloc(16 * n);
   for (size_t i = 0; i < n; i++) {
     int len = snprintf(ids[i], 16, "v%zu", i);
-    items[i] = (vv_item){ids[i], (size_t)len, v + i * dim, NULL, 0};
+    items[i] = (vv_item){ids[i], (size_t)len, v + i * dim, NULL, 0, NULL, 0};
   }
   size_t done = 0;
   VV_REQUIRE(vv_db_add_batch(h, items, n, 2, NULL, NULL, &done) == VV_OK && done == n);
@@ -283,7 +283,7 @@ VV_TEST(batch_abort_keeps_whole_groups) {
   char (*ids)[16] = malloc(16 * n);
   for (size_t i = 0; i < n; i++) {
     int len = snprintf(ids[i], 16, "v%zu", i);
-    items[i] = (vv_item){ids[i], (size_t)len, v + i * dim, NULL, 0};
+    items[i] = (vv_item){ids[i], (size_t)len, v + i * dim, NULL, 0, NULL, 0};
   }
   vv_db *db = make_db(dim, VV_METRIC_L2, VV_INDEX_HNSW, 2);
   uint64_t stop_at = 300;
@@ -342,7 +342,7 @@ VV_TEST(hnsw_graph_invariants_hold_through_churn) {
     rand_vecs(v, n, dim, 100 + (uint64_t)round);
     for (size_t i = 0; i < n; i++) {
       int len = snprintf(ids[i], 16, "v%zu", (i * 7 + (size_t)round * 1001) % (n + n / 2));
-      items[i] = (vv_item){ids[i], (size_t)len, v + i * dim, NULL, 0};
+      items[i] = (vv_item){ids[i], (size_t)len, v + i * dim, NULL, 0, NULL, 0};
     }
     size_t done;
     VV_REQUIRE(vv_db_add_batch(db, items, n, 2, NULL, NULL, &done) == VV_OK);

@@ -120,7 +120,7 @@ static vv_db *small_db(int n) {
     char id[16];
     float v[DIM] = {(float)i, (float)(i % 3), 1.0f, (float)(i * i % 7)};
     strf(id, sizeof id, "v%d", i);
-    vv_item it = {id, strlen(id), v, NULL, 0};
+    vv_item it = {id, strlen(id), v, NULL, 0, NULL, 0};
     if (vv_db_add(db, &it) != VV_OK) {
       vv_db_free(db);
       return NULL;
@@ -275,7 +275,7 @@ VV_TEST(gc_keeps_what_the_format_does_not_name) {
     float v[DIM] = {100.0f + (float)g, 1, 2, 3};
     char id[16];
     strf(id, sizeof id, "g%d", g);
-    vv_item it = {id, strlen(id), v, NULL, 0};
+    vv_item it = {id, strlen(id), v, NULL, 0, NULL, 0};
     VV_REQUIRE(vv_db_add(db, &it) == VV_OK);
     VV_REQUIRE(save(db, dir, &err) == VV_OK);
   }

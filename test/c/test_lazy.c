@@ -217,7 +217,7 @@ static int model_count(const model *m) {
 static int put(vv_db *db, const model *m, int i) {
   char id[16];
   int len = id_of(i, id);
-  vv_item it = {id, (size_t)len, m->vec[i], m->meta_len[i] ? m->meta[i] : NULL, (size_t)m->meta_len[i]};
+  vv_item it = {id, (size_t)len, m->vec[i], m->meta_len[i] ? m->meta[i] : NULL, (size_t)m->meta_len[i], NULL, 0};
   return vv_db_add(db, &it);
 }
 
@@ -1272,7 +1272,7 @@ static void lazy_mutations(vv_index_kind kind) {
     int i = 150 + k;
     model_set(m, i, 4, "{\"batch\":true}");
     int len = id_of(i, ids[k]);
-    items[k] = (vv_item){ids[k], (size_t)len, m->vec[i], m->meta[i], (size_t)m->meta_len[i]};
+    items[k] = (vv_item){ids[k], (size_t)len, m->vec[i], m->meta[i], (size_t)m->meta_len[i], NULL, 0};
   }
   size_t done = 0;
   VV_REQUIRE(vv_db_add_batch(db, items, 40, 2, NULL, NULL, &done) == VV_OK && done == 40);

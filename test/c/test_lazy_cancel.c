@@ -48,7 +48,7 @@ static vv_db *lazy_session(char root[64], vv_index_kind kind) {
     char id[16];
     float v[DIM];
     vec_of(i, v);
-    vv_item it = {id, (size_t)snprintf(id, sizeof id, "id-%03d", i), v, NULL, 0};
+    vv_item it = {id, (size_t)snprintf(id, sizeof id, "id-%03d", i), v, NULL, 0, NULL, 0};
     rc = vv_db_add(db, &it);
   }
   vv_error err;

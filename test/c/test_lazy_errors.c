@@ -58,7 +58,7 @@ static int setup(fixture *x) {
     char id[16];
     float v[DIM];
     vec_of(i, v);
-    vv_item it = {id, (size_t)id_of(i, id), v, NULL, 0};
+    vv_item it = {id, (size_t)id_of(i, id), v, NULL, 0, NULL, 0};
     rc = vv_db_add(db, &it);
   }
   vv_error err = {{0}};

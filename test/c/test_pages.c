@@ -95,7 +95,7 @@ static int make_session(const char *dir, const data *d, vv_metric metric, int en
   for (int i = 0; i < d->n && !rc; i++) {
     char id[16], meta[24];
     int il = id_of(i, id), ml = meta_of(i, meta);
-    vv_item it = {id, (size_t)il, d->vec[i], meta, (size_t)ml};
+    vv_item it = {id, (size_t)il, d->vec[i], meta, (size_t)ml, NULL, 0};
     rc = vv_db_add(db, &it);
   }
   vv_save_opts so = {.page_bytes = VV_PAGE_MIN_BYTES};

@@ -130,7 +130,7 @@ VV_TEST(unsaved_changes_are_never_dropped) {
   VV_REQUIRE(add_one(w, &a, 71) == VV_OK);
   VV_REQUIRE(save_dir(w, dir) == VV_OK);
   float v[DIM] = {1, 2, 3, 4, 5, 6, 7, 8};
-  vv_item it = {"mine", 4, v, NULL, 0};
+  vv_item it = {"mine", 4, v, NULL, 0, NULL, 0};
   VV_REQUIRE(vv_db_add(r, &it) == VV_OK);
   vv_db *out = NULL;
   vv_load_stats st;
@@ -180,7 +180,7 @@ VV_TEST(a_refresh_that_fails_midway_poisons_the_database) {
   VV_CHECK(vv_db_get(r, "v000", 4, &rec) == VV_E_CHUNK_CORRUPT);
   VV_CHECK(rec == NULL);
   float v[DIM] = {1, 2, 3, 4, 5, 6, 7, 8};
-  vv_item it = {"x", 1, v, NULL, 0};
+  vv_item it = {"x", 1, v, NULL, 0, NULL, 0};
   VV_CHECK(vv_db_add(r, &it) == VV_E_CHUNK_CORRUPT);
   int removed = 0;
   VV_CHECK(vv_db_delete(r, "v001", 4, &removed) == VV_E_CHUNK_CORRUPT && !removed);

@@ -439,7 +439,7 @@ static void upgrade_by_saving(vv_db *db, const char *dir, model *content, size_t
   /* Format 3 keeps no whole-object chunk: every chunk is rewritten paged. */
   VV_CHECK(ss.chunks_reused == 0 && ss.chunks_written >= nchunks && ss.index_written >= 1);
   VV_REQUIRE(read_manifest(dir, &m) == VV_OK);
-  VV_CHECK(m.version == VV_FORMAT_VERSION && m.ndeltas == 0 && m.nbase >= 1);
+  VV_CHECK(m.version == VV_FORMAT_VERSION_PLAIN && m.ndeltas == 0 && m.nbase >= 1);
   for (size_t i = 0; i < m.nchunks; i++) VV_CHECK(object_npages(dir, m.chunks[i].ref.name) >= 1);
   vv_codebook_in cb = {0};
   float *cents = NULL;
