@@ -90,6 +90,15 @@ Napi::Float32Array Vectors(const Handle &h, const Napi::Value &v, size_t count) 
   return a;
 }
 
+/* Bytes of a Buffer/Uint8Array (copied), or empty for null/undefined. */
+std::string Bytes(const Napi::Value &v) {
+  if (Nullish(v)) return std::string();
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    Throw(v.Env(), "ERR_INVALID_ARGUMENT", "expected a Uint8Array");
+  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+  return std::string(reinterpret_cast<const char *>(a.Data()), a.ByteLength());
+}
+
 /* ---- items -------------------------------------------------------------- */
 
 /* Items read from JS: ids and metadata copied out, vectors borrowed from a
@@ -97,11 +106,13 @@ Napi::Float32Array Vectors(const Handle &h, const Napi::Value &v, size_t count) 
 struct Items {
   std::vector<std::string> ids, metas;
   std::vector<vv_item> items;
+  std::string attrs; /* the attribute records back to back */
   uint32_t threads = 0;
   size_t done = 0;
 
-  /* (ids: string[], vectors: Float32Array n*dim, metas: (string|null)[] | null, threads) */
-  Items(const Handle &h, const Napi::CallbackInfo &info) {
+  /* (ids: string[], vectors: Float32Array n*dim, metas: (string|null)[] | null, threads,
+   *  ..., attrs at info[at]: [records: Uint8Array, offsets: Uint32Array n+1] | null) */
+  Items(const Handle &h, const Napi::CallbackInfo &info, size_t at) {
     if (!info[0].IsArray()) Throw(info.Env(), "ERR_INVALID_ARGUMENT", "ids must be an array");
     Napi::Array ids_in = info[0].As<Napi::Array>();
     uint32_t n = ids_in.Length();
@@ -116,29 +127,46 @@ struct Items {
       Napi::Value m = has_metas ? info[2].As<Napi::Array>().Get(i) : info.Env().Null();
       if (!Nullish(m)) metas[i] = Utf8(m);
       items[i] = {ids[i].data(), ids[i].size(), vdata + size_t(i) * h.dim, Nullish(m) ? nullptr : metas[i].data(),
-                  metas[i].size()};
+                  metas[i].size(), nullptr, 0};
+    }
+    if (Nullish(info[at])) return;
+    if (!info[at].IsArray()) Throw(info.Env(), "ERR_INVALID_ARGUMENT", "attrs must be [records, offsets]");
+    Napi::Array a = info[at].As<Napi::Array>();
+    attrs = Bytes(a.Get(0u));
+    Napi::Value ov = a.Get(1u);
+    if (!ov.IsTypedArray() || ov.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+        ov.As<Napi::Uint32Array>().ElementLength() != size_t(n) + 1)
+      Throw(info.Env(), "ERR_INVALID_ARGUMENT", "attrs offsets must be a Uint32Array of n + 1");
+    Napi::Uint32Array off = ov.As<Napi::Uint32Array>();
+    for (uint32_t i = 0; i < n; i++) {
+      if (off[i] > off[i + 1] || off[i + 1] > attrs.size())
+        Throw(info.Env(), "ERR_INVALID_ARGUMENT", "attrs offsets out of order");
+      items[i].attrs = reinterpret_cast<const unsigned char *>(attrs.data()) + off[i];
+      items[i].attrs_len = off[i + 1] - off[i];
+      if (!items[i].attrs_len) items[i].attrs = nullptr;
     }
   }
 };
 
-/* add(id, vector, meta|null) */
+/* add(id, vector, meta|null, attrs: Uint8Array|null) */
 Napi::Value Add(const Napi::CallbackInfo &info) {
   Handle &h = This(info);
   float *vec = Vectors(h, info[1], 1).Data();
-  std::string id = Utf8(info[0]), meta;
+  std::string id = Utf8(info[0]), meta, attrs = Bytes(info[3]);
   bool has_meta = !Nullish(info[2]);
   if (has_meta) meta = Utf8(info[2]);
-  vv_item it = {id.data(), id.size(), vec, has_meta ? meta.data() : nullptr, meta.size()};
+  vv_item it = {id.data(), id.size(), vec, has_meta ? meta.data() : nullptr, meta.size(),
+                attrs.empty() ? nullptr : reinterpret_cast<const unsigned char *>(attrs.data()), attrs.size()};
   int rc = vv_db_add(h.db, &it);
   h.Account(info.Env());
   if (rc) ThrowStatus(info.Env(), rc);
   return info.Env().Undefined();
 }
 
-/* addBatch(ids, vectors, metas, threads) */
+/* addBatch(ids, vectors, metas, threads, attrs) */
 Napi::Value AddBatch(const Napi::CallbackInfo &info) {
   Handle &h = This(info);
-  Items b(h, info);
+  Items b(h, info, 4);
   int rc = vv_db_add_batch(h.db, b.items.data(), b.items.size(), b.threads, nullptr, nullptr, &b.done);
   h.Account(info.Env());
   if (rc) ThrowStatus(info.Env(), rc);
@@ -147,7 +175,7 @@ Napi::Value AddBatch(const Napi::CallbackInfo &info) {
 
 class AddBatchJob : public Job {
  public:
-  AddBatchJob(const Napi::CallbackInfo &info, Handle &h) : Job(info.Env(), "vecvault.addBatch", &h, info.This()), b_(h, info) {}
+  AddBatchJob(const Napi::CallbackInfo &info, Handle &h) : Job(info.Env(), "vecvault.addBatch", &h, info.This()), b_(h, info, 6) {}
 
  private:
   int Run() override {
@@ -157,7 +185,7 @@ class AddBatchJob : public Job {
   Items b_;
 };
 
-/* addBatchAsync(ids, vectors, metas, threads, onProgress|null, abortFlag|null) -> Promise<done> */
+/* addBatchAsync(ids, vectors, metas, threads, onProgress|null, abortFlag|null, attrs) -> Promise<done> */
 Napi::Value AddBatchAsync(const Napi::CallbackInfo &info) {
   auto j = std::make_unique<AddBatchJob>(info, This(info));
   j->Pin(info[1]);
@@ -263,9 +291,11 @@ Napi::Value ResultsToJs(Napi::Env env, const vv_results *r, uint32_t dim) {
 }
 
 /* A search request: (queries: Float32Array, nq, k, ef, includeVector (0/1),
- * threads, rerank). The queries are copied for async work
+ * threads, rerank, abortFlag|null, filter program|null, plan, maxDistance,
+ * minScore) (NaN bounds: none). The queries are copied for async work
  * and borrowed for sync calls. */
 struct Search {
+  std::string filter;
   std::vector<float> copy;
   const float *queries;
   uint32_t nq, k;
@@ -282,6 +312,17 @@ struct Search {
     opts.threads = U32(info[5]);
     opts.rerank = U32(info[6]);
     opts.err = err;
+    filter = Bytes(info[8]);
+    if (!Nullish(info[8])) {
+      opts.filter = reinterpret_cast<const unsigned char *>(filter.data());
+      opts.filter_len = filter.size();
+    }
+    opts.plan = int(U32(info[9]));
+    double maxd = info[10].As<Napi::Number>().DoubleValue(), mins = info[11].As<Napi::Number>().DoubleValue();
+    opts.has_max_distance = maxd == maxd;
+    opts.max_distance = float(maxd);
+    opts.has_min_score = mins == mins;
+    opts.min_score = float(mins);
     Napi::Float32Array q = Vectors(h, info[0], nq);
     queries = q.Data();
     if (owned) queries = (copy = std::vector<float>(q.Data(), q.Data() + q.ElementLength())).data();
@@ -337,6 +378,171 @@ Napi::Value SearchAsync(const Napi::CallbackInfo &info) {
   return Job::Start(std::move(j));
 }
 
+/* ---- the data API --------------------------------------------------------- */
+
+/* The filter program argument: its bytes, or null (none). */
+struct Filter {
+  std::string bytes;
+  bool none;
+  explicit Filter(const Napi::Value &v) : bytes(Bytes(v)), none(Nullish(v)) {}
+  const unsigned char *data() const { return none ? nullptr : reinterpret_cast<const unsigned char *>(bytes.data()); }
+};
+
+/* count(filter|null) -> number */
+Napi::Value Count(const Napi::CallbackInfo &info) {
+  Handle &h = This(info);
+  Filter f(info[0]);
+  uint64_t n = 0;
+  if (int rc = vv_db_count(h.db, f.data(), f.bytes.size(), &n)) ThrowStatus(info.Env(), rc);
+  return Napi::Number::New(info.Env(), double(n));
+}
+
+/* deleteMany(ids: string[]) -> number */
+Napi::Value DeleteMany(const Napi::CallbackInfo &info) {
+  Handle &h = This(info);
+  if (!info[0].IsArray()) Throw(info.Env(), "ERR_INVALID_ARGUMENT", "ids must be an array");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<std::string> ids(a.Length());
+  std::vector<const char *> ptrs(ids.size());
+  std::vector<size_t> lens(ids.size());
+  for (uint32_t i = 0; i < ids.size(); i++) {
+    ids[i] = Utf8(a.Get(i));
+    ptrs[i] = ids[i].data();
+    lens[i] = ids[i].size();
+  }
+  uint64_t n = 0;
+  if (int rc = vv_db_delete_many(h.db, ptrs.data(), lens.data(), ids.size(), &n)) ThrowStatus(info.Env(), rc);
+  h.Account(info.Env());
+  return Napi::Number::New(info.Env(), double(n));
+}
+
+/* deleteWhere(filter|null) -> number */
+Napi::Value DeleteWhere(const Napi::CallbackInfo &info) {
+  Handle &h = This(info);
+  Filter f(info[0]);
+  uint64_t n = 0;
+  if (int rc = vv_db_delete_where(h.db, f.data(), f.bytes.size(), &n)) ThrowStatus(info.Env(), rc);
+  return Napi::Number::New(info.Env(), double(n));
+}
+
+/* An updateMetadata call: (id, meta|null, attrs|null). */
+struct MetaUpdate {
+  std::string id, meta, attrs;
+  bool has_meta;
+  int found = 0;
+  explicit MetaUpdate(const Napi::CallbackInfo &info)
+      : id(Utf8(info[0])), attrs(Bytes(info[2])), has_meta(!Nullish(info[1])) {
+    if (has_meta) meta = Utf8(info[1]);
+  }
+  int Run(vv_db *db, vv_error *err) {
+    return vv_db_update_meta(db, id.data(), id.size(), has_meta ? meta.data() : nullptr, meta.size(),
+                             attrs.empty() ? nullptr : reinterpret_cast<const unsigned char *>(attrs.data()),
+                             attrs.size(), &found, err);
+  }
+};
+
+/* updateMetadata(id, meta|null, attrs|null) -> boolean (the id existed) */
+Napi::Value UpdateMetadata(const Napi::CallbackInfo &info) {
+  Handle &h = This(info);
+  MetaUpdate u(info);
+  vv_error err{};
+  if (int rc = u.Run(h.db, &err)) ThrowStatus(info.Env(), rc, &err);
+  h.Account(info.Env());
+  return Napi::Boolean::New(info.Env(), u.found != 0);
+}
+
+class MetaUpdateJob : public Job {
+ public:
+  MetaUpdateJob(const Napi::CallbackInfo &info, Handle &h)
+      : Job(info.Env(), "vecvault.updateMetadata", &h, info.This()), u_(info) {}
+
+ private:
+  int Run() override { return u_.Run(owner_->db, &err_); }
+  Napi::Value Result(Napi::Env env) override { return Napi::Boolean::New(env, u_.found != 0); }
+  MetaUpdate u_;
+};
+
+/* updateMetadataAsync(id, meta|null, attrs|null) -> Promise<boolean> */
+Napi::Value UpdateMetadataAsync(const Napi::CallbackInfo &info) {
+  return Job::Start(std::make_unique<MetaUpdateJob>(info, This(info)));
+}
+
+/* A scan call: (filter|null, cursor (-1 done), limit, includeVector). */
+struct Scan {
+  Filter f;
+  uint64_t cursor;
+  uint32_t limit;
+  int include_vector;
+  vv_results *res = nullptr;
+  explicit Scan(const Napi::CallbackInfo &info)
+      : f(info[0]), cursor(uint64_t(info[1].As<Napi::Number>().Int64Value())), limit(U32(info[2])),
+        include_vector(U32(info[3]) != 0) {}
+  ~Scan() { vv_results_free(res); }
+  int Run(vv_db *db, vv_error *err) {
+    return vv_db_scan(db, f.data(), f.bytes.size(), &cursor, limit, include_vector, &res, err);
+  }
+  /* [results (as a search's), next cursor or -1] */
+  Napi::Value ToJs(Napi::Env env, uint32_t dim) const {
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(0u, ResultsToJs(env, res, dim));
+    out.Set(1u, cursor == UINT64_MAX ? -1.0 : double(cursor));
+    return out;
+  }
+};
+
+/* scan(filter, cursor, limit, includeVector) -> [results, cursor] */
+Napi::Value ScanSync(const Napi::CallbackInfo &info) {
+  Handle &h = This(info);
+  Scan s(info);
+  vv_error err{};
+  if (int rc = s.Run(h.db, &err)) ThrowStatus(info.Env(), rc, &err);
+  return s.ToJs(info.Env(), h.dim);
+}
+
+class ScanJob : public Job {
+ public:
+  ScanJob(const Napi::CallbackInfo &info, Handle &h) : Job(info.Env(), "vecvault.scan", &h, info.This()), s_(info) {}
+
+ private:
+  int Run() override { return s_.Run(owner_->db, &err_); }
+  Napi::Value Result(Napi::Env env) override { return s_.ToJs(env, owner_->dim); }
+  Scan s_;
+};
+
+/* scanAsync(filter, cursor, limit, includeVector) -> Promise<[results, cursor]> */
+Napi::Value ScanAsync(const Napi::CallbackInfo &info) { return Job::Start(std::make_unique<ScanJob>(info, This(info))); }
+
+/* setFilterable(paths: string[]) */
+Napi::Value SetFilterable(const Napi::CallbackInfo &info) {
+  Handle &h = This(info);
+  if (!info[0].IsArray()) Throw(info.Env(), "ERR_INVALID_ARGUMENT", "paths must be an array");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<std::string> paths(a.Length());
+  std::vector<const char *> ptrs(paths.size());
+  std::vector<uint32_t> lens(paths.size());
+  for (uint32_t i = 0; i < paths.size(); i++) {
+    paths[i] = Utf8(a.Get(i));
+    ptrs[i] = paths[i].data();
+    lens[i] = uint32_t(paths[i].size());
+  }
+  if (int rc = vv_db_set_filterable(h.db, ptrs.data(), lens.data(), uint32_t(paths.size())))
+    ThrowStatus(info.Env(), rc);
+  return info.Env().Undefined();
+}
+
+/* filterable() -> string[] */
+Napi::Value Filterable(const Napi::CallbackInfo &info) {
+  Handle &h = This(info);
+  uint32_t n = vv_db_filterable_count(h.db);
+  Napi::Array out = Napi::Array::New(info.Env(), n);
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t len;
+    const char *p = vv_db_filterable_path(h.db, i, &len);
+    out.Set(i, Napi::String::New(info.Env(), p, len));
+  }
+  return out;
+}
+
 }  // namespace
 
 /* ---- class -------------------------------------------------------------- */
@@ -375,6 +581,15 @@ Napi::Function DefineNativeDB(Napi::Env env) {
     {"cacheStats", CacheStats},
     {"setCacheSize", SetCacheSize},
     {"preloadAsync", PreloadAsync},
+    {"count", Count},
+    {"deleteMany", DeleteMany},
+    {"deleteWhere", DeleteWhere},
+    {"updateMetadata", UpdateMetadata},
+    {"updateMetadataAsync", UpdateMetadataAsync},
+    {"scan", ScanSync},
+    {"scanAsync", ScanAsync},
+    {"setFilterable", SetFilterable},
+    {"filterable", Filterable},
   };
   /* Plain functions, not InstanceMethod: those unwrap `this` before any
    * check of ours could run. */
