@@ -86,6 +86,46 @@ export interface VectorDBOptions {
   passphrase?: Uint8Array | string;
   /** Worker threads for batch work, a positive integer. Default: all cores. */
   threads?: number;
+  /**
+   * The metadata fields filters may use, as dotted paths (`['lang', 'year',
+   * 'author.name']`): up to 64 distinct paths of 1..256 UTF-8 bytes, no
+   * segment empty or starting with `$`. Their values are kept in memory,
+   * columnar (about 8 bytes per vector per field, plus each distinct value
+   * once: docs/FILTER.md), and saved encrypted with the session; a filter on
+   * any other field is `ERR_INVALID_FILTER`. Fixed for the database's life;
+   * a loaded session brings its own. Default none.
+   */
+  filterable?: readonly string[];
+}
+
+/** A scalar a filter compares with. */
+export type FilterScalar = string | number | boolean | null;
+
+/** The operators on one field (several in one object: all must hold). See docs/FILTER.md. */
+export interface FieldOperators {
+  $eq?: FilterScalar;
+  $ne?: FilterScalar;
+  $gt?: number | string;
+  $gte?: number | string;
+  $lt?: number | string;
+  $lte?: number | string;
+  $in?: readonly FilterScalar[];
+  $nin?: readonly FilterScalar[];
+  $exists?: boolean;
+  $not?: FieldOperators;
+}
+
+/**
+ * A MongoDB-style filter on the `filterable` fields: `{ lang: 'en', year:
+ * { $gte: 2020 }, tags: { $in: ['a', 'b'] } }`, `$and`/`$or` of filters,
+ * `$not` of a filter or of a field's operators. An array field matches when
+ * any element does; `null` also matches a missing field. `{}` matches all.
+ */
+export interface Filter {
+  $and?: readonly Filter[];
+  $or?: readonly Filter[];
+  $not?: Filter;
+  [path: string]: FilterScalar | FieldOperators | readonly Filter[] | Filter | undefined;
 }
 
 /** One item to insert. */
@@ -112,6 +152,17 @@ export interface StoredItem<M = unknown> {
   metadata: M | null;
 }
 
+/** Options for `entries`. */
+export interface EntriesOptions {
+  filter?: Filter;
+  /** Vectors per batch, 1..100000. Default 1000. */
+  batchSize?: number;
+  /** Include each vector. Default `false`. */
+  includeVector?: boolean;
+  /** Stops the walk before its next batch with `ERR_ABORTED`. */
+  signal?: AbortSignal;
+}
+
 /** Options for `search`, `searchAsync`, `searchBatch` and `searchBatchAsync`. */
 export interface SearchOptions {
   /** HNSW candidate list size for this search (an integer, at least 1); overrides `hnsw.efSearch`. */
@@ -132,6 +183,25 @@ export interface SearchOptions {
    * Passing it is `ERR_INVALID_ARGUMENT`.
    */
   maxChunkReads?: never;
+  /**
+   * Only vectors whose metadata matches: exactly min(k, matching live
+   * vectors) results, every one matching. Evaluated by the engine on the
+   * `filterable` fields' values in memory (no metadata is read).
+   */
+  filter?: Filter;
+  /** Range search: only hits at most this `distance` away (still at most k). */
+  maxDistance?: number;
+  /** Range search: only hits with at least this `score` (still at most k). */
+  minScore?: number;
+  /**
+   * How a filtered search finds its results. `'auto'` (default) decides per
+   * query from the filter's estimated selectivity; `'scan'` measures every
+   * matching vector (exact in memory; lazily on PQ codes, then the best
+   * `rerank` by full vectors: exact when no more match), `'graph'` walks HNSW checking the filter in the
+   * loop, `'acorn'` walks stepping over failing neighbours (ACORN-1). All
+   * return exactly min(k, matching); they differ in speed and recall.
+   */
+  plan?: 'auto' | 'scan' | 'graph' | 'acorn';
 }
 
 /** {@link SearchOptions} that ask for vectors. */
@@ -529,6 +599,8 @@ export declare class VectorDB<M = unknown> {
   readonly index: IndexKind;
   /** `true` once `close()` has been called. */
   readonly closed: boolean;
+  /** The declared filterable field paths (frozen). */
+  readonly filterable: readonly string[];
 
   /**
    * Insert a vector, or replace the vector and metadata of an existing id.
@@ -564,6 +636,34 @@ export declare class VectorDB<M = unknown> {
 
   /** Remove an id; `false` if it was absent. */
   delete(id: string): boolean;
+
+  /** Live vectors matching `filter` (all of them without one). Reads no vector or page. */
+  count(filter?: Filter): number;
+
+  /**
+   * Delete the listed ids (absent ones are skipped), or every vector a
+   * filter matches (`{ filter: {} }`: all). Returns how many were deleted.
+   */
+  deleteMany(what: readonly string[] | { filter: Filter }): number;
+
+  /**
+   * Replace an id's metadata (`null`/`undefined`: none), keeping its vector
+   * and graph links; `false` (nothing changed) if the id is absent. The next
+   * save rewrites only the chunk holding the row. On a lazy session whose
+   * storage is JavaScript it throws `ERR_ASYNC_REQUIRED`: use `updateMetadataAsync`.
+   */
+  updateMetadata(id: string, metadata: M | null | undefined): boolean;
+  /** `updateMetadata` on a worker thread (a lazy session may read the row's page). */
+  updateMetadataAsync(id: string, metadata: M | null | undefined): Promise<boolean>;
+
+  /**
+   * The live vectors (those `filter` matches), in batches of `batchSize`
+   * (default 1000, at most 100000), with bounded memory; a lazy session reads
+   * only each batch's pages. A vector live for the whole walk is seen exactly
+   * once; one added or deleted meanwhile may or may not be.
+   */
+  entries(options: EntriesOptions & { includeVector: true }): AsyncIterableIterator<StoredItem<M>[]>;
+  entries(options?: EntriesOptions): AsyncIterableIterator<Array<{ id: string; metadata: M | null; vector?: Float32Array }>>;
 
   /**
    * The `k` nearest live vectors (fewer only if the database holds fewer),

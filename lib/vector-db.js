@@ -8,6 +8,7 @@ const { Cache, sharedCache } = require('./cache');
 const { openNative, isStorage } = require('./storage/bridge');
 const { withLease } = require('./storage/lease');
 const transfer = require('./storage/transfer');
+const { parseFilterable, compileFilter, encodeAttrs } = require('./filter');
 const {
   METRICS,
   INDEXES,
@@ -25,6 +26,8 @@ const {
   invalid,
   describe,
   ownFields,
+  ownOptions,
+  intIn,
   isWellFormed,
   OPTION_KEYS,
 } = require('./options');
@@ -147,6 +150,22 @@ function toVector(v, dim, where) {
   return out;
 }
 
+/** Attribute records back to back, and where each starts (n + 1 offsets), as the engine takes a batch's. */
+function packRecords(records) {
+  const offsets = new Uint32Array(records.length + 1);
+  let total = 0;
+  for (let i = 0; i < records.length; i++) {
+    offsets[i] = total;
+    total += records[i] ? records[i].length : 0;
+  }
+  offsets[records.length] = total;
+  const all = Buffer.allocUnsafe(total);
+  for (let i = 0; i < records.length; i++) if (records[i]) records[i].copy(all, offsets[i]);
+  return [all, offsets];
+}
+
+const ENTRIES_KEYS = ['filter', 'batchSize', 'includeVector', 'signal'];
+
 /** Turns the engine's compact per-query array into result objects. */
 function toResults(raw) {
   const [ids, ds, metas, vectors] = raw;
@@ -264,6 +283,8 @@ class VectorDB {
   #refreshing = false;
   /** Async calls in flight that may hold the engine's lock while they wait for JS storage. */
   #storageBusy = 0;
+  /** The declared filterable field paths (frozen); a filter may name only these. */
+  #fields;
   /** Set by VectorDB.load: how the session was opened. */
   loadStats = null;
 
@@ -274,9 +295,11 @@ class VectorDB {
     if (options === ADOPT) {
       this.#native = adopted.native;
       this.#options = adopted.options;
+      this.#fields = Object.freeze(adopted.native.filterable());
       return;
     }
     const o = parseDbOptions(options);
+    this.#fields = parseFilterable(o.filterable);
     this.#options = o;
     this.#native = new native.NativeDB(
       o.dimension,
@@ -288,6 +311,7 @@ class VectorDB {
       o.threads,
       o.chunkSize
     );
+    if (this.#fields.length) this.#native.setFilterable([...this.#fields]);
     applySecret(this.#native, o.encryptAtRest, o.key, o.passphrase);
     // The engine holds its own guarded copy; keep no reference to the secret.
     o.key = null;
@@ -305,6 +329,10 @@ class VectorDB {
   }
   get closed() {
     return this.#closed;
+  }
+  /** The metadata paths filters may use, as declared when the database was created. */
+  get filterable() {
+    return this.#fields;
   }
   get size() {
     return this.#open().size();
@@ -344,7 +372,21 @@ class VectorDB {
     const n = this.#openForWrite('add()');
     checkId(id, '');
     const v = toVector(vector, this.#options.dimension, 'vector');
-    n.add(id, v, encodeMetadata(metadata, ''));
+    const json = encodeMetadata(metadata, '');
+    n.add(id, v, json, this.#attrs(json));
+  }
+
+  /** The attribute record of metadata stored as `json`: from what a reader will get back, not the
+   * object given (a Date becomes a string, undefined members vanish). */
+  #attrs(json) {
+    if (!this.#fields.length) return null;
+    return encodeAttrs(json === null ? null : JSON.parse(json), this.#fields);
+  }
+
+  /** Filter program bytes for the engine, or null (no filter, or one that matches everything). */
+  #filter(filter, where) {
+    if (filter === undefined) return null;
+    return compileFilter(filter, this.#fields, where);
   }
 
   /** Packs items into the engine's batch layout, validating each. */
@@ -355,6 +397,7 @@ class VectorDB {
     const ids = new Array(n);
     const vectors = new Float32Array(n * dim);
     let metas = null;
+    const records = this.#fields.length ? new Array(n) : null;
     for (let i = 0; i < n; i++) {
       const item = items[i];
       const where = `items[${i}].`;
@@ -367,14 +410,15 @@ class VectorDB {
         if (!metas) metas = new Array(n).fill(null);
         metas[i] = m;
       }
+      if (records) records[i] = this.#attrs(m);
     }
-    return { ids, vectors, metas, n };
+    return { ids, vectors, metas, n, attrs: records && packRecords(records) };
   }
 
   addBatch(items) {
     const native = this.#openForWrite('addBatch()');
     const p = this.#pack(items);
-    native.addBatch(p.ids, p.vectors, p.metas, this.#options.threads);
+    native.addBatch(p.ids, p.vectors, p.metas, this.#options.threads, p.attrs);
   }
 
   async addBatchAsync(items, options) {
@@ -384,7 +428,7 @@ class VectorDB {
     if (signal && signal.aborted) throw abortError(signal);
     const p = this.#pack(items);
     const job = await runJob(
-      (report, abortFlag) => native.addBatchAsync(p.ids, p.vectors, p.metas, this.#options.threads, report, abortFlag),
+      (report, abortFlag) => native.addBatchAsync(p.ids, p.vectors, p.metas, this.#options.threads, report, abortFlag, p.attrs),
       onProgress,
       signal,
       false
@@ -537,11 +581,101 @@ class VectorDB {
     return n.delete(id);
   }
 
+  /** How many live vectors match `filter` (all of them without one). Reads no vector. */
+  count(filter) {
+    const n = this.#open();
+    return n.count(this.#filter(filter, 'filter'));
+  }
+
+  /**
+   * Deletes many vectors at once: `deleteMany(['a', 'b'])` by id, or
+   * `deleteMany({ filter })` every vector the filter matches (`{ filter: {} }`:
+   * all of them). Returns how many were deleted.
+   */
+  deleteMany(what) {
+    const n = this.#openForWrite('deleteMany()');
+    if (Array.isArray(what)) {
+      const ids = new Array(what.length);
+      for (let i = 0; i < what.length; i++) ids[i] = checkId(what[i], `ids[${i}].`);
+      return n.deleteMany(ids);
+    }
+    if (what === null || typeof what !== 'object' || !Object.hasOwn(what, 'filter')) {
+      throw invalid(`deleteMany takes an array of ids or { filter }, got ${describe(what)}`);
+    }
+    const o = ownOptions(what, ['filter'], 'deleteMany');
+    return n.deleteWhere(this.#filter(o.filter, 'filter'));
+  }
+
+  /** The arguments of an engine metadata update: id, JSON, attribute record. */
+  #metaArgs(id, metadata) {
+    checkId(id, '');
+    const json = encodeMetadata(metadata, '');
+    return [id, json, this.#attrs(json)];
+  }
+
+  /**
+   * Replaces an id's metadata (null or undefined: none), keeping its vector.
+   * Returns false, changing nothing, when the id is absent. The next save
+   * rewrites only the chunk that holds the row and the index records that
+   * name it.
+   */
+  updateMetadata(id, metadata) {
+    // A lazy row's vector is read once (it is rewritten with the row): like get().
+    const n = this.#openForWrite('updateMetadata()');
+    if (this.#jsReads) throw asyncRequired('updateMetadata()', 'updateMetadataAsync()');
+    return n.updateMetadata(...this.#metaArgs(id, metadata));
+  }
+
+  /** updateMetadata() on a worker thread: a lazy session may read the row's page for it. */
+  async updateMetadataAsync(id, metadata) {
+    const n = this.#open();
+    if (this.#refreshing) throw refreshing('updateMetadataAsync()');
+    const args = this.#metaArgs(id, metadata);
+    return this.#busy(() => n.updateMetadataAsync(...args));
+  }
+
+  /**
+   * Walks the live vectors (those `filter` matches) in batches of
+   * `batchSize` (default 1000): `for await (const batch of db.entries())`.
+   * Each batch is an array of { id, metadata, vector? }. Memory stays bounded
+   * by one batch; a lazy session reads the pages of each batch's rows only.
+   * A vector live for the whole walk is seen exactly once; one added or
+   * deleted meanwhile may or may not be.
+   */
+  async *entries(options) {
+    this.#open();
+    if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
+      throw invalid(`entries options must be an object, got ${describe(options)}`);
+    }
+    const o = options === undefined ? Object.create(null) : ownOptions(options, ENTRIES_KEYS, 'entries');
+    const batchSize = o.batchSize === undefined ? 1000 : intIn(o.batchSize, 'batchSize', 1, 100000);
+    if (o.includeVector !== undefined && typeof o.includeVector !== 'boolean') {
+      throw invalid(`includeVector must be a boolean, got ${describe(o.includeVector)}`);
+    }
+    const { signal } = parseSignalOptions(o.signal === undefined ? undefined : { signal: o.signal }, 'entries');
+    const prog = this.#filter(o.filter, 'filter');
+    let cursor = 0;
+    while (cursor !== -1) {
+      if (signal && signal.aborted) throw abortError(signal);
+      const n = this.#open();
+      const [raw, next] = await this.#busy(() => n.scanAsync(prog, cursor, batchSize, o.includeVector ? 1 : 0));
+      cursor = next;
+      const hits = toResults(raw);
+      if (hits.length === 0) continue;
+      yield hits.map((h) => (h.vector ? { id: h.id, metadata: h.metadata, vector: h.vector } : { id: h.id, metadata: h.metadata }));
+    }
+  }
+
   #searchArgs(query, k, opts) {
     const o = parseSearchOptions(opts);
     const kk = parseK(k);
     const q = toVector(query, this.#options.dimension, 'query');
-    return [q, 1, kk, o.efSearch, o.includeVector, 0, o.rerank];
+    return [q, 1, kk, o.efSearch, o.includeVector, 0, o.rerank, null, ...this.#filterArgs(o)];
+  }
+
+  /** The engine's filter arguments of parsed search options: program, plan, bounds. */
+  #filterArgs(o) {
+    return [this.#filter(o.filter, 'filter'), o.plan, o.maxDistance, o.minScore];
   }
 
   search(query, k, opts) {
@@ -560,7 +694,8 @@ class VectorDB {
     const onAbort = () => Atomics.store(abortFlag, 0, 1);
     if (signal) signal.addEventListener('abort', onAbort, ONCE);
     try {
-      return toResults(await untilAborted(this.#busy(() => n.searchAsync(...args, abortFlag)), signal));
+      args[7] = abortFlag;
+      return toResults(await untilAborted(this.#busy(() => n.searchAsync(...args)), signal));
     } finally {
       if (signal) signal.removeEventListener('abort', onAbort);
     }
@@ -586,7 +721,7 @@ class VectorDB {
     } else {
       throw invalid(`queries must be an array of vectors or a Float32Array, got ${describe(queries)}`);
     }
-    return [flat, nq, kk, o.efSearch, o.includeVector, this.#options.threads, o.rerank];
+    return [flat, nq, kk, o.efSearch, o.includeVector, this.#options.threads, o.rerank, null, ...this.#filterArgs(o)];
   }
 
   searchBatch(queries, k, opts) {

@@ -271,3 +271,23 @@ async function storages(db: VectorDB, client: { send(c: unknown): Promise<unknow
   void db.save({ read: async () => null });
 }
 void storages;
+
+// Filtered search and the data API.
+async function filtered(): Promise<void> {
+  const f = new VectorDB<{ lang: string; year: number; tags: string[] }>({ dimension: 3, filterable: ['lang', 'year', 'tags'] });
+  const paths: readonly string[] = f.filterable;
+  f.add('a', [1, 2, 3], { lang: 'en', year: 2021, tags: ['x'] });
+  const hits = f.search([1, 2, 3], 5, { filter: { lang: 'en', year: { $gte: 2020 }, tags: { $in: ['x', 'y'] } }, plan: 'auto' });
+  const near = await f.searchAsync([1, 2, 3], 100, { maxDistance: 0.25, filter: { $or: [{ lang: 'de' }, { year: { $not: { $lt: 2000 } } }] } });
+  const n: number = f.count({ lang: { $ne: null } }) + f.count();
+  const deleted: number = f.deleteMany(['a']) + f.deleteMany({ filter: { tags: { $exists: false } } });
+  const existed: boolean = f.updateMetadata('a', { lang: 'de', year: 1999, tags: [] });
+  const existed2: boolean = await f.updateMetadataAsync('a', null);
+  for await (const batch of f.entries({ filter: { lang: 'en' }, batchSize: 100, includeVector: true })) {
+    const v: Float32Array = batch[0].vector;
+    void v;
+  }
+  for await (const batch of f.entries()) void batch[0].id;
+  void [paths, hits, near, n, deleted, existed, existed2];
+}
+void filtered;
