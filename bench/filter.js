@@ -45,17 +45,18 @@ const HELP = `node bench/filter.js [options]
   --lance-refine N   LanceDB IVF_PQ refine factor (default 10)
   --min-time S       minimum timed seconds per filter and system (default 0.5)
   --max-time S       a system slower than this per filter answers fewer queries (default 20; the table says how many)
+  --plans LIST       also run vecvault (in memory) with each plan forced: scan,graph,acorn (default: none)
   --rebuild          build vecvault's session again (otherwise cached under ~/.cache/vecvault-bench/filter/)
   --out FILE         JSON report (default bench/results/filter.json)`;
 
 function parseArgs(argv) {
   const o = {
     dataset: 'both', size: '100k', queries: 200, libs: LIBS.join(','), hnswEf: '64,256', lanceNprobes: 20, lanceRefine: 10,
-    minTime: 0.5, maxTime: 20, rebuild: false, out: RESULTS, worker: null, timeoutMin: 120,
+    minTime: 0.5, maxTime: 20, plans: '', rebuild: false, out: RESULTS, worker: null, timeoutMin: 120,
   };
   parseOptions('filter.js', argv, o, {
     '--dataset': 'dataset', '--size': 'size', '--queries': 'queries', '--libs': 'libs', '--hnsw-ef': 'hnswEf',
-    '--lance-nprobes': 'lanceNprobes', '--lance-refine': 'lanceRefine', '--min-time': 'minTime', '--max-time': 'maxTime', '--out': 'out',
+    '--lance-nprobes': 'lanceNprobes', '--lance-refine': 'lanceRefine', '--min-time': 'minTime', '--max-time': 'maxTime', '--plans': 'plans', '--out': 'out',
     '--worker': 'worker', '--timeout-min': 'timeoutMin',
   }, { '--rebuild': 'rebuild' }, ['queries', 'lanceNprobes', 'lanceRefine', 'minTime', 'maxTime', 'timeoutMin']);
   o.queries = Math.round(o.queries);
@@ -64,6 +65,8 @@ function parseArgs(argv) {
   if (!['100k', '10k'].includes(o.size)) throw new RangeError('filter.js: --size is 100k or 10k');
   o.libList = String(o.libs).split(',').map((s) => s.trim()).filter(Boolean);
   for (const l of o.libList) if (!LIBS.includes(l)) throw new RangeError(`filter.js: unknown library ${l} (known: ${LIBS.join(', ')})`);
+  o.planList = String(o.plans).split(',').map((s) => s.trim()).filter(Boolean);
+  for (const p of o.planList) if (!['scan', 'graph', 'acorn'].includes(p)) throw new RangeError(`filter.js: unknown plan ${p} (scan, graph, acorn)`);
   o.hnswEfs = String(o.hnswEf).split(',').map(Number);
   if (o.hnswEfs.some((e) => !Number.isInteger(e) || e <= 0)) throw new RangeError('filter.js: --hnsw-ef must be positive integers');
   return o;
@@ -107,7 +110,7 @@ async function filteredGroundTruth(d) {
 function childArgs(system, name, o) {
   return ['--expose-gc', '--max-old-space-size=8192', __filename, '--worker', system, '--dataset', name, '--size', o.size,
     '--queries', String(o.queries), '--hnsw-ef', o.hnswEfs.join(','), '--lance-nprobes', String(o.lanceNprobes),
-    '--lance-refine', String(o.lanceRefine), '--min-time', String(o.minTime), '--max-time', String(o.maxTime)];
+    '--lance-refine', String(o.lanceRefine), '--min-time', String(o.minTime), '--max-time', String(o.maxTime), '--plans', o.planList.join(',')];
 }
 
 function runChild(system, name, o, niced = false) {
@@ -195,6 +198,7 @@ function rowsOf(d, gts, results) {
       const name = lib === 'lazy' ? 'vecvault lazy' : 'vecvault';
       add(name, r);
       add(`${name} batch`, r, 'batchIds', 'batchQps');
+      for (const pr of r.plans || []) add(`vecvault plan ${pr.plan}`, pr);
     } else if (lib === 'hnswlib') {
       for (const e of r.efs) add(`hnswlib ef${e.ef}`, e);
     } else if (lib === 'lancedb') {
@@ -327,6 +331,7 @@ function summaryOf(r) {
   const strip = (x) => ({ ...x, cases: x.cases.map(({ ids, batchIds, ...rest }) => rest) });
   const out = r.cases ? strip(r) : { ...r };
   for (const k of ['flat', 'scalar', 'ivf']) if (out[k]) out[k] = strip(out[k]);
+  if (out.plans) out.plans = out.plans.map(strip);
   if (out.efs) out.efs = out.efs.map(strip);
   return out;
 }
@@ -336,7 +341,7 @@ function summaryOf(r) {
 async function runWorker(o) {
   const d = loadDataset(o.datasets[0], o.size, o.queries);
   const ctx = {
-    ...d, key: ds_.KEY, module: VECVAULT_MODULE, metadataOf: cases_.metadataOf, minTime: o.minTime, maxTime: o.maxTime, hnswEfs: o.hnswEfs,
+    ...d, key: ds_.KEY, module: VECVAULT_MODULE, metadataOf: cases_.metadataOf, minTime: o.minTime, maxTime: o.maxTime, plans: o.planList, hnswEfs: o.hnswEfs,
     lanceNprobes: o.lanceNprobes, lanceRefine: o.lanceRefine, tmpRoot: path.join(CACHE, 'tmp'),
   };
   fs.mkdirSync(ctx.tmpRoot, { recursive: true });
@@ -355,7 +360,7 @@ async function main(argv) {
     bench: 'filter', started: started.toISOString(), machine: machineInfo(), vecvault: { module: VECVAULT_MODULE, version: readVersion(VECVAULT_MODULE) },
     params: {
       size: o.size, queries: o.queries, k: K, libs: o.libList, hnswEf: o.hnswEfs, vecvaultEf: 'default (64)',
-      lanceNprobes: o.lanceNprobes, lanceRefine: o.lanceRefine, minTime: o.minTime, maxTime: o.maxTime,
+      lanceNprobes: o.lanceNprobes, lanceRefine: o.lanceRefine, minTime: o.minTime, maxTime: o.maxTime, plans: o.planList,
     },
     datasets: [],
   };

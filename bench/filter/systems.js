@@ -116,8 +116,16 @@ async function measureVecvault(ctx, lazy) {
     return { count, bytesReadPerQuery, batchQps, batchIds: batch.map((rs) => rs.map((x) => Number(x.id))) };
   });
   const stats = lazy ? db.cacheStats() : null;
+  // Each plan forced in turn (--plans), to see what the planner chose against.
+  const plans = [];
+  for (const plan of lazy ? [] : ctx.plans) {
+    plans.push({ plan, ...await runCases(ctx, `${label} plan ${plan}`, (c) => {
+      const opts = { filter: c.mongo, plan };
+      return (i) => db.search(qs[i], K, opts).map((x) => Number(x.id));
+    }) });
+  }
   db.close();
-  return { loadSec, ...r, cacheStats: stats, version: readVersion(ctx.module) };
+  return { loadSec, ...r, plans, cacheStats: stats, version: readVersion(ctx.module) };
 }
 
 // ---------------------------------------------------------------- hnswlib-node
