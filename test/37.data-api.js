@@ -162,6 +162,23 @@ describe('37 data API', function () {
       assert.deepEqual([db.count({ s: 'w'.repeat(65535) }), db.count({ arr: 4095 }), db.count({ arr: { $gte: 4000 } })], [1, 1, 1]);
     });
 
+    it('in memory: updateMetadataAsync works too, and the next save rewrites only the chunk that holds the row', async function () {
+      const db = h.openDb({ dimension: DIM, metric: 'l2', filterable: ['g'], encryptAtRest: false, chunkSize: 100 });
+      const vectors = h.randomVectors(500, DIM, 9);
+      db.addBatch(vectors.map((vector, i) => ({ id: `v${i}`, vector, metadata: { g: i % 2 } })));
+      const dir = s.tmpDir('umem');
+      assert.equal((await db.save(dir)).chunksWritten, 5);
+      assert.equal(await db.updateMetadataAsync('v250', { g: 'x' }), true);
+      assert.equal(await db.updateMetadataAsync('nope', { g: 'x' }), false);
+      await h.rejectsCode(() => db.updateMetadataAsync('v1', { x: 1n }), 'ERR_INVALID_METADATA');
+      const inc = await db.save(dir);
+      assert.equal(inc.full, false);
+      assert.equal(inc.chunksWritten, 1, JSON.stringify(inc));
+      const back = await s.loadDb(dir, {});
+      assert.deepEqual(back.get('v250'), { id: 'v250', vector: vectors[250], metadata: { g: 'x' } });
+      assert.deepEqual([back.count({ g: 'x' }), back.count({ g: 0 }), back.count({ g: 1 })], [1, 249, 250]);
+    });
+
     it('on a lazy session: reads the row; an incremental save writes only the chunk that holds it; a reload sees the new metadata and the same vector', async function () {
       const db = h.openDb({ dimension: DIM, metric: 'l2', filterable: ['g'], encryptAtRest: false, chunkSize: 100 });
       const vectors = h.randomVectors(1000, DIM, 7);
