@@ -335,7 +335,7 @@ class VectorDB {
     return this.#fields;
   }
   get size() {
-    return this.#open().size();
+    return this.#openForLock('size').size();
   }
 
   #open() {
@@ -347,6 +347,18 @@ class VectorDB {
   #openForRead(what, instead) {
     const n = this.#open();
     if (this.#jsReads) throw asyncRequired(what, instead);
+    return n;
+  }
+
+  /**
+   * A synchronous call that takes the engine's lock without reading pages
+   * (size, has, count). On JS storage, while an async call holds the read lock
+   * waiting for a page only this thread can deliver, a writer queued behind it
+   * (the lock prefers writers) would keep this thread waiting for ever: refused.
+   */
+  #openForLock(what) {
+    const n = this.#open();
+    if (this.#jsReads && this.#storageBusy > 0) throw asyncRequired(what, `it once the pending searchAsync(), getAsync(), updateMetadataAsync(), entries(), preload(), refresh() or save() has settled`);
     return n;
   }
 
@@ -570,7 +582,7 @@ class VectorDB {
   }
 
   has(id) {
-    const n = this.#open();
+    const n = this.#openForLock('has()');
     checkId(id, '');
     return n.has(id);
   }
@@ -583,7 +595,7 @@ class VectorDB {
 
   /** How many live vectors match `filter` (all of them without one). Reads no vector. */
   count(filter) {
-    const n = this.#open();
+    const n = this.#openForLock('count()');
     return n.count(this.#filter(filter, 'filter'));
   }
 
