@@ -298,10 +298,16 @@ async function runDataset(name, o) {
   }
   const gts = await filteredGroundTruth(d);
   const results = {};
-  const build = o.libList.some((l) => l === 'vecvault' || l === 'lazy') ? await ensureSession(d, o) : null;
-  if (o.libList.includes('hnswlib')) await ensureHnswlib(d);
+  // A system that cannot be prepared is a failed row, not the end of the run.
+  const prepared = {};
+  const prepare = async (libs, fn) => {
+    if (!o.libList.some((l) => libs.includes(l))) return null;
+    try { return await fn(); } catch (err) { for (const l of libs) prepared[l] = { error: err.message }; return null; }
+  };
+  const build = await prepare(['vecvault', 'lazy'], () => ensureSession(d, o));
+  await prepare(['hnswlib'], () => ensureHnswlib(d));
   for (const lib of o.libList) {
-    results[lib] = await runChild(lib === 'lazy' ? 'vecvault-lazy' : lib, name, o);
+    results[lib] = prepared[lib] || await runChild(lib === 'lazy' ? 'vecvault-lazy' : lib, name, o);
   }
   // Each system's count of every filter must agree with the reference evaluator.
   const countChecks = [];
