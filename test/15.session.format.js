@@ -13,7 +13,10 @@
  * (paged objects, section 4.2; a PQ codebook and codes in the index); the
  * version-2 rules of the index segments are tested on an unencrypted
  * session rewritten as version 2 stored it (which vecvault still loads), by
- * rewriting its segments.
+ * rewriting its segments. A database with filterable fields writes version
+ * 4: the reader must find the declared paths and, for every vector, the
+ * values the filter language resolves from its metadata (test/helpers/
+ * filter-ref.js), through updates, deletes and incremental saves.
  *
  * Needs Debian's python3 with python3-cbor2 and python3-nacl installed
  * (apt-get install -y python3-cbor2 python3-nacl).
@@ -24,6 +27,7 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const h = require('./helpers');
 const s = require('./helpers/session');
+const fref = require('./helpers/filter-ref');
 
 const { VectorDB } = h.vecvault();
 
@@ -351,6 +355,96 @@ describe('15 session format (independent reader)', function () {
       await both(dir, keyArgs, { key }, 'ERR_UNSUPPORTED_VERSION', { ...m, apply: () => s.editManifest(dir, (b) => b.replace(/"version":\d+,/, '"version":7,')) });
       await both(plain, [], {}, 'ERR_CHUNK_CORRUPT', { ...m, apply: () => s.editManifest(plain, (b) => b.replace(/"totalVectors":\d+/, '"totalVectors":3')) });
       await both(plain, [], {}, 'ERR_MANIFEST_CORRUPT', { ...m, apply: () => s.editManifest(plain, (b) => b.replace('"format":', '"extra":0,"format":')) });
+    });
+  });
+
+  describe('version 4: the filterable fields in the index', function () {
+    /* A value as the attribute record holds it: strings as UTF-8 stores them,
+     * -0 as 0. */
+    const stored = (v) => (typeof v === 'string' ? v.toWellFormed() : Object.is(v, -0) ? 0 : v);
+    const valueKey = (v) => `${typeof v}:${JSON.stringify(v)}`;
+    const sorted = (vals) => [...vals].sort((a, b) => (valueKey(a) < valueKey(b) ? -1 : valueKey(a) > valueKey(b) ? 1 : 0));
+    const canonical = (vals) => sorted(new Map(vals.map((v) => [valueKey(v), v])).values());
+
+    /* Per declared path that is present in `metadata`: its values, each once. */
+    function expectedAttributes(metadata, fields) {
+      const out = {};
+      for (const f of fields) {
+        const { present, values } = fref.resolve(metadata, f);
+        if (present) out[f] = canonical(values.map(stored));
+      }
+      return out;
+    }
+
+    function assertAttributes(out, db, ids, what) {
+      assertReaderMatches(out, db, ids, what);
+      assert.deepEqual(out.fields, [...fref.FIELDS], `${what}: the declared paths, in order`);
+      const byId = new Map(out.vectors.map((v) => [v.id, v]));
+      let checked = 0;
+      for (const id of ids) {
+        const rec = db.get(id);
+        if (rec === null) continue;
+        const got = byId.get(id).attributes;
+        const norm = Object.fromEntries(Object.entries(got).map(([f, vals]) => [f, sorted(vals)])); /* repeats dropped by the reader */
+        assert.deepEqual(norm, expectedAttributes(rec.metadata, fref.FIELDS), `${what}: values of ${JSON.stringify(id)} (metadata ${JSON.stringify(rec.metadata)})`);
+        checked++;
+      }
+      assert.ok(checked > 0, `${what}: some vectors were checked`);
+    }
+
+    for (const seal of Object.keys(s.SEALS)) {
+      it(`${seal}: version 4, its paths and every vector's values read back through updates, deletes and incremental saves`, async function () {
+        const dir = s.freshPath('fmt-v4');
+        const db = s.newDb({ dimension: 6, metric: 'l2', chunkSize: 25, filterable: [...fref.FIELDS], ...s.SEALS[seal].db });
+        const r = fref.rng(41);
+        const vec = () => Float32Array.from({ length: 6 }, () => r() - 0.5);
+        const ids = [];
+        for (let i = 0; i < 120; i++) {
+          ids.push(`f${i}`);
+          db.add(`f${i}`, vec(), i % 10 === 9 ? undefined : fref.randomMetadata(r));
+        }
+        const args = secretArgs(seal);
+        await db.save(dir);
+        assert.equal(s.readManifest(dir).json.version, 4);
+        assert.ok(s.readManifest(dir).json.index.base.length > 1, 'several base segments: only the first lists the paths');
+        assertAttributes(read(dir, args), db, ids, 'generation 1');
+
+        for (let i = 0; i < ids.length; i += 7) db.updateMetadata(ids[i], fref.randomMetadata(r));
+        for (let i = 3; i < ids.length; i += 11) db.delete(ids[i]);
+        for (let i = 0; i < 10; i++) {
+          ids.push(`g${i}`);
+          db.add(`g${i}`, vec(), fref.randomMetadata(r));
+        }
+        assert.equal((await db.save(dir)).full, false);
+        assertAttributes(read(dir, args), db, ids, 'generation 2 (incremental)');
+
+        const again = await s.loadDb(dir, { ...s.SEALS[seal].load });
+        assert.deepEqual(again.filterable, [...fref.FIELDS], 'the paths come back from the session');
+        again.updateMetadata(ids[1], { lang: 'en', tags: ['a', 'a', 'b'], author: { name: 'x' } });
+        await again.save(dir);
+        assertAttributes(read(dir, args), again, ids, 'generation 3 (after a load)');
+      });
+    }
+
+    it('a version number that does not match the segments is refused by the reader and the engine alike', async function () {
+      const v4 = s.freshPath('fmt-v4-as-3');
+      const db = s.newDb({ dimension: 4, chunkSize: 10, filterable: ['lang'], encryptAtRest: false });
+      const v3 = s.freshPath('fmt-v3-as-4');
+      const plainDb = s.newDb({ dimension: 4, chunkSize: 10, encryptAtRest: false });
+      for (let i = 0; i < 30; i++) {
+        db.add(`x${i}`, [i, 1, 0, 0], { lang: i % 2 ? 'en' : 'de' });
+        plainDb.add(`x${i}`, [i, 1, 0, 0], { lang: 'en' });
+      }
+      await db.save(v4);
+      await plainDb.save(v3);
+      assert.equal(s.readManifest(v3).json.version, 3, 'without filterable fields the session stays version 3');
+      s.editManifest(v4, (b) => b.replace('"version":4,', '"version":3,'));
+      s.editManifest(v3, (b) => b.replace('"version":3,', '"version":4,'));
+      for (const dir of [v4, v3]) {
+        const out = read(dir, []);
+        assert.equal(out.error, 'ERR_CHUNK_CORRUPT', `reader (${path.basename(dir)}): ${out.error || 'accepted the session'} ${out.message || ''}`);
+        await engineRefuses(dir, {}, 'ERR_CHUNK_CORRUPT');
+      }
     });
   });
 
