@@ -659,8 +659,9 @@ export declare class VectorDB<M = unknown> {
   /**
    * The live vectors (those `filter` matches), in batches of `batchSize`
    * (default 1000, at most 100000), with bounded memory; a lazy session reads
-   * only each batch's pages. A vector live for the whole walk is seen exactly
-   * once; one added or deleted meanwhile may or may not be.
+   * only each batch's pages. An id live and untouched for the whole walk is
+   * seen exactly once; one re-added meanwhile at least once and at most twice,
+   * the newer last; one added or deleted meanwhile may or may not be.
    */
   entries(options: EntriesOptions & { includeVector: true }): AsyncIterableIterator<StoredItem<M>[]>;
   entries(options?: EntriesOptions): AsyncIterableIterator<Array<{ id: string; metadata: M | null; vector?: Float32Array }>>;

@@ -199,7 +199,7 @@ typedef struct vv_search_opts {
   /* Range search: drop hits farther than max_distance / scoring below
    * min_score (each only when its has_ flag is set). */
   int has_max_distance, has_min_score;
-  float max_distance, min_score;
+  double max_distance, min_score;
   /* Or NULL: receives the plan the (last) query used, VV_PLAN_*. */
   int *plan_used;
 } vv_search_opts;
@@ -271,6 +271,13 @@ VV_NODISCARD int vv_db_update_meta(vv_db *db, const char *id, size_t id_len, con
  * by page, so memory stays bounded by `limit`. */
 VV_NODISCARD int vv_db_scan(vv_db *db, const unsigned char *filter, size_t filter_len, uint64_t *cursor,
                             uint32_t limit, int include_vector, vv_results **out, vv_error *err);
+/* A walk of vv_db_scan calls begins (delta +1) and ends (-1). While any
+ * walk is in progress no slot is reused, so a vector added meanwhile,
+ * re-added ones included (an upsert moves its id to a new slot), lands
+ * after every cursor: an id live for the whole walk is then seen at least
+ * once, and an id re-added during it at most twice, the newer last. Takes
+ * no lock (callable from any thread at any time). */
+void vv_db_walk(vv_db *db, int delta);
 
 /* ---- sessions: chunked, encrypted, crash-safe snapshots on disk ---------
  * Layout and guarantees: docs/FORMAT.md. */

@@ -166,6 +166,17 @@ function packRecords(records) {
 
 const ENTRIES_KEYS = ['filter', 'batchSize', 'includeVector', 'signal'];
 
+/** Ends an entries() walk on an engine (closed meanwhile: nothing to end). */
+function endWalk(nativeDb) {
+  try {
+    nativeDb.walk(-1);
+  } catch {
+    /* closed: the engine and its walks are gone */
+  }
+}
+/* Walks whose iterator was dropped mid-way: ended when it is collected. */
+const WALKS = new FinalizationRegistry(endWalk);
+
 /** Turns the engine's compact per-query array into result objects. */
 function toResults(raw) {
   const [ids, ds, metas, vectors] = raw;
@@ -651,8 +662,9 @@ class VectorDB {
    * `batchSize` (default 1000): `for await (const batch of db.entries())`.
    * Each batch is an array of { id, metadata, vector? }. Memory stays bounded
    * by one batch; a lazy session reads the pages of each batch's rows only.
-   * A vector live for the whole walk is seen exactly once; one added or
-   * deleted meanwhile may or may not be.
+   * An id live and untouched for the whole walk is seen exactly once; one
+   * re-added meanwhile at least once and at most twice, the newer last; one
+   * added or deleted meanwhile may or may not be.
    */
   async *entries(options) {
     this.#open();
@@ -666,15 +678,27 @@ class VectorDB {
     }
     const { signal } = parseSignalOptions(o.signal === undefined ? undefined : { signal: o.signal }, 'entries');
     const prog = this.#filter(o.filter, 'filter');
+    /* While the walk is open the engine reuses no slot, so an id re-added
+     * meanwhile lands past the cursor (vv_db_walk). A walk abandoned without
+     * return() ends when the iterator is collected. */
+    const native0 = this.#open();
+    const walk = { native: native0, open: true };
+    native0.walk(1);
+    WALKS.register(walk, native0, walk);
     let cursor = 0;
-    while (cursor !== -1) {
-      if (signal && signal.aborted) throw abortError(signal);
-      const n = this.#open();
-      const [raw, next] = await this.#busy(() => n.scanAsync(prog, cursor, batchSize, o.includeVector ? 1 : 0));
-      cursor = next;
-      const hits = toResults(raw);
-      if (hits.length === 0) continue;
-      yield hits.map((h) => (h.vector ? { id: h.id, metadata: h.metadata, vector: h.vector } : { id: h.id, metadata: h.metadata }));
+    try {
+      while (cursor !== -1) {
+        if (signal && signal.aborted) throw abortError(signal);
+        const n = this.#open();
+        const [raw, next] = await this.#busy(() => n.scanAsync(prog, cursor, batchSize, o.includeVector ? 1 : 0));
+        cursor = next;
+        const hits = toResults(raw);
+        if (hits.length === 0) continue;
+        yield hits.map((h) => (h.vector ? { id: h.id, metadata: h.metadata, vector: h.vector } : { id: h.id, metadata: h.metadata }));
+      }
+    } finally {
+      WALKS.unregister(walk);
+      endWalk(native0);
     }
   }
 

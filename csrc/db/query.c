@@ -26,6 +26,7 @@
  * is only about speed and recall; which vectors match never depends on it.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -437,3 +438,5 @@ int vv_db_scan(vv_db *db, const unsigned char *filter, size_t filter_len, uint64
   pthread_rwlock_unlock(&db->lock);
   return rc;
 }
+
+void vv_db_walk(vv_db *db, int delta) { atomic_fetch_add(&db->store.walks, delta); }

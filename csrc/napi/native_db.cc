@@ -320,9 +320,9 @@ struct Search {
     opts.plan = int(U32(info[9]));
     double maxd = info[10].As<Napi::Number>().DoubleValue(), mins = info[11].As<Napi::Number>().DoubleValue();
     opts.has_max_distance = maxd == maxd;
-    opts.max_distance = float(maxd);
+    opts.max_distance = maxd;
     opts.has_min_score = mins == mins;
-    opts.min_score = float(mins);
+    opts.min_score = mins;
     Napi::Float32Array q = Vectors(h, info[0], nq);
     queries = q.Data();
     if (owned) queries = (copy = std::vector<float>(q.Data(), q.Data() + q.ElementLength())).data();
@@ -512,6 +512,13 @@ class ScanJob : public Job {
 /* scanAsync(filter, cursor, limit, includeVector) -> Promise<[results, cursor]> */
 Napi::Value ScanAsync(const Napi::CallbackInfo &info) { return Job::Start(std::make_unique<ScanJob>(info, This(info))); }
 
+/* walk(delta): an entries() walk begins (+1) or ends (-1). */
+Napi::Value Walk(const Napi::CallbackInfo &info) {
+  Handle &h = This(info);
+  vv_db_walk(h.db, info[0].As<Napi::Number>().Int32Value() > 0 ? 1 : -1);
+  return info.Env().Undefined();
+}
+
 /* setFilterable(paths: string[]) */
 Napi::Value SetFilterable(const Napi::CallbackInfo &info) {
   Handle &h = This(info);
@@ -588,6 +595,7 @@ Napi::Function DefineNativeDB(Napi::Env env) {
     {"updateMetadataAsync", UpdateMetadataAsync},
     {"scan", ScanSync},
     {"scanAsync", ScanAsync},
+    {"walk", Walk},
     {"setFilterable", SetFilterable},
     {"filterable", Filterable},
   };

@@ -228,7 +228,7 @@ int vv_store_place(vv_store *s, const char *id, size_t id_len, const char *meta,
     return rc;
   }
   uint32_t sl;
-  if (s->nfree && !s->frozen) {
+  if (s->nfree && !s->frozen && atomic_load(&s->walks) == 0) {
     sl = s->free_slots[--s->nfree];
   } else {
     sl = (uint32_t)s->nslots++;

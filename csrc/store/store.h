@@ -11,6 +11,7 @@
 #define VV_STORE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,10 @@ typedef struct vv_store {
   size_t nfree, free_cap;
   int defer_reuse;      /* removed slots wait in `dead` until vv_store_recycle */
   int frozen;           /* a save is reading slots: none is reused (vv_store_freeze) */
+  /* Walks in slot order in progress (vv_db_walk): while any is, no slot is
+   * reused, so a vector placed meanwhile lands past every walk's cursor.
+   * Changed without the lock; read under the exclusive one. */
+  _Atomic int walks;
   uint32_t *dead;
   size_t ndead, dead_cap;
   /* Ids a load sets (vv_store_set_id_raw) are packed into slabs, not one
