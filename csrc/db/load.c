@@ -156,8 +156,11 @@ static int apply_node(load *l, const vv_node_view *n, const uint32_t *const *lin
   }
   vv_store_set_flags(&db->store, n->slot, flags);
   if (db->attrs) {
+    /* Only a live node's values count (docs/FORMAT.md: a reader ignores the
+     * record of a waypoint or a free slot), so statistics see live ones only. */
     pthread_mutex_lock(&l->attrs_mu);
-    rc = vv_attrs_set(db->attrs, n->slot, n->attrs_len ? n->attrs : NULL, n->attrs_len);
+    if (n->id) rc = vv_attrs_set(db->attrs, n->slot, n->attrs_len ? n->attrs : NULL, n->attrs_len);
+    else vv_attrs_clear(db->attrs, n->slot);
     pthread_mutex_unlock(&l->attrs_mu);
     if (rc) return rc == VV_E_BAD_METADATA ? say(l, VV_E_CHUNK_CORRUPT, "index object %s: bad filterable values", obj) : rc;
   }
