@@ -336,6 +336,8 @@ uint64_t vv_attrs_count(const vv_attrs *a, uint32_t f, uint32_t code) {
 
 uint64_t vv_attrs_present(const vv_attrs *a, uint32_t f) { return a->fields[f].npresent; }
 
+uint64_t vv_attrs_multi(const vv_attrs *a, uint32_t f) { return a->fields[f].nlists - a->fields[f].nfree; }
+
 /* ---- columns ---- */
 
 static void word_codes(const field *fd, const uint32_t *w, const uint32_t **codes, uint32_t *n) {

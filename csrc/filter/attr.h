@@ -123,6 +123,9 @@ void vv_attrs_value(const vv_attrs *a, uint32_t f, uint32_t code, vv_value *out)
 uint64_t vv_attrs_count(const vv_attrs *a, uint32_t f, uint32_t code);
 /* Slots whose field f is present / missing (exact). */
 uint64_t vv_attrs_present(const vv_attrs *a, uint32_t f);
+/* Slots holding two values or more in field f (an array). While there are
+ * none, AND of range clauses on f is one interval. */
+uint64_t vv_attrs_multi(const vv_attrs *a, uint32_t f);
 
 /* Slot's values of field f: *present is 0 when the path is missing; then
  * *n codes at *codes (borrowed; valid under the read lock). */

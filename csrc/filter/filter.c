@@ -41,10 +41,21 @@ typedef struct node {
   double sel;
   int has_path;
   uint64_t cost;
-  uint32_t pick;   /* AND: the child whose path it takes */
-  uint32_t *range; /* CMP: the ncodes codes in range, sorted */
+  uint32_t pick;   /* AND: the child whose path it takes, or PICK_INTERVAL */
+  uint32_t *range; /* CMP: the ncodes codes in range (sorted when few) */
   uint64_t count;  /* CMP: about how many slots hold them */
+  /* CMP: where its range lies in the snapshot (held until the filter is
+   * freed), and its codes newer than the snapshot */
+  const vv_attr_sorted *snap;
+  uint32_t slo, shi;
+  uint32_t *newer;
+  uint32_t nnewer;
+  /* AND whose path is one interval of two range clauses on one field */
+  uint32_t *ivl;
+  uint32_t nivl, ivl_field;
 } node;
+
+#define PICK_INTERVAL UINT32_MAX
 
 typedef struct leaf {
   uint8_t kind, on_missing, op;
@@ -215,11 +226,14 @@ static uint32_t bound(const vv_attrs *a, uint32_t field, const vv_attr_sorted *s
 }
 
 /* A range clause's codes (into nd->range), from the sorted snapshot and
- * the codes newer than it, and about how many slots hold them. */
+ * the codes newer than it, and about how many slots hold them. The node
+ * keeps its snapshot and its place in it, so an AND can intersect two
+ * ranges on one field (plan). */
 static int bind_range(vv_filter *f, node *nd, uint64_t *count) {
   const vv_attr_sorted *s;
   int rc = vv_attrs_sorted(f->a, nd->field, &s);
   if (rc) return rc;
+  nd->snap = s;
   uint32_t lo = nd->operand.type == VV_VAL_NUMBER ? 0 : s->nnum;
   uint32_t hi = nd->operand.type == VV_VAL_NUMBER ? s->nnum : s->n;
   if (nd->op == OP_GT || nd->op == OP_GE) lo = bound(f->a, nd->field, s, lo, hi, &nd->operand, nd->op == OP_GT);
@@ -227,10 +241,10 @@ static int bind_range(vv_filter *f, node *nd, uint64_t *count) {
   uint32_t nc = vv_attrs_ncodes(f->a, nd->field);
   free(nd->range);
   nd->range = malloc(((size_t)(hi - lo) + (nc - s->ncodes) + 1) * sizeof *nd->range);
-  if (!nd->range) {
-    vv_attrs_sorted_release(f->a, s);
-    return VV_E_NOMEM;
-  }
+  nd->newer = malloc(((size_t)(nc - s->ncodes) + 1) * sizeof *nd->newer);
+  if (!nd->range || !nd->newer) return VV_E_NOMEM; /* the snapshot goes with the filter */
+  nd->slo = lo;
+  nd->shi = hi;
   memcpy(nd->range, s->codes + lo, (size_t)(hi - lo) * sizeof *nd->range);
   uint32_t k = hi - lo;
   *count = s->prefix[hi] - s->prefix[lo];
@@ -239,11 +253,13 @@ static int bind_range(vv_filter *f, node *nd, uint64_t *count) {
   for (uint32_t c = s->ncodes; c < nc; c++) /* newer than the snapshot */
     if (dent_cmp_holds(&col.dict[c], &nd->operand, nd->op)) {
       nd->range[k++] = c;
+      nd->newer[nd->nnewer++] = c;
       *count += vv_attrs_count(f->a, nd->field, c);
     }
   nd->ncodes = k;
-  if (k > 1) qsort(nd->range, k, sizeof *nd->range, cmp_u32); /* code order, for the leaf */
-  vv_attrs_sorted_release(f->a, s);
+  /* Code order only for a short list (a leaf's set); a bitmap takes any
+   * order, and sorting a wide range on every call cost milliseconds. */
+  if (k > 1 && k <= SET_MAX) qsort(nd->range, k, sizeof *nd->range, cmp_u32);
   return VV_OK;
 }
 
@@ -277,7 +293,9 @@ static int32_t emit_leaf(vv_filter *fl, const node *nd, int32_t t, int32_t f, in
     memcpy(l.set, codes, nd->ncodes * sizeof *l.set);
   } else {
     l.kind = L_BITS;
-    l.n = codes[nd->ncodes - 1] + 1;
+    uint32_t top = 0;
+    for (uint32_t i = 0; i < nd->ncodes; i++) top = VV_MAX(top, codes[i]);
+    l.n = top + 1;
     if (!(l.bits = bitmap_new(l.n))) goto nomem;
     for (uint32_t i = 0; i < nd->ncodes; i++) bit_set(l.bits, codes[i]);
   }
@@ -349,7 +367,12 @@ void vv_filter_free(vv_filter *f) {
     free(f->leaves[i].set);
     free(f->leaves[i].bits);
   }
-  for (uint32_t i = 0; i < f->nnodes; i++) free(f->nodes[i].range);
+  for (uint32_t i = 0; i < f->nnodes; i++) {
+    free(f->nodes[i].range);
+    free(f->nodes[i].newer);
+    free(f->nodes[i].ivl);
+    if (f->nodes[i].snap) vv_attrs_sorted_release(f->a, f->nodes[i].snap);
+  }
   free(f->leaves);
   free(f->scratch);
   free(f->nodes);
@@ -411,6 +434,73 @@ static uint64_t postings_len(const vv_attrs *a, uint32_t field, const uint32_t *
   return sum;
 }
 
+static int is_lower(const node *n) { return n->kind == N_CMP && (n->op == OP_GT || n->op == OP_GE); }
+static int is_upper(const node *n) { return n->kind == N_CMP && (n->op == OP_LT || n->op == OP_LE); }
+
+/* AND of a lower and an upper range clause on one field, both bound to the
+ * same snapshot: the slots holding a value in both, counted from the prefix
+ * sums (exact when the snapshot is fresh), instead of the product of two
+ * broad shares. Into *count; the interval's codes into nd->ivl when the
+ * field has no array values (then they enumerate every match). */
+static int intersect(vv_filter *f, node *nd, const node *a, const node *b, uint64_t *count) {
+  const vv_attr_sorted *s = a->snap;
+  uint32_t lo = VV_MAX(a->slo, b->slo), hi = VV_MIN(a->shi, b->shi);
+  *count = hi > lo ? s->prefix[hi] - s->prefix[lo] : 0;
+  uint32_t n = hi > lo ? hi - lo : 0;
+  vv_attr_col col;
+  vv_attrs_col(f->a, a->field, &col);
+  int single = vv_attrs_multi(f->a, a->field) == 0;
+  uint32_t *ivl = single ? malloc(((size_t)n + a->nnewer + 1) * sizeof *ivl) : NULL;
+  if (single && !ivl) return VV_E_NOMEM;
+  if (ivl) memcpy(ivl, s->codes + lo, (size_t)n * sizeof *ivl);
+  for (uint32_t i = 0; i < a->nnewer; i++) {
+    uint32_t c = a->newer[i];
+    if (!dent_cmp_holds(&col.dict[c], &b->operand, b->op)) continue;
+    *count += vv_attrs_count(f->a, a->field, c);
+    if (ivl) ivl[n++] = c;
+  }
+  free(nd->ivl);
+  nd->ivl = ivl;
+  nd->nivl = ivl ? n : 0;
+  nd->ivl_field = a->field;
+  return VV_OK;
+}
+
+/* An AND with a lower and an upper range clause on one field (the first
+ * such pair): its share is the interval's, times the other children's, and
+ * the interval is its path when that reads fewer postings. */
+static int plan_interval(vv_filter *f, uint32_t i, double nlive, double *x) {
+  node *nd = &f->nodes[i];
+  uint32_t lo = UINT32_MAX, hi = UINT32_MAX;
+  for (uint32_t c = i + 1; c < nd->end && (lo == UINT32_MAX || hi == UINT32_MAX); c = f->nodes[c].end) {
+    const node *ch = &f->nodes[c];
+    for (uint32_t d = i + 1; lo == UINT32_MAX && is_lower(ch) && d < nd->end; d = f->nodes[d].end) {
+      const node *o = &f->nodes[d];
+      if (is_upper(o) && o->field == ch->field && o->operand.type == ch->operand.type && o->snap == ch->snap) {
+        lo = c;
+        hi = d;
+      }
+    }
+  }
+  if (lo == UINT32_MAX || nlive <= 0) return VV_OK;
+  uint64_t count;
+  int rc = intersect(f, nd, &f->nodes[lo], &f->nodes[hi], &count);
+  if (rc) return rc;
+  double share = (double)count / nlive;
+  for (uint32_t c = i + 1; c < nd->end; c = f->nodes[c].end)
+    if (c != lo && c != hi) share *= f->nodes[c].sel / nlive;
+  *x = nlive * share;
+  if (nd->ivl) {
+    uint64_t cost = postings_len(f->a, nd->ivl_field, nd->ivl, nd->nivl);
+    if (!nd->has_path || cost < nd->cost) {
+      nd->has_path = 1;
+      nd->cost = cost;
+      nd->pick = PICK_INTERVAL;
+    }
+  }
+  return VV_OK;
+}
+
 static int plan(vv_filter *f, uint32_t i, double nlive) {
   node *nd = &f->nodes[i];
   double x = 0;
@@ -445,6 +535,7 @@ static int plan(vv_filter *f, uint32_t i, double nlive) {
         }
       }
     }
+    if (nd->kind == N_AND && (rc = plan_interval(f, i, nlive, &x))) return rc;
     if (!nd->has_path) nd->cost = 0;
     break;
   case N_EQ:
@@ -508,7 +599,9 @@ static void gather_codes(const vv_filter *f, gather *g, uint32_t field, const ui
 
 static void gather_node(const vv_filter *f, gather *g, uint32_t i) {
   const node *nd = &f->nodes[i];
-  if (nd->kind == N_AND) {
+  if (nd->kind == N_AND && nd->pick == PICK_INTERVAL) {
+    gather_codes(f, g, nd->ivl_field, nd->ivl, nd->nivl);
+  } else if (nd->kind == N_AND) {
     gather_node(f, g, nd->pick);
   } else if (nd->kind == N_OR) {
     for (uint32_t c = i + 1; c < nd->end; c = f->nodes[c].end) gather_node(f, g, c);

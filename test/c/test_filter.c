@@ -820,6 +820,51 @@ VV_TEST(estimates_are_exact_for_eq_in_and_a_fresh_snapshot) {
   vv_attrs_free(a);
 }
 
+/* AND of a lower and an upper bound on one field: the interval's count,
+ * not the product of two broad shares, and (single-valued field) the
+ * interval's postings as the path; with an array value in the field the
+ * path falls back to one bound, still a superset. */
+VV_TEST(two_bounds_on_one_field_estimate_and_enumerate_their_interval) {
+  vv_attrs *a = single_valued(1000); /* field 0: s % 10 */
+  VV_REQUIRE(a);
+  bb p = {0};
+  bb_put(&p, "VF\x01\x01\x02\x06\x00\x01", 8); /* AND(f0 >= 4, f0 < 5) */
+  bb_num(&p, 4);
+  bb_put(&p, "\x06\x00\x02", 3);
+  bb_num(&p, 5);
+  VV_CHECK(estimate_of(a, &p, 1000) == 100.0 / 1000); /* not 0.6 x 0.5 */
+  vv_filter *f = NULL;
+  vv_filter_plan plan;
+  uint32_t *cand = NULL;
+  size_t n = 0;
+  VV_REQUIRE(vv_filter_compile(a, p.p, p.n, &f) == VV_OK);
+  VV_CHECK(vv_filter_estimate(f, 1000, &plan) == VV_OK && plan.has_path && plan.path_cost == 100);
+  VV_CHECK(vv_filter_candidates(f, 1000, &cand, &n) == VV_OK && n == 100);
+  for (size_t i = 0; i < n; i++) VV_CHECK(cand[i] % 10 == 4 && vv_filter_match(f, cand[i]));
+  free(cand);
+  vv_filter_free(f);
+  /* An array value in the field: two elements may meet one bound each, so the
+   * interval's postings are not a superset; the path is one bound's. */
+  bb r = {0};
+  bb_varint(&r, 3);
+  bb_num(&r, 0);
+  bb_num(&r, 9);
+  bb_varint(&r, 0);
+  VV_REQUIRE(vv_attrs_set(a, 7, r.p, r.n) == VV_OK); /* [0, 9]: >= 4 by 9, < 5 by 0 */
+  VV_REQUIRE(vv_filter_compile(a, p.p, p.n, &f) == VV_OK);
+  VV_CHECK(vv_filter_match(f, 7));
+  VV_CHECK(vv_filter_estimate(f, 1000, &plan) == VV_OK && plan.has_path && plan.path_cost > 100);
+  VV_CHECK(vv_filter_candidates(f, 1000, &cand, &n) == VV_OK);
+  int has7 = 0;
+  for (size_t i = 0; i < n; i++) has7 |= cand[i] == 7;
+  VV_CHECK(has7);
+  free(cand);
+  vv_filter_free(f);
+  free(r.p);
+  free(p.p);
+  vv_attrs_free(a);
+}
+
 /* ---- hostile input ---- */
 
 static int compile_status(vv_attrs *a, const unsigned char *p, size_t n) {
