@@ -40,7 +40,8 @@ const HELP = `node bench/filter.js [options]
   --size SIZE        embedding set: 100k (default) or 10k (a quick check); Fashion-MNIST is always 60K
   --queries N        queries per filter (default 200)
   --libs LIST        vecvault,lazy,hnswlib,lancedb (default: all; lazy = vecvault loaded lazily)
-  --hnsw-ef LIST     hnswlib-node efSearch values (default 64,256; vecvault runs at its default 64)
+  --hnsw-ef LIST     hnswlib-node efSearch values (default 64,256)
+  --vv-ef LIST       vecvault (in memory) also at these efSearch values, besides its default 64 (default 256)
   --lance-nprobes N  LanceDB IVF_PQ probes (default 20, its default)
   --lance-refine N   LanceDB IVF_PQ refine factor (default 10)
   --min-time S       minimum timed seconds per filter and system (default 0.5)
@@ -51,11 +52,11 @@ const HELP = `node bench/filter.js [options]
 
 function parseArgs(argv) {
   const o = {
-    dataset: 'both', size: '100k', queries: 200, libs: LIBS.join(','), hnswEf: '64,256', lanceNprobes: 20, lanceRefine: 10,
+    dataset: 'both', size: '100k', queries: 200, libs: LIBS.join(','), hnswEf: '64,256', vvEf: '256', lanceNprobes: 20, lanceRefine: 10,
     minTime: 0.5, maxTime: 20, plans: '', rebuild: false, out: RESULTS, worker: null, timeoutMin: 120,
   };
   parseOptions('filter.js', argv, o, {
-    '--dataset': 'dataset', '--size': 'size', '--queries': 'queries', '--libs': 'libs', '--hnsw-ef': 'hnswEf',
+    '--dataset': 'dataset', '--size': 'size', '--queries': 'queries', '--libs': 'libs', '--hnsw-ef': 'hnswEf', '--vv-ef': 'vvEf',
     '--lance-nprobes': 'lanceNprobes', '--lance-refine': 'lanceRefine', '--min-time': 'minTime', '--max-time': 'maxTime', '--plans': 'plans', '--out': 'out',
     '--worker': 'worker', '--timeout-min': 'timeoutMin',
   }, { '--rebuild': 'rebuild' }, ['queries', 'lanceNprobes', 'lanceRefine', 'minTime', 'maxTime', 'timeoutMin']);
@@ -68,6 +69,8 @@ function parseArgs(argv) {
   o.planList = String(o.plans).split(',').map((s) => s.trim()).filter(Boolean);
   for (const p of o.planList) if (!['scan', 'graph', 'acorn'].includes(p)) throw new RangeError(`filter.js: unknown plan ${p} (scan, graph, acorn)`);
   o.hnswEfs = String(o.hnswEf).split(',').map(Number);
+  o.vvEfs = String(o.vvEf).split(',').map((x) => x.trim()).filter(Boolean).map(Number);
+  if (o.vvEfs.some((e) => !Number.isInteger(e) || e <= 0)) throw new RangeError('filter.js: --vv-ef must be positive integers');
   if (o.hnswEfs.some((e) => !Number.isInteger(e) || e <= 0)) throw new RangeError('filter.js: --hnsw-ef must be positive integers');
   return o;
 }
@@ -109,7 +112,7 @@ async function filteredGroundTruth(d) {
 
 function childArgs(system, name, o) {
   return ['--expose-gc', '--max-old-space-size=8192', __filename, '--worker', system, '--dataset', name, '--size', o.size,
-    '--queries', String(o.queries), '--hnsw-ef', o.hnswEfs.join(','), '--lance-nprobes', String(o.lanceNprobes),
+    '--queries', String(o.queries), '--hnsw-ef', o.hnswEfs.join(','), '--vv-ef', o.vvEfs.join(','), '--lance-nprobes', String(o.lanceNprobes),
     '--lance-refine', String(o.lanceRefine), '--min-time', String(o.minTime), '--max-time', String(o.maxTime), '--plans', o.planList.join(',')];
 }
 
@@ -198,6 +201,7 @@ function rowsOf(d, gts, results) {
       const name = lib === 'lazy' ? 'vecvault lazy' : 'vecvault';
       add(name, r);
       add(`${name} batch`, r, 'batchIds', 'batchQps');
+      for (const e of r.efs || []) add(`${name} ef${e.ef}`, e);
       for (const pr of r.plans || []) add(`vecvault plan ${pr.plan}`, pr);
     } else if (lib === 'hnswlib') {
       for (const e of r.efs) add(`hnswlib ef${e.ef}`, e);
@@ -269,7 +273,7 @@ function ratiosOf(rows) {
 function targetsOf(rep) {
   const by = Object.fromEntries(rep.rows.filter((r) => !r.error).map((r) => [r.system, r]));
   const out = [];
-  for (const sys of ['vecvault', 'vecvault lazy']) {
+  for (const sys of Object.keys(by).filter((x) => x.startsWith('vecvault') && !x.includes(' batch') && !x.includes(' plan '))) {
     if (!by[sys]) continue;
     const worst = Math.min(...by[sys].cases.map((x) => x.recall));
     const exact = by[sys].cases.every((x) => x.short === 0 && x.wrong === 0);
@@ -347,7 +351,7 @@ function summaryOf(r) {
 async function runWorker(o) {
   const d = loadDataset(o.datasets[0], o.size, o.queries);
   const ctx = {
-    ...d, key: ds_.KEY, module: VECVAULT_MODULE, metadataOf: cases_.metadataOf, minTime: o.minTime, maxTime: o.maxTime, plans: o.planList, hnswEfs: o.hnswEfs,
+    ...d, key: ds_.KEY, module: VECVAULT_MODULE, metadataOf: cases_.metadataOf, minTime: o.minTime, maxTime: o.maxTime, plans: o.planList, hnswEfs: o.hnswEfs, vvEfs: o.vvEfs,
     lanceNprobes: o.lanceNprobes, lanceRefine: o.lanceRefine, tmpRoot: path.join(CACHE, 'tmp'),
   };
   fs.mkdirSync(ctx.tmpRoot, { recursive: true });
@@ -365,7 +369,7 @@ async function main(argv) {
   const report = {
     bench: 'filter', started: started.toISOString(), machine: machineInfo(), vecvault: { module: VECVAULT_MODULE, version: readVersion(VECVAULT_MODULE) },
     params: {
-      size: o.size, queries: o.queries, k: K, libs: o.libList, hnswEf: o.hnswEfs, vecvaultEf: 'default (64)',
+      size: o.size, queries: o.queries, k: K, libs: o.libList, hnswEf: o.hnswEfs, vecvaultEf: ['default (64)', ...o.vvEfs],
       lanceNprobes: o.lanceNprobes, lanceRefine: o.lanceRefine, minTime: o.minTime, maxTime: o.maxTime, plans: o.planList,
     },
     datasets: [],

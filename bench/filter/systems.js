@@ -116,6 +116,14 @@ async function measureVecvault(ctx, lazy) {
     return { count, bytesReadPerQuery, batchQps, batchIds: batch.map((rs) => rs.map((x) => Number(x.id))) };
   });
   const stats = lazy ? db.cacheStats() : null;
+  // In memory, also at other efSearch values (--vv-ef), as hnswlib runs at several.
+  const efs = [];
+  for (const ef of lazy ? [] : ctx.vvEfs || []) {
+    efs.push({ ef, ...await runCases(ctx, `${label} ef${ef}`, (c) => {
+      const opts = { filter: c.mongo, efSearch: ef };
+      return (i) => db.search(qs[i], K, opts).map((x) => Number(x.id));
+    }) });
+  }
   // Each plan forced in turn (--plans), to see what the planner chose against.
   const plans = [];
   for (const plan of lazy ? [] : ctx.plans) {
@@ -125,7 +133,7 @@ async function measureVecvault(ctx, lazy) {
     }) });
   }
   db.close();
-  return { loadSec, ...r, plans, cacheStats: stats, version: readVersion(ctx.module) };
+  return { loadSec, ...r, efs, plans, cacheStats: stats, version: readVersion(ctx.module) };
 }
 
 // ---------------------------------------------------------------- hnswlib-node
