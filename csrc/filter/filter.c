@@ -42,7 +42,8 @@ typedef struct node {
   int has_path;
   uint64_t cost;
   uint32_t pick;   /* AND: the child whose path it takes, or PICK_INTERVAL */
-  uint32_t *range; /* CMP: the ncodes codes in range (sorted when few) */
+  uint32_t *range; /* CMP: the ncodes codes in range (sorted when few), or NULL when
+                      its leaf compares values: then snap->codes[slo, shi) and newer */
   uint64_t count;  /* CMP: about how many slots hold them */
   /* CMP: where its range lies in the snapshot (held until the filter is
    * freed), and its codes newer than the snapshot */
@@ -50,9 +51,12 @@ typedef struct node {
   uint32_t slo, shi;
   uint32_t *newer;
   uint32_t nnewer;
-  /* AND whose path is one interval of two range clauses on one field */
+  /* AND whose path is one interval of two range clauses on one field:
+   * snap->codes[ivl_lo, ivl_hi) of `ivl_snap`, and the newer codes in both */
+  const vv_attr_sorted *ivl_snap;
+  uint32_t ivl_lo, ivl_hi, ivl_field;
   uint32_t *ivl;
-  uint32_t nivl, ivl_field;
+  uint32_t nivl;
 } node;
 
 #define PICK_INTERVAL UINT32_MAX
@@ -239,24 +243,29 @@ static int bind_range(vv_filter *f, node *nd, uint64_t *count) {
   if (nd->op == OP_GT || nd->op == OP_GE) lo = bound(f->a, nd->field, s, lo, hi, &nd->operand, nd->op == OP_GT);
   else hi = bound(f->a, nd->field, s, lo, hi, &nd->operand, nd->op == OP_LE);
   uint32_t nc = vv_attrs_ncodes(f->a, nd->field);
-  free(nd->range);
-  nd->range = malloc(((size_t)(hi - lo) + (nc - s->ncodes) + 1) * sizeof *nd->range);
   nd->newer = malloc(((size_t)(nc - s->ncodes) + 1) * sizeof *nd->newer);
-  if (!nd->range || !nd->newer) return VV_E_NOMEM; /* the snapshot goes with the filter */
+  if (!nd->newer) return VV_E_NOMEM; /* the snapshot goes with the filter */
   nd->slo = lo;
   nd->shi = hi;
-  memcpy(nd->range, s->codes + lo, (size_t)(hi - lo) * sizeof *nd->range);
-  uint32_t k = hi - lo;
   *count = s->prefix[hi] - s->prefix[lo];
   vv_attr_col col;
   vv_attrs_col(f->a, nd->field, &col);
   for (uint32_t c = s->ncodes; c < nc; c++) /* newer than the snapshot */
     if (dent_cmp_holds(&col.dict[c], &nd->operand, nd->op)) {
-      nd->range[k++] = c;
       nd->newer[nd->nnewer++] = c;
       *count += vv_attrs_count(f->a, nd->field, c);
     }
+  uint32_t k = hi - lo + nd->nnewer;
   nd->ncodes = k;
+  /* The codes themselves only for a leaf that tests codes (emit_leaf): a
+   * wide range on a field of many codes compares values, and copying tens
+   * of thousands of codes per call cost more than the search. */
+  if (k > SET_MAX && nc > CMP_BITMAP_CODES) return VV_OK;
+  free(nd->range);
+  nd->range = malloc(((size_t)k + 1) * sizeof *nd->range);
+  if (!nd->range) return VV_E_NOMEM;
+  memcpy(nd->range, s->codes + lo, (size_t)(hi - lo) * sizeof *nd->range);
+  memcpy(nd->range + (hi - lo), nd->newer, (size_t)nd->nnewer * sizeof *nd->range);
   /* Code order only for a short list (a leaf's set); a bitmap takes any
    * order, and sorting a wide range on every call cost milliseconds. */
   if (k > 1 && k <= SET_MAX) qsort(nd->range, k, sizeof *nd->range, cmp_u32);
@@ -440,28 +449,29 @@ static int is_upper(const node *n) { return n->kind == N_CMP && (n->op == OP_LT 
 /* AND of a lower and an upper range clause on one field, both bound to the
  * same snapshot: the slots holding a value in both, counted from the prefix
  * sums (exact when the snapshot is fresh), instead of the product of two
- * broad shares. Into *count; the interval's codes into nd->ivl when the
- * field has no array values (then they enumerate every match). */
+ * broad shares. Into *count; the interval (snapshot positions and newer
+ * codes) into nd, usable as a path when the field has no array values
+ * (then it enumerates every match). */
 static int intersect(vv_filter *f, node *nd, const node *a, const node *b, uint64_t *count) {
   const vv_attr_sorted *s = a->snap;
   uint32_t lo = VV_MAX(a->slo, b->slo), hi = VV_MIN(a->shi, b->shi);
-  *count = hi > lo ? s->prefix[hi] - s->prefix[lo] : 0;
-  uint32_t n = hi > lo ? hi - lo : 0;
+  if (hi < lo) hi = lo;
+  *count = s->prefix[hi] - s->prefix[lo];
   vv_attr_col col;
   vv_attrs_col(f->a, a->field, &col);
-  int single = vv_attrs_multi(f->a, a->field) == 0;
-  uint32_t *ivl = single ? malloc(((size_t)n + a->nnewer + 1) * sizeof *ivl) : NULL;
-  if (single && !ivl) return VV_E_NOMEM;
-  if (ivl) memcpy(ivl, s->codes + lo, (size_t)n * sizeof *ivl);
+  free(nd->ivl);
+  nd->ivl = malloc(((size_t)a->nnewer + 1) * sizeof *nd->ivl);
+  if (!nd->ivl) return VV_E_NOMEM;
+  nd->nivl = 0;
   for (uint32_t i = 0; i < a->nnewer; i++) {
     uint32_t c = a->newer[i];
     if (!dent_cmp_holds(&col.dict[c], &b->operand, b->op)) continue;
     *count += vv_attrs_count(f->a, a->field, c);
-    if (ivl) ivl[n++] = c;
+    nd->ivl[nd->nivl++] = c;
   }
-  free(nd->ivl);
-  nd->ivl = ivl;
-  nd->nivl = ivl ? n : 0;
+  nd->ivl_snap = s;
+  nd->ivl_lo = lo;
+  nd->ivl_hi = hi;
   nd->ivl_field = a->field;
   return VV_OK;
 }
@@ -490,8 +500,10 @@ static int plan_interval(vv_filter *f, uint32_t i, double nlive, double *x) {
   for (uint32_t c = i + 1; c < nd->end; c = f->nodes[c].end)
     if (c != lo && c != hi) share *= f->nodes[c].sel / nlive;
   *x = nlive * share;
-  if (nd->ivl) {
-    uint64_t cost = postings_len(f->a, nd->ivl_field, nd->ivl, nd->nivl);
+  if (vv_attrs_multi(f->a, nd->ivl_field) == 0) {
+    /* postings hold about one entry per slot holding the code (stale ones
+     * are cleaned once they outnumber the live) */
+    uint64_t cost = count;
     if (!nd->has_path || cost < nd->cost) {
       nd->has_path = 1;
       nd->cost = cost;
@@ -550,7 +562,9 @@ static int plan(vv_filter *f, uint32_t i, double nlive) {
   case N_CMP: {
     x = (double)nd->count;
     nd->has_path = 1;
-    nd->cost = postings_len(f->a, nd->field, nd->range, nd->ncodes);
+    /* exact when the codes are at hand, else the slots holding them (an
+     * estimate: the enumeration counts exactly before it allocates) */
+    nd->cost = nd->range ? postings_len(f->a, nd->field, nd->range, nd->ncodes) : nd->count;
     break;
   }
   default: /* N_EXISTS */
@@ -582,31 +596,47 @@ typedef struct gather {
   uint64_t *bits; /* when the path reads many entries */
   uint32_t *v;    /* else every entry, sorted at the end */
   size_t n;
+  uint64_t entries; /* counting only (bits and v NULL): posting entries the path reads */
 } gather;
 
-static void gather_codes(const vv_filter *f, gather *g, uint32_t field, const uint32_t *codes, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++) {
-    const uint32_t *slots;
-    size_t k;
-    vv_attrs_postings(f->a, field, codes[i], &slots, &k);
-    for (size_t j = 0; j < k; j++) {
-      if (slots[j] >= g->nslots) continue;
-      if (g->bits) bit_set(g->bits, slots[j]);
-      else g->v[g->n++] = slots[j];
-    }
+static void gather_code(const vv_filter *f, gather *g, uint32_t field, uint32_t code) {
+  const uint32_t *slots;
+  size_t k;
+  vv_attrs_postings(f->a, field, code, &slots, &k);
+  if (!g->bits && !g->v) {
+    g->entries += k;
+    return;
   }
+  for (size_t j = 0; j < k; j++) {
+    if (slots[j] >= g->nslots) continue;
+    if (g->bits) bit_set(g->bits, slots[j]);
+    else g->v[g->n++] = slots[j];
+  }
+}
+
+static void gather_codes(const vv_filter *f, gather *g, uint32_t field, const uint32_t *codes, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) gather_code(f, g, field, codes[i]);
+}
+
+/* The codes of a snapshot's positions [lo, hi), then `newer`. */
+static void gather_span(const vv_filter *f, gather *g, uint32_t field, const vv_attr_sorted *s, uint32_t lo,
+                        uint32_t hi, const uint32_t *newer, uint32_t nnewer) {
+  gather_codes(f, g, field, s->codes + lo, hi - lo);
+  gather_codes(f, g, field, newer, nnewer);
 }
 
 static void gather_node(const vv_filter *f, gather *g, uint32_t i) {
   const node *nd = &f->nodes[i];
   if (nd->kind == N_AND && nd->pick == PICK_INTERVAL) {
-    gather_codes(f, g, nd->ivl_field, nd->ivl, nd->nivl);
+    gather_span(f, g, nd->ivl_field, nd->ivl_snap, nd->ivl_lo, nd->ivl_hi, nd->ivl, nd->nivl);
   } else if (nd->kind == N_AND) {
     gather_node(f, g, nd->pick);
   } else if (nd->kind == N_OR) {
     for (uint32_t c = i + 1; c < nd->end; c = f->nodes[c].end) gather_node(f, g, c);
-  } else if (nd->kind == N_CMP) {
+  } else if (nd->kind == N_CMP && nd->range) {
     gather_codes(f, g, nd->field, nd->range, nd->ncodes);
+  } else if (nd->kind == N_CMP) {
+    gather_span(f, g, nd->field, nd->snap, nd->slo, nd->shi, nd->newer, nd->nnewer);
   } else { /* EQ, IN: the plan said they have a path */
     gather_codes(f, g, nd->field, f->codes + nd->codes_off, nd->ncodes);
   }
@@ -623,8 +653,10 @@ int vv_filter_candidates(vv_filter *f, uint64_t nslots, uint32_t **slots, size_t
   const node *root = &f->nodes[0];
   if (!root->has_path) return VV_E_INVALID;
   if (nslots > (uint64_t)UINT32_MAX + 1) nslots = (uint64_t)UINT32_MAX + 1;
-  gather g = {nslots, NULL, NULL, 0};
-  uint64_t cost = root->cost;
+  gather g = {nslots, NULL, NULL, 0, 0};
+  /* The plan's cost may be an estimate: count the entries exactly first. */
+  gather_node(f, &g, 0);
+  uint64_t cost = g.entries;
   if (cost == 0 || nslots == 0) return VV_OK;
   int use_bits = cost > nslots / 32;
   if (use_bits ? !(g.bits = bitmap_new((uint32_t)VV_MIN(nslots, UINT32_MAX))) : !(g.v = malloc(cost * sizeof *g.v)))
