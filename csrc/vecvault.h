@@ -266,9 +266,10 @@ VV_NODISCARD int vv_db_update_meta(vv_db *db, const char *id, size_t id_len, con
 /* Up to `limit` live vectors the filter matches (NULL: all), in slot
  * order from *cursor (0 to start), as hits with distance and score 0;
  * *cursor moves past them, and is UINT64_MAX once the scan is done. A
- * vector live for the whole scan is seen exactly once; one added or
- * deleted meanwhile may or may not be. Lazily loaded rows are read page
- * by page, so memory stays bounded by `limit`. */
+ * vector live and untouched for the whole scan is seen exactly once; one
+ * added or deleted meanwhile may or may not be (see vv_db_walk for ids
+ * re-added during a walk). Lazily loaded rows are read page by page, so
+ * memory stays bounded by `limit`. */
 VV_NODISCARD int vv_db_scan(vv_db *db, const unsigned char *filter, size_t filter_len, uint64_t *cursor,
                             uint32_t limit, int include_vector, vv_results **out, vv_error *err);
 /* A walk of vv_db_scan calls begins (delta +1) and ends (-1). While any
