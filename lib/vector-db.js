@@ -1,6 +1,7 @@
 'use strict';
 // The public VectorDB class. Validates every argument (exact messages,
 // typed errors) and shapes results; the engine does all the work in C.
+const fs = require('fs');
 const path = require('path');
 const native = require('./native');
 const { VecvaultError, abortError } = require('./errors');
@@ -62,6 +63,21 @@ async function withTarget(t, options, signal, fn) {
     return await fn(bridge.handle, bridge);
   } finally {
     bridge.state.signal = undefined;
+  }
+}
+
+/**
+ * Creates the missing parents of a session directory (mkdir -p), never the
+ * directory itself: the engine creates that, and checks what it holds
+ * (docs/FORMAT.md section 1, "Where a save may write").
+ */
+async function makeParents(dir) {
+  const parent = path.dirname(dir);
+  try {
+    await fs.promises.mkdir(parent, { recursive: true });
+  } catch (err) {
+    const code = { ENOSPC: 'ERR_NOSPC', EDQUOT: 'ERR_NOSPC', EACCES: 'ERR_ACCESS', EPERM: 'ERR_ACCESS', EROFS: 'ERR_ACCESS' }[err.code] || 'ERR_IO';
+    throw new VecvaultError(`cannot create ${JSON.stringify(parent)}, the parent of the save target: ${err.message}`, code, { cause: err });
   }
 }
 
@@ -467,7 +483,9 @@ class VectorDB {
     const native = this.#open();
     const t = resolveTarget(target, 'the save target');
     const { onProgress, signal, pageBytes, retry, gcGraceMs, inflight } = parseSaveOptions(options);
+    if (signal && signal.aborted) throw abortError(signal);
     const t0 = performance.now();
+    if (t.dir) await makeParents(t.dir);
     const run = () =>
       withTarget(t, { retry, gcGraceMs, inflight }, signal, (where) =>
         runJob((report, abortFlag) => native.saveAsync(where, report, abortFlag, pageBytes), onProgress, signal, true)

@@ -1,0 +1,64 @@
+'use strict';
+/*
+ * 39.conventions.js: the conventions a Node user expects of an API.
+ *
+ * Owns: save() into a directory path whose parents are missing (created, as
+ * mkdir -p; a parent that cannot be created is an error naming it); `signal`
+ * on every async method, searches included; a structural AbortSignal (any
+ * object shaped like one, from another realm or a polyfill); and
+ * Symbol.dispose / Symbol.asyncDispose (`using db = ...`).
+ */
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const h = require('./helpers');
+const s = require('./helpers/session');
+
+const { VectorDB } = h.vecvault();
+
+function smallDb(n = 20) {
+  const db = s.newDb({ dimension: 4, encryptAtRest: false, threads: 1 });
+  s.fill(db, n, { seed: 7 });
+  return db;
+}
+
+describe('39 conventions', function () {
+  afterEach(() => {
+    s.closeTracked();
+    s.cleanupTmp();
+  });
+
+  describe('save() creates the directory path', function () {
+    it('creates every missing parent of a directory target, then loads back', async function () {
+      const root = s.tmpDir('mkp');
+      const dir = path.join(root, 'a', 'b', 'c', 'session');
+      const db = smallDb();
+      const r = await db.save(dir);
+      assert.equal(r.generation, 1);
+      assert.ok(fs.statSync(path.join(dir, 'manifest.json')).isFile());
+      const back = await s.loadDb(dir);
+      assert.equal(back.size, 20);
+    });
+
+    it('a parent that cannot be created is an error that names it, and nothing is written', async function () {
+      const root = s.tmpDir('mkp');
+      const file = path.join(root, 'plain-file');
+      fs.writeFileSync(file, 'x');
+      const dir = path.join(file, 'sub', 'session');
+      const db = smallDb();
+      const err = await h.rejectsCode(() => db.save(dir), 'ERR_IO');
+      assert.ok(err.message.includes(JSON.stringify(path.join(file, 'sub'))), `message names the parent: ${err.message}`);
+      assert.equal(fs.readFileSync(file, 'utf8'), 'x');
+    });
+
+    it('still refuses a foreign directory as the target itself', async function () {
+      const root = s.tmpDir('mkp');
+      const dir = path.join(root, 'x', 'foreign');
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, 'notes.txt'), 'mine');
+      const db = smallDb();
+      await h.rejectsCode(() => db.save(dir), 'ERR_NOT_A_SESSION');
+      assert.deepEqual(fs.readdirSync(dir), ['notes.txt']);
+    });
+  });
+});
