@@ -1,0 +1,142 @@
+'use strict';
+/*
+ * 42.cli.js: the vecvault command line (bin/vecvault.js), run as a child
+ * process on small sessions made here: stdout (--json parsed), stderr and
+ * exit codes (0 ok, 1 the operation failed, 2 usage error).
+ */
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const h = require('./helpers');
+
+const BIN = path.join(__dirname, '..', 'bin', 'vecvault.js');
+const KEY = Buffer.alloc(32, 7);
+
+/** Runs the CLI; resolves with { code, stdout, stderr, json } (json: stdout parsed, when it parses). */
+function cli(args, { env = {} } = {}) {
+  const clean = { ...process.env };
+  delete clean.VECVAULT_KEY;
+  delete clean.VECVAULT_PASSPHRASE;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      let json;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      resolve({ code, stdout, stderr, json });
+    });
+  });
+}
+
+describe('42 vecvault CLI', function () {
+  let tmp;
+  let plain;
+  let secret;
+  let keyFile;
+  let hexKeyFile;
+
+  before(async function () {
+    const { VectorDB } = h.vecvault();
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vv-cli-'));
+    plain = path.join(tmp, 'plain');
+    secret = path.join(tmp, 'secret');
+    const a = new VectorDB({ dimension: 4, chunkSize: 16, encryptAtRest: false });
+    h.randomVectors(40, 4, 1).forEach((v, i) => a.add(`p${i}`, v));
+    await a.save(plain);
+    a.close();
+    const b = new VectorDB({ dimension: 4, chunkSize: 16, key: KEY, filterable: ['tag'] });
+    h.randomVectors(40, 4, 2).forEach((v, i) => b.add(`s${i}`, v, { tag: i % 3 }));
+    await b.save(secret);
+    b.close();
+    keyFile = path.join(tmp, 'key.bin');
+    fs.writeFileSync(keyFile, KEY);
+    hexKeyFile = path.join(tmp, 'key.hex');
+    fs.writeFileSync(hexKeyFile, KEY.toString('hex') + '\n');
+  });
+
+  after(function () {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  describe('skeleton', function () {
+    it('--help lists the commands and exits 0; no command is a usage error (2)', async function () {
+      const r = await cli(['--help']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /Usage: vecvault <command>/);
+      assert.match(r.stdout, /inspect/);
+      assert.match(r.stdout, /Exit codes/);
+      const none = await cli([]);
+      assert.equal(none.code, 2);
+    });
+
+    it('<cmd> --help prints the command\'s usage and exits 0', async function () {
+      const r = await cli(['inspect', '--help']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /Usage: vecvault inspect <dir>/);
+    });
+
+    it('an unknown command, an unknown option or a missing argument exits 2 with the code on stderr', async function () {
+      for (const args of [['frobnicate'], ['inspect', '--nope', plain], ['inspect'], ['inspect', plain, 'extra']]) {
+        const r = await cli(args);
+        assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, /ERR_INVALID_ARGUMENT/, args.join(' '));
+      }
+    });
+
+    it('refuses a key or passphrase on the command line (exit 2), without echoing it', async function () {
+      for (const a of ['--key=' + KEY.toString('hex'), '--passphrase', '--key']) {
+        const r = await cli(['inspect', a, plain]);
+        assert.equal(r.code, 2, a);
+        assert.match(r.stderr, /never come from the command line/);
+        assert.ok(!r.stderr.includes(KEY.toString('hex')), 'the secret is not echoed');
+      }
+    });
+
+    it('with --json an error is one JSON object on stdout: { ok: false, error: { code, message } }', async function () {
+      const r = await cli(['inspect', path.join(tmp, 'missing'), '--json']);
+      assert.equal(r.code, 1);
+      assert.equal(r.json.ok, false);
+      assert.equal(typeof r.json.error.code, 'string');
+      assert.match(r.json.error.code, /^ERR_/);
+      assert.match(r.stderr, new RegExp(r.json.error.code));
+    });
+  });
+
+  describe('inspect', function () {
+    it('prints the manifest without a key, human-readable', async function () {
+      const r = await cli(['inspect', secret]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /generation:\s+1/);
+      assert.match(r.stdout, /vectors:\s+40/);
+      assert.match(r.stdout, /encryption:\s+encrypted/);
+      assert.match(r.stdout, /created:\s+\S/);
+    });
+
+    it('--json carries the manifest VectorDB.inspect returns', async function () {
+      const { VectorDB } = h.vecvault();
+      const want = await VectorDB.inspect(plain);
+      const r = await cli(['inspect', plain, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.json.ok, true);
+      assert.deepEqual(r.json.manifest, JSON.parse(JSON.stringify(want)));
+      assert.equal(r.json.manifest.encrypted, false);
+      assert.equal(r.json.manifest.chunkCount, 3);
+    });
+
+    it('a directory that is not a session exits 1 with its error code', async function () {
+      const r = await cli(['inspect', tmp]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^vecvault: ERR_[A-Z_]+: /);
+    });
+  });
+});
