@@ -237,6 +237,15 @@ export interface AbortSignalLike {
   removeEventListener(type: 'abort', listener: () => void): void;
 }
 
+/**
+ * `{ signal }` of an async call that reports no progress: aborting rejects
+ * it with `ERR_ABORTED` (name `'AbortError'`); an already-aborted signal
+ * rejects before any work.
+ */
+export interface SignalOptions {
+  signal?: AbortSignalLike;
+}
+
 /** Options for `addBatchAsync`. */
 export interface AddBatchAsyncOptions {
   /**
@@ -629,7 +638,7 @@ export declare class VectorDB<M = unknown> {
   get(id: string): StoredItem<M> | null;
 
   /** `get` on the thread pool: a lazy session may read a page for it. The one to use on storage implemented in JavaScript. */
-  getAsync(id: string): Promise<StoredItem<M> | null>;
+  getAsync(id: string, options?: SignalOptions): Promise<StoredItem<M> | null>;
 
   /** Whether the id is present. */
   has(id: string): boolean;
@@ -653,8 +662,12 @@ export declare class VectorDB<M = unknown> {
    * storage is JavaScript it throws `ERR_ASYNC_REQUIRED`: use `updateMetadataAsync`.
    */
   updateMetadata(id: string, metadata: M | null | undefined): boolean;
-  /** `updateMetadata` on a worker thread (a lazy session may read the row's page). */
-  updateMetadataAsync(id: string, metadata: M | null | undefined): Promise<boolean>;
+  /**
+   * `updateMetadata` on a worker thread (a lazy session may read the row's page).
+   * `signal` is checked before the update starts (`ERR_ABORTED`, nothing
+   * changed); once started, the update completes and the promise resolves.
+   */
+  updateMetadataAsync(id: string, metadata: M | null | undefined, options?: SignalOptions): Promise<boolean>;
 
   /**
    * The live vectors (those `filter` matches), in batches of `batchSize`
@@ -686,8 +699,8 @@ export declare class VectorDB<M = unknown> {
    * (name AbortError) as soon as it aborts, and a lazily loaded database's
    * search reads no further chunk; an already-aborted signal reads nothing.
    */
-  searchAsync(query: VectorLike, k: number, options: SearchOptionsWithVector & { signal?: AbortSignal }): Promise<SearchResultWithVector<M>[]>;
-  searchAsync(query: VectorLike, k: number, options?: SearchOptions & { signal?: AbortSignal }): Promise<SearchResult<M>[]>;
+  searchAsync(query: VectorLike, k: number, options: SearchOptionsWithVector & SignalOptions): Promise<SearchResultWithVector<M>[]>;
+  searchAsync(query: VectorLike, k: number, options?: SearchOptions & SignalOptions): Promise<SearchResult<M>[]>;
 
   /**
    * One `search` per query, in parallel on the worker threads; results in
@@ -699,9 +712,12 @@ export declare class VectorDB<M = unknown> {
   searchBatch(queries: QueriesLike, k: number, options: SearchOptionsWithVector): SearchResultWithVector<M>[][];
   searchBatch(queries: QueriesLike, k: number, options?: SearchOptions): SearchResult<M>[][];
 
-  /** `searchBatch` off the JS thread: chunk reads of a lazily loaded database happen on the thread pool. */
-  searchBatchAsync(queries: QueriesLike, k: number, options: SearchOptionsWithVector): Promise<SearchResultWithVector<M>[][]>;
-  searchBatchAsync(queries: QueriesLike, k: number, options?: SearchOptions): Promise<SearchResult<M>[][]>;
+  /**
+   * `searchBatch` off the JS thread: chunk reads of a lazily loaded database
+   * happen on the thread pool. `signal` as for {@link VectorDB.searchAsync}.
+   */
+  searchBatchAsync(queries: QueriesLike, k: number, options: SearchOptionsWithVector & SignalOptions): Promise<SearchResultWithVector<M>[][]>;
+  searchBatchAsync(queries: QueriesLike, k: number, options?: SearchOptions & SignalOptions): Promise<SearchResult<M>[][]>;
 
   /**
    * Free the native memory. Work already in flight still settles; later

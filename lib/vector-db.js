@@ -602,10 +602,12 @@ class VectorDB {
   }
 
   /** get() on a worker thread: a lazy session may read a page for it. */
-  async getAsync(id) {
+  async getAsync(id, options) {
     const n = this.#open();
     checkId(id, '');
-    const rec = await this.#busy(() => n.getAsync(id));
+    const { signal } = parseSignalOptions(options, 'getAsync');
+    if (signal && signal.aborted) throw abortError(signal);
+    const rec = await untilAborted(this.#busy(() => n.getAsync(id)), signal);
     if (rec === null) return null;
     return { id, vector: rec[0], metadata: decodeMetadata(rec[1], id) };
   }
@@ -667,11 +669,15 @@ class VectorDB {
     return n.updateMetadata(...this.#metaArgs(id, metadata));
   }
 
-  /** updateMetadata() on a worker thread: a lazy session may read the row's page for it. */
-  async updateMetadataAsync(id, metadata) {
+  /** updateMetadata() on a worker thread: a lazy session may read the row's page for it.
+   * `signal` is checked before the update starts: once started, it completes
+   * and resolves (a rejection must not hide a write that happened). */
+  async updateMetadataAsync(id, metadata, options) {
     const n = this.#open();
     if (this.#refreshing) throw refreshing('updateMetadataAsync()');
     const args = this.#metaArgs(id, metadata);
+    const { signal } = parseSignalOptions(options, 'updateMetadataAsync');
+    if (signal && signal.aborted) throw abortError(signal);
     return this.#busy(() => n.updateMetadataAsync(...args));
   }
 
@@ -737,10 +743,8 @@ class VectorDB {
     return toResults(n.search(...this.#searchArgs(query, k, opts)));
   }
 
-  async searchAsync(query, k, opts) {
-    const n = this.#open();
-    const { search, signal } = parseSearchAsyncOptions(opts);
-    const args = this.#searchArgs(query, k, search);
+  /** Runs a native search (`args` from #searchArgs or #batchArgs) that `signal` can cancel. */
+  async #cancellable(call, args, signal) {
     if (signal && signal.aborted) throw abortError(signal); // before any chunk is read
     /* The flag stops a lazy search before its next chunk read; untilAborted
      * rejects at once, whatever the native call is doing. */
@@ -749,10 +753,17 @@ class VectorDB {
     if (signal) signal.addEventListener('abort', onAbort, ONCE);
     try {
       args[7] = abortFlag;
-      return toResults(await untilAborted(this.#busy(() => n.searchAsync(...args)), signal));
+      return await untilAborted(this.#busy(() => call(...args)), signal);
     } finally {
       if (signal) signal.removeEventListener('abort', onAbort);
     }
+  }
+
+  async searchAsync(query, k, opts) {
+    const n = this.#open();
+    const { search, signal } = parseSearchAsyncOptions(opts);
+    const args = this.#searchArgs(query, k, search);
+    return toResults(await this.#cancellable(n.searchAsync.bind(n), args, signal));
   }
 
   #batchArgs(queries, k, opts) {
@@ -787,9 +798,11 @@ class VectorDB {
 
   async searchBatchAsync(queries, k, opts) {
     const n = this.#open();
-    const args = this.#batchArgs(queries, k, opts);
+    const { search, signal } = parseSearchAsyncOptions(opts);
+    const args = this.#batchArgs(queries, k, search);
+    if (signal && signal.aborted) throw abortError(signal);
     if (args[1] === 0) return [];
-    return (await this.#busy(() => n.searchBatchAsync(...args))).map(toResults);
+    return (await this.#cancellable(n.searchBatchAsync.bind(n), args, signal)).map(toResults);
   }
 
   /** What load() and refresh() remember of how a session was opened (no secrets: the engine keeps those). */

@@ -18,7 +18,7 @@ const { VectorDB } = h.vecvault();
 
 function smallDb(n = 20) {
   const db = s.newDb({ dimension: 4, encryptAtRest: false, threads: 1 });
-  s.fill(db, n, { seed: 7 });
+  s.fill(db, n, { seed: 7, unicode: false });
   return db;
 }
 
@@ -59,6 +59,63 @@ describe('39 conventions', function () {
       const db = smallDb();
       await h.rejectsCode(() => db.save(dir), 'ERR_NOT_A_SESSION');
       assert.deepEqual(fs.readdirSync(dir), ['notes.txt']);
+    });
+  });
+
+  describe('signal on every async method', function () {
+    const q = [0.1, 0.2, 0.3, 0.4];
+    const aborted = () => {
+      const ac = new AbortController();
+      ac.abort(new Error('stop'));
+      return ac.signal;
+    };
+
+    /* Each call, given `signal`: the methods a signal was missing from. */
+    const calls = {
+      'searchAsync': (db, signal) => db.searchAsync(q, 3, { signal }),
+      'searchBatchAsync': (db, signal) => db.searchBatchAsync([q, q], 3, { signal }),
+      'searchBatchAsync (Float32Array)': (db, signal) => db.searchBatchAsync(Float32Array.from([...q, ...q]), 3, { signal }),
+      'getAsync': (db, signal) => db.getAsync('v0', { signal }),
+      'updateMetadataAsync': (db, signal) => db.updateMetadataAsync('v0', { x: 1 }, { signal }),
+    };
+
+    for (const [name, call] of Object.entries(calls)) {
+      it(`${name}: an already-aborted signal rejects with ERR_ABORTED and does nothing`, async function () {
+        const db = smallDb();
+        const before = db.get('v0').metadata;
+        const err = await h.rejectsCode(() => call(db, aborted()), 'ERR_ABORTED');
+        assert.equal(err.name, 'AbortError');
+        assert.deepEqual(db.get('v0').metadata, before);
+      });
+
+      it(`${name}: a signal that never aborts changes nothing`, async function () {
+        const db = smallDb();
+        const ac = new AbortController();
+        const r = await call(db, ac.signal);
+        assert.ok(r !== undefined);
+      });
+    }
+
+    for (const name of ['searchAsync', 'searchBatchAsync', 'getAsync']) {
+      it(`${name}: aborted after the call, before it settles, rejects with ERR_ABORTED`, async function () {
+        const db = smallDb();
+        const ac = new AbortController();
+        const p = calls[name](db, ac.signal);
+        ac.abort();
+        await h.rejectsCode(() => p, 'ERR_ABORTED');
+      });
+    }
+
+    it('searchBatchAsync still checks its search options, and refuses a non-signal', async function () {
+      const db = smallDb();
+      await h.rejectsCode(() => db.searchBatchAsync([q], 3, { signal: {} }), 'ERR_INVALID_ARGUMENT');
+      await h.rejectsCode(() => db.searchBatchAsync([q], 3, { nope: 1 }), 'ERR_INVALID_ARGUMENT');
+      await h.rejectsCode(() => db.getAsync('v0', { signal: 1 }), 'ERR_INVALID_ARGUMENT');
+    });
+
+    it('an empty batch with an aborted signal rejects too', async function () {
+      const db = smallDb();
+      await h.rejectsCode(() => db.searchBatchAsync([], 3, { signal: aborted() }), 'ERR_ABORTED');
     });
   });
 });

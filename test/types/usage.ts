@@ -129,6 +129,11 @@ async function asyncUse(): Promise<void> {
   const rv: SearchResultWithVector<Doc>[] = await db.searchAsync([1, 2, 3, 4], 5, { includeVector: true, efSearch: 32 });
   const rb: SearchResult<Doc>[][] = await db.searchBatchAsync([[1, 2, 3, 4]], 5);
   const rbv: SearchResultWithVector<Doc>[][] = await db.searchBatchAsync(new Float32Array(4).fill(1), 5, { includeVector: true });
+  // Every async method takes a signal, searches included.
+  const rbs: SearchResult<Doc>[][] = await db.searchBatchAsync([[1, 2, 3, 4]], 5, { signal: controller.signal });
+  const got = await db.getAsync('a', { signal: controller.signal });
+  const updated: boolean = await db.updateMetadataAsync('a', null, { signal: controller.signal });
+  void [rbs, got, updated];
   void r;
   void rv;
   void rb;
