@@ -44,6 +44,8 @@ describe('42 vecvault CLI', function () {
   let secret;
   let keyFile;
   let hexKeyFile;
+  let pass;
+  let passFile;
 
   before(async function () {
     const { VectorDB } = h.vecvault();
@@ -58,6 +60,13 @@ describe('42 vecvault CLI', function () {
     h.randomVectors(40, 4, 2).forEach((v, i) => b.add(`s${i}`, v, { tag: i % 3 }));
     await b.save(secret);
     b.close();
+    pass = path.join(tmp, 'pass');
+    const c = new VectorDB({ dimension: 3, passphrase: 'correct horse' });
+    c.add('only', [1, 2, 3]);
+    await c.save(pass);
+    c.close();
+    passFile = path.join(tmp, 'pass.txt');
+    fs.writeFileSync(passFile, 'correct horse\n');
     keyFile = path.join(tmp, 'key.bin');
     fs.writeFileSync(keyFile, KEY);
     hexKeyFile = path.join(tmp, 'key.hex');
@@ -137,6 +146,66 @@ describe('42 vecvault CLI', function () {
       const r = await cli(['inspect', tmp]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /^vecvault: ERR_[A-Z_]+: /);
+    });
+  });
+
+  describe('stats', function () {
+    it('opens the session lazily with --key-file (raw bytes) and prints size, shape, loadStats and cacheStats', async function () {
+      const r = await cli(['stats', secret, '--key-file', keyFile, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const s = r.json.stats;
+      assert.equal(s.size, 40);
+      assert.equal(s.dimension, 4);
+      assert.equal(s.metric, 'cosine');
+      assert.equal(s.index, 'hnsw');
+      assert.deepEqual(s.filterable, ['tag']);
+      assert.equal(s.loadStats.lazy, true);
+      assert.equal(s.loadStats.chunkCount, 3);
+      assert.equal(s.loadStats.chunksLoaded, 0);
+      assert.equal(s.cacheStats.lazy, true);
+      assert.equal(typeof s.cacheStats.capacityBytes, 'number');
+    });
+
+    it('takes the key as a hex file, or from VECVAULT_KEY; a passphrase from a file or VECVAULT_PASSPHRASE', async function () {
+      const runs = [
+        [['stats', secret, '--key-file', hexKeyFile], {}],
+        [['stats', secret], { VECVAULT_KEY: KEY.toString('hex') }],
+        [['stats', pass, '--passphrase-file', passFile], {}],
+        [['stats', pass], { VECVAULT_PASSPHRASE: 'correct horse' }],
+      ];
+      for (const [args, env] of runs) {
+        const r = await cli(args, { env });
+        assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stdout, /vectors:\s+(40|1)\n/);
+        assert.match(r.stdout, /opened:\s+lazily/);
+      }
+    });
+
+    it('no key exits 1 with ERR_KEY_REQUIRED; a wrong key exits 1 with ERR_WRONG_KEY', async function () {
+      const none = await cli(['stats', secret]);
+      assert.equal(none.code, 1);
+      assert.match(none.stderr, /ERR_KEY_REQUIRED/);
+      const wrong = await cli(['stats', secret], { env: { VECVAULT_KEY: 'ab'.repeat(32) } });
+      assert.equal(wrong.code, 1);
+      assert.match(wrong.stderr, /ERR_WRONG_KEY/);
+    });
+
+    it('a malformed key file or VECVAULT_KEY, or two secrets, is a usage error (2); a missing key file exits 1', async function () {
+      const bad = path.join(tmp, 'bad.key');
+      fs.writeFileSync(bad, 'not a key');
+      const cases = [
+        [['stats', secret, '--key-file', bad], {}],
+        [['stats', secret], { VECVAULT_KEY: 'abcd' }],
+        [['stats', secret, '--key-file', keyFile, '--passphrase-file', passFile], {}],
+      ];
+      for (const [args, env] of cases) {
+        const r = await cli(args, { env });
+        assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, /ERR_INVALID_ARGUMENT/);
+      }
+      const missing = await cli(['stats', secret, '--key-file', path.join(tmp, 'nope.key')]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /ERR_NOT_FOUND: .*nope\.key/);
     });
   });
 });

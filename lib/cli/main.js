@@ -5,6 +5,7 @@ const { EXIT, parse, usageError } = require('./args');
 
 const COMMANDS = {
   inspect: () => require('./inspect'),
+  stats: () => require('./stats'),
 };
 
 const HELP = `Usage: vecvault <command> [options]
