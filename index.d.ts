@@ -160,7 +160,7 @@ export interface EntriesOptions {
   /** Include each vector. Default `false`. */
   includeVector?: boolean;
   /** Stops the walk before its next batch with `ERR_ABORTED`. */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
 }
 
 /** Options for `search`, `searchAsync`, `searchBatch` and `searchBatchAsync`. */
@@ -229,10 +229,13 @@ export interface SearchResultWithVector<M = unknown> extends SearchResult<M> {
 
 /**
  * The part of an `AbortSignal` vecvault uses. Pass `controller.signal` from
- * an `AbortController`.
+ * an `AbortController`; any object of this shape works too (checked by
+ * shape, not class: a polyfill's, or another realm's).
  */
 export interface AbortSignalLike {
   readonly aborted: boolean;
+  /** Becomes the `cause` of the `ERR_ABORTED` error, when set. */
+  readonly reason?: unknown;
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
   removeEventListener(type: 'abort', listener: () => void): void;
 }
@@ -336,7 +339,7 @@ export interface StorageObjectInfo {
 
 /** `options` of every {@link Storage} call. */
 export interface StorageCallOptions {
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
 }
 
 /**
@@ -501,7 +504,7 @@ export interface LoadOptions {
 /** Progress and cancellation of copy, export and import. */
 export interface TransferOptions {
   onProgress?: (done: number, total: number) => void;
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
 }
 
 /** `db.cacheStats()`. */
@@ -791,7 +794,7 @@ export declare class VectorDB<M = unknown> {
    * `ERR_ABORTED` as soon as it aborts; an already-aborted signal reads nothing.
    * @throws {VecvaultError} (rejects) `ERR_NOT_FOUND`, `ERR_MANIFEST_CORRUPT`, `ERR_IO`, `ERR_ABORTED`.
    */
-  static inspect(source: SessionTarget, options?: { signal?: AbortSignal }): Promise<SessionInfo>;
+  static inspect(source: SessionTarget, options?: SignalOptions): Promise<SessionInfo>;
 }
 
 /** Options for `new VectorDB.Cache()`. Unknown keys are rejected. */

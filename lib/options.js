@@ -225,10 +225,19 @@ function parseRetry(given) {
   return out;
 }
 
+/** An AbortSignal by shape (index.d.ts AbortSignalLike), not by class: one
+ * from another realm or a polyfill works as well as a native one. */
+function isAbortSignalLike(v) {
+  return v !== null && typeof v === 'object' && typeof v.aborted === 'boolean' &&
+    typeof v.addEventListener === 'function' && typeof v.removeEventListener === 'function';
+}
+
 /** onProgress and signal of options already read by ownOptions. */
 function checkAsync({ onProgress, signal }) {
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('onProgress must be a function');
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
+  if (signal !== undefined && !isAbortSignalLike(signal)) {
+    throw invalid(`signal must be an AbortSignal (an object with a boolean aborted, addEventListener and removeEventListener), got ${describe(signal)}`);
+  }
   return { onProgress: onProgress || null, signal: signal || null };
 }
 
@@ -323,4 +332,5 @@ module.exports = {
   ownFields,
   isWellFormed,
   isPlainObject,
+  isAbortSignalLike,
   parseCacheSize, cacheBytes, parseLoadOptions, parseCacheOptions, parseMaxMb, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseSaveOptions, parseSignalOptions, parseSearchAsyncOptions, parseK, invalid, describe };

@@ -118,4 +118,81 @@ describe('39 conventions', function () {
       await h.rejectsCode(() => db.searchBatchAsync([], 3, { signal: aborted() }), 'ERR_ABORTED');
     });
   });
+
+  describe('a signal is any object shaped like an AbortSignal', function () {
+    /* A minimal polyfill: what index.d.ts's AbortSignalLike declares, no more. */
+    function handMade() {
+      const listeners = new Set();
+      return {
+        aborted: false,
+        reason: undefined,
+        addEventListener(type, fn) {
+          if (type === 'abort') listeners.add(fn);
+        },
+        removeEventListener(type, fn) {
+          if (type === 'abort') listeners.delete(fn);
+        },
+        abort(reason) {
+          this.aborted = true;
+          this.reason = reason;
+          for (const fn of [...listeners]) {
+            listeners.delete(fn);
+            fn();
+          }
+        },
+        listeners: () => listeners.size,
+      };
+    }
+    const q = [0.1, 0.2, 0.3, 0.4];
+
+    it('is accepted by every async method, and its listeners are removed after the call', async function () {
+      const db = smallDb();
+      const sig = handMade();
+      assert.equal((await db.searchAsync(q, 3, { signal: sig })).length, 3);
+      assert.equal((await db.searchBatchAsync([q], 3, { signal: sig }))[0].length, 3);
+      assert.equal((await db.getAsync('v1', { signal: sig })).id, 'v1');
+      await db.addBatchAsync([{ id: 'new', vector: q }], { signal: sig });
+      const dir = s.freshPath('sig');
+      await db.save(dir, { signal: sig });
+      const info = await VectorDB.inspect(dir, { signal: sig });
+      assert.equal(info.totalVectors, 21);
+      const back = await s.loadDb(dir, { signal: sig });
+      assert.equal(back.size, 21);
+      await back.preload(undefined, { signal: sig });
+      let seen = 0;
+      for await (const batch of db.entries({ signal: sig })) seen += batch.length;
+      assert.equal(seen, 21);
+      assert.equal(sig.listeners(), 0);
+    });
+
+    it('aborting it rejects with ERR_ABORTED, carrying its reason', async function () {
+      const db = smallDb();
+      const sig = handMade();
+      const p = db.searchAsync(q, 3, { signal: sig });
+      const reason = new Error('user left');
+      sig.abort(reason);
+      const err = await h.rejectsCode(() => p, 'ERR_ABORTED');
+      assert.equal(err.cause, reason);
+      await h.rejectsCode(() => db.searchBatchAsync([q], 3, { signal: sig }), 'ERR_ABORTED');
+      await h.rejectsCode(() => db.addBatchAsync([{ id: 'x', vector: q }], { signal: sig }), 'ERR_ABORTED');
+      assert.equal(db.has('x'), false);
+    });
+
+    it('an object not shaped like one is refused with ERR_INVALID_ARGUMENT', async function () {
+      const db = smallDb();
+      const noop = () => {};
+      const bad = [
+        {},
+        { aborted: 'no', addEventListener: noop, removeEventListener: noop },
+        { aborted: false, addEventListener: noop },
+        { aborted: false, removeEventListener: noop },
+        null,
+        1,
+      ];
+      for (const signal of bad) {
+        await h.rejectsCode(() => db.searchAsync(q, 3, { signal }), 'ERR_INVALID_ARGUMENT', `signal ${JSON.stringify(signal)}`);
+        await h.rejectsCode(() => db.addBatchAsync([], { signal }), 'ERR_INVALID_ARGUMENT');
+      }
+    });
+  });
 });

@@ -5,6 +5,7 @@
  */
 import { ERROR_CODES, VectorDB, VecvaultError, simd } from 'vecvault';
 import type {
+  AbortSignalLike,
   AddBatchAsyncOptions,
   ErrorCode,
   HnswOptions,
@@ -134,6 +135,10 @@ async function asyncUse(): Promise<void> {
   const got = await db.getAsync('a', { signal: controller.signal });
   const updated: boolean = await db.updateMetadataAsync('a', null, { signal: controller.signal });
   void [rbs, got, updated];
+  // A signal is checked by shape: a polyfill's works.
+  const polyfill: AbortSignalLike = { aborted: false, addEventListener() {}, removeEventListener() {} };
+  await db.searchAsync([1, 2, 3, 4], 5, { signal: polyfill });
+  await VectorDB.inspect('/tmp/x', { signal: polyfill });
   void r;
   void rv;
   void rb;
