@@ -6,6 +6,7 @@ const { EXIT, parse, usageError } = require('./args');
 const COMMANDS = {
   inspect: () => require('./inspect'),
   stats: () => require('./stats'),
+  verify: () => require('./verify'),
 };
 
 const HELP = `Usage: vecvault <command> [options]
