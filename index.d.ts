@@ -6,6 +6,16 @@
  * lib/index.js, ESM lib/index.mjs); both export the same classes.
  */
 
+/* The well-known symbols of `using` (TypeScript's lib "esnext.disposable",
+ * also declared by @types/node), for projects whose lib predates them.
+ * `using` itself still needs a lib with `Disposable`. */
+declare global {
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+    readonly asyncDispose: unique symbol;
+  }
+}
+
 /**
  * How distance is measured. Results are always sorted by ascending
  * `distance`; `score` is the matching similarity (larger is nearer).
@@ -727,6 +737,12 @@ export declare class VectorDB<M = unknown> {
    * calls fail with `ERR_CLOSED`. Calling it again does nothing.
    */
   close(): void;
+
+  /** `using db = ...`: {@link VectorDB.close} at the end of the scope. */
+  [Symbol.dispose](): void;
+
+  /** `await using db = ...`: {@link VectorDB.close}; work in flight still settles. */
+  [Symbol.asyncDispose](): Promise<void>;
 
   /** Set by {@link VectorDB.load}; `null` for a database made with `new`. */
   loadStats: LoadStats | null;

@@ -208,6 +208,10 @@ function toResults(raw) {
 // Lets VectorDB.load hand a loaded engine to the constructor; not exported.
 const ADOPT = Symbol('vecvault.adopt');
 const PHASES = ['insert', 'chunks', 'index', 'commit', 'manifest'];
+// `using db = ...` / `await using db = ...`: Node 18's early releases lack
+// the well-known symbols; these are the registered ones Node itself uses.
+const DISPOSE = Symbol.dispose || Symbol.for('nodejs.dispose');
+const ASYNC_DISPOSE = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose');
 
 /** Passes a key or passphrase to the engine, wiping our temporary copy. */
 function applySecret(nativeDb, encrypt, key, passphrase) {
@@ -946,6 +950,16 @@ class VectorDB {
     if (this.#closed) return;
     this.#closed = true;
     this.#native.close();
+  }
+
+  /** `using db = ...`: close(). */
+  [DISPOSE]() {
+    this.close();
+  }
+
+  /** `await using db = ...`: close(); in-flight calls still settle (close() waits for them). */
+  async [ASYNC_DISPOSE]() {
+    this.close();
   }
 
   [Symbol.for('nodejs.util.inspect.custom')]() {

@@ -195,4 +195,33 @@ describe('39 conventions', function () {
       }
     });
   });
+
+  describe('Symbol.dispose and Symbol.asyncDispose', function () {
+    const DISPOSE = Symbol.dispose || Symbol.for('nodejs.dispose');
+    const ASYNC_DISPOSE = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose');
+
+    it('are methods of VectorDB.prototype', function () {
+      assert.equal(typeof VectorDB.prototype[DISPOSE], 'function');
+      assert.equal(typeof VectorDB.prototype[ASYNC_DISPOSE], 'function');
+    });
+
+    it('[Symbol.dispose]() closes the database, and a second call does nothing', function () {
+      const db = smallDb();
+      assert.equal(db[DISPOSE](), undefined);
+      assert.equal(db.closed, true);
+      h.throwsCode(() => db.search([0.1, 0.2, 0.3, 0.4], 1), 'ERR_CLOSED');
+      db[DISPOSE]();
+    });
+
+    it('[Symbol.asyncDispose]() resolves once closed, and in-flight work still settles', async function () {
+      const db = smallDb();
+      const pending = db.searchAsync([0.1, 0.2, 0.3, 0.4], 3);
+      const done = db[ASYNC_DISPOSE]();
+      assert.ok(done instanceof Promise);
+      assert.equal(await done, undefined);
+      assert.equal(db.closed, true);
+      assert.equal((await pending).length, 3);
+      await db[ASYNC_DISPOSE]();
+    });
+  });
 });

@@ -135,6 +135,12 @@ async function asyncUse(): Promise<void> {
   const got = await db.getAsync('a', { signal: controller.signal });
   const updated: boolean = await db.updateMetadataAsync('a', null, { signal: controller.signal });
   void [rbs, got, updated];
+  // using / await using close the database at the end of the scope.
+  {
+    using scoped = new VectorDB({ dimension: 4 });
+    await using scopedAsync = new VectorDB({ dimension: 4 });
+    void [scoped.size, scopedAsync.size];
+  }
   // A signal is checked by shape: a polyfill's works.
   const polyfill: AbortSignalLike = { aborted: false, addEventListener() {}, removeEventListener() {} };
   await db.searchAsync([1, 2, 3, 4], 5, { signal: polyfill });
