@@ -272,4 +272,73 @@ describe('42 vecvault CLI', function () {
       assert.equal(r.json.error.code, 'ERR_WRONG_KEY');
     });
   });
+
+  describe('copy, export, import', function () {
+    it('copy: the copy is the same session (verifies, same manifest); progress as plain lines on a non-TTY stderr', async function () {
+      const dst = path.join(tmp, 'copied');
+      const r = await cli(['copy', secret, dst, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.json.copy.generation, 1);
+      assert.ok(r.json.copy.objectsCopied >= 4, JSON.stringify(r.json));
+      const lines = r.stderr.trim().split('\n');
+      assert.match(lines[0], /^copy: 0% /);
+      assert.match(lines[lines.length - 1], /^copy: 100% /);
+      assert.ok(!r.stderr.includes('\x1b'), 'no terminal control characters when stderr is not a TTY');
+      const a = await cli(['inspect', secret, '--json']);
+      const b = await cli(['inspect', dst, '--json']);
+      assert.deepEqual(b.json.manifest, a.json.manifest);
+      const v = await cli(['verify', dst, '--key-file', keyFile, '--json']);
+      assert.equal(v.code, 0, v.stderr);
+      assert.equal(v.json.verify.vectors, 40);
+      const again = await cli(['copy', secret, dst, '--json']);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(again.json.copy.objectsCopied, 0);
+    });
+
+    it('export then import gives back a session that verifies with its key', async function () {
+      const file = path.join(tmp, 'secret.vvexport');
+      const dst = path.join(tmp, 'imported');
+      const e = await cli(['export', secret, file, '--json']);
+      assert.equal(e.code, 0, e.stderr);
+      assert.equal(e.json.export.generation, 1);
+      assert.equal(fs.statSync(file).size, e.json.export.bytes);
+      assert.equal(fs.readFileSync(file).subarray(0, 8).toString('latin1'), 'VVEXPORT');
+      assert.match(e.stderr, /^export: 100% /m);
+      const i = await cli(['import', file, dst, '--json']);
+      assert.equal(i.code, 0, i.stderr);
+      assert.equal(i.json.import.generation, 1);
+      assert.match(i.stderr, /^import: 100% /m);
+      const v = await cli(['verify', dst, '--json'], { env: { VECVAULT_KEY: KEY.toString('hex') } });
+      assert.equal(v.code, 0, v.stderr);
+      assert.equal(v.json.verify.vectors, 40);
+    });
+
+    it('a damaged export file or a missing source exits 1 with its code', async function () {
+      const file = path.join(tmp, 'plain.vvexport');
+      assert.equal((await cli(['export', plain, file])).code, 0);
+      const b = fs.readFileSync(file);
+      b[b.length >> 1] ^= 0x01;
+      fs.writeFileSync(file, b);
+      const i = await cli(['import', file, path.join(tmp, 'never'), '--json']);
+      assert.equal(i.code, 1, i.stderr);
+      assert.equal(i.json.error.code, 'ERR_EXPORT_CORRUPT');
+      const c = await cli(['copy', path.join(tmp, 'missing'), path.join(tmp, 'never2')]);
+      assert.equal(c.code, 1);
+      assert.match(c.stderr, /^vecvault: ERR_[A-Z_]+: /);
+      assert.equal((await cli(['copy', plain])).code, 2);
+    });
+
+    it('on a TTY the progress is a bar drawn in place (cli-progress)', function () {
+      const { progressFor } = require('../lib/cli/progress');
+      let out = '';
+      const stream = { isTTY: true, columns: 80, write: (x) => ((out += x), true), on() {}, removeListener() {} };
+      const p = progressFor('copy', { stderr: stream });
+      p.onProgress(0, 100);
+      p.onProgress(100, 100);
+      p.stop();
+      assert.match(out, /copy \[[^\]]+\] 100% \| 100\/100 bytes/);
+      assert.ok(out.includes('\x1b['), 'drawn with terminal control sequences');
+      assert.ok(!/copy: \d+%/.test(out), 'not the plain lines');
+    });
+  });
 });

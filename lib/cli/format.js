@@ -1,7 +1,8 @@
 'use strict';
 // Small helpers the CLI's human-readable output shares.
 
-function bytes(n) {
+/** `n` bytes in binary units, one decimal: "1.5 MiB". */
+function size(n) {
   if (n < 1024) return `${n} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
@@ -10,7 +11,12 @@ function bytes(n) {
     v /= 1024;
     u++;
   } while (v >= 1024 && u < units.length - 1);
-  return `${v.toFixed(1)} ${units[u]} (${n} bytes)`;
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** `n` bytes in binary units with the exact count: "1.5 MiB (1572864 bytes)". */
+function bytes(n) {
+  return n < 1024 ? `${n} B` : `${size(n)} (${n} bytes)`;
 }
 
 /** Aligned "label: value" lines. */
@@ -19,4 +25,4 @@ function table(rows) {
   return rows.map(([k, v]) => `${(k + ':').padEnd(w + 2)}${v}`).join('\n') + '\n';
 }
 
-module.exports = { bytes, table };
+module.exports = { size, bytes, table };

@@ -7,6 +7,9 @@ const COMMANDS = {
   inspect: () => require('./inspect'),
   stats: () => require('./stats'),
   verify: () => require('./verify'),
+  copy: () => require('./transfer').copy,
+  export: () => require('./transfer').export,
+  import: () => require('./transfer').import,
 };
 
 const HELP = `Usage: vecvault <command> [options]

@@ -1,0 +1,67 @@
+'use strict';
+// vecvault copy / export / import: moving a session's objects as they are,
+// without a key (VectorDB.copy, docs/EXPORT.md), with progress on stderr.
+const { withProgress } = require('./progress');
+const { table } = require('./format');
+
+function vectorDb() {
+  // Required here, so --help works without the native addon.
+  return require('../vector-db').VectorDB;
+}
+
+function result(json, rows) {
+  return { json, text: table(rows) };
+}
+
+const copy = {
+  summary: 'copy every retained generation of a session to another directory (no key needed)',
+  usage: '<src> <dst> [--json]',
+  help: 'Copies <src>\'s objects and manifests to <dst> as they are (VectorDB.copy); objects\n<dst> already holds are skipped. Progress goes to stderr.\n',
+  options: {},
+  positionals: ['src', 'dst'],
+  async run({ src, dst }, values, io) {
+    const r = await withProgress('copy', io, (onProgress) => vectorDb().copy(src, dst, { onProgress }));
+    return result({ copy: r }, [
+      ['generation', r.generation],
+      ['objects copied', r.objectsCopied],
+      ['objects skipped', r.objectsSkipped],
+      ['bytes copied', r.bytesCopied],
+    ]);
+  },
+};
+
+const exportCmd = {
+  summary: 'write a session (every retained generation) as one export file (no key needed)',
+  usage: '<dir> <file> [--json]',
+  help: 'Writes <dir> as one file in the export format of docs/EXPORT.md. The session\nstays encrypted inside it. Progress goes to stderr.\n',
+  options: {},
+  positionals: ['dir', 'file'],
+  async run({ dir, file }, values, io) {
+    vectorDb(); // the same addon check as the other commands
+    const { exportSession } = require('../storage/export');
+    const r = await withProgress('export', io, (onProgress) => exportSession(dir, file, { onProgress }));
+    return result({ export: r }, [
+      ['generation', r.generation],
+      ['records', r.records],
+      ['bytes', r.bytes],
+    ]);
+  },
+};
+
+const importCmd = {
+  summary: 'put an export file back into a session directory (no key needed)',
+  usage: '<file> <dir> [--json]',
+  help: 'Reads an export file (docs/EXPORT.md), checks its SHA-256 and writes its objects\nand manifests into <dir> (VectorDB.import). Progress goes to stderr.\n',
+  options: {},
+  positionals: ['file', 'dir'],
+  async run({ file, dir }, values, io) {
+    const r = await withProgress('import', io, (onProgress) => vectorDb().import(file, dir, { onProgress }));
+    return result({ import: r }, [
+      ['generation', r.generation],
+      ['objects written', r.objectsWritten],
+      ['objects skipped', r.objectsSkipped],
+    ]);
+  },
+};
+
+module.exports = { copy, export: exportCmd, import: importCmd };
