@@ -8,6 +8,9 @@ const { table } = require('./format');
 /** Codes that mean the session's bytes are damaged, as opposed to a wrong key or an I/O failure. */
 const DAMAGE = new Set(['ERR_CHUNK_CORRUPT', 'ERR_CHUNK_MISSING', 'ERR_METADATA_CORRUPT', 'ERR_MANIFEST_CORRUPT', 'ERR_MANIFEST_AUTH']);
 
+/** Of those, the ones a load reports for the manifest itself. */
+const MANIFEST = new Set(['ERR_MANIFEST_CORRUPT', 'ERR_MANIFEST_AUTH']);
+
 // Chunks preloaded per call: the cache evicts between groups, so memory stays
 // bounded by the cache, not by the session.
 const GROUP = 8;
@@ -70,7 +73,7 @@ async function run({ dir }, values, io) {
       }
     });
   } catch (err) {
-    found.push(damage(err, err && /^ERR_MANIFEST/.test(err.code) ? 'manifest' : 'index'));
+    found.push(damage(err, err && MANIFEST.has(err.code) ? 'manifest' : 'index'));
   }
   const rows = [
     ['generation', report.generation],
