@@ -1,5 +1,6 @@
 // Types of require('vecvault/langchain'). Needs the optional peer dependency @langchain/core.
-import type { VectorStore } from '@langchain/core/vectorstores';
+import type { MaxMarginalRelevanceSearchOptions, VectorStore } from '@langchain/core/vectorstores';
+import type { Callbacks } from '@langchain/core/callbacks/manager';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
 import type { DocumentInterface } from '@langchain/core/documents';
 import type { Filter, LoadOptions, SaveOptions, SaveStats, SessionTarget, VectorDB, VectorDBOptions } from './index';
@@ -30,6 +31,8 @@ export declare class VecvaultStore extends VectorStore {
   addVectors(vectors: number[][], documents: DocumentInterface[], options?: { ids?: string[] }): Promise<string[]>;
   addDocuments(documents: DocumentInterface[], options?: { ids?: string[] }): Promise<string[]>;
   similaritySearchVectorWithScore(query: number[], k: number, filter?: Filter): Promise<[DocumentInterface, number][]>;
+  /** The `fetchK` nearest (default 20), then `k` of them by LangChain's maximal marginal relevance (`lambda` default 0.5). */
+  maxMarginalRelevanceSearch(query: string, options: MaxMarginalRelevanceSearchOptions<Filter>, callbacks?: Callbacks): Promise<DocumentInterface[]>;
   /** Deletes by ids (unknown ids are skipped) or by a filter. */
   delete(params: { ids: string[] } | { filter: Filter }): Promise<void>;
   /** Saves the store as a vecvault session (needs `key` or `passphrase` in the config unless `encryptAtRest: false`). */

@@ -35,6 +35,7 @@ function loadCore() {
 }
 
 const { VectorStore, Document } = loadCore();
+const { maximalMarginalRelevance } = require('@langchain/core/utils/math');
 
 const invalid = (message) => new VecvaultError(`VecvaultStore: ${message}`, 'ERR_INVALID_ARGUMENT');
 
@@ -121,18 +122,43 @@ class VecvaultStore extends VectorStore {
     return this.addVectors(vectors, documents, options);
   }
 
+  /** Search options for a LangChain filter: a vecvault filter object, or none. */
+  static _searchOptions(filter, extra) {
+    if (filter !== undefined && filter !== null && !isPlainObject(filter)) {
+      throw new VecvaultError('VecvaultStore: a filter is a vecvault filter object (docs/FILTER.md), not a function', 'ERR_INVALID_FILTER');
+    }
+    return filter ? { ...extra, filter } : extra;
+  }
+
   /**
    * [Document, score] pairs, most similar first. The score is vecvault's
    * `score`: larger is more similar (cosine similarity, -L2 distance, or dot
    * product, by the metric).
    */
   async similaritySearchVectorWithScore(query, k, filter) {
-    if (filter !== undefined && filter !== null && !isPlainObject(filter)) {
-      throw new VecvaultError('VecvaultStore: a filter is a vecvault filter object (docs/FILTER.md), not a function', 'ERR_INVALID_FILTER');
-    }
+    const options = VecvaultStore._searchOptions(filter, undefined);
     if (this._db === null) return [];
-    const hits = await this._db.searchAsync(query, k, filter ? { filter } : undefined);
+    const hits = await this._db.searchAsync(query, k, options);
     return hits.map((hit) => [toDocument(hit.id, hit.metadata), hit.score]);
+  }
+
+  /**
+   * Maximal marginal relevance: the `fetchK` nearest (default 20), then `k`
+   * of them chosen by LangChain's MMR on cosine similarity, trading
+   * relevance (`lambda` 1) against diversity (`lambda` 0; default 0.5).
+   */
+  async maxMarginalRelevanceSearch(query, options) {
+    if (!isPlainObject(options)) throw invalid('maxMarginalRelevanceSearch takes { k, fetchK?, lambda?, filter? }');
+    const { k, fetchK = 20, lambda = 0.5, filter } = options;
+    if (!Number.isSafeInteger(k) || k < 1) throw invalid('k must be a positive integer');
+    if (!Number.isSafeInteger(fetchK) || fetchK < 1) throw invalid('fetchK must be a positive integer');
+    if (typeof lambda !== 'number' || !(lambda >= 0 && lambda <= 1)) throw invalid('lambda must be a number in 0..1');
+    const searchOptions = VecvaultStore._searchOptions(filter, { includeVector: true });
+    if (this._db === null) return [];
+    const q = await this.embeddings.embedQuery(query);
+    const hits = await this._db.searchAsync(q, Math.max(fetchK, k), searchOptions);
+    const picked = maximalMarginalRelevance(q, hits.map((hit) => Array.from(hit.vector)), lambda, k);
+    return picked.map((i) => toDocument(hits[i].id, hits[i].metadata));
   }
 
   /** Deletes by `{ ids }` or by `{ filter }`. */

@@ -136,6 +136,30 @@ describe('41 LangChain vector store (vecvault/langchain)', function () {
     assert.equal(docs[0].pageContent, TEXTS[5]);
   });
 
+  it('maxMarginalRelevanceSearch: a duplicate of the best hit gives way to a different document; lambda 1 is plain similarity; the mmr retriever uses it', async function () {
+    const docs = TEXTS.map((t, i) => new Document({ pageContent: t, metadata: META[i], id: `d${i}` }));
+    docs.push(new Document({ pageContent: TEXTS[0], metadata: META[0], id: 'twin' }));
+    const store = track(await VecvaultStore.fromDocuments(docs, embeddings(), { index: 'flat', filterable: ['lang'] }));
+    const plain = await store.similaritySearch(TEXTS[0], 2);
+    assert.deepEqual(plain.map((d) => d.id).sort(), ['d0', 'twin'], 'plain similarity returns the text and its twin');
+    const mmr = await store.maxMarginalRelevanceSearch(TEXTS[0], { k: 2, fetchK: 5, lambda: 0.25 });
+    assert.equal(mmr.length, 2);
+    assert.equal(mmr[0].pageContent, TEXTS[0]);
+    assert.notEqual(mmr[1].pageContent, TEXTS[0], 'the twin is not picked second');
+    assert.deepEqual(mmr[1].metadata, META[Number(mmr[1].id.slice(1))], 'metadata intact');
+    const relevance = await store.maxMarginalRelevanceSearch(TEXTS[3], { k: 3, lambda: 1 });
+    // By text: the twin and its original tie, in either order.
+    assert.deepEqual(relevance.map((d) => d.pageContent), (await store.similaritySearch(TEXTS[3], 3)).map((d) => d.pageContent));
+    const filtered = await store.maxMarginalRelevanceSearch(TEXTS[0], { k: 3, filter: { lang: 'de' } });
+    assert.equal(filtered.length, 3);
+    for (const d of filtered) assert.equal(d.metadata.lang, 'de');
+    const viaRetriever = await store.asRetriever({ k: 2, searchType: 'mmr', searchKwargs: { fetchK: 5, lambda: 0.25 } }).invoke(TEXTS[0]);
+    assert.deepEqual(viaRetriever.map((d) => d.id), mmr.map((d) => d.id));
+    await h.rejectsCode(() => store.maxMarginalRelevanceSearch('x', { k: 0 }), 'ERR_INVALID_ARGUMENT', 'k 0');
+    await h.rejectsCode(() => store.maxMarginalRelevanceSearch('x', { k: 2, lambda: 2 }), 'ERR_INVALID_ARGUMENT', 'lambda 2');
+    await h.rejectsCode(() => store.maxMarginalRelevanceSearch('x', { k: 2, filter: () => true }), 'ERR_INVALID_FILTER', 'a function filter');
+  });
+
   it('delete by ids and by filter', async function () {
     const ids = TEXTS.map((_, i) => `d${i}`);
     const store = track(await VecvaultStore.fromDocuments(

@@ -19,6 +19,7 @@ export async function usage(): Promise<number> {
   const loaded = await VecvaultStore.load(mem, embeddings, { key, lazy: false });
   const generic: VectorStoreInterface = loaded;
   const docs = await loaded.asRetriever({ k: 3, filter: { lang: 'en' } }).invoke('a');
+  const diverse = await loaded.maxMarginalRelevanceSearch('a', { k: 2, fetchK: 10, lambda: 0.3, filter: { lang: 'en' } });
   const db = loaded.db;
   if (db !== null) {
     const again = new VecvaultStore(embeddings, { db });
@@ -30,5 +31,5 @@ export async function usage(): Promise<number> {
   await store.similaritySearch('a', 1, (d: Document) => d.metadata.lang === 'en');
   const empty = await VecvaultStore.fromDocuments([], embeddings);
   empty.close();
-  return score + stats.generation + docs.length + PAGE_CONTENT.length + (generic ? 1 : 0);
+  return score + stats.generation + docs.length + diverse.length + PAGE_CONTENT.length + (generic ? 1 : 0);
 }
