@@ -39,7 +39,7 @@ export type Metric = 'cosine' | 'l2' | 'dot';
 export type IndexKind = 'hnsw' | 'flat';
 
 /** A vector: `dimension` finite numbers. Input is always copied. */
-export type VectorLike = Float32Array | readonly number[];
+export type VectorLike = Float32Array | Float64Array | readonly number[];
 
 /**
  * Many queries at once: an array of vectors, or one `Float32Array` holding
@@ -537,15 +537,15 @@ export interface CacheStats {
 
 /** How a session was opened (`db.loadStats`). */
 export interface LoadStats {
-  totalVectors: number;
-  chunkCount: number;
-  chunksLoaded: number;
-  cacheSizeMb: number;
-  lazy: boolean;
+  readonly totalVectors: number;
+  readonly chunkCount: number;
+  readonly chunksLoaded: number;
+  readonly cacheSizeMb: number;
+  readonly lazy: boolean;
   /** The generation opened: remember it and pass it as `minGeneration` next time to detect a rollback. */
-  generation: number;
-  bytesRead: number;
-  loadTimeMs: number;
+  readonly generation: number;
+  readonly bytesRead: number;
+  readonly loadTimeMs: number;
 }
 
 /** A session's manifest summary (`VectorDB.inspect`): checksum-verified, not authenticated. */
@@ -745,7 +745,7 @@ export declare class VectorDB<M = unknown> {
   [Symbol.asyncDispose](): Promise<void>;
 
   /** Set by {@link VectorDB.load}; `null` for a database made with `new`. */
-  loadStats: LoadStats | null;
+  readonly loadStats: LoadStats | null;
 
   /** The chunk cache of a lazily loaded session; all counts 0 (and `lazy` false) otherwise. */
   cacheStats(): CacheStats;
@@ -760,7 +760,7 @@ export declare class VectorDB<M = unknown> {
    * @throws {VecvaultError} (rejects) `ERR_INVALID_ARGUMENT` for an unknown chunk id,
    *   `ERR_CHUNK_MISSING`, `ERR_CHUNK_CORRUPT`, `ERR_ABORTED`, `ERR_CLOSED`.
    */
-  preload(chunkIds?: number[] | null, options?: AddBatchAsyncOptions): Promise<number>;
+  preload(chunkIds?: readonly number[] | null, options?: AddBatchAsyncOptions): Promise<number>;
 
   /**
    * Save as a chunked session in a directory (created if missing) or a

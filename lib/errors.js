@@ -50,7 +50,8 @@ class VecvaultError extends Error {
     // AbortError by name, as fetch() and timers/promises do, so generic
     // abort handling (err.name === 'AbortError') works too.
     this.name = code === 'ERR_ABORTED' ? 'AbortError' : 'VecvaultError';
-    this.code = code;
+    // Read-only, as index.d.ts declares; still an enumerable own property.
+    Object.defineProperty(this, 'code', { value: code, enumerable: true, writable: false, configurable: false });
   }
 }
 

@@ -213,6 +213,20 @@ const PHASES = ['insert', 'chunks', 'index', 'commit', 'manifest'];
 const DISPOSE = Symbol.dispose || Symbol.for('nodejs.dispose');
 const ASYNC_DISPOSE = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose');
 
+/** db.loadStats (index.d.ts LoadStats, read-only) from the engine's load or refresh stats. */
+function loadStatsOf(stats, cacheSizeMb, t0) {
+  return Object.freeze({
+    totalVectors: stats.totalVectors,
+    chunkCount: stats.chunkCount,
+    chunksLoaded: stats.chunksLoaded,
+    cacheSizeMb,
+    lazy: stats.lazy,
+    generation: stats.generation,
+    bytesRead: stats.bytesRead,
+    loadTimeMs: performance.now() - t0,
+  });
+}
+
 /** Passes a key or passphrase to the engine, wiping our temporary copy. */
 function applySecret(nativeDb, encrypt, key, passphrase) {
   const pass = typeof passphrase === 'string' ? Buffer.from(passphrase, 'utf8') : passphrase;
@@ -316,8 +330,8 @@ class VectorDB {
   #storageBusy = 0;
   /** The declared filterable field paths (frozen); a filter may name only these. */
   #fields;
-  /** Set by VectorDB.load: how the session was opened. */
-  loadStats = null;
+  /** Set by VectorDB.load and refresh(): how the session was opened (frozen; see the loadStats getter). */
+  #loadStats = null;
 
   /**
    * @param {object} options see index.d.ts (VectorDBOptions)
@@ -360,6 +374,10 @@ class VectorDB {
   }
   get closed() {
     return this.#closed;
+  }
+  /** How the session was opened (null for a database made in memory); read-only, as index.d.ts declares. */
+  get loadStats() {
+    return this.#loadStats;
   }
   /** The metadata paths filters may use, as declared when the database was created. */
   get filterable() {
@@ -500,7 +518,7 @@ class VectorDB {
     const r = job.result;
     job.finish(r.chunksWritten + r.indexSegmentsWritten + 1, PHASES.indexOf('commit'), r.bytesWritten);
     // A lazy database now reads through what it saved to (and what it read before).
-    if (this.loadStats && this.loadStats.lazy) this.#jsReads = this.#jsReads || t.storage !== null;
+    if (this.#loadStats && this.#loadStats.lazy) this.#jsReads = this.#jsReads || t.storage !== null;
     this.#source = { storage: t.storage, dir: t.dir, retry };
     this.#generation = r.generation;
     return { ...r, timeMs: performance.now() - t0 };
@@ -551,16 +569,7 @@ class VectorDB {
       },
     });
     db.#adopt(t, o, stats);
-    db.loadStats = {
-      totalVectors: stats.totalVectors,
-      chunkCount: stats.chunkCount,
-      chunksLoaded: stats.chunksLoaded,
-      cacheSizeMb: o.cacheSizeMb,
-      lazy: stats.lazy,
-      generation: stats.generation,
-      bytesRead: stats.bytesRead,
-      loadTimeMs: performance.now() - t0,
-    };
+    db.#loadStats = loadStatsOf(stats, o.cacheSizeMb, t0);
     return db;
   }
 
@@ -870,16 +879,7 @@ class VectorDB {
     } // else the engine moved forward in place (new delta segments only)
     this.#jsReads = stats.lazy && t.storage !== null;
     this.#generation = stats.generation;
-    this.loadStats = {
-      totalVectors: stats.totalVectors,
-      chunkCount: stats.chunkCount,
-      chunksLoaded: stats.chunksLoaded,
-      cacheSizeMb: lo.cacheSizeMb,
-      lazy: stats.lazy,
-      generation: stats.generation,
-      bytesRead: stats.bytesRead,
-      loadTimeMs: performance.now() - t0,
-    };
+    this.#loadStats = loadStatsOf(stats, lo.cacheSizeMb, t0);
     return { generation: stats.generation, changed: true };
   }
 

@@ -224,4 +224,51 @@ describe('39 conventions', function () {
       await db[ASYNC_DISPOSE]();
     });
   });
+
+  describe('the runtime holds to what index.d.ts declares readonly', function () {
+    it('loadStats cannot be replaced, and its fields cannot be changed', async function () {
+      const db = smallDb();
+      assert.equal(db.loadStats, null);
+      assert.throws(() => {
+        db.loadStats = { lazy: true };
+      }, TypeError);
+      const dir = s.freshPath('ro');
+      await db.save(dir);
+      const back = await s.loadDb(dir);
+      const stats = back.loadStats;
+      assert.equal(stats.totalVectors, 20);
+      assert.ok(Object.isFrozen(stats));
+      assert.throws(() => {
+        stats.lazy = !stats.lazy;
+      }, TypeError);
+      assert.throws(() => {
+        back.loadStats = null;
+      }, TypeError);
+      assert.equal(back.loadStats, stats);
+      assert.ok(!Object.hasOwn(back, 'loadStats'), 'an accessor of the class, not an own data property');
+    });
+
+    it('VecvaultError.code cannot be changed, and stays an enumerable own property', function () {
+      const db = smallDb();
+      const err = h.throwsCode(() => db.add('', [1, 2, 3, 4]), 'ERR_INVALID_ID');
+      assert.throws(() => {
+        err.code = 'ERR_IO';
+      }, TypeError);
+      assert.equal(err.code, 'ERR_INVALID_ID');
+      assert.ok(Object.keys(err).includes('code'));
+      const { VecvaultError } = h.vecvault();
+      const made = new VecvaultError('m', 'ERR_IO');
+      assert.throws(() => {
+        made.code = 'ERR_NOSPC';
+      }, TypeError);
+      assert.equal(made.code, 'ERR_IO');
+    });
+
+    it('a Float64Array vector and query are accepted, as VectorLike declares', function () {
+      const db = smallDb();
+      db.add('f64', Float64Array.from([0.5, 0.25, 0.125, 1]));
+      const hits = db.search(Float64Array.from([0.5, 0.25, 0.125, 1]), 1);
+      assert.equal(hits[0].id, 'f64');
+    });
+  });
 });

@@ -218,6 +218,15 @@ async function sessions(): Promise<void> {
   const cached: number = cs.bytes + cs.capacityBytes + cs.entries + cs.misses;
   lazy.setCacheSize(32);
   const read: number = await lazy.preload([info.chunks[0].id]);
+  const wanted: readonly number[] = info.chunks.map((c) => c.id);
+  await lazy.preload(wanted);
+  // @ts-expect-error loadStats is read-only
+  lazy.loadStats = null;
+  if (ls) {
+    // @ts-expect-error LoadStats fields are read-only
+    ls.lazy = true;
+  }
+  lazy.search(new Float64Array([0.1, 0.2]), 5);
   lazy.search([0.1, 0.2], 5, { efSearch: 128, rerank: 64 });
   // @ts-expect-error maxChunkReads was removed
   lazy.search([0.1, 0.2], 5, { maxChunkReads: 4 });
