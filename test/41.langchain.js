@@ -129,6 +129,19 @@ describe('41 LangChain vector store (vecvault/langchain)', function () {
     await h.rejectsCode(() => store.similaritySearch('x', 2, { nested: 1 }), 'ERR_INVALID_FILTER', 'a field that is not filterable');
   });
 
+  it('a store on a VectorDB filled directly reads its items as documents', async function () {
+    const db = h.openDb({ dimension: 3, index: 'flat' });
+    db.add('obj', [1, 0, 0], { a: 1 });
+    db.add('text', [0, 1, 0], { __pageContent: 'stored text', b: 2 });
+    db.add('str', [0, 0, 1], 'just a string');
+    const store = new VecvaultStore(embeddings(), { db });
+    const byId = Object.fromEntries((await store.similaritySearchVectorWithScore([1, 1, 1], 3)).map(([d]) => [d.id, d]));
+    assert.deepEqual([byId.obj.pageContent, byId.obj.metadata], ['', { a: 1 }]);
+    assert.deepEqual([byId.text.pageContent, byId.text.metadata], ['stored text', { b: 2 }]);
+    assert.deepEqual([byId.str.pageContent, byId.str.metadata], ['', {}]);
+    assert.equal(db.get('str').metadata, 'just a string', 'the database keeps what the document view cannot show');
+  });
+
   it('asRetriever(k) returns the k nearest documents', async function () {
     const store = track(await VecvaultStore.fromTexts(TEXTS, META, embeddings(), {}));
     const docs = await store.asRetriever(2).invoke(TEXTS[5]);
