@@ -398,6 +398,12 @@ export interface RetryOptions {
 /** Sessions kept in memory: for tests, and for the browser build to come. */
 export declare class MemoryStorage {
   constructor();
+  /** How many objects are stored, the manifest included. */
+  readonly objectCount: number;
+  /** Every stored name, sorted. */
+  names(): string[];
+  /** A copy of every object, by name. */
+  snapshot(): Map<string, Uint8Array>;
 }
 export interface MemoryStorage extends Storage {}
 
@@ -409,16 +415,67 @@ export interface DirStorage extends Storage {}
 
 /** A fault to inject into one call of a {@link FaultStorage}. */
 export interface StorageFault {
-  kind: 'transient' | 'throttle' | 'permanent' | 'access' | 'notfound' | 'delay' | 'hang' | 'truncate' | 'crash';
+  kind: StorageFaultKind;
+  /** `delay`: how long to wait before the call goes through. */
   ms?: number;
+  /** `truncate`: the leading bytes let through. */
   bytes?: number;
+  /** `corrupt`: the byte inverted (default: the middle one). */
+  at?: number;
+  /** `crash`: whether the call happened before the failure. */
   after?: 'before' | 'after';
+  /** `transient`: fail as the AWS SDK does on a 503 SlowDown, rather than with a socket error. */
+  s3?: boolean;
+  /** `transient`: the socket error's `code` (default `'ECONNRESET'`). */
+  code?: string;
 }
+
+/** What a {@link StorageFault} does ({@link FaultStorage.KINDS}). */
+export type StorageFaultKind = 'transient' | 'throttle' | 'permanent' | 'access' | 'conflict' | 'notfound' | 'delay' | 'hang' | 'truncate' | 'corrupt' | 'crash';
+
+/** A Storage operation ({@link FaultStorage.OPS}). */
+export type StorageOp = 'read' | 'write' | 'delete' | 'list' | 'readManifest' | 'writeManifest';
+
+/** One call as a {@link FaultPlan} sees it: `n` counts every call, `nOp` those of its op. */
+export interface StorageCall {
+  op: StorageOp;
+  name?: string;
+  range?: { offset: number; length: number } | null;
+  n: number;
+  nOp: number;
+}
+
+/** Decides each call's fault (`undefined`: none). */
+export type FaultPlan = (call: StorageCall) => StorageFault | undefined;
 
 /** Wraps a Storage, counts its calls and bytes, and injects faults (for tests of your own storage code). */
 export declare class FaultStorage {
-  constructor(inner: Storage, options?: { faults?: (call: { op: string; name?: string; range?: { offset: number; length: number } | null; n: number; nOp: number }) => StorageFault | undefined });
+  constructor(inner: Storage, options?: { faults?: FaultPlan | null });
+  /** The wrapped Storage. */
+  readonly inner: Storage;
+  /** The plan in force; may be replaced between calls. */
+  faults: FaultPlan | null;
   readonly counts: { read: number; readBytes: number; write: number; writeBytes: number; delete: number; list: number; readManifest: number; writeManifest: number };
+  /** Every call since the last {@link FaultStorage.resetCounts}, in order. */
+  readonly log: Array<{ op: StorageOp; name?: string; range: { offset: number; length: number } | null }>;
+  /** How many calls were made so far, of every op: the next call's `n`. */
+  readonly calls: number;
+  /** Sets every count to 0 and empties the log; call indexes go on. */
+  resetCounts(): void;
+  static readonly OPS: readonly StorageOp[];
+  static readonly KINDS: readonly StorageFaultKind[];
+  /** The call with index `n` among calls of `op` (`'*'`: among all calls) fails with `kind`. */
+  static failNth(op: StorageOp | '*', n: number, kind: StorageFaultKind, extra?: Omit<StorageFault, 'kind'>): FaultPlan;
+  /** The first `count` calls of `op` (`'*'`: any op) fail with `kind`. */
+  static failFirst(op: StorageOp | '*', count: number, kind: StorageFaultKind, extra?: Omit<StorageFault, 'kind'>): FaultPlan;
+  /** Every call of `op` (`'*'`: any op) fails with `kind`. */
+  static failAll(op: StorageOp | '*', kind: StorageFaultKind, extra?: Omit<StorageFault, 'kind'>): FaultPlan;
+  /** The calls whose name matches `test` fail with `kind`. */
+  static failNamed(test: RegExp | ((name: string | undefined) => boolean), kind: StorageFaultKind, extra?: Omit<StorageFault, 'kind'>): FaultPlan;
+  /** Each call of `ops` fails with probability `rate`, a kind drawn from `kinds`, using `random` (seed it for repeatable runs). */
+  static randomly(options: { random: () => number; rate?: number; kinds?: ReadonlyArray<StorageFaultKind | StorageFault>; ops?: readonly StorageOp[] }): FaultPlan;
+  /** The first plan that returns a fault for a call decides it. */
+  static combine(...plans: Array<FaultPlan | null | undefined>): FaultPlan;
 }
 export interface FaultStorage extends Storage {}
 

@@ -282,6 +282,11 @@ async function storages(db: VectorDB, client: { send(c: unknown): Promise<unknow
   const targets: SessionTarget[] = [new MapStorage(), new MemoryStorage(), new DirStorage('/tmp/x'), '/tmp/y',
     new FaultStorage(new MemoryStorage(), { faults: (c) => (c.n === 0 ? { kind: 'transient' } : undefined) }),
     new S3Storage({ client, bucket: 'b', prefix: 'p/', conditionalWrites: true })];
+  const plan = FaultStorage.combine(FaultStorage.failNth('write', 2, 'transient', { s3: true }), FaultStorage.failNamed(/manifest/, 'corrupt', { at: 3 }));
+  const fault = new FaultStorage(new MemoryStorage(), { faults: plan });
+  const mem = new MemoryStorage();
+  void [fault.calls, fault.log.length, FaultStorage.OPS, FaultStorage.KINDS, mem.objectCount, mem.names(), mem.snapshot().size];
+  fault.resetCounts();
   for (const t of targets) {
     const s: SaveStats = await db.save(t, { retry: { retries: 3, timeoutMs: 1000 }, gcGraceMs: 0, uploadsInFlight: 4 });
     const r = await VectorDB.load(t, { retry: { baseMs: 10 } });
