@@ -820,7 +820,8 @@ export declare class VectorDB<M = unknown> {
   preload(chunkIds?: readonly number[] | null, options?: AddBatchAsyncOptions): Promise<number>;
 
   /**
-   * Save as a chunked session in a directory (created if missing) or a
+   * Save as a chunked session in a directory (created if missing, with its
+   * missing parents: an error names a parent that cannot be created) or a
    * {@link Storage}: encrypted unless `encryptAtRest: false`, crash-safe,
    * incremental when the target holds the generation this database last
    * saved or loaded. On a Storage the manifest is replaced by
