@@ -290,6 +290,7 @@ export type ErrorCode =
   | 'ERR_INVALID_METADATA'
   /** The database was closed. */
   | 'ERR_CLOSED'
+  | 'ERR_NOT_BUILT'
   /** The operation was aborted through its `signal` (`name` is `'AbortError'`). */
   | 'ERR_ABORTED'
   /** Memory could not be allocated. */
