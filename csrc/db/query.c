@@ -242,15 +242,11 @@ int vv_db_search_filtered(vv_db *db, const float *q, uint32_t want, uint32_t ef,
   } else if (!rc) {
     vv_hnsw_filter hf = {pass, f, plan == VV_PLAN_ACORN};
     rc = vv_hnsw_search_filtered(db->hnsw, q, pool, ef, &hf, *cands, n);
-    if (!rc && db->lazy) rc = vv_db_rerank(db, q, *cands, *n, want, n, pins);
     /* Fewer than asked: either fewer match, or the walk missed some. The
-     * exact scan settles which, and returns them all. */
-    if (!rc && *n < want) {
-      const vv_reads *rd = pins->rd;
-      vv_pins_release(db, pins);
-      pins->rd = rd;
-      rc = scan_plan(db, q, f, &p, want, pool, *cands, n, pins);
-    }
+     * exact scan settles which, and returns them all. Decided before any
+     * re-ranking, so a lazy query still reads at most its pool's pages. */
+    if (!rc && *n < want) rc = scan_plan(db, q, f, &p, want, pool, *cands, n, pins);
+    else if (!rc && db->lazy) rc = vv_db_rerank(db, q, *cands, *n, want, n, pins);
   }
   *plan_out = plan;
   release(empty, f);
