@@ -380,6 +380,23 @@ Napi::Value SearchAsync(const Napi::CallbackInfo &info) {
 
 /* ---- the data API --------------------------------------------------------- */
 
+/* A JS array of strings, copied out, with the pointers and lengths the engine takes. */
+struct Strings {
+  std::vector<std::string> s;
+  std::vector<const char *> ptrs;
+  std::vector<size_t> lens;
+  Strings(const Napi::Value &v, const char *what) {
+    if (!v.IsArray()) Throw(v.Env(), "ERR_INVALID_ARGUMENT", (std::string(what) + " must be an array").c_str());
+    Napi::Array a = v.As<Napi::Array>();
+    s.resize(a.Length());
+    for (uint32_t i = 0; i < s.size(); i++) s[i] = Utf8(a.Get(i));
+    for (const std::string &x : s) {
+      ptrs.push_back(x.data());
+      lens.push_back(x.size());
+    }
+  }
+};
+
 /* The filter program argument: its bytes, or null (none). */
 struct Filter {
   std::string bytes;
@@ -400,18 +417,10 @@ Napi::Value Count(const Napi::CallbackInfo &info) {
 /* deleteMany(ids: string[]) -> number */
 Napi::Value DeleteMany(const Napi::CallbackInfo &info) {
   Handle &h = This(info);
-  if (!info[0].IsArray()) Throw(info.Env(), "ERR_INVALID_ARGUMENT", "ids must be an array");
-  Napi::Array a = info[0].As<Napi::Array>();
-  std::vector<std::string> ids(a.Length());
-  std::vector<const char *> ptrs(ids.size());
-  std::vector<size_t> lens(ids.size());
-  for (uint32_t i = 0; i < ids.size(); i++) {
-    ids[i] = Utf8(a.Get(i));
-    ptrs[i] = ids[i].data();
-    lens[i] = ids[i].size();
-  }
+  Strings ids(info[0], "ids");
   uint64_t n = 0;
-  if (int rc = vv_db_delete_many(h.db, ptrs.data(), lens.data(), ids.size(), &n)) ThrowStatus(info.Env(), rc);
+  if (int rc = vv_db_delete_many(h.db, ids.ptrs.data(), ids.lens.data(), ids.ptrs.size(), &n))
+    ThrowStatus(info.Env(), rc);
   h.Account(info.Env());
   return Napi::Number::New(info.Env(), double(n));
 }
@@ -522,17 +531,9 @@ Napi::Value Walk(const Napi::CallbackInfo &info) {
 /* setFilterable(paths: string[]) */
 Napi::Value SetFilterable(const Napi::CallbackInfo &info) {
   Handle &h = This(info);
-  if (!info[0].IsArray()) Throw(info.Env(), "ERR_INVALID_ARGUMENT", "paths must be an array");
-  Napi::Array a = info[0].As<Napi::Array>();
-  std::vector<std::string> paths(a.Length());
-  std::vector<const char *> ptrs(paths.size());
-  std::vector<uint32_t> lens(paths.size());
-  for (uint32_t i = 0; i < paths.size(); i++) {
-    paths[i] = Utf8(a.Get(i));
-    ptrs[i] = paths[i].data();
-    lens[i] = uint32_t(paths[i].size());
-  }
-  if (int rc = vv_db_set_filterable(h.db, ptrs.data(), lens.data(), uint32_t(paths.size())))
+  Strings paths(info[0], "paths");
+  std::vector<uint32_t> lens(paths.lens.begin(), paths.lens.end()); /* the engine caps a path at 256 bytes */
+  if (int rc = vv_db_set_filterable(h.db, paths.ptrs.data(), lens.data(), uint32_t(lens.size())))
     ThrowStatus(info.Env(), rc);
   return info.Env().Undefined();
 }
