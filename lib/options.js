@@ -333,4 +333,4 @@ module.exports = {
   isWellFormed,
   isPlainObject,
   isAbortSignalLike,
-  parseCacheSize, cacheBytes, parseLoadOptions, parseCacheOptions, parseMaxMb, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseSaveOptions, parseSignalOptions, parseSearchAsyncOptions, parseK, invalid, describe };
+  parseCacheSize, cacheBytes, defaultThreads, parseLoadOptions, parseCacheOptions, parseMaxMb, METRICS, INDEXES, LIMITS, parseDbOptions, parseSearchOptions, parseAsyncOptions, parseSaveOptions, parseSignalOptions, parseSearchAsyncOptions, parseK, invalid, describe };

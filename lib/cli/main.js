@@ -10,6 +10,7 @@ const COMMANDS = {
   copy: () => require('./transfer').copy,
   export: () => require('./transfer').export,
   import: () => require('./transfer').import,
+  bench: () => require('./bench'),
 };
 
 const HELP = `Usage: vecvault <command> [options]
