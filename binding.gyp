@@ -1,4 +1,7 @@
 {
+  "variables": {
+    "vv_prebuild%": "<!(node -p \"process.env.VECVAULT_PREBUILD === '1' ? 1 : 0\")"
+  },
   "targets": [
     {
       "target_name": "vecvault",
@@ -11,6 +14,11 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "libraries": ["<!@(pkg-config --libs libsodium libcbor)", "-lpthread", "-lm"],
+      "conditions": [
+        ["OS=='linux' and vv_prebuild==1", {
+          "ldflags": ["-Wl,-rpath,'$$ORIGIN'"]
+        }]
+      ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
