@@ -2,41 +2,17 @@
 /*
  * 42.cli.js: the vecvault command line (bin/vecvault.js), run as a child
  * process on small sessions made here: stdout (--json parsed), stderr and
- * exit codes (0 ok, 1 the operation failed, 2 usage error).
+ * exit codes (0 ok, 1 the operation failed, 2 usage error). verify and
+ * Ctrl-C have their own file, 45.cli-verify.js.
  */
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 const h = require('./helpers');
+const { cli, smallSessions } = require('./helpers/cli');
 
-const BIN = path.join(__dirname, '..', 'bin', 'vecvault.js');
 const KEY = Buffer.alloc(32, 7);
-
-/** Runs the CLI; resolves with { code, stdout, stderr, json } (json: stdout parsed, when it parses). */
-function cli(args, { env = {} } = {}) {
-  const clean = { ...process.env };
-  delete clean.VECVAULT_KEY;
-  delete clean.VECVAULT_PASSPHRASE;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      let json;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        json = undefined;
-      }
-      resolve({ code, stdout, stderr, json });
-    });
-  });
-}
 
 describe('42 vecvault CLI', function () {
   let tmp;
@@ -50,16 +26,7 @@ describe('42 vecvault CLI', function () {
   before(async function () {
     const { VectorDB } = h.vecvault();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vv-cli-'));
-    plain = path.join(tmp, 'plain');
-    secret = path.join(tmp, 'secret');
-    const a = new VectorDB({ dimension: 4, chunkSize: 16, encryptAtRest: false });
-    h.randomVectors(40, 4, 1).forEach((v, i) => a.add(`p${i}`, v));
-    await a.save(plain);
-    a.close();
-    const b = new VectorDB({ dimension: 4, chunkSize: 16, key: KEY, filterable: ['tag'] });
-    h.randomVectors(40, 4, 2).forEach((v, i) => b.add(`s${i}`, v, { tag: i % 3 }));
-    await b.save(secret);
-    b.close();
+    ({ plain, secret } = await smallSessions(tmp, KEY));
     pass = path.join(tmp, 'pass');
     const c = new VectorDB({ dimension: 3, passphrase: 'correct horse' });
     c.add('only', [1, 2, 3]);
@@ -206,70 +173,6 @@ describe('42 vecvault CLI', function () {
       const missing = await cli(['stats', secret, '--key-file', path.join(tmp, 'nope.key')]);
       assert.equal(missing.code, 1);
       assert.match(missing.stderr, /ERR_NOT_FOUND: .*nope\.key/);
-    });
-  });
-
-  describe('verify', function () {
-    /** A copy of `src` with one byte flipped in the middle of the object `pick(manifest body)` names (or the object removed). */
-    function damaged(src, name, pick, how = 'flip') {
-      const dst = path.join(tmp, name);
-      fs.cpSync(src, dst, { recursive: true });
-      const body = JSON.parse(fs.readFileSync(path.join(dst, 'manifest.json'), 'utf8')).body;
-      const object = pick(body);
-      const file = path.join(dst, 'objects', object);
-      if (how === 'remove') {
-        fs.unlinkSync(file);
-      } else {
-        const b = fs.readFileSync(file);
-        b[b.length >> 1] ^= 0x01;
-        fs.writeFileSync(file, b);
-      }
-      return { dir: dst, object };
-    }
-
-    it('a good session verifies: exit 0, every vector counted, nothing damaged', async function () {
-      const r = await cli(['verify', secret, '--key-file', keyFile, '--json']);
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.json.ok, true);
-      assert.deepEqual(r.json.verify, { generation: 1, chunks: 3, indexSegments: r.json.verify.indexSegments, vectors: 40, damaged: [] });
-      const human = await cli(['verify', plain]);
-      assert.equal(human.code, 0, human.stderr);
-      assert.match(human.stdout, /result:\s+OK/);
-    });
-
-    it('a flipped byte in a chunk object: exit 1, that chunk alone reported, by code and object name', async function () {
-      const { dir, object } = damaged(secret, 'bad-chunk', (b) => b.chunks[1].name);
-      const r = await cli(['verify', dir, '--key-file', keyFile, '--json']);
-      assert.equal(r.code, 1, r.stderr);
-      assert.equal(r.json.ok, false);
-      const d = r.json.verify.damaged;
-      assert.equal(d.length, 1, JSON.stringify(d));
-      assert.equal(d[0].code, 'ERR_CHUNK_CORRUPT');
-      assert.equal(d[0].where, 'chunk 1');
-      assert.ok(d[0].message.includes(object), d[0].message);
-      const human = await cli(['verify', dir, '--key-file', keyFile]);
-      assert.equal(human.code, 1);
-      assert.match(human.stdout, /DAMAGED/);
-      assert.ok(human.stdout.includes(object), human.stdout);
-    });
-
-    it('a flipped byte in an index object of a plain session, or a missing chunk: exit 1, named', async function () {
-      const idx = damaged(plain, 'bad-index', (b) => b.index.base[0].name);
-      const r = await cli(['verify', idx.dir, '--json']);
-      assert.equal(r.code, 1, r.stderr);
-      assert.equal(r.json.verify.damaged[0].code, 'ERR_CHUNK_CORRUPT');
-      assert.ok(r.json.verify.damaged[0].message.includes(idx.object));
-      const gone = damaged(plain, 'gone-chunk', (b) => b.chunks[2].name, 'remove');
-      const g = await cli(['verify', gone.dir, '--json']);
-      assert.equal(g.code, 1, g.stderr);
-      assert.deepEqual(g.json.verify.damaged.map((d) => [d.where, d.code]), [['chunk 2', 'ERR_CHUNK_MISSING']]);
-      assert.ok(g.json.verify.damaged[0].message.includes(gone.object));
-    });
-
-    it('a wrong key is a failure (exit 1) but not reported as damage', async function () {
-      const r = await cli(['verify', secret, '--json'], { env: { VECVAULT_KEY: 'cd'.repeat(32) } });
-      assert.equal(r.code, 1);
-      assert.equal(r.json.error.code, 'ERR_WRONG_KEY');
     });
   });
 
