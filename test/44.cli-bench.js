@@ -192,7 +192,7 @@ describe('44 vecvault bench', function () {
 
     it('--format overrides the extension', async function () {
       fs.copyFileSync(file('v.fvecs'), file('v.bin'));
-      const r = await run([file('v.bin'), '--format', 'fvecs', '--queries-count', '10', '--ef', '64', '--json']);
+      const r = await run([file('v.bin'), '--format', 'fvecs', '--queries-count', '10', '--ef', '64', '--min-time', '0', '--json']);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.json.bench.base.format, 'fvecs');
     });
@@ -256,7 +256,7 @@ describe('44 vecvault bench', function () {
       const r = await run([file('zero.fvecs')]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /ERR_INVALID_VECTOR: .*zero\.fvecs: vector 7 is all zeros/);
-      const ok = await run([file('zero.fvecs'), '--metric', 'l2', '--ef', '64']);
+      const ok = await run([file('zero.fvecs'), '--metric', 'l2', '--ef', '64', '--min-time', '0']);
       assert.equal(ok.code, 0, ok.stderr);
     });
 
@@ -279,6 +279,8 @@ describe('44 vecvault bench', function () {
       ['--metric', 'ip'],
       ['--m', '1'],
       ['--threads', '0'],
+      ['--min-time', '-1'],
+      ['--min-time', 'soon'],
       ['--format', 'csv'],
       ['--queries-count', String(N)],
       ['--k', String(N)],
@@ -325,7 +327,7 @@ describe('44 vecvault bench', function () {
 
     for (const name of ['v.npy', 'v3.npy', 'v.jsonl']) {
       it(`${name}: --json has the documented shape, and recall at efSearch 256 is ~1 against the exact truth`, async function () {
-        const r = await run([file(name), '--ef', EFS.join(','), '--queries-count', '25', '--k', '5', '--json']);
+        const r = await run([file(name), '--ef', EFS.join(','), '--queries-count', '25', '--k', '5', '--min-time', '0', '--json']);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.json.ok, true);
         const b = r.json.bench;
@@ -334,6 +336,7 @@ describe('44 vecvault bench', function () {
         assert.equal(b.k, 5);
         assert.equal(b.metric, 'cosine');
         assert.deepEqual(b.hnsw, { m: 16, efConstruction: 200 });
+        assert.equal(b.minTime, 0);
         assert.equal(b.groundTruth.exact, true);
         assert.ok(b.build.seconds >= 0);
         assert.deepEqual(b.results.map((x) => x.efSearch), EFS);
@@ -349,7 +352,7 @@ describe('44 vecvault bench', function () {
     }
 
     it('with --queries the file\'s first --queries-count vectors are the queries and the whole base is indexed', async function () {
-      const r = await run([file('v.fvecs'), '--queries', file('q.fvecs'), '--queries-count', '12', '--metric', 'l2', '--ef', '300', '--json']);
+      const r = await run([file('v.fvecs'), '--queries', file('q.fvecs'), '--queries-count', '12', '--metric', 'l2', '--ef', '300', '--min-time', '0', '--json']);
       assert.equal(r.code, 0, r.stderr);
       const b = r.json.bench;
       assert.equal(b.base.count, N);
@@ -359,7 +362,7 @@ describe('44 vecvault bench', function () {
     });
 
     it('prints a table with one row per efSearch, and says how the truth and the numbers were made', async function () {
-      const r = await run([file('v.fvecs'), '--ef', EFS.join(','), '--queries-count', '10']);
+      const r = await run([file('v.fvecs'), '--ef', EFS.join(','), '--queries-count', '10', '--min-time', '0']);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /ground truth:\s+exact, from a flat index/);
       assert.match(r.stdout, /build:\s+[\d.]+ s/);
@@ -373,7 +376,7 @@ describe('44 vecvault bench', function () {
 
     it('--plot writes a well-formed SVG: one labelled point per efSearch, axes and a title', async function () {
       const out = file('plot.svg');
-      const r = await run([file('v.fvecs'), '--ef', EFS.join(','), '--queries-count', '10', '--plot', out, '--json']);
+      const r = await run([file('v.fvecs'), '--ef', EFS.join(','), '--queries-count', '10', '--min-time', '0', '--plot', out, '--json']);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.json.bench.plot, out);
       const svg = fs.readFileSync(out, 'utf8');
@@ -396,7 +399,7 @@ describe('44 vecvault bench', function () {
     it('a file name with XML characters is escaped in the plot', async function () {
       fs.copyFileSync(file('v.fvecs'), file('a&b<c>.fvecs'));
       const out = file('esc.svg');
-      const r = await run([file('a&b<c>.fvecs'), '--ef', '64', '--queries-count', '10', '--plot', out]);
+      const r = await run([file('a&b<c>.fvecs'), '--ef', '64', '--queries-count', '10', '--min-time', '0', '--plot', out]);
       assert.equal(r.code, 0, r.stderr);
       const svg = fs.readFileSync(out, 'utf8');
       parseXml(svg);
@@ -420,13 +423,28 @@ describe('44 vecvault bench', function () {
       assert.equal(r.code, exit, r.stderr);
       assert.match(r.stderr, /ERR_ABORTED/);
       assert.equal(r.stdout, '');
+      // And once the first batch was timed: the one-query-per-call loop sees it.
+      const late = new AbortController();
+      const s = await run([file('v.fvecs'), '--queries-count', '10', '--ef', '4,16,256', '--min-time', '0'], {
+        signal: late.signal,
+        onStderr: (line) => {
+          if (/^search: [1-9]/.test(line)) late.abort();
+        },
+      });
+      assert.equal(s.code, exit, s.stderr);
+      assert.match(s.stderr, /^search: 10%/m);
+      assert.doesNotMatch(s.stderr, /^search: [2-9]0%/m, 'stopped within the first efSearch');
+      assert.equal(s.stdout, '');
     });
 
     it('bin/vecvault.js bench runs as a process: exit 0, one JSON object on stdout, plain progress on stderr', async function () {
+      // The default --min-time: the queries are repeated, recall still comes from the exact truth.
       const r = await spawnCli(['bench', file('v2.npy'), '--ef', '32,256', '--queries-count', '10', '--json']);
       assert.equal(r.code, 0, r.stderr);
       const json = JSON.parse(r.stdout);
       assert.equal(json.ok, true);
+      assert.equal(json.bench.minTime, 0.25);
+      assert.ok(json.bench.results[1].recall >= 0.99, `recall ${json.bench.results[1].recall}`);
       assert.deepEqual(json.bench.results.map((x) => x.efSearch), [32, 256]);
       assert.match(r.stderr, /^read base: 100%/m);
       assert.doesNotMatch(r.stderr, /\x1b/);

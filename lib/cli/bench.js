@@ -21,6 +21,8 @@ const ADD_BATCH = 10000;
 const TRUTH_BATCH = 64;
 // One-query-per-call latency: back to the event loop this often, so Ctrl-C is seen.
 const LATENCY_YIELD = 64;
+// Seconds each efSearch's batch and one-per-call runs are repeated for, at least.
+const DEFAULT_MIN_TIME = 0.25;
 
 /* ------------------------------------------------------------- options */
 
@@ -59,10 +61,18 @@ function parseOptions(values) {
     queriesCount: integer(values, 'queries-count', undefined, 1, 1e9),
     seed: integer(values, 'seed', DEFAULT_SEED, 0, 2 ** 32 - 1),
     threads: integer(values, 'threads', defaultThreads(), 1, LIMITS.maxThreads),
+    minTime: minTimeOption(values['min-time']),
     plot: values.plot,
   };
   if (o.plot !== undefined) checkPlotTarget(o.plot);
   return o;
+}
+
+function minTimeOption(raw) {
+  if (raw === undefined) return DEFAULT_MIN_TIME;
+  const n = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+  if (!(n <= 3600)) throw usageError(`--min-time must be a number of seconds in 0..3600, got "${raw}"`);
+  return n;
 }
 
 /** Fails before the work, not after it, when the plot could not be written. */
@@ -236,22 +246,48 @@ function recallOf(results, truth, k) {
   return found / (results.length * k);
 }
 
-/** Mean wall time of one search() per query on the JS thread, in ms. */
-async function meanLatency(db, queries, nq, k, efSearch, signal, onProgress) {
+/**
+ * Throughput of searchBatchAsync of every query at once, repeated until
+ * `minTime` seconds have passed (one batch of a few hundred queries is too
+ * short to time); the first round's results give the recall.
+ */
+async function batchQps(db, queries, nq, k, efSearch, minTime, signal) {
+  let res;
+  let rounds = 0;
+  let elapsed;
+  const start = process.hrtime.bigint();
+  do {
+    const r = await db.searchBatchAsync(queries, k, { efSearch, signal });
+    if (rounds++ === 0) res = r;
+    elapsed = seconds(start);
+  } while (elapsed < minTime);
+  return { res, qps: (rounds * nq) / elapsed };
+}
+
+/**
+ * Mean wall time of one search() per query on the JS thread, in ms, over
+ * passes through the queries until `minTime` seconds have passed.
+ * `onProgress(i)` during the first pass.
+ */
+async function meanLatency(db, queries, nq, k, efSearch, minTime, signal, onProgress) {
   const d = queries.length / nq;
   let total = 0n;
-  for (let i = 0; i < nq; i++) {
-    const q = queries.subarray(i * d, (i + 1) * d);
-    const start = process.hrtime.bigint();
-    db.search(q, k, { efSearch });
-    total += process.hrtime.bigint() - start;
-    if ((i + 1) % LATENCY_YIELD === 0 || i + 1 === nq) {
-      onProgress(i + 1);
-      await yieldToLoop();
-      if (signal && signal.aborted) throw abortError(signal);
+  let calls = 0;
+  for (let pass = 0; pass === 0 || Number(total) / 1e9 < minTime; pass++) {
+    for (let i = 0; i < nq; i++) {
+      const q = queries.subarray(i * d, (i + 1) * d);
+      const start = process.hrtime.bigint();
+      db.search(q, k, { efSearch });
+      total += process.hrtime.bigint() - start;
+      calls++;
+      if ((i + 1) % LATENCY_YIELD === 0 || i + 1 === nq) {
+        await yieldToLoop();
+        if (signal && signal.aborted) throw abortError(signal);
+        if (pass === 0) onProgress(i + 1);
+      }
     }
   }
-  return Number(total) / 1e6 / nq;
+  return Number(total) / 1e6 / calls;
 }
 
 async function measure(db, data, truth, o, io) {
@@ -265,12 +301,10 @@ async function measure(db, data, truth, o, io) {
       onProgress(0, total);
       for (const [n, efSearch] of o.efs.entries()) {
         const done = 2 * nq * n;
-        const start = process.hrtime.bigint();
-        const res = await db.searchBatchAsync(queries, o.k, { efSearch, signal: io.signal });
-        const batch = seconds(start);
+        const { res, qps } = await batchQps(db, queries, nq, o.k, efSearch, o.minTime, io.signal);
         onProgress(done + nq, total);
-        const latency = await meanLatency(db, queries, nq, o.k, efSearch, io.signal, (i) => onProgress(done + nq + i, total));
-        results.push({ efSearch, recall: recallOf(res, truth, o.k), qps: nq / batch, meanLatencyMs: latency });
+        const latency = await meanLatency(db, queries, nq, o.k, efSearch, o.minTime, io.signal, (i) => onProgress(done + nq + i, total));
+        results.push({ efSearch, recall: recallOf(res, truth, o.k), qps, meanLatencyMs: latency });
       }
       return results;
     },
@@ -305,8 +339,8 @@ function report(b, file) {
     '\n' +
     resultTable(b.results, b.k) +
     '\n' +
-    `QPS (batch): searchBatchAsync of all ${b.queries.count} queries at once on ${b.threads} thread${b.threads === 1 ? '' : 's'}.\n` +
-    'mean latency: one search() call per query, one after another on one thread.\n' +
+    `QPS (batch): searchBatchAsync of all ${b.queries.count} queries at once on ${b.threads} thread${b.threads === 1 ? '' : 's'}, repeated for ${b.minTime} s or more.\n` +
+    `mean latency: one search() call per query, one after another on one thread, for ${b.minTime} s or more.\n` +
     (b.plot ? `plot: ${b.plot}\n` : '')
   );
 }
@@ -348,6 +382,7 @@ async function run({ base: file }, values, io) {
     metric: o.metric,
     hnsw: { m: o.m, efConstruction: o.efConstruction },
     threads: o.threads,
+    minTime: o.minTime,
     groundTruth: { exact: true, method: 'flat index (brute force)', seconds: gt.seconds },
     build,
     results,
@@ -359,7 +394,7 @@ async function run({ base: file }, values, io) {
 
 module.exports = {
   summary: 'recall@k and QPS of an HNSW index on your vectors (.npy, .fvecs, JSON lines), with an SVG plot',
-  usage: '<base-file> [--queries <file>] [--k 10] [--ef 16,32,64,128,256] [--metric cosine|l2|dot] [--m 16] [--ef-construction 200] [--queries-count N] [--seed 1] [--threads N] [--format npy|fvecs|jsonl] [--plot <out.svg>] [--json]',
+  usage: '<base-file> [--queries <file>] [--k 10] [--ef 16,32,64,128,256] [--metric cosine|l2|dot] [--m 16] [--ef-construction 200] [--queries-count N] [--seed 1] [--threads N] [--min-time 0.25] [--format npy|fvecs|jsonl] [--plot <out.svg>] [--json]',
   help: `Reads <base-file> and builds an HNSW index of it, then for each efSearch runs the
 queries and prints recall@k (against an exact ground truth: a flat index,
 brute force over every base vector), queries per second and mean latency.
@@ -380,11 +415,14 @@ Options:
   --m <n>                 HNSW links per node (default 16)
   --ef-construction <n>   HNSW build candidate list (default 200)
   --threads <n>           worker threads (default: all cores)
+  --min-time <s>          time each efSearch's batch and one-per-call runs for at least
+                          this many seconds, repeating the queries (default ${DEFAULT_MIN_TIME})
   --format <f>            npy, fvecs or jsonl, for both files (default: by extension)
   --plot <out.svg>        write recall (x) against QPS (y, log scale) as an SVG
 
 QPS is batch throughput (searchBatchAsync of every query at once on the
-worker threads); mean latency is one search() per query on one thread.
+worker threads); mean latency is one search() per query on one thread. Both
+repeat the queries for --min-time seconds; recall is from the first round.
 `,
   options: {
     queries: { type: 'string' },
@@ -396,6 +434,7 @@ worker threads); mean latency is one search() per query on one thread.
     m: { type: 'string' },
     'ef-construction': { type: 'string' },
     threads: { type: 'string' },
+    'min-time': { type: 'string' },
     format: { type: 'string' },
     plot: { type: 'string' },
   },
