@@ -264,4 +264,90 @@ describe('45 vecvault verify and Ctrl-C', function () {
       assert.equal((await cli(['verify', dir, '--cache-mb', 'lots'])).code, 2);
     });
   });
+
+  describe('Ctrl-C (SIGINT)', function () {
+    /**
+     * Starts the CLI with one DirStorage call of the operation held
+     * (test/helpers/cli-hold.js), so the operation is certainly in flight
+     * when SIGINT arrives; interrupts it once it is held.
+     */
+    async function interrupted(args, hold) {
+      const run = start(args, { node: ['-r', HOLD], env: { VV_TEST_HOLD: hold } });
+      await run.stderrMatches(/^test-hold: \w+ held$/m);
+      run.child.kill('SIGINT');
+      return run.done;
+    }
+
+    function assertInterrupted(r) {
+      assert.equal(r.code, 130, r.stderr);
+      assert.match(r.stderr, /^vecvault: interrupted; stopping/m);
+      assert.match(r.stderr, /^vecvault: ERR_ABORTED: interrupted/m);
+    }
+
+    it('export: exits 130 and leaves neither the export file nor a temporary one', async function () {
+      const out = path.join(tmp, 'export-out');
+      fs.mkdirSync(out);
+      const r = await interrupted(['export', gens, path.join(out, 'gens.vvexport')], 'read:2');
+      assertInterrupted(r);
+      assert.match(r.stderr, /^export: 0% /m);
+      assert.doesNotMatch(r.stderr, /^export: 100% /m);
+      assert.equal(r.stdout, '');
+      assert.deepEqual(fs.readdirSync(out), []);
+    });
+
+    it('copy: exits 130 and the target has no manifest (it is no session); copying again completes it', async function () {
+      const dst = path.join(tmp, 'copy-interrupted');
+      const r = await interrupted(['copy', gens, dst], 'read:1');
+      assertInterrupted(r);
+      assert.equal(fs.existsSync(path.join(dst, 'manifest.json')), false);
+      assert.equal((await cli(['inspect', dst])).code, 1);
+      const again = await cli(['copy', gens, dst, '--json']);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal((await cli(['verify', dst, '--key-file', keyFile])).code, 0);
+    });
+
+    it('import: exits 130 and removes the objects it wrote', async function () {
+      const file = path.join(tmp, 'gens-for-import.vvexport');
+      assert.equal((await cli(['export', gens, file])).code, 0);
+      const dst = path.join(tmp, 'import-interrupted');
+      const r = await interrupted(['import', file, dst], 'write:1');
+      assertInterrupted(r);
+      assert.equal(fs.existsSync(path.join(dst, 'manifest.json')), false);
+      const objects = path.join(dst, 'objects');
+      assert.deepEqual(fs.existsSync(objects) ? fs.readdirSync(objects) : [], []);
+    });
+
+    it('verify: exits 130 while an older generation is read; with --json the error is ERR_ABORTED', async function () {
+      const r = await interrupted(['verify', gens, '--key-file', keyFile, '--json'], 'read:0');
+      assertInterrupted(r);
+      assert.deepEqual([r.json.ok, r.json.error.code], [false, 'ERR_ABORTED']);
+    });
+
+    it('a second Ctrl-C exits at once, even while the operation does not stop', async function () {
+      const run = start(['copy', gens, path.join(tmp, 'copy-stuck')], { node: ['-r', HOLD], env: { VV_TEST_HOLD: 'read:0:stuck' } });
+      await run.stderrMatches(/^test-hold: read held$/m);
+      run.child.kill('SIGINT');
+      await run.stderrMatches(/^vecvault: interrupted; stopping/m);
+      run.child.kill('SIGINT');
+      const r = await run.done;
+      assert.equal(r.code, 130, r.stderr);
+      assert.match(r.stderr, /^vecvault: interrupted again; exiting now$/m);
+    });
+
+    it('on a TTY the bar stops when the signal aborts (cursor shown again) and draws nothing more', function () {
+      const { progressFor } = require('../lib/cli/progress');
+      let out = '';
+      const stream = { isTTY: true, columns: 80, write: (x) => ((out += x), true), on() {}, removeListener() {} };
+      const ac = new AbortController();
+      const p = progressFor('copy', { stderr: stream, signal: ac.signal });
+      p.onProgress(10, 100);
+      assert.ok(out.includes('\x1b[?25l'), 'the bar hides the cursor while it draws');
+      ac.abort();
+      assert.ok(out.endsWith('\x1b[?25h') || out.includes('\x1b[?25h'), 'stopping shows the cursor again');
+      const after = out.length;
+      p.onProgress(50, 100);
+      p.stop();
+      assert.equal(out.length, after);
+    });
+  });
 });

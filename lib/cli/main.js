@@ -3,6 +3,9 @@
 // and turns the outcome into output and an exit code (docs/CLI.md).
 const { EXIT, parse, usageError } = require('./args');
 
+/** Exit code of a command stopped by Ctrl-C (SIGINT): 128 + the signal's number, as shells report it. */
+const INTERRUPTED = 130;
+
 const COMMANDS = {
   inspect: () => require('./inspect'),
   stats: () => require('./stats'),
@@ -29,7 +32,7 @@ Secrets come from --key-file <path> (32 raw bytes or 64 hex digits),
 VECVAULT_PASSPHRASE), never from the command line.
 
 Exit codes: 0 success, 1 the operation failed (damage found, I/O error,
-wrong key...), 2 usage error.
+wrong key...), 2 usage error, 130 interrupted (Ctrl-C).
 `;
 
 function commandHelp(name, cmd) {
@@ -46,7 +49,8 @@ function reportError(err, json, io) {
 
 /**
  * Runs the CLI for `argv` (without node and the script) and resolves with
- * the exit code. `io`: { stdout, stderr, env }.
+ * the exit code. `io`: { stdout, stderr, env, signal? }. Commands pass
+ * `io.signal` on to what they run; a command it aborted resolves with 130.
  */
 async function main(argv, io) {
   const [name, ...rest] = argv;
@@ -68,10 +72,14 @@ async function main(argv, io) {
     else io.stdout.write(out.text.endsWith('\n') ? out.text : out.text + '\n');
     return out.failed ? EXIT.FAILED : EXIT.OK;
   } catch (err) {
+    if (io.signal && io.signal.aborted) {
+      reportError({ code: 'ERR_ABORTED', message: 'interrupted (Ctrl-C); the operation was stopped' }, json, io);
+      return INTERRUPTED;
+    }
     reportError(err, json, io);
     if (err && err.usage) io.stderr.write(`Run 'vecvault ${Object.hasOwn(COMMANDS, name) ? name + ' ' : ''}--help' for usage.\n`);
     return err && err.usage ? EXIT.USAGE : EXIT.FAILED;
   }
 }
 
-module.exports = { main };
+module.exports = { main, INTERRUPTED };

@@ -20,7 +20,7 @@ const copy = {
   options: {},
   positionals: ['src', 'dst'],
   async run({ src, dst }, values, io) {
-    const r = await withProgress('copy', io, (onProgress) => vectorDb().copy(src, dst, { onProgress }));
+    const r = await withProgress('copy', io, (onProgress, signal) => vectorDb().copy(src, dst, { onProgress, signal }));
     return result({ copy: r }, [
       ['generation', r.generation],
       ['objects copied', r.objectsCopied],
@@ -39,7 +39,7 @@ const exportCmd = {
   async run({ dir, file }, values, io) {
     vectorDb(); // the same addon check as the other commands
     const { exportSession } = require('../storage/export');
-    const r = await withProgress('export', io, (onProgress) => exportSession(dir, file, { onProgress }));
+    const r = await withProgress('export', io, (onProgress, signal) => exportSession(dir, file, { onProgress, signal }));
     return result({ export: r }, [
       ['generation', r.generation],
       ['records', r.records],
@@ -55,7 +55,7 @@ const importCmd = {
   options: {},
   positionals: ['file', 'dir'],
   async run({ file, dir }, values, io) {
-    const r = await withProgress('import', io, (onProgress) => vectorDb().import(file, dir, { onProgress }));
+    const r = await withProgress('import', io, (onProgress, signal) => vectorDb().import(file, dir, { onProgress, signal }));
     return result({ import: r }, [
       ['generation', r.generation],
       ['objects written', r.objectsWritten],

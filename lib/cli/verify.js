@@ -333,7 +333,8 @@ module.exports = {
     'Each damaged object is reported once, with its error code, the message naming it\n' +
     'and the generations that reference it. History copies newer than manifest.json\n' +
     '(a save that did not commit) are listed as ignored.\n' +
-    'Exit 0: intact; exit 1: damage found (or the session could not be opened).\n',
+    'Exit 0: intact; exit 1: damage found (or the session could not be opened);\n' +
+    'exit 130: interrupted (Ctrl-C).\n',
   options: { ...SECRET, 'cache-mb': { type: 'string' } },
   positionals: ['dir'],
   run,
