@@ -240,6 +240,24 @@ describe('45 vecvault verify and Ctrl-C', function () {
       assert.deepEqual(r.json.verify.damaged.map((d) => [d.object, d.code, d.generations]), [['manifests/00000000000000000002.json', 'ERR_MANIFEST_AUTH', [2]]], r.stdout);
     });
 
+    it('a session that changes while verify runs is an error (ERR_CONFLICT), not a report about the wrong generation', async function () {
+      const dir = copyOf(gens, tmp, 'changing');
+      // Another writer's commit, played by a preload: manifest.json is replaced between verify's reading it and the load.
+      const swap = path.join(tmp, 'swap-manifest.js');
+      fs.writeFileSync(swap, `
+        const { DirStorage } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'storage', 'dir'))});
+        const list = DirStorage.prototype.list;
+        DirStorage.prototype.list = async function (prefix, o) {
+          const r = await list.call(this, prefix, o);
+          if (prefix === 'manifests/') require('node:fs').copyFileSync(${JSON.stringify(history(dir, 3))}, ${JSON.stringify(path.join(dir, 'manifest.json'))});
+          return r;
+        };`);
+      const r = await start(['verify', dir, '--key-file', keyFile, '--json'], { node: ['-r', swap] }).done;
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.json.error.code, 'ERR_CONFLICT');
+      assert.match(r.json.error.message, /changed while verify ran/);
+    });
+
     it('memory stays within the cache bound (--cache-mb), not the session size', async function () {
       const { VectorDB } = h.vecvault();
       const dir = path.join(tmp, 'big');

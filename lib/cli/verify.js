@@ -218,6 +218,10 @@ async function checkGeneration(dir, g, values, io, ctx) {
   try {
     await withSession(target, values, io, async (db) => {
       summary.opened = true;
+      if (db.loadStats.generation !== g.generation) {
+        const { VecvaultError } = require('../errors');
+        throw new VecvaultError(`${dir} changed while verify ran (generation ${db.loadStats.generation} was committed); run verify again`, 'ERR_CONFLICT');
+      }
       ctx.sample(db);
       ctx.step(1);
       await checkLoaded(db, g, summary, ctx);
