@@ -437,6 +437,19 @@ describe('44 vecvault bench', function () {
       assert.equal(s.stdout, '');
     });
 
+    it('on a TTY each stage is a progress bar drawn in place', async function () {
+      const stderr = { text: '', isTTY: true, columns: 100, write: (x) => ((stderr.text += x), true), on() {}, removeListener() {} };
+      const io = { stdout: sink(), stderr, env: {} };
+      const code = await main(['bench', file('v.fvecs'), '--queries-count', '10', '--ef', '64', '--min-time', '0'], io);
+      assert.equal(code, 0, stderr.text);
+      for (const stage of ['read base', 'ground truth: load', 'ground truth: search', 'build hnsw', 'search']) {
+        assert.ok(stderr.text.includes(`${stage} [`), `a bar for ${stage}`);
+      }
+      assert.ok(stderr.text.includes('\x1b['), 'drawn with terminal control sequences');
+      assert.doesNotMatch(stderr.text, /^build hnsw: \d+%/m, 'not the plain lines');
+      assert.match(io.stdout.text, /recall@10/);
+    });
+
     it('bin/vecvault.js bench runs as a process: exit 0, one JSON object on stdout, plain progress on stderr', async function () {
       // The default --min-time: the queries are repeated, recall still comes from the exact truth.
       const r = await spawnCli(['bench', file('v2.npy'), '--ef', '32,256', '--queries-count', '10', '--json']);

@@ -167,6 +167,7 @@ async function loadData(baseFile, o, io) {
   const n = o.queriesCount ?? Math.min(room, 1000, Math.max(10, Math.floor(all.count / 100)));
   if (n > room) throw usageError(`--queries-count ${n} leaves fewer than --k (${o.k}) of the ${all.count} vectors in ${baseFile} to index`);
   const split = holdOut(all, n, o.seed);
+  all.data = null; // the split holds copies: let the whole file's array go
   const ids = split.baseRows.map(String);
   return { all, ids, base: split.base, queries: split.queries, nq: n, source: { file: null, heldOut: true, seed: o.seed, count: n } };
 }
