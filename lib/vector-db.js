@@ -55,8 +55,26 @@ function resolveTarget(target, what) {
  * native handle over the Storage whose requests honour `signal` while fn
  * runs (and only then: a lazy database keeps reading through the handle).
  */
+/** Codes of errors about a session's files, whose messages must name the session. */
+const ABOUT_FILES = new Set([
+  'ERR_WRONG_KEY', 'ERR_MANIFEST_CORRUPT', 'ERR_MANIFEST_AUTH', 'ERR_CHUNK_MISSING', 'ERR_CHUNK_CORRUPT', 'ERR_METADATA_CORRUPT',
+  'ERR_UNSUPPORTED_VERSION', 'ERR_LOCKED', 'ERR_IO', 'ERR_NOSPC', 'ERR_NOT_FOUND', 'ERR_ROLLBACK', 'ERR_NOT_A_SESSION', 'ERR_CONFLICT', 'ERR_ACCESS',
+]);
+
+/** `err`, its message naming the session directory `dir` if it is about the session's files and does not yet. */
+function namingDir(err, dir) {
+  if (err instanceof VecvaultError && ABOUT_FILES.has(err.code) && !err.message.includes(dir)) err.message += ` (session ${dir})`;
+  return err;
+}
+
 async function withTarget(t, options, signal, fn) {
-  if (!t.storage) return fn(t.dir, null);
+  if (!t.storage) {
+    try {
+      return await fn(t.dir, null);
+    } catch (err) {
+      throw namingDir(err, t.dir);
+    }
+  }
   const bridge = openNative(t.storage, options);
   bridge.state.signal = signal || undefined;
   try {
@@ -419,11 +437,16 @@ class VectorDB {
     return n;
   }
 
-  /** Counts an async call that may wait for JS storage under the engine's lock. */
+  /**
+   * Counts an async call that may wait for JS storage under the engine's lock.
+   * A lazy read's error about the session's files names its directory.
+   */
   async #busy(fn) {
     this.#storageBusy++;
     try {
       return await fn();
+    } catch (err) {
+      throw this.#source && this.#source.dir ? namingDir(err, this.#source.dir) : err;
     } finally {
       this.#storageBusy--;
     }

@@ -271,4 +271,61 @@ describe('39 conventions', function () {
       assert.equal(hits[0].id, 'f64');
     });
   });
+
+  describe("every message about a session's files names the session", function () {
+    async function saved(tag) {
+      const dir = s.freshPath(tag);
+      const db = s.newDb({ dimension: 4, chunkSize: 8, key: s.keyFor('names') });
+      s.fill(db, 40, { seed: 3, unicode: false });
+      await db.save(dir);
+      return dir;
+    }
+
+    async function rejection(promise) {
+      try {
+        await promise;
+      } catch (err) {
+        return err;
+      }
+      assert.fail('expected a rejection');
+    }
+
+    it('load with the wrong key, a damaged manifest, a damaged index object', async function () {
+      const dir = await saved('names-load');
+      let err = await rejection(VectorDB.load(dir, { key: s.keyFor('other') }));
+      h.assertVecvaultError(err, 'ERR_WRONG_KEY');
+      assert.ok(err.message.includes(dir), err.message);
+
+      const { index } = s.manifestObjects(dir);
+      s.flipBit(index[0].path, fs.statSync(index[0].path).size - 8);
+      err = await rejection(VectorDB.load(dir, { key: s.keyFor('names'), lazy: true }));
+      h.assertVecvaultError(err, 'ERR_CHUNK_CORRUPT');
+      assert.ok(err.message.includes(dir) && err.message.includes(index[0].name), err.message);
+
+      s.flipBit(path.join(dir, 'manifest.json'), 200);
+      for (const p of [VectorDB.load(dir, { key: s.keyFor('names') }), VectorDB.inspect(dir)]) {
+        err = await rejection(p);
+        assert.ok(['ERR_MANIFEST_CORRUPT', 'ERR_MANIFEST_AUTH'].includes(err.code), err.code);
+        assert.ok(err.message.includes(dir), err.message);
+      }
+    });
+
+    it('a lazy read of a damaged chunk names the object and the session', async function () {
+      const dir = await saved('names-lazy');
+      const { chunks } = s.manifestObjects(dir);
+      for (const c of chunks) s.flipBit(c.path, fs.statSync(c.path).size - 8);
+      const db = await s.loadDb(dir, { key: s.keyFor('names'), lazy: true });
+      const err = await rejection(db.searchAsync([1, 0, 0, 0], 40, { efSearch: 64, rerank: 40 }).then(() => db.getAsync('v0')));
+      h.assertVecvaultError(err, 'ERR_CHUNK_CORRUPT');
+      assert.ok(err.message.includes(dir), err.message);
+      assert.ok(chunks.some((c) => err.message.includes(c.name)), err.message);
+    });
+
+    it('a message that already names the session is left alone', async function () {
+      const dir = s.freshPath('names-missing');
+      const err = await rejection(VectorDB.load(dir, { key: s.keyFor('names') }));
+      h.assertVecvaultError(err, 'ERR_NOT_FOUND');
+      assert.equal(err.message.split(dir).length, 2, err.message);
+    });
+  });
 });
