@@ -175,6 +175,33 @@ describe('44 vecvault bench', function () {
       });
     }
 
+    it('reads files of several 4 MiB pieces, naming offsets past the first piece', async function () {
+      // 70000 x 16: 4.5 MB as .fvecs and as float32 .npy, 9 MB as float64 .npy.
+      const big = h.randomVectors(70000, DIM, 9);
+      const files = {
+        'big.fvecs': fvecsBytes(big),
+        'big.npy': npyBytes({ shape: [big.length, DIM], data: f32Bytes(big) }),
+        'big8.npy': npyBytes({ major: 2, descr: '<f8', shape: [big.length, DIM], data: f64Bytes(big) }),
+      };
+      for (const [name, bytes] of Object.entries(files)) {
+        fs.writeFileSync(file(name), bytes);
+        let calls = 0;
+        const set = await readVectors(file(name), { onProgress: () => calls++ });
+        assert.ok(calls > 2, `${name}: progress per piece`);
+        assert.equal(set.count, big.length);
+        for (const i of [0, 61680, 61681, 65535, 65536, big.length - 1]) {
+          assert.deepEqual(Array.from(set.data.subarray(i * DIM, (i + 1) * DIM)), fround(big[i]), `${name} vector ${i}`);
+        }
+      }
+      const row = 69000;
+      const at = row * (4 + 4 * DIM) + 4 + 5 * 4;
+      const bad = Buffer.from(files['big.fvecs']);
+      bad.writeFloatLE(Infinity, at);
+      fs.writeFileSync(file('big-inf.fvecs'), bad);
+      await h.rejectsCode(() => readVectors(file('big-inf.fvecs')), 'ERR_INVALID_VECTOR');
+      await assert.rejects(readVectors(file('big-inf.fvecs')), { message: new RegExp(`byte ${at}: vector ${row}, component 5 is Infinity`) });
+    });
+
     it('converts float64 to the nearest float32', async function () {
       const v = [[0.1, 1 / 3, -2.5, 1e-3]];
       fs.writeFileSync(file('f8.npy'), npyBytes({ descr: '<f8', shape: [1, 4], data: f64Bytes(v) }));
