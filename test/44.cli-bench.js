@@ -202,6 +202,13 @@ describe('44 vecvault bench', function () {
       await assert.rejects(readVectors(file('big-inf.fvecs')), { message: new RegExp(`byte ${at}: vector ${row}, component 5 is Infinity`) });
     });
 
+    it('JSON lines: CRLF line ends and a leading byte-order mark are read', async function () {
+      fs.writeFileSync(file('crlf.jsonl'), '\ufeff[1, 2.5]\r\n\r\n{"vector": [3, -4]}\r\n');
+      const set = await readVectors(file('crlf.jsonl'));
+      assert.equal(set.count, 2);
+      assert.deepEqual(Array.from(set.data), [1, 2.5, 3, -4]);
+    });
+
     it('converts float64 to the nearest float32', async function () {
       const v = [[0.1, 1 / 3, -2.5, 1e-3]];
       fs.writeFileSync(file('f8.npy'), npyBytes({ descr: '<f8', shape: [1, 4], data: f64Bytes(v) }));

@@ -246,8 +246,10 @@ async function readJsonl(fh, file, size, progress) {
   let lineNo = 0;
   let firstLine = 0;
   try {
-    for await (const line of lines) {
+    for await (const raw of lines) {
       lineNo++;
+      // A byte-order mark, as some Windows editors write, is not JSON.
+      const line = lineNo === 1 && raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
       if (line.trim() === '') continue;
       let value;
       try {
