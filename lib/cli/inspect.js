@@ -1,11 +1,12 @@
 'use strict';
 // vecvault inspect <dir>: a session's manifest, without a key.
 const { bytes, table } = require('./format');
+const { withLocations } = require('./location');
 
-async function run({ dir }) {
+async function run({ dir }, values, io) {
   // Required here, so --help works without the native addon.
   const { VectorDB } = require('../vector-db');
-  const m = await VectorDB.inspect(dir);
+  const m = await withLocations([dir], io, (target) => VectorDB.inspect(target, io.signal ? { signal: io.signal } : undefined));
   const encryption = m.encrypted ? `encrypted (${m.kdf ? `passphrase, ${typeof m.kdf === 'string' ? m.kdf : JSON.stringify(m.kdf)}` : 'key'})` : 'none';
   const text = table([
     ['session', m.sessionId],
@@ -27,7 +28,8 @@ async function run({ dir }) {
 module.exports = {
   summary: 'show a session\'s manifest (no key needed, not authenticated)',
   usage: '<dir> [--json]',
-  help: 'Reads <dir>/manifest.json (its checksum verified) and prints the generation,\nformat version, counts, sizes, encryption kind and creation time.\n',
+  help:
+    'Reads <dir>/manifest.json (its checksum verified) and prints the generation,\nformat version, counts, sizes, encryption kind and creation time. <dir> may be\ns3://bucket[/prefix] (docs/CLI.md).\n',
   options: {},
   positionals: ['dir'],
   run,

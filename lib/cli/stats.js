@@ -3,9 +3,10 @@
 const { SECRET } = require('./args');
 const { withSession } = require('./session');
 const { bytes, table } = require('./format');
+const { withLocations } = require('./location');
 
 async function run({ dir }, values, io) {
-  return withSession(dir, values, io, (db) => {
+  return withLocations([dir], io, (target) => withSession(target, values, io, (db) => {
     const stats = {
       size: db.size,
       dimension: db.dimension,
@@ -28,13 +29,13 @@ async function run({ dir }, values, io) {
       ['cache', `${bytes(c.bytes)} of ${bytes(c.capacityBytes)}, ${c.entries} entries, ${c.hits} hits, ${c.misses} misses, ${c.evictions} evictions`],
     ]);
     return { json: { stats }, text };
-  });
+  }));
 }
 
 module.exports = {
   summary: 'open a session with its key (lazily) and show its size, shape, load and cache statistics',
   usage: '<dir> [--key-file <path> | --passphrase-file <path>] [--json]',
-  help: 'Loads <dir> lazily (only the index is read) and prints the vector count, dimension,\nmetric, index kind, filterable fields, loadStats and cacheStats. The secret comes from\n--key-file, --passphrase-file, VECVAULT_KEY or VECVAULT_PASSPHRASE (docs/CLI.md).\n',
+  help: 'Loads <dir> lazily (only the index is read) and prints the vector count, dimension,\nmetric, index kind, filterable fields, loadStats and cacheStats. <dir> may be\ns3://bucket[/prefix]. The secret comes from --key-file, --passphrase-file,\nVECVAULT_KEY or VECVAULT_PASSPHRASE (docs/CLI.md).\n',
   options: SECRET,
   positionals: ['dir'],
   run,
