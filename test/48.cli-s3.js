@@ -85,6 +85,36 @@ describe('48 vecvault CLI on s3:// locations', function () {
     }
   });
 
+  it('verify checks every retained generation on S3 and names a damaged object there', async function () {
+    const { VectorDB } = h.vecvault();
+    const dir = path.join(tmp, 'gens');
+    const db = new VectorDB({ dimension: 4, chunkSize: 16, key: KEY });
+    for (let g = 0; g < 3; g++) {
+      h.randomVectors(20, 4, 10 + g).forEach((v, i) => db.add(`g${g}-${i}`, v));
+      await db.save(dir);
+    }
+    db.close();
+    let r = await cli(['copy', dir, 's3://cli/gens'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    const withKey = { ...env, VECVAULT_KEY: KEY.toString('hex') };
+    r = await cli(['verify', 's3://cli/gens', '--json'], { env: withKey });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.json.verify.generations.map((g) => g.generation), [3, 2, 1]);
+    assert.equal(r.json.verify.vectors, 60);
+
+    // Damage one chunk of the current generation, through the S3 API.
+    const { GetObjectCommand, PutObjectCommand } = require('@aws-sdk/client-s3');
+    const victim = (await VectorDB.inspect(dir)).chunks[0];
+    const name = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8').slice(154, -2)).chunks.find((c) => c.seq === victim.id).name;
+    const key = `gens/objects/${name}`;
+    const body = Buffer.from(await (await s3.client.send(new GetObjectCommand({ Bucket: 'cli', Key: key }))).Body.transformToByteArray());
+    body[body.length - 3] ^= 1;
+    await s3.client.send(new PutObjectCommand({ Bucket: 'cli', Key: key, Body: body }));
+    r = await cli(['verify', 's3://cli/gens', '--json'], { env: withKey });
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(r.json.verify.damaged.some((d) => d.object === name && d.code === 'ERR_CHUNK_CORRUPT'), JSON.stringify(r.json.verify.damaged));
+  });
+
   it('a prefix without a session is exit 1, ERR_NOT_FOUND', async function () {
     const r = await cli(['inspect', 's3://cli/nobody-here', '--json'], { env });
     assert.equal(r.code, 1, r.stderr);

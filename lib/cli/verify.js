@@ -10,6 +10,7 @@
 // first, and an object a newer generation already checked is not read again.
 const { SECRET, usageError } = require('./args');
 const { withSession } = require('./session');
+const { withLocations } = require('./location');
 const { progressFor } = require('./progress');
 const { table } = require('./format');
 
@@ -85,9 +86,8 @@ function objectsOf(data, file) {
  * `ignored`, not checked. A history copy that cannot be read as a manifest of
  * this session is damage.
  */
-async function generationsOf(dir, current, found, ignored, signal) {
-  const { DirStorage, HISTORY_RE } = require('../storage/dir');
-  const store = new DirStorage(dir);
+async function generationsOf(store, current, found, ignored, signal) {
+  const { HISTORY_RE } = require('../storage/dir');
   const opts = signal ? { signal } : {};
   const now = await store.readManifest(opts);
   if (!now) throw corrupt(`${CURRENT} vanished while verify ran`);
@@ -121,10 +121,8 @@ async function generationsOf(dir, current, found, ignored, signal) {
   return out;
 }
 
-/** A read-only view of `dir` whose manifest is the history copy `data`: the engine loads it as it loads any session. */
-function historyView(dir, file, data) {
-  const { DirStorage } = require('../storage/dir');
-  const base = new DirStorage(dir);
+/** A read-only view of the storage `base` whose manifest is the history copy `data`: the engine loads it as it loads any session. */
+function historyView(base, file, data) {
   const refuse = async () => {
     const { VecvaultError } = require('../errors');
     throw new VecvaultError(`verify opens ${file} read-only`, 'ERR_INVALID_ARGUMENT');
@@ -202,7 +200,7 @@ async function checkLoaded(db, g, summary, ctx) {
 }
 
 /** Opens generation `g` (authenticating its manifest, decoding its index segments) and checks it. */
-async function checkGeneration(dir, g, values, io, ctx) {
+async function checkGeneration(where, g, values, io, ctx) {
   const summary = {
     generation: g.generation,
     manifest: g.file,
@@ -214,13 +212,13 @@ async function checkGeneration(dir, g, values, io, ctx) {
     opened: false,
     damaged: 0,
   };
-  const target = g.file === CURRENT ? dir : historyView(dir, g.file, g.data);
+  const target = g.file === CURRENT ? where.target : historyView(where.store, g.file, g.data);
   try {
     await withSession(target, values, io, async (db) => {
       summary.opened = true;
       if (db.loadStats.generation !== g.generation) {
         const { VecvaultError } = require('../errors');
-        throw new VecvaultError(`${dir} changed while verify ran (generation ${db.loadStats.generation} was committed); run verify again`, 'ERR_CONFLICT');
+        throw new VecvaultError(`${where.label} changed while verify ran (generation ${db.loadStats.generation} was committed); run verify again`, 'ERR_CONFLICT');
       }
       ctx.sample(db);
       ctx.step(1);
@@ -256,6 +254,14 @@ function cacheMb(values) {
 }
 
 async function run({ dir }, values, io) {
+  return withLocations([dir], io, (target) => {
+    const { DirStorage } = require('../storage/dir');
+    return verify({ target, label: dir, store: typeof target === 'string' ? new DirStorage(target) : target }, values, io);
+  });
+}
+
+/** Verifies the session at `where`: { target (a directory or a Storage), label, store (a Storage on it) }. */
+async function verify(where, values, io) {
   const { VectorDB } = require('../vector-db');
   const load = cacheMb(values);
   const found = new Damage();
@@ -276,7 +282,7 @@ async function run({ dir }, values, io) {
   };
   let manifest;
   try {
-    manifest = await VectorDB.inspect(dir, opts);
+    manifest = await VectorDB.inspect(where.target, opts);
   } catch (err) {
     found.add(null, 'manifest', CURRENT, err);
     return finish();
@@ -284,7 +290,7 @@ async function run({ dir }, values, io) {
   Object.assign(report, { generation: manifest.generation, chunks: manifest.chunkCount, indexSegments: manifest.indexSegmentCount });
   let gens;
   try {
-    gens = await generationsOf(dir, manifest, found, report.ignored, io.signal);
+    gens = await generationsOf(where.store, manifest, found, report.ignored, io.signal);
   } catch (err) {
     found.add(manifest.generation, 'manifest', CURRENT, err);
     return finish();
@@ -311,7 +317,7 @@ async function run({ dir }, values, io) {
   try {
     progress.onProgress(0, total);
     for (const g of gens) {
-      const s = await checkGeneration(dir, g, values, io, ctx);
+      const s = await checkGeneration(where, g, values, io, ctx);
       if (g.file === CURRENT) report.vectors = s.vectors;
       report.generations.push(s);
     }
@@ -337,6 +343,7 @@ module.exports = {
     'Each damaged object is reported once, with its error code, the message naming it\n' +
     'and the generations that reference it. History copies newer than manifest.json\n' +
     '(a save that did not commit) are listed as ignored.\n' +
+    '<dir> may be s3://bucket[/prefix] (docs/CLI.md).\n' +
     'Exit 0: intact; exit 1: damage found (or the session could not be opened);\n' +
     'exit 130: interrupted (Ctrl-C).\n',
   options: { ...SECRET, 'cache-mb': { type: 'string' } },
