@@ -189,9 +189,14 @@ describe('39 conventions', function () {
         null,
         1,
       ];
+      const dir = s.freshPath('sig-shape');
+      await db.save(dir);
       for (const signal of bad) {
         await h.rejectsCode(() => db.searchAsync(q, 3, { signal }), 'ERR_INVALID_ARGUMENT', `signal ${JSON.stringify(signal)}`);
         await h.rejectsCode(() => db.addBatchAsync([], { signal }), 'ERR_INVALID_ARGUMENT');
+        /* The session transfers check it the same way. */
+        await h.rejectsCode(() => VectorDB.copy(dir, s.freshPath('sig-copy'), { signal }), 'ERR_INVALID_ARGUMENT', `copy, signal ${JSON.stringify(signal)}`);
+        await h.rejectsCode(() => db.export(path.join(s.tmpDir('sig-export'), 'x.vvx'), { signal }), 'ERR_INVALID_ARGUMENT', `export, signal ${JSON.stringify(signal)}`);
       }
     });
   });

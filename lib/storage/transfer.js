@@ -18,6 +18,7 @@
  * before it is used.
  */
 const { VecvaultError, abortError } = require('../errors');
+const { isAbortSignalLike } = require('../options');
 const { DirStorage, OBJECT_RE, HISTORY_RE, MANIFEST_MAX_BYTES } = require('./dir');
 const { classify, withRetry } = require('./retry');
 const { withLease } = require('./lease');
@@ -35,9 +36,8 @@ function parseOptions(options, what) {
   if (onProgress !== undefined && typeof onProgress !== 'function') {
     throw new VecvaultError(`${what}: onProgress must be a function`, 'ERR_INVALID_ARGUMENT');
   }
-  if (signal !== undefined && (signal === null || typeof signal !== 'object' || typeof signal.aborted !== 'boolean' ||
-      typeof signal.addEventListener !== 'function')) {
-    throw new VecvaultError(`${what}: signal must be an AbortSignal`, 'ERR_INVALID_ARGUMENT');
+  if (signal !== undefined && !isAbortSignalLike(signal)) {
+    throw new VecvaultError(`${what}: signal must be an AbortSignal (an object with a boolean aborted, addEventListener and removeEventListener)`, 'ERR_INVALID_ARGUMENT');
   }
   return { onProgress, signal };
 }
