@@ -14,6 +14,7 @@ const os = require('os');
 const path = require('path');
 const { spawnSync } = require('child_process');
 const { parseArgs } = require('util');
+const { packVariants } = require('../scripts/pack-variants');
 
 const ROOT = path.join(__dirname, '..');
 
@@ -23,13 +24,6 @@ function sh(cmd, args, cwd) {
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed in ${cwd}:\n${r.stdout}\n${r.stderr}`);
   return { out: r.stdout, seconds };
-}
-
-/** The package packed from `dir` into `dest`: { file, bytes, unpackedBytes }. */
-function pack(dir, dest) {
-  fs.mkdirSync(dest, { recursive: true });
-  const [info] = JSON.parse(sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dest], dir).out);
-  return { file: path.join(dest, info.filename), bytes: info.size, unpackedBytes: info.unpackedSize, files: info.entryCount };
 }
 
 function median(xs) {
@@ -58,16 +52,8 @@ function main() {
   const runs = Math.max(1, Number(values.runs) | 0);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vv-bench-install-'));
   try {
-    console.log('install: building the prebuilt binary');
-    sh(process.execPath, [path.join(ROOT, 'scripts', 'prebuild.js'), '--out', path.join(tmp, 'prebuilt')], ROOT);
-    const src = path.join(tmp, 'src');
-    fs.mkdirSync(src);
-    sh('tar', ['-xzf', pack(ROOT, path.join(tmp, 'base')).file, '-C', src], tmp);
-    const pkg = path.join(src, 'package');
-    fs.rmSync(path.join(pkg, 'prebuilds'), { recursive: true, force: true });
-    const source = pack(pkg, path.join(tmp, 'source'));
-    fs.cpSync(path.join(tmp, 'prebuilt', 'prebuilds'), path.join(pkg, 'prebuilds'), { recursive: true });
-    const prebuilt = pack(pkg, path.join(tmp, 'prebuilt-pack'));
+    console.log('install: building the prebuilt binary and packing');
+    const { withPrebuild: prebuilt, withoutPrebuild: source } = packVariants(tmp);
     const result = {
       date: new Date().toISOString(),
       node: process.version,

@@ -20,6 +20,7 @@ const path = require('node:path');
 const { execFileSync, spawnSync } = require('node:child_process');
 const h = require('./helpers');
 const deps = require('../scripts/check-deps');
+const { packVariants } = require('../scripts/pack-variants');
 
 const TUPLE = 'linux-x64';
 
@@ -37,12 +38,6 @@ function ok(r, what) {
 /** Where `tool` is on this PATH (resolved before PATH is stripped). */
 function which(tool) {
   return fs.realpathSync(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim());
-}
-
-/** Packs `dir` (scripts ignored) into `dest` and returns the tarball's path. */
-function pack(dir, dest) {
-  const r = ok(run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dest], { cwd: dir }), 'npm pack');
-  return path.join(dest, JSON.parse(r.stdout)[0].filename);
 }
 
 /** The real files of the libraries the repository's build links, their headers and pkg-config files. */
@@ -95,19 +90,10 @@ describe('46 the packed tarball on a machine without the libraries or a compiler
     fs.symlinkSync('/bin/sh', path.join(bin, 'sh')); // npm runs scripts with sh, found on PATH
     hide = systemFiles().all;
 
-    ok(run(process.execPath, [path.join(h.ROOT, 'scripts', 'prebuild.js'), '--out', path.join(tmp, 'prebuilt')]), 'scripts/prebuild.js');
     // The package as npm packs it, once without and once with the prebuilt binary.
-    const base = pack(h.ROOT, tmp);
-    const src = path.join(tmp, 'src');
-    fs.mkdirSync(src);
-    ok(run('tar', ['-xzf', base, '-C', src]), 'tar');
-    const pkg = path.join(src, 'package');
-    fs.rmSync(path.join(pkg, 'prebuilds'), { recursive: true, force: true });
-    fs.mkdirSync(path.join(tmp, 'without'));
-    withoutPrebuild = pack(pkg, path.join(tmp, 'without'));
-    fs.cpSync(path.join(tmp, 'prebuilt', 'prebuilds'), path.join(pkg, 'prebuilds'), { recursive: true });
-    fs.mkdirSync(path.join(tmp, 'with'));
-    withPrebuild = pack(pkg, path.join(tmp, 'with'));
+    const packs = packVariants(tmp);
+    withoutPrebuild = packs.withoutPrebuild.file;
+    withPrebuild = packs.withPrebuild.file;
   });
 
   after(function () {
