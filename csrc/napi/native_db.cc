@@ -431,6 +431,7 @@ Napi::Value DeleteWhere(const Napi::CallbackInfo &info) {
   Filter f(info[0]);
   uint64_t n = 0;
   if (int rc = vv_db_delete_where(h.db, f.data(), f.bytes.size(), &n)) ThrowStatus(info.Env(), rc);
+  h.Account(info.Env());
   return Napi::Number::New(info.Env(), double(n));
 }
 
